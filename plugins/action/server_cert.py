@@ -1,0 +1,58 @@
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for pgtls.ssl.server_cert: key and CSR on the database host, signature on the controller."""
+
+from __future__ import annotations
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_sans
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import SERVER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import SERVER_CERT
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import IssuingAction, Request, diff_for, pem
+
+
+class ActionModule(IssuingAction):
+    SPEC = SERVER_CERT
+
+    def requests(self, params, issuer):
+        sans = parse_sans(params["subject_alt_names"], "subject_alt_names")
+        if not sans:
+            raise PkiError("at least one DNS name or IP address is needed", where="subject_alt_names")
+        common_name = params["common_name"] or str(sans[0].value)
+        if params["root_cert_path"] and issuer.root is None:
+            raise PkiError("root_cert_path needs the root: give it in issuer_chain_path or issuer_chain_content",
+                           where="root_cert_path")
+        item = {
+            "name": "server",
+            "key_path": params["key_path"],
+            "cert_path": params["cert_path"],
+            "csr_path": params["csr_path"],
+            "root_path": params["root_cert_path"],
+            "key_type": params["key_type"],
+            "common_name": common_name,
+            "subject_alt_names": params["subject_alt_names"],
+            "owner": params["owner"],
+            "group": params["group"],
+            "key_mode": params["key_mode"],
+            "cert_mode": params["cert_mode"],
+        }
+        wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
+        root_pem = pem([issuer.root]) if params["root_cert_path"] else None
+        return [Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)]
+
+    def summarize(self, params, requests):
+        request = requests[0]
+        result = {
+            "changed": bool(request.reasons),
+            "reasons": request.reasons,
+            "issued": request.issued,
+            "cert_path": params["cert_path"],
+            "key_path": params["key_path"],
+            "certificate": cert_info(request.chain[0]),
+            "chain_length": len(request.chain),
+        }
+        if self._task.diff:
+            result["diff"] = diff_for(requests)
+        return result

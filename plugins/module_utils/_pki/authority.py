@@ -1,0 +1,98 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""Root and intermediate CAs (module pgtls.ssl.ca). An existing, valid CA is never replaced implicitly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from . import compat
+from .errors import PkiError
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from .files import Attrs, apply_attributes, differences, parse_mode, read_bytes, resolve_gid, resolve_uid, \
+    write_atomic
+from .info import cert_info, diff_text
+from .issue import ca_problem, issue_certificate, load_issuer, signed_by
+from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
+from .names import build_name
+from .profiles import INTERMEDIATE_CA, ROOT_CA
+
+DEFAULT_DAYS = {"root_ca": 3650, "intermediate_ca": 1825}
+
+
+def ensure_ca(params: dict, check_mode: bool) -> dict:
+    issuer = load_issuer(params, "issuer")
+    profile = ROOT_CA if issuer is None else INTERMEDIATE_CA
+    if issuer is not None and params.get("path_length") is not None:
+        profile = dataclasses.replace(profile, path_length=params["path_length"])
+    valid_days = params.get("valid_days") or DEFAULT_DAYS[profile.name]
+    subject = build_name(params["common_name"], params.get("subject"), where="subject")
+    uid = resolve_uid(params.get("owner"), "owner")
+    gid = resolve_gid(params.get("group"), "group")
+    key_attrs = Attrs(parse_mode(params["key_mode"], "key_mode"), uid, gid)
+    cert_attrs = Attrs(parse_mode(params["cert_mode"], "cert_mode"), uid, gid)
+    cert_path, key_path = params["cert_path"], params["key_path"]
+    passphrase = params.get("key_passphrase")
+
+    cert_data = read_bytes(cert_path, "cert_path", missing_ok=True)
+    key_data = read_bytes(key_path, "key_path", missing_ok=True)
+    cert = compat.load_certificates(cert_data, f"cert_path ({cert_path})")[0] if cert_data is not None else None
+    key = load_private_key(key_data, passphrase, f"key_path ({key_path})") if key_data is not None else None
+    result = {"changed": False, "reasons": [], "warnings": [], "kind": profile.name}
+
+    if cert is not None and not params["force"]:
+        if key is None:
+            raise PkiError(f"the CA certificate {cert_path} exists but its key does not; a CA is never replaced "
+                           "implicitly: restore the key or set force=true to create a new CA", where="key_path")
+        if not same_public_key(cert.public_key(), key):
+            raise PkiError(f"the CA certificate {cert_path} and the key {key_path} do not match", where="key_path")
+        problem = ca_problem(cert)
+        if problem:
+            raise PkiError(f"{problem}; a CA is never replaced implicitly: set force=true to create a new one",
+                           where="cert_path")
+        drift = []
+        if cert.subject != subject:
+            drift.append(f"subject is {cert.subject.rfc4514_string()}, options ask for {subject.rfc4514_string()}")
+        if key_type_of(key) != params["key_type"]:
+            drift.append(f"key type is {key_type_of(key)}, options ask for {params['key_type']}")
+        if issuer is not None and not signed_by(cert, issuer.cert):
+            drift.append(f"it was not issued by {issuer.cert.subject.rfc4514_string()}")
+        if issuer is None and cert.issuer != cert.subject:
+            drift.append("it is not self-signed but no issuer was given")
+        if drift:
+            result["warnings"].append(f"existing CA {cert_path} kept although " + "; ".join(drift)
+                                      + " (set force=true to replace it)")
+        for path, attrs in ((key_path, key_attrs), (cert_path, cert_attrs)):
+            changes = differences(path, attrs)
+            if changes:
+                result["changed"] = True
+                result["reasons"].append(f"{path}: {', '.join(changes)}")
+                if not check_mode:
+                    apply_attributes(path, attrs)
+        return _finish(result, cert, key, cert_path, key_path, before=cert)
+
+    result["changed"] = True
+    result["reasons"].append("forced" if cert is not None else "no CA certificate yet")
+    if key is None or params["force"] or key_type_of(key) != params["key_type"]:
+        key = generate_key(params["key_type"])
+        new_key = True
+    else:
+        new_key = False
+    new_cert = issue_certificate(subject=subject, public_key=key.public_key(), profile=profile,
+                                 valid_days=valid_days, issuer=issuer, self_signing_key=key)
+    if not check_mode:
+        if new_key:
+            write_atomic(key_path, private_key_pem(key, passphrase), key_attrs, "key_path")
+        else:
+            apply_attributes(key_path, key_attrs)
+        write_atomic(cert_path, new_cert.public_bytes(Encoding.PEM), cert_attrs, "cert_path")
+    return _finish(result, new_cert, key, cert_path, key_path, before=cert)
+
+
+def _finish(result, cert, key, cert_path, key_path, before) -> dict:
+    result["certificate"] = cert_info(cert)
+    result["cert_path"] = cert_path
+    result["key"] = {"path": key_path, "type": key_type_of(key), "public_key_fingerprint": public_fingerprint(key)}
+    result["diff"] = {"before": diff_text(cert_info(before) if before is not None else None),
+                      "after": diff_text(result["certificate"]), "before_header": cert_path, "after_header": cert_path}
+    return result

@@ -1,0 +1,21 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""Names shared by argument specs and the PKI core; imports nothing, so specs load without cryptography."""
+
+from __future__ import annotations
+
+# The public names of the key types, in the order the documentation lists them.
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
+DEFAULT_KEY_TYPE = "ec-p256"
+
+# CRL entry reasons (RFC 5280 CRLReason), as the crl module's option names them.
+REVOCATION_REASONS = (
+    "unspecified",
+    "key_compromise",
+    "ca_compromise",
+    "affiliation_changed",
+    "superseded",
+    "cessation_of_operation",
+    "certificate_hold",
+    "privilege_withdrawn",
+    "aa_compromise",
+)

@@ -1,0 +1,159 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""Certificate revocation lists: a declarative list in, a signed CRL out, re-signed only when needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from . import compat
+from .constants import REVOCATION_REASONS
+from .errors import PkiError
+from .issue import Issuer
+from .keys import signing_hash, verify_signature
+from .profiles import extension
+
+# Our option names are the ReasonFlags member names.
+REASONS = {name: getattr(x509.ReasonFlags, name) for name in REVOCATION_REASONS}
+_REASON_NAMES = {flag: name for name, flag in REASONS.items()}
+
+
+@dataclass(frozen=True)
+class Revocation:
+    serial: int
+    reason: str = "unspecified"
+    date: dt.datetime | None = None
+
+
+def parse_serial(value, where: str) -> int:
+    """Accept an integer, ``0x``-prefixed hex, or colon-separated hex as printed by openssl and our results."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        if text.lower().startswith("0x"):
+            return int(text[2:], 16)
+        if ":" in text:
+            return int(text.replace(":", ""), 16)
+        return int(text, 10)
+    except ValueError:
+        raise PkiError(f"{value!r} is not a serial number (decimal, 0x-hex or colon-separated hex)",
+                       where=where) from None
+
+
+def entries(crl: x509.CertificateRevocationList) -> dict[int, Revocation]:
+    found = {}
+    for revoked in crl:
+        reason = "unspecified"
+        try:
+            flag = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
+            reason = _REASON_NAMES.get(flag, "unspecified")
+        except x509.ExtensionNotFound:
+            pass
+        found[revoked.serial_number] = Revocation(revoked.serial_number, reason, compat.revocation_date(revoked))
+    return found
+
+
+def crl_signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    if crl.issuer != ca.subject:
+        return False
+    return verify_signature(ca.public_key(), crl.signature, crl.tbs_certlist_bytes, crl.signature_hash_algorithm)
+
+
+def resign_reasons(
+    existing: x509.CertificateRevocationList | None,
+    issuer: Issuer,
+    wanted: list[Revocation],
+    renew_before: dt.timedelta,
+    at: dt.datetime | None = None,
+) -> list[str]:
+    """Why the CRL must be signed again (empty: keep it)."""
+    at = at or compat.now()
+    if existing is None:
+        return ["no CRL yet"]
+    if not crl_signed_by(existing, issuer.cert):
+        return ["the existing CRL was not signed by this CA"]
+    reasons = []
+    have = {serial: rev.reason for serial, rev in entries(existing).items()}
+    want = {rev.serial: rev.reason for rev in wanted}
+    if have != want:
+        added = len(set(want) - set(have))
+        removed = len(set(have) - set(want))
+        changed = len([s for s in set(want) & set(have) if want[s] != have[s]])
+        reasons.append(f"revocation list changed (+{added} -{removed} ~{changed})")
+    next_update = compat.crl_next_update(existing)
+    if next_update is None:
+        reasons.append("the existing CRL has no nextUpdate")
+    elif next_update <= at:
+        reasons.append(f"the existing CRL expired on {next_update.isoformat()}")
+    elif next_update - at < renew_before:
+        reasons.append(f"nextUpdate {next_update.isoformat()} is within the renewal window")
+    return reasons
+
+
+def build_crl(
+    issuer: Issuer,
+    wanted: list[Revocation],
+    previous: x509.CertificateRevocationList | None,
+    next_update: dt.timedelta,
+    at: dt.datetime | None = None,
+) -> x509.CertificateRevocationList:
+    """Sign a CRL listing ``wanted``; dates already on ``previous`` are kept, its CRLNumber is incremented."""
+    at = at or compat.now()
+    known = entries(previous) if previous is not None else {}
+    number = 1
+    if previous is not None:
+        previous_number = extension(previous, x509.CRLNumber)
+        number = (previous_number.crl_number + 1) if previous_number else 1
+    key = issuer.key()
+    ski = extension(issuer.cert, x509.SubjectKeyIdentifier)
+    aki = (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski) if ski is not None
+           else x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key()))
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(at)
+        .next_update(at + next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(aki, critical=False)
+    )
+    for rev in sorted(wanted, key=lambda r: r.serial):
+        date = rev.date or (known[rev.serial].date if rev.serial in known else at)
+        entry = x509.RevokedCertificateBuilder().serial_number(rev.serial).revocation_date(date)
+        if rev.reason != "unspecified":
+            entry = entry.add_extension(x509.CRLReason(REASONS[rev.reason]), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(key, signing_hash(key))
+
+
+def chain_crl_problems(
+    chain: list[x509.Certificate],
+    crls: list[x509.CertificateRevocationList],
+    at: dt.datetime | None = None,
+) -> list[str]:
+    """What PostgreSQL's CRL check (X509_V_FLAG_CRL_CHECK_ALL) would reject: a CA in ``chain`` (CA certificates,
+    root included) without a CRL it signed, or one whose nextUpdate has passed, or a revoked certificate."""
+    at = at or compat.now()
+    problems = []
+    by_issuer = {}
+    for crl in crls:
+        by_issuer.setdefault(crl.issuer, []).append(crl)
+    for index, cert in enumerate(chain):
+        constraints = extension(cert, x509.BasicConstraints)
+        if constraints is not None and constraints.ca:
+            candidates = [c for c in by_issuer.get(cert.subject, []) if crl_signed_by(c, cert)]
+            label = cert.subject.rfc4514_string()
+            if not candidates:
+                problems.append(f"no CRL signed by {label}: PostgreSQL fails with 'unable to get certificate CRL'")
+            else:
+                fresh = [c for c in candidates if (compat.crl_next_update(c) or at) > at]
+                if not fresh:
+                    problems.append(f"the CRL of {label} has expired (nextUpdate passed)")
+        issuer_crls = [c for c in by_issuer.get(cert.issuer, [])]
+        for crl in issuer_crls:
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                problems.append(f"certificate #{index + 1} ({cert.subject.rfc4514_string()}) is revoked")
+                break
+    return problems

@@ -1,0 +1,51 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""The one place that imports ``cryptography`` and checks its minimum version.
+
+The minimum is Debian 12's python3-cryptography (38.0.4): everything that runs on a target must work with it.
+The doc fragment ``pgtls.ssl.cryptography`` states the same minimum.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+MINIMUM_CRYPTOGRAPHY_VERSION = "38.0.0"
+
+try:
+    import cryptography
+
+    CRYPTOGRAPHY_VERSION: str | None = cryptography.__version__
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = None
+except ImportError:  # pragma: no cover - exercised only on hosts without cryptography
+    CRYPTOGRAPHY_VERSION = None
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def cryptography_problem() -> str | None:
+    """Return a message if cryptography is missing or too old, else None."""
+    if CRYPTOGRAPHY_VERSION is None:
+        return (
+            f"the Python library 'cryptography' (>= {MINIMUM_CRYPTOGRAPHY_VERSION}) is required on this host "
+            "but cannot be imported (Debian/Ubuntu: apt install python3-cryptography; elsewhere: pip install cryptography)"
+        )
+    if _version_tuple(CRYPTOGRAPHY_VERSION) < _version_tuple(MINIMUM_CRYPTOGRAPHY_VERSION):
+        return (
+            f"the Python library 'cryptography' is {CRYPTOGRAPHY_VERSION} on this host; "
+            f"pgtls.ssl needs {MINIMUM_CRYPTOGRAPHY_VERSION} or newer"
+        )
+    return None
+
+
+def require_cryptography(module) -> None:
+    """Fail an AnsibleModule cleanly when cryptography is unusable."""
+    problem = cryptography_problem()
+    if problem:
+        module.fail_json(msg=problem, exception=CRYPTOGRAPHY_IMPORT_ERROR)

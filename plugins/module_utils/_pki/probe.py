@@ -1,0 +1,69 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""Ask a running PostgreSQL server which certificate chain it really serves (SSLRequest, then TLS)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+
+from cryptography import x509
+
+from .errors import PkiError
+
+SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+def served_chain(host: str, port: int, server_name: str | None = None, timeout: float = 5.0) -> dict:
+    """Return ``{'chain': [Certificate, ...], 'protocol': ..., 'cipher': ...}`` as served by ``host:port``.
+
+    No verification happens here: the caller compares what is served with what is installed.
+    """
+    where = f"probe {host}:{port}"
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+    except OSError as exc:
+        raise PkiError(f"cannot connect: {exc}", where=where) from None
+    try:
+        sock.sendall(SSL_REQUEST)
+        answer = sock.recv(1)
+        if answer == b"N":
+            raise PkiError("the server answered the SSLRequest with N: SSL is off", where=where)
+        if answer != b"S":
+            raise PkiError(f"unexpected answer {answer!r} to the SSLRequest: is this PostgreSQL?", where=where)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        sni = server_name or host
+        try:
+            ipaddress.ip_address(sni)
+            sni = None
+        except ValueError:
+            pass
+        try:
+            tls = context.wrap_socket(sock, server_hostname=sni)
+        except (ssl.SSLError, OSError) as exc:
+            raise PkiError(f"TLS handshake failed: {exc}", where=where) from None
+        with tls:
+            ders = _chain_der(tls)
+            return {
+                "chain": [x509.load_der_x509_certificate(der) for der in ders],
+                "protocol": tls.version(),
+                "cipher": (tls.cipher() or (None,))[0],
+            }
+    finally:
+        sock.close()
+
+
+def _chain_der(tls: ssl.SSLSocket) -> list[bytes]:
+    # Python 3.13 has SSLSocket.get_unverified_chain(); 3.10-3.12 have it on the private _sslobj.
+    getter = getattr(tls, "get_unverified_chain", None) or getattr(getattr(tls, "_sslobj", None),
+                                                                   "get_unverified_chain", None)
+    if getter is not None:
+        try:
+            chain = getter()
+        except Exception:  # pragma: no cover - private API changed; fall back to the leaf
+            chain = None
+        if chain:
+            return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]
+    return [tls.getpeercert(binary_form=True)]

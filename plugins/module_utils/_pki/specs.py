@@ -1,0 +1,155 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""Argument specs, in one place: the modules use them and the action plugins validate user input with them.
+tests/unit checks each against the DOCUMENTATION of its module."""
+
+from __future__ import annotations
+
+from .constants import DEFAULT_KEY_TYPE, KEY_TYPES, REVOCATION_REASONS
+
+
+# The signing CA, as files or as PEM content (vault, AWX credential).
+ISSUER = {
+    "issuer_cert_path": {"type": "path"},
+    "issuer_cert_content": {"type": "str"},
+    "issuer_key_path": {"type": "path"},
+    "issuer_key_content": {"type": "str", "no_log": True},
+    "issuer_key_passphrase": {"type": "str", "no_log": True},
+    "issuer_chain_path": {"type": "path"},
+    "issuer_chain_content": {"type": "str"},
+}
+
+
+ISSUER_EXCLUSIVE = [
+    ("issuer_cert_path", "issuer_cert_content"),
+    ("issuer_key_path", "issuer_key_content"),
+    ("issuer_chain_path", "issuer_chain_content"),
+]
+ISSUER_REQUIRED_ONE = [("issuer_cert_path", "issuer_cert_content")]
+
+OWNERSHIP = {
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+}
+
+RENEWAL = {
+    "renew_before_days": {"type": "int", "default": 30},
+    "renew_before_percent": {"type": "int", "default": 0},
+}
+
+CA = {
+    "cert_path": {"type": "path", "required": True},
+    "key_path": {"type": "path", "required": True},
+    "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
+    "key_passphrase": {"type": "str", "no_log": True},
+    "common_name": {"type": "str", "required": True},
+    "subject": {"type": "dict", "default": {}},
+    "valid_days": {"type": "int"},
+    "path_length": {"type": "int"},
+    "key_mode": {"type": "str", "default": "0600"},
+    "cert_mode": {"type": "str", "default": "0644"},
+    "force": {"type": "bool", "default": False},
+    **OWNERSHIP,
+    **ISSUER,
+}
+
+SERVER_CERT = {
+    "key_path": {"type": "path", "required": True},
+    "cert_path": {"type": "path", "required": True},
+    "csr_path": {"type": "path"},
+    "root_cert_path": {"type": "path"},
+    "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
+    "common_name": {"type": "str"},
+    "subject": {"type": "dict", "default": {}},
+    "subject_alt_names": {"type": "list", "elements": "str", "required": True},
+    "valid_days": {"type": "int", "default": 365},
+    "key_mode": {"type": "str", "default": "0600"},
+    "cert_mode": {"type": "str", "default": "0644"},
+    **OWNERSHIP,
+    **RENEWAL,
+    **ISSUER,
+}
+
+CLIENT_ENTRY = {
+    "name": {"type": "str", "required": True},
+    "dir": {"type": "path"},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+}
+
+CLIENT_CERT = {
+    "clients": {"type": "list", "elements": "dict", "required": True, "options": CLIENT_ENTRY},
+    "dest": {"type": "path"},
+    "key_location": {"type": "str", "default": "target", "choices": ["target", "controller"]},
+    "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
+    "subject": {"type": "dict", "default": {}},
+    "valid_days": {"type": "int", "default": 365},
+    "create_dirs": {"type": "bool", "default": True},
+    **OWNERSHIP,
+    **RENEWAL,
+    **ISSUER,
+}
+
+REVOKED_ENTRY = {
+    "serial_number": {"type": "str"},
+    "certificate_path": {"type": "path"},
+    "certificate_content": {"type": "str"},
+    "reason": {"type": "str", "default": "unspecified", "choices": list(REVOCATION_REASONS)},
+    "revocation_date": {"type": "str"},
+}
+
+CRL = {
+    "path": {"type": "path", "required": True},
+    "revoked": {"type": "list", "elements": "dict", "default": [], "options": REVOKED_ENTRY,
+                "mutually_exclusive": [("serial_number", "certificate_path", "certificate_content")],
+                "required_one_of": [("serial_number", "certificate_path", "certificate_content")]},
+    "next_update_days": {"type": "int", "default": 30},
+    "renew_before_days": {"type": "int", "default": 7},
+    "combined_path": {"type": "path"},
+    "combine_with": {"type": "list", "elements": "path", "default": []},
+    "mode": {"type": "str", "default": "0644"},
+    **OWNERSHIP,
+    **ISSUER,
+}
+
+VALIDATE = {
+    "certificate_path": {"type": "path"},
+    "certificate_content": {"type": "str"},
+    "key_path": {"type": "path"},
+    "key_passphrase": {"type": "str", "no_log": True},
+    "ca_path": {"type": "path"},
+    "ca_content": {"type": "str"},
+    "crl_path": {"type": "path"},
+    "purpose": {"type": "str", "default": "server", "choices": ["server", "client", "any"]},
+    "hostnames": {"type": "list", "elements": "str", "default": []},
+    "min_days": {"type": "int", "default": 0},
+    "warn_days": {"type": "int", "default": 30},
+    "server_user": {"type": "str"},
+    "probe_host": {"type": "str"},
+    "probe_port": {"type": "int", "default": 5432},
+    "probe_server_name": {"type": "str"},
+    "probe_timeout": {"type": "float", "default": 5.0},
+    "fail_on_findings": {"type": "bool", "default": True},
+}
+
+HOST_ITEM = {
+    "name": {"type": "str", "required": True},
+    "key_path": {"type": "path", "required": True},
+    "cert_path": {"type": "path", "required": True},
+    "root_path": {"type": "path"},
+    "csr_path": {"type": "path"},
+    "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
+    "common_name": {"type": "str"},
+    "subject_alt_names": {"type": "list", "elements": "str", "default": []},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+    "key_mode": {"type": "str", "default": "0600"},
+    "cert_mode": {"type": "str", "default": "0644"},
+    "create_dir": {"type": "bool", "default": False},
+    "certificate": {"type": "str"},
+    "root": {"type": "str"},
+}
+
+HOST_MATERIAL = {
+    "stage": {"type": "str", "default": "prepare", "choices": ["prepare", "install"]},
+    "items": {"type": "list", "elements": "dict", "required": True, "options": HOST_ITEM},
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: client_cert
+short_description: Ensure client certificates for PostgreSQL roles, many in one task
+version_added: 0.1.0
+description:
+  - Ensures, for each entry of O(clients), a certificate with CN = the role name and extended key usage
+    C(clientAuth), for PostgreSQL's C(cert) method and C(clientcert=verify-full).
+  - Writes what libpq expects in the client's folder - C(postgresql.crt) (leaf, then intermediates, which the
+    server needs because C(ssl_ca_file) holds only the root), C(postgresql.key) (mode 0600, as libpq demands), and
+    C(root.crt) (the root that verifies the server).
+  - With O(key_location=target), keys are generated on the host where the client lives, CSRs come back to the
+    controller to be signed, and only certificates go back - the same split as M(pgtls.ssl.server_cert). With
+    O(key_location=controller), everything is written on the controller, for systems Ansible does not manage.
+  - All clients are handled in one call - two module executions for a first issue, one when nothing changed,
+    whether the list has one entry or a thousand.
+  - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
+author:
+  - pgtls.ssl maintainers
+extends_documentation_fragment:
+  - pgtls.ssl.cryptography
+  - pgtls.ssl.issuer
+attributes:
+  check_mode:
+    support: full
+    details: Nothing is written; signing happens in memory.
+  diff_mode:
+    support: full
+    details: Certificate metadata of the clients that change.
+  action:
+    support: full
+options:
+  clients:
+    description: The database roles to certify.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The role name; it becomes the certificate's CN (PostgreSQL compares it case-sensitively).
+        type: str
+        required: true
+      dir:
+        description: The folder for the three files, for example C(~app/.postgresql). Defaults to O(dest)/<name>.
+        type: path
+      owner:
+        description: Owner of the folder and files. Defaults to O(owner).
+        type: str
+      group:
+        description: Group of the folder and files. Defaults to O(group).
+        type: str
+  dest:
+    description: Base folder for clients without O(clients[].dir).
+    type: path
+  key_location:
+    description: Where keys are generated and the files written - the task's host, or the controller.
+    type: str
+    default: target
+    choices: [target, controller]
+  key_type:
+    description: Type of new keys.
+    type: str
+    default: ec-p256
+    choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+  subject:
+    description: Other subject fields for every certificate (C(organization), ...).
+    type: dict
+    default: {}
+  valid_days:
+    description: Lifetime of new certificates, cut to the issuer's end date.
+    type: int
+    default: 365
+  create_dirs:
+    description: Create a missing client folder (mode 0700).
+    type: bool
+    default: true
+  owner:
+    description: Default owner of the client files.
+    type: str
+  group:
+    description: Default group of the client files.
+    type: str
+  renew_before_days:
+    description: Issue again when fewer than this many days are left (V(0) turns the rule off).
+    type: int
+    default: 30
+  renew_before_percent:
+    description: Issue again when less than this percentage of the lifetime is left (V(0) turns it off).
+    type: int
+    default: 0
+"""
+
+EXAMPLES = r"""
+- name: Client certificate for the application's OS user, key made on the application host
+  pgtls.ssl.client_cert:
+    clients:
+      - name: app
+        dir: /home/app/.postgresql
+        owner: app
+        group: app
+    issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
+    issuer_key_path: "{{ pki_dir }}/intermediate.key"
+    issuer_chain_path: "{{ pki_dir }}/root.crt"
+
+- name: Bundles for systems Ansible does not manage, written on the controller
+  pgtls.ssl.client_cert:
+    key_location: controller
+    dest: "{{ pki_dir }}/clients"
+    clients: "{{ reporting_roles | map('community.general.dict_kv', 'name') | list }}"
+    issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
+    issuer_key_path: "{{ pki_dir }}/intermediate.key"
+    issuer_chain_path: "{{ pki_dir }}/root.crt"
+  run_once: true
+"""
+
+RETURN = r"""
+issued:
+  description: How many certificates were signed.
+  returned: success
+  type: int
+module_executions:
+  description: Module executions on the host (0 with O(key_location=controller)).
+  returned: success
+  type: int
+clients:
+  description: One entry per client, in order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name: {description: Role name., type: str, returned: success}
+    dir: {description: Folder of the files., type: str, returned: success}
+    changed: {description: Whether anything changed for this client., type: bool, returned: success}
+    issued: {description: Whether a certificate was signed., type: bool, returned: success}
+    reasons: {description: Why., type: list, elements: str, returned: success}
+    serial: {description: Serial of the certificate in place, colon hex., type: str, returned: success}
+    not_after: {description: End of validity (ISO 8601)., type: str, returned: success}
+    fingerprint_sha256: {description: SHA-256 fingerprint., type: str, returned: success}
+"""

@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: host_material
+short_description: The host half of certificate issuance - private keys, CSRs and installed chains
+version_added: 0.1.0
+description:
+  - Runs on the host that owns the keys. The actions M(pgtls.ssl.server_cert) and M(pgtls.ssl.client_cert) call
+    it; use it directly only to pair pgtls.ssl's key handling with a CA of your own.
+  - O(stage=prepare) ensures each private key (generated on the host, written with its final owner and mode from
+    the first byte, never returned) and returns a CSR for it together with the certificate files in place.
+    A key that a certificate must follow is written beside the key as C(<key_path>.pgtls-new) and moved over the
+    key only when its certificate is installed.
+  - O(stage=install) first checks every certificate against the key that will be active, then writes the chains
+    (and C(root.crt)) atomically and activates pending keys. Bad input changes no file.
+  - Refuses a key owner and mode that PostgreSQL or libpq would reject (owned by a non-root user with group or
+    other access, or by root with more than group read).
+author:
+  - pgtls.ssl maintainers
+extends_documentation_fragment:
+  - pgtls.ssl.cryptography
+attributes:
+  check_mode:
+    support: full
+    details: In O(stage=prepare) a missing key is generated in memory only, for the CSR. Nothing is written.
+  diff_mode:
+    support: none
+options:
+  stage:
+    description: V(prepare) ensures keys and returns CSRs; V(install) installs signed chains.
+    type: str
+    default: prepare
+    choices: [prepare, install]
+  items:
+    description: The key/certificate pairs, handled in one module execution.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: A label for messages and results (for example the role name).
+        type: str
+        required: true
+      key_path:
+        description: The private key file.
+        type: path
+        required: true
+      cert_path:
+        description: The certificate file (leaf first, then intermediates).
+        type: path
+        required: true
+      root_path:
+        description: Where O(items[].root) is written (a client's C(root.crt)).
+        type: path
+      csr_path:
+        description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
+        type: path
+      key_type:
+        description: Type of a new key; an existing key of another type is replaced (via a pending key).
+        type: str
+        default: ec-p256
+        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+      common_name:
+        description: CN of the CSR. Defaults to O(items[].name).
+        type: str
+      subject_alt_names:
+        description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
+        type: list
+        elements: str
+        default: []
+      owner:
+        description: Owner of the files (name or uid).
+        type: str
+      group:
+        description: Group of the files (name or gid).
+        type: str
+      key_mode:
+        description: Mode of the key file.
+        type: str
+        default: '0600'
+      cert_mode:
+        description: Mode of the certificate, CSR and root files.
+        type: str
+        default: '0644'
+      create_dir:
+        description: Create the key's folder (mode 0700, same owner) if it is missing.
+        type: bool
+        default: false
+      certificate:
+        description: With O(stage=install), the chain to install, PEM, leaf first.
+        type: str
+      root:
+        description: With O(stage=install), the trust anchors for O(items[].root_path), PEM.
+        type: str
+"""
+
+EXAMPLES = r"""
+- name: Ensure the key and get a CSR to sign elsewhere
+  pgtls.ssl.host_material:
+    items:
+      - name: server
+        key_path: /etc/ssl/private/db1.key
+        cert_path: /etc/ssl/certs/db1.crt
+        common_name: db1.example.com
+        subject_alt_names: [db1.example.com, 10.0.0.5]
+        owner: root
+        group: ssl-cert
+        key_mode: '0640'
+  register: prepared
+
+- name: Install the chain signed by an external CA
+  pgtls.ssl.host_material:
+    stage: install
+    items:
+      - name: server
+        key_path: /etc/ssl/private/db1.key
+        cert_path: /etc/ssl/certs/db1.crt
+        owner: root
+        group: ssl-cert
+        key_mode: '0640'
+        certificate: "{{ signed_chain_pem }}"
+"""
+
+RETURN = r"""
+items:
+  description: One entry per item, in order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name: {description: The item's name., type: str, returned: success}
+    changes: {description: What changed (or would change) for this item., type: list, elements: str, returned: success}
+    key:
+      description: Facts about the key that is (or will be) active; never the key itself.
+      type: dict
+      returned: O(stage=prepare)
+      contains:
+        path: {description: Key path., type: str, returned: success}
+        state: {description: V(present), V(created), V(replaced) or V(pending)., type: str, returned: success}
+        type: {description: Key type., type: str, returned: success}
+        public_key_fingerprint: {description: SHA-256 of the public key., type: str, returned: success}
+    csr: {description: CSR (PEM) for the active key., type: str, returned: O(stage=prepare)}
+    certificate: {description: The certificate file in place (PEM), or null., type: str, returned: O(stage=prepare)}
+    root: {description: The root file in place (PEM), or null., type: str, returned: O(stage=prepare)}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import HOST_MATERIAL
+
+try:
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
+except ImportError:  # cryptography missing: run() reports it
+    host_material = None
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=HOST_MATERIAL, supports_check_mode=True)
+    run(module, host_material)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: server_cert
+short_description: Ensure a PostgreSQL server's key and certificate - key made on the host, signed on the controller
+version_added: 0.1.0
+description:
+  - On the database host, ensures the private key (generated there, created with its final owner and mode, never
+    sent anywhere) and a CSR; on the controller, signs it with the issuing CA; on the host, installs C(server.crt)
+    as PostgreSQL wants it - the leaf first, then the intermediates, never the root.
+  - The CA key never goes to the host. It is read only when something must be signed.
+  - A certificate is issued again only when the key, the subject, the SANs, the issuer or the profile changed, or
+    inside the renewal window (O(renew_before_days), O(renew_before_percent)); the result says why in RV(reasons).
+  - One task per host. A first issue costs two module executions on the host (prepare, install); an unchanged
+    re-run costs one (RV(module_executions)).
+  - A new key for an existing certificate is kept aside (C(<key_path>.pgtls-new)) until its certificate is
+    installed, so key and certificate never disagree on disk, even if signing fails in between.
+  - Refuses a key owner and mode PostgreSQL would reject (C(private key file has group or world access)) -
+    V(postgres) with V(0600), or V(root) with V(0640) and a group the server's user belongs to.
+  - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
+author:
+  - pgtls.ssl maintainers
+extends_documentation_fragment:
+  - pgtls.ssl.cryptography
+  - pgtls.ssl.issuer
+attributes:
+  check_mode:
+    support: full
+    details: The host writes nothing (a missing key is made in memory); the controller still signs in memory, so a
+      wrong CA passphrase fails in check mode too. One module execution.
+  diff_mode:
+    support: full
+    details: Subject, SANs, issuer, expiry and fingerprints before and after; never key material.
+  action:
+    support: full
+options:
+  key_path:
+    description: The server's private key on the host (C(ssl_key_file)).
+    type: path
+    required: true
+  cert_path:
+    description: The server's certificate file on the host (C(ssl_cert_file)), leaf then intermediates.
+    type: path
+    required: true
+  csr_path:
+    description: Also keep the CSR on the host at this path.
+    type: path
+  root_cert_path:
+    description:
+      - Also write the root certificate here (for C(ssl_ca_file)). The root must be the issuer or be in
+        O(issuer_chain_path).
+    type: path
+  key_type:
+    description:
+      - Type of a new key. An existing key of another type is replaced.
+      - V(ed25519) needs OpenSSL 1.1.1 or newer on the server and every client, and is not accepted by many
+        non-libpq drivers (JDBC, .NET, older Go).
+    type: str
+    default: ec-p256
+    choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+  common_name:
+    description: CN of the certificate. Defaults to the first entry of O(subject_alt_names).
+    type: str
+  subject:
+    description: Other subject fields (C(country), C(state), C(locality), C(organization), C(organizational_unit)).
+    type: dict
+    default: {}
+  subject_alt_names:
+    description:
+      - Names and addresses clients connect to, as C(DNS:name), C(IP:address) or bare. libpq's C(verify-full)
+        ignores the CN once a DNS SAN exists, and honours IP SANs only from libpq 15.
+    type: list
+    elements: str
+    required: true
+  valid_days:
+    description: Lifetime of a new certificate, cut to the issuer's end date.
+    type: int
+    default: 365
+  key_mode:
+    description: Mode of the key file. V(0600) for owner V(postgres), V(0640) for owner V(root) and a group.
+    type: str
+    default: '0600'
+  cert_mode:
+    description: Mode of the certificate (and root) file.
+    type: str
+    default: '0644'
+  owner:
+    description: Owner of the files on the host.
+    type: str
+  group:
+    description: Group of the files on the host.
+    type: str
+  renew_before_days:
+    description: Issue again when fewer than this many days are left. V(0) turns the day rule off.
+    type: int
+    default: 30
+  renew_before_percent:
+    description: Issue again when less than this percentage of the lifetime is left. V(0) turns it off.
+    type: int
+    default: 0
+"""
+
+EXAMPLES = r"""
+- name: Ensure the server certificate (Debian layout, key root:ssl-cert 0640)
+  pgtls.ssl.server_cert:
+    key_path: /etc/ssl/private/postgresql.key
+    cert_path: /etc/ssl/certs/postgresql.crt
+    root_cert_path: /etc/postgresql/15/main/root.crt
+    subject_alt_names:
+      - "{{ inventory_hostname }}"
+      - "{{ ansible_fqdn }}"
+      - "IP:{{ ansible_default_ipv4.address }}"
+    owner: root
+    group: ssl-cert
+    key_mode: '0640'
+    issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
+    issuer_key_path: "{{ pki_dir }}/intermediate.key"
+    issuer_chain_path: "{{ pki_dir }}/root.crt"
+  register: server_cert
+
+- name: Say why it was issued
+  ansible.builtin.debug:
+    var: server_cert.reasons
+"""
+
+RETURN = r"""
+reasons:
+  description: Why something changed (key created, certificate issued, file modes...); empty when nothing did.
+  returned: success
+  type: list
+  elements: str
+  sample: ["subject alternative names changed (+DNS:db1.example.com)"]
+issued:
+  description: Whether a new certificate was signed.
+  returned: success
+  type: bool
+module_executions:
+  description: How many module executions on the host the task took (2 for a first issue, 1 when unchanged).
+  returned: success
+  type: int
+cert_path:
+  description: The certificate file.
+  returned: success
+  type: str
+key_path:
+  description: The key file (the key itself is never returned).
+  returned: success
+  type: str
+chain_length:
+  description: Certificates in the file (leaf and intermediates).
+  returned: success
+  type: int
+certificate:
+  description: Facts about the leaf now in place (or that would be, in check mode) - subject, issuer, serial,
+    validity, C(days_left), SANs, key type, fingerprints - as M(pgtls.ssl.ca) returns them.
+  returned: success
+  type: dict
+"""

@@ -1,0 +1,139 @@
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""Controller half of server_cert and client_cert: validate the CA first, ask the host for CSRs (one module
+execution), decide and sign here, and install only what changed (a second execution, only when needed).
+The CA key never leaves the controller; private keys never leave their host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, Wanted, reissue_reasons
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
+from cryptography.hazmat.primitives.serialization import Encoding
+
+HOST_MODULE = "pgtls.ssl.host_material"
+
+
+def pem(certs) -> str:
+    return "".join(c.public_bytes(Encoding.PEM).decode() for c in certs)
+
+
+@dataclass
+class Request:
+    """One certificate to ensure: the host item (paths, key type, owner) and what the certificate must say."""
+
+    item: dict
+    wanted: Wanted
+    valid_days: int
+    root_pem: str | None = None
+    reasons: list = field(default_factory=list)
+    chain: list = field(default_factory=list)
+    before: dict | None = None
+    install: bool = False
+    issued: bool = False
+
+
+class IssuingAction(ActionBase):
+    """Subclasses set SPEC and implement requests() and summarize()."""
+
+    TRANSFERS_FILES = False
+    SPEC: dict = {}
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        try:
+            _, args = self.validate_argument_spec(
+                argument_spec=self.SPEC, mutually_exclusive=ISSUER_EXCLUSIVE, required_one_of=ISSUER_REQUIRED_ONE
+            )
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        self.executions = 0
+        self.task_vars = task_vars
+        try:
+            params = args
+            issuer = load_issuer(params, "issuer")
+            requests = self.requests(params, issuer)
+            self.process(params, issuer, requests)
+        except PkiError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        result.update(self.summarize(params, requests))
+        result["module_executions"] = self.executions
+        return result
+
+    # Subclass hooks -------------------------------------------------------------------------------------------
+    def requests(self, params: dict, issuer: Issuer) -> list[Request]:
+        raise NotImplementedError
+
+    def summarize(self, params: dict, requests: list[Request]) -> dict:
+        raise NotImplementedError
+
+    def on_controller(self, params: dict) -> bool:
+        return False
+
+    # The flow ---------------------------------------------------------------------------------------------------
+    def host(self, params: dict, stage: str, items: list[dict]) -> list[dict]:
+        args = {"stage": stage, "items": items}
+        if self.on_controller(params):
+            # Bundles written on the controller: the same host logic, run in this process.
+            return host_material(args, self._task.check_mode)["items"]
+        self.executions += 1
+        answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
+        if answer.get("failed"):
+            raise PkiError(answer.get("msg", "the host half failed"))
+        return answer["items"]
+
+    def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
+        renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
+        prepared = self.host(params, "prepare", [r.item for r in requests])
+        for request, answer in zip(requests, prepared):
+            self.decide(request, answer, issuer, renew)
+        to_install = [r for r in requests if r.install]
+        if to_install and not self._task.check_mode:
+            items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem) for r in to_install]
+            for request, answer in zip(to_install, self.host(params, "install", items)):
+                request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
+
+    def decide(self, request: Request, answer: dict, issuer: Issuer, renew: RenewPolicy) -> None:
+        """Compare what the host has with what is wanted; sign here when needed (in check mode too, so a wrong
+        CA passphrase shows up there as well). Only the write is left for the install stage."""
+        request.reasons.extend(answer["changes"])
+        public_key = compat.load_csr(answer["csr"].encode(), f"{request.item['name']}: CSR from the host").public_key()
+        existing = []
+        if answer["certificate"]:
+            try:
+                existing = compat.load_certificates(answer["certificate"].encode(), request.item["cert_path"])
+            except PkiError as exc:
+                request.reasons.append(f"the certificate file is unusable ({exc})")
+        leaf = existing[0] if existing else None
+        request.before = cert_info(leaf) if leaf is not None else None
+        reissue = reissue_reasons(leaf, public_key, request.wanted, issuer, renew)
+        if reissue:
+            leaf = issue_certificate(subject=request.wanted.subject, public_key=public_key,
+                                     profile=request.wanted.profile, valid_days=request.valid_days, issuer=issuer,
+                                     sans=list(request.wanted.sans))
+            request.reasons.extend(reissue)
+            request.install = request.issued = True
+        request.chain = [leaf, *issuer.intermediates]
+        if not request.install and [fingerprint(c) for c in existing] != [fingerprint(c) for c in request.chain]:
+            request.reasons.append("the intermediate certificates in the file differ from the issuer's chain")
+            request.install = True
+        if request.root_pem is not None and answer.get("root") != request.root_pem:
+            request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
+            request.install = True
+
+
+def diff_for(requests: list[Request]) -> dict:
+    before = "".join(f"[{r.item['name']}]\n{diff_text(r.before)}" for r in requests if r.reasons)
+    after = "".join(f"[{r.item['name']}]\n{diff_text(cert_info(r.chain[0]))}" for r in requests if r.reasons)
+    return {"before": before, "after": after}

@@ -1,0 +1,85 @@
+"""Files: PostgreSQL's key rule (from be-secure-common.c, see PG_SSL_FACTS), atomic writes, readability."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+
+import pytest
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
+    Attrs, ensure_file, key_permission_problem, parse_mode, readable_by, write_atomic)
+
+POSTGRES_UID = 1234
+KEY_RULE = [
+    # (owner uid, mode, PostgreSQL accepts)
+    (POSTGRES_UID, 0o600, True),
+    (POSTGRES_UID, 0o400, True),
+    (POSTGRES_UID, 0o640, False),
+    (POSTGRES_UID, 0o604, False),
+    (0, 0o640, True),
+    (0, 0o600, True),
+    (0, 0o660, False),
+    (0, 0o644, False),
+    (0, 0o650, False),
+]
+
+
+@pytest.mark.parametrize("uid,mode,accepted", KEY_RULE)
+def test_key_rule(uid, mode, accepted):
+    assert (key_permission_problem(uid, mode, "key") is None) is accepted
+
+
+def test_write_atomic_creates_with_final_mode_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "server.key"
+    write_atomic(str(target), b"secret", Attrs(0o640, None, None), "key_path")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert target.read_bytes() == b"secret"
+    assert [p.name for p in tmp_path.iterdir()] == ["server.key"]
+
+
+def test_write_into_missing_folder_names_it(tmp_path):
+    with pytest.raises(PkiError, match=r"key_path: folder .*/nope does not exist"):
+        write_atomic(str(tmp_path / "nope" / "k"), b"x", Attrs(0o600), "key_path")
+
+
+def test_ensure_file_reports_then_is_idempotent(tmp_path):
+    path = str(tmp_path / "f")
+    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=True) == ["created"]
+    assert not os.path.exists(path)
+    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=False) == ["created"]
+    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=False) == []
+    os.chmod(path, 0o666)
+    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=False) == ["mode 0666 -> 0644"]
+    assert ensure_file(path, b"b", Attrs(0o644), "p", check_mode=False) == ["content changed"]
+
+
+@pytest.mark.parametrize("mode", ["0600", "640", "0o600x", "99999"])
+def test_parse_mode(mode):
+    if mode in ("0600", "640"):
+        assert parse_mode(mode, "key_mode") in (0o600, 0o640)
+    else:
+        with pytest.raises(PkiError, match="key_mode"):
+            parse_mode(mode, "key_mode")
+
+
+def test_readable_by_follows_mode_bits(tmp_path):
+    folder = tempfile.mkdtemp(dir="/tmp")  # pytest's own tmp root is 0700, closed to other users
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "k")
+        with open(path, "wb") as handle:
+            handle.write(b"x")
+        os.chmod(path, 0o600)
+        assert readable_by(path, "root") is None
+        assert "cannot read" in readable_by(path, "nobody")
+        os.chmod(path, 0o644)
+        assert readable_by(path, "nobody") is None
+        os.chmod(folder, 0o700)
+        assert "cannot enter folder" in readable_by(path, "nobody")
+        assert "does not exist" in readable_by(path, "no-such-user-pgtls")
+    finally:
+        shutil.rmtree(folder)

@@ -1,0 +1,96 @@
+"""The host half: key created with its final mode, pending keys, install refuses a certificate for another key."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from pkitools import Pki, pem
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import PENDING_SUFFIX, host_material
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import issue_certificate
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import SERVER
+
+
+def _item(tmp_path, **extra):
+    item = {"name": "server", "key_path": str(tmp_path / "server.key"), "cert_path": str(tmp_path / "server.crt"),
+            "common_name": "db1", "subject_alt_names": ["db1"], "key_mode": "0600"}
+    item.update(extra)
+    return item
+
+
+def _sign(pki, csr_pem):
+    csr = compat.load_csr(csr_pem.encode(), "csr")
+    return issue_certificate(subject=build_name("db1"), public_key=csr.public_key(), profile=SERVER,
+                             valid_days=30, issuer=pki.issuer)
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=True)
+    assert result["changed"] and result["items"][0]["key"]["state"] == "created"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_first_issue_then_unchanged(tmp_path):
+    pki = Pki()
+    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    pending = tmp_path / ("server.key" + PENDING_SUFFIX)
+    assert pending.exists() and not (tmp_path / "server.key").exists()
+    assert stat.S_IMODE(os.stat(pending).st_mode) == 0o600
+    assert "PRIVATE KEY" not in repr(prepared)
+    chain = pem(_sign(pki, prepared["csr"]), pki.int).decode()
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=chain)]}, check_mode=False)
+    assert not pending.exists() and (tmp_path / "server.key").exists()
+    again = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)
+    assert not again["changed"]
+    assert again["items"][0]["certificate"] == chain
+
+
+def test_install_of_a_foreign_certificate_changes_nothing(tmp_path):
+    pki = Pki()
+    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    good = pem(_sign(pki, prepared["csr"])).decode()
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=good)]}, check_mode=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    _, foreign = pki.leaf()
+    with pytest.raises(PkiError, match="does not match the private key"):
+        host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(foreign).decode())]},
+                      check_mode=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+KEY_MODE_ERRORS = [
+    ({"key_mode": "0640"}, "0600 or stricter"),
+    ({"owner": "root", "key_mode": "0644"}, "at most 0640"),
+    ({"owner": "no-such-user-pgtls"}, "user 'no-such-user-pgtls' does not exist"),
+    ({"subject_alt_names": ["bad name"]}, "is neither a DNS name nor an IP address"),
+]
+
+
+@pytest.mark.parametrize("extra,message", KEY_MODE_ERRORS)
+def test_bad_item_fails_before_writing(tmp_path, extra, message):
+    if extra.get("key_mode") == "0640" and "owner" not in extra:
+        extra = dict(extra, owner="nobody")
+    with pytest.raises(PkiError, match=message):
+        host_material({"stage": "prepare", "items": [_item(tmp_path, **extra)]}, check_mode=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_key_type_change_goes_through_a_pending_key(tmp_path):
+    pki = Pki()
+    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(_sign(pki, first["csr"])).decode())]},
+                  check_mode=False)
+    old_key = (tmp_path / "server.key").read_bytes()
+    second = host_material({"stage": "prepare", "items": [_item(tmp_path, key_type="rsa2048")]},
+                           check_mode=False)["items"][0]
+    assert second["key"]["state"] == "replaced"
+    assert (tmp_path / "server.key").read_bytes() == old_key, "the active key must stay until the cert is installed"
+    host_material({"stage": "install", "items": [_item(tmp_path, key_type="rsa2048",
+                                                       certificate=pem(_sign(pki, second["csr"])).decode())]},
+                  check_mode=False)
+    assert (tmp_path / "server.key").read_bytes() != old_key
