@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
+import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,12 +18,13 @@ def _collection_root() -> str:
     link = os.path.join(base, "ansible_collections", "pgtls", "ssl")
     if not os.path.islink(link):
         os.makedirs(os.path.dirname(link), exist_ok=True)
-        tmp = tempfile.mktemp(dir=os.path.dirname(link))
+        tmp = os.path.join(os.path.dirname(link), f".ssl-{uuid.uuid4().hex}")
         os.symlink(ROOT, tmp)
         os.replace(tmp, link)
     return base
 
 
 COLLECTIONS = _collection_root()
+os.environ["PGTLS_COLLECTIONS_PATH"] = COLLECTIONS  # for tests that run ansible-playbook
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)

@@ -20,11 +20,14 @@ description:
   - To make an intermediate, give the root with the O(issuer_cert_path) group of options. Once the intermediate
     exists, the root's key is not read, so it can be kept offline.
 author:
-  - pgtls.ssl maintainers
+  - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
     details: Computes the certificate (signing included) but writes nothing; reports the same C(changed).
@@ -136,25 +139,25 @@ certificate:
   returned: success
   type: dict
   contains:
-    subject: {description: Subject in RFC 4514 form., type: str, returned: success}
-    issuer: {description: Issuer in RFC 4514 form., type: str, returned: success}
-    serial: {description: Serial number, colon-separated hex., type: str, returned: success}
-    not_before: {description: Start of validity (ISO 8601, UTC)., type: str, returned: success}
-    not_after: {description: End of validity (ISO 8601, UTC)., type: str, returned: success}
-    days_left: {description: Whole days until RV(certificate.not_after)., type: int, returned: success}
-    subject_alt_names: {description: SANs as C(DNS:name) or C(IP:address)., type: list, elements: str, returned: success}
-    key_type: {description: Type of the certified key., type: str, returned: success}
-    is_ca: {description: Whether C(basicConstraints CA:TRUE) is set., type: bool, returned: success}
-    fingerprint_sha256: {description: SHA-256 fingerprint of the certificate., type: str, returned: success}
-    public_key_fingerprint: {description: SHA-256 of the public key (SubjectPublicKeyInfo)., type: str, returned: success}
+    subject: {description: "Subject in RFC 4514 form.", type: str, returned: success}
+    issuer: {description: "Issuer in RFC 4514 form.", type: str, returned: success}
+    serial: {description: "Serial number, colon-separated hex.", type: str, returned: success}
+    not_before: {description: "Start of validity (ISO 8601, UTC).", type: str, returned: success}
+    not_after: {description: "End of validity (ISO 8601, UTC).", type: str, returned: success}
+    days_left: {description: "Whole days until RV(certificate.not_after).", type: int, returned: success}
+    subject_alt_names: {description: "SANs as C(DNS:name) or C(IP:address).", type: list, elements: str, returned: success}
+    key_type: {description: "Type of the certified key.", type: str, returned: success}
+    is_ca: {description: "Whether C(basicConstraints CA:TRUE) is set.", type: bool, returned: success}
+    fingerprint_sha256: {description: "SHA-256 fingerprint of the certificate.", type: str, returned: success}
+    public_key_fingerprint: {description: "SHA-256 of the public key (SubjectPublicKeyInfo).", type: str, returned: success}
 key:
   description: Facts about the key; never the key itself.
   returned: success
   type: dict
   contains:
-    path: {description: Path of the key., type: str, returned: success}
-    type: {description: Key type., type: str, returned: success}
-    public_key_fingerprint: {description: SHA-256 of the public key., type: str, returned: success}
+    path: {description: "Path of the key.", type: str, returned: success}
+    type: {description: "Key type.", type: str, returned: success}
+    public_key_fingerprint: {description: "SHA-256 of the public key.", type: str, returned: success}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -21,11 +21,15 @@ description:
     whether the list has one entry or a thousand.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
-  - pgtls.ssl maintainers
+  - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
     details: Nothing is written; signing happens in memory.
@@ -34,6 +38,10 @@ attributes:
     details: Certificate metadata of the clients that change.
   action:
     support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   clients:
     description: The database roles to certify.
@@ -133,12 +141,12 @@ clients:
   type: list
   elements: dict
   contains:
-    name: {description: Role name., type: str, returned: success}
-    dir: {description: Folder of the files., type: str, returned: success}
-    changed: {description: Whether anything changed for this client., type: bool, returned: success}
-    issued: {description: Whether a certificate was signed., type: bool, returned: success}
-    reasons: {description: Why., type: list, elements: str, returned: success}
-    serial: {description: Serial of the certificate in place, colon hex., type: str, returned: success}
-    not_after: {description: End of validity (ISO 8601)., type: str, returned: success}
-    fingerprint_sha256: {description: SHA-256 fingerprint., type: str, returned: success}
+    name: {description: "Role name.", type: str, returned: success}
+    dir: {description: "Folder of the files.", type: str, returned: success}
+    changed: {description: "Whether anything changed for this client.", type: bool, returned: success}
+    issued: {description: "Whether a certificate was signed.", type: bool, returned: success}
+    reasons: {description: "Why.", type: list, elements: str, returned: success}
+    serial: {description: "Serial of the certificate in place, colon hex.", type: str, returned: success}
+    not_after: {description: "End of validity (ISO 8601).", type: str, returned: success}
+    fingerprint_sha256: {description: "SHA-256 fingerprint.", type: str, returned: success}
 """

@@ -19,11 +19,14 @@ description:
     empty O(revoked)), then build the file for C(ssl_crl_file) with O(combined_path) and O(combine_with).
   - A root whose key is kept offline needs a long O(next_update_days), since signing its CRL again needs that key.
 author:
-  - pgtls.ssl maintainers
+  - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
     details: Computes and signs the CRL in memory but writes nothing.
@@ -137,11 +140,11 @@ crl:
   returned: success
   type: dict
   contains:
-    issuer: {description: Issuer in RFC 4514 form., type: str, returned: success}
-    crl_number: {description: The CRLNumber extension., type: int, returned: success}
-    last_update: {description: lastUpdate (ISO 8601)., type: str, returned: success}
-    next_update: {description: nextUpdate (ISO 8601)., type: str, returned: success}
-    revoked_serials: {description: Revoked serials, colon-separated hex., type: list, elements: str, returned: success}
+    issuer: {description: "Issuer in RFC 4514 form.", type: str, returned: success}
+    crl_number: {description: "The CRLNumber extension.", type: int, returned: success}
+    last_update: {description: "lastUpdate (ISO 8601).", type: str, returned: success}
+    next_update: {description: "nextUpdate (ISO 8601).", type: str, returned: success}
+    revoked_serials: {description: "Revoked serials, colon-separated hex.", type: list, elements: str, returned: success}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -20,10 +20,13 @@ description:
   - Refuses a key owner and mode that PostgreSQL or libpq would reject (owned by a non-root user with group or
     other access, or by root with more than group read).
 author:
-  - pgtls.ssl maintainers
+  - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - pgtls.ssl.cryptography
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
     details: In O(stage=prepare) a missing key is generated in memory only, for the CSR. Nothing is written.
@@ -132,20 +135,20 @@ items:
   type: list
   elements: dict
   contains:
-    name: {description: The item's name., type: str, returned: success}
-    changes: {description: What changed (or would change) for this item., type: list, elements: str, returned: success}
+    name: {description: "The item's name.", type: str, returned: success}
+    changes: {description: "What changed (or would change) for this item.", type: list, elements: str, returned: success}
     key:
       description: Facts about the key that is (or will be) active; never the key itself.
       type: dict
       returned: O(stage=prepare)
       contains:
-        path: {description: Key path., type: str, returned: success}
-        state: {description: V(present), V(created), V(replaced) or V(pending)., type: str, returned: success}
-        type: {description: Key type., type: str, returned: success}
-        public_key_fingerprint: {description: SHA-256 of the public key., type: str, returned: success}
-    csr: {description: CSR (PEM) for the active key., type: str, returned: O(stage=prepare)}
-    certificate: {description: The certificate file in place (PEM), or null., type: str, returned: O(stage=prepare)}
-    root: {description: The root file in place (PEM), or null., type: str, returned: O(stage=prepare)}
+        path: {description: "Key path.", type: str, returned: success}
+        state: {description: "V(present), V(created), V(replaced) or V(pending).", type: str, returned: success}
+        type: {description: "Key type.", type: str, returned: success}
+        public_key_fingerprint: {description: "SHA-256 of the public key.", type: str, returned: success}
+    csr: {description: "CSR (PEM) for the active key.", type: str, returned: O(stage=prepare)}
+    certificate: {description: "The certificate file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
+    root: {description: "The root file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -23,11 +23,15 @@ description:
     V(postgres) with V(0600), or V(root) with V(0640) and a group the server's user belongs to.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
-  - pgtls.ssl maintainers
+  - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
     details: The host writes nothing (a missing key is made in memory); the controller still signs in memory, so a
@@ -37,6 +41,10 @@ attributes:
     details: Subject, SANs, issuer, expiry and fingerprints before and after; never key material.
   action:
     support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   key_path:
     description: The server's private key on the host (C(ssl_key_file)).

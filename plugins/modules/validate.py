@@ -22,10 +22,13 @@ description:
     effect, since PostgreSQL keeps serving the old certificate when new files are bad.
   - Changes nothing.
 author:
-  - pgtls.ssl maintainers
+  - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - pgtls.ssl.cryptography
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
     details: Runs every check; it never changes anything anyway.
@@ -134,11 +137,20 @@ findings:
         V(crl) or V(probe).
       type: str
       returned: success
-    status: {description: V(ok), V(warn) or V(fail)., type: str, returned: success}
-    message: {description: What was found, naming the file or host., type: str, returned: success}
-fail_count: {description: Number of failed checks., returned: success, type: int}
-warn_count: {description: Number of warnings., returned: success, type: int}
-days_left: {description: Fewest whole days left on any certificate of the chain., returned: success, type: int}
+    status: {description: "V(ok), V(warn) or V(fail).", type: str, returned: success}
+    message: {description: "What was found, naming the file or host.", type: str, returned: success}
+fail_count:
+  description: Number of failed checks.
+  returned: success
+  type: int
+warn_count:
+  description: Number of warnings.
+  returned: success
+  type: int
+days_left:
+  description: Fewest whole days left on any certificate of the chain.
+  returned: success
+  type: int
 certificate:
   description: Facts about the leaf (subject, issuer, serial, validity, SANs, fingerprints), as the ca module returns them.
   returned: success
@@ -153,11 +165,11 @@ served:
   returned: when O(probe_host) is set and the handshake succeeded
   type: dict
   contains:
-    matches_file: {description: Whether the served leaf is the leaf in the file., type: bool, returned: success}
-    protocol: {description: TLS version negotiated., type: str, returned: success}
-    cipher: {description: Cipher negotiated., type: str, returned: success}
-    chain_fingerprints: {description: SHA-256 of each served certificate., type: list, elements: str, returned: success}
-    certificate: {description: Facts about the served leaf., type: dict, returned: success}
+    matches_file: {description: "Whether the served leaf is the leaf in the file.", type: bool, returned: success}
+    protocol: {description: "TLS version negotiated.", type: str, returned: success}
+    cipher: {description: "Cipher negotiated.", type: str, returned: success}
+    chain_fingerprints: {description: "SHA-256 of each served certificate.", type: list, elements: str, returned: success}
+    certificate: {description: "Facts about the served leaf.", type: dict, returned: success}
 """
 
 from ansible.module_utils.basic import AnsibleModule

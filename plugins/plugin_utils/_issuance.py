@@ -51,7 +51,7 @@ class IssuingAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            _, args = self.validate_argument_spec(
+            _validation, args = self.validate_argument_spec(
                 argument_spec=self.SPEC, mutually_exclusive=ISSUER_EXCLUSIVE, required_one_of=ISSUER_REQUIRED_ONE
             )
         except AnsibleActionFail as exc:

@@ -151,8 +151,7 @@ def chain_crl_problems(
                 fresh = [c for c in candidates if (compat.crl_next_update(c) or at) > at]
                 if not fresh:
                     problems.append(f"the CRL of {label} has expired (nextUpdate passed)")
-        issuer_crls = [c for c in by_issuer.get(cert.issuer, [])]
-        for crl in issuer_crls:
+        for crl in by_issuer.get(cert.issuer, []):
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 problems.append(f"certificate #{index + 1} ({cert.subject.rfc4514_string()}) is revoked")
                 break

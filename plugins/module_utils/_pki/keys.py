@@ -8,7 +8,7 @@ import hashlib
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from .constants import DEFAULT_KEY_TYPE, KEY_TYPES  # noqa: F401 (re-exported)
+from .constants import KEY_TYPES
 from .errors import PkiError
 
 _CURVES = {"ec-p256": ec.SECP256R1, "ec-p384": ec.SECP384R1}

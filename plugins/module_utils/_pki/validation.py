@@ -58,7 +58,7 @@ def validate(params: dict) -> dict:
     purpose = None if params["purpose"] == "any" else params["purpose"]
     path = chain
     if anchors:
-        path, _ = build_path(chain, anchors)
+        path, _problem = build_path(chain, anchors)  # verify_chain reports the problem
         findings.add("chain", verify_chain(chain, anchors, purpose), f"chain verifies to {path[-1].subject.rfc4514_string()}")
     else:
         findings.add("weak_crypto", [p for c in chain for p in weak_crypto(c)], "no weak keys or signatures")

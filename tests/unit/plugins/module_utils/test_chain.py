@@ -18,7 +18,7 @@ from pkitools import issuer_of
 def _case(name):
     """Return (leaf, untrusted, roots, purpose) for a named situation."""
     pki = Pki()
-    _, leaf = pki.leaf()
+    _key, leaf = pki.leaf()
     if name == "good":
         return leaf, [pki.int], [pki.root], "server"
     if name == "missing_intermediate":
@@ -26,13 +26,13 @@ def _case(name):
     if name == "wrong_root":
         return leaf, [pki.int], [Pki().root], "server"
     if name == "client_cert_as_server":
-        _, client = pki.client()
+        _key, client = pki.client()
         return client, [pki.int], [pki.root], "server"
     if name == "expired_leaf":
-        _, old = pki.leaf(days=10, at=days_ago(30))
+        _key, old = pki.leaf(days=10, at=days_ago(30))
         return old, [pki.int], [pki.root], "server"
     if name == "not_yet_valid_leaf":
-        _, future = pki.leaf(days=10, at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3))
+        _key, future = pki.leaf(days=10, at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3))
         return future, [pki.int], [pki.root], "server"
     if name == "leaf_signed_by_leaf":
         key, middle = pki.leaf(name="not-a-ca")
@@ -45,12 +45,12 @@ def _case(name):
         from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import INTERMEDIATE_CA
         sub = issue_certificate(subject=build_name("Sub CA"), public_key=sub_key.public_key(),
                                 profile=INTERMEDIATE_CA, valid_days=100, issuer=pki.issuer)
-        _, deep = pki.leaf(issuer=issuer_of(sub, sub_key))
+        _key, deep = pki.leaf(issuer=issuer_of(sub, sub_key))
         return deep, [sub, pki.int], [pki.root], "server"
     if name == "intermediate_as_anchor":
         return leaf, [], [pki.int], "server"
     if name == "root_directly":
-        _, direct = pki.leaf(issuer=pki.root_issuer)
+        _key, direct = pki.leaf(issuer=pki.root_issuer)
         return direct, [], [pki.root], "server"
     raise AssertionError(name)
 
@@ -70,7 +70,7 @@ def test_verdict_equals_openssl(tmp_path, name):
 
 def test_order_problems_flag_a_file_that_is_not_leaf_first():
     pki = Pki()
-    _, leaf = pki.leaf()
+    _key, leaf = pki.leaf()
     assert order_problems([leaf, pki.int]) == []
     assert order_problems([pki.int, leaf])
     assert "did not issue" in order_problems([leaf, pki.root])[0]

@@ -89,7 +89,7 @@ def _crl_situation(name, pki, leaf):
                                   "intermediate_crl_expired", "leaf_revoked", "intermediate_revoked"])
 def test_chain_crl_problems_equal_openssl_crl_check_all(tmp_path, name):
     pki = Pki()
-    _, leaf = pki.client()
+    _key, leaf = pki.client()
     crls = _crl_situation(name, pki, leaf)
     oracle_ok, output = openssl_verify(tmp_path, leaf, untrusted=[pki.int], roots=[pki.root], crls=crls,
                                        purpose="sslclient")

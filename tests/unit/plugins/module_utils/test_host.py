@@ -56,7 +56,7 @@ def test_install_of_a_foreign_certificate_changes_nothing(tmp_path):
     good = pem(_sign(pki, prepared["csr"])).decode()
     host_material({"stage": "install", "items": [_item(tmp_path, certificate=good)]}, check_mode=False)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    _, foreign = pki.leaf()
+    _key, foreign = pki.leaf()
     with pytest.raises(PkiError, match="does not match the private key"):
         host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(foreign).decode())]},
                       check_mode=False)

@@ -20,7 +20,7 @@ PURPOSE_CASES = [
 @pytest.mark.parametrize("key_type", KEY_TYPES)
 def test_chain_of_every_key_type_verifies_with_openssl(tmp_path, key_type):
     pki = Pki(key_type=key_type)
-    _, leaf = pki.leaf(key_type=key_type)
+    _key, leaf = pki.leaf(key_type=key_type)
     ok, output = openssl_verify(tmp_path, leaf, untrusted=[pki.int], roots=[pki.root], purpose="sslserver")
     assert ok, output
 
@@ -28,14 +28,14 @@ def test_chain_of_every_key_type_verifies_with_openssl(tmp_path, key_type):
 @pytest.mark.parametrize("profile,purpose,verifies", PURPOSE_CASES)
 def test_extended_key_usage_is_what_openssl_enforces(tmp_path, profile, purpose, verifies):
     pki = Pki()
-    _, leaf = pki.leaf() if profile == "server" else pki.client()
+    _key, leaf = pki.leaf() if profile == "server" else pki.client()
     ok, output = openssl_verify(tmp_path, leaf, untrusted=[pki.int], roots=[pki.root], purpose=purpose)
     assert ok is verifies, output
 
 
 def test_intermediate_alone_is_not_a_trust_anchor(tmp_path):
     pki = Pki()
-    _, leaf = pki.leaf()
+    _key, leaf = pki.leaf()
     ok, output = openssl_verify(tmp_path, leaf, roots=[pki.int])
     assert not ok and "unable to get issuer certificate" in output
 
@@ -58,7 +58,7 @@ def test_ca_profile_matches_the_manuals_v3_ca(tmp_path, which, expected):
 
 def test_leaf_never_outlives_its_issuer():
     pki = Pki(int_days=10)
-    _, leaf = pki.leaf(days=365)
+    _key, leaf = pki.leaf(days=365)
     assert compat.not_after(leaf) <= compat.not_after(pki.int)
 
 
@@ -66,7 +66,7 @@ def test_rsa_leaf_has_key_encipherment_ec_leaf_does_not(tmp_path):
     pki = Pki()
     texts = {}
     for key_type in ("rsa2048", "ec-p256"):
-        _, leaf = pki.leaf(key_type=key_type)
+        _key, leaf = pki.leaf(key_type=key_type)
         texts[key_type] = openssl("x509", "-noout", "-ext", "keyUsage", "-in",
                                   write(tmp_path / f"{key_type}.pem", pem(leaf))).stdout.decode()
     assert "Key Encipherment" in texts["rsa2048"]

@@ -52,7 +52,7 @@ HOST_CASES = [
 @pytest.mark.parametrize("cn,sans,host", HOST_CASES)
 def test_host_matching_agrees_with_openssl(tmp_path, cn, sans, host):
     pki = Pki()
-    _, leaf = pki.leaf(name=cn, sans=sans)
+    _key, leaf = pki.leaf(name=cn, sans=sans)
     path = write(tmp_path / "leaf.pem", pem(leaf))
     flag = "-checkip" if host.replace(".", "").isdigit() else "-checkhost"
     oracle = openssl("x509", "-noout", "-in", path, flag, host).stdout.decode()

@@ -26,7 +26,9 @@ def _documented(module: str) -> dict:
     mod = importlib.import_module(f"ansible_collections.pgtls.ssl.plugins.modules.{module}")
     doc = yaml.safe_load(mod.DOCUMENTATION)
     for fragment in doc.get("extends_documentation_fragment", []):
-        namespace, collection, name = fragment.split(".")
+        namespace, collection, name = fragment.split(".", 2)
+        if (namespace, collection) == ("ansible", "builtin"):
+            continue  # action_common_attributes: attributes only, no options
         assert (namespace, collection) == ("pgtls", "ssl"), fragment
         frag = importlib.import_module(f"ansible_collections.pgtls.ssl.plugins.doc_fragments.{name}")
         doc.setdefault("options", {}).update(yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION).get("options", {}))
