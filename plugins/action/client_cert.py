@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import fingerprint, serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLIENT_CERT

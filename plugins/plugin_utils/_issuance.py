@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, Wanted, reissue_reasons
@@ -17,7 +18,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_ma
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
-from cryptography.hazmat.primitives.serialization import Encoding
 
 HOST_MODULE = "pgtls.ssl.host_material"
 

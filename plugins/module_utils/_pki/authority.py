@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import compat
-from .errors import PkiError
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .files import Attrs, apply_attributes, differences, parse_mode, read_bytes, resolve_gid, resolve_uid, \
-    write_atomic
+from . import compat
+from .errors import PkiError
+from .files import Attrs, apply_attributes, differences, parse_mode, read_bytes, resolve_gid, resolve_uid, write_atomic
 from .info import cert_info, diff_text
 from .issue import ca_problem, issue_certificate, load_issuer, signed_by
 from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key

@@ -16,13 +16,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import compat
-from .errors import PkiError
-from .files import Attrs, differences, apply_attributes, ensure_file, key_permission_problem, parse_mode, \
-    read_bytes, resolve_gid, resolve_uid, write_atomic
-from .issue import make_csr
 from .constants import DEFAULT_KEY_TYPE
-from .keys import generate_key, key_type_of, load_private_key, private_key_pem, \
-    public_fingerprint, same_public_key
+from .errors import PkiError
+from .files import (
+    Attrs,
+    apply_attributes,
+    differences,
+    ensure_file,
+    key_permission_problem,
+    parse_mode,
+    read_bytes,
+    resolve_gid,
+    resolve_uid,
+    write_atomic,
+)
+from .issue import make_csr
+from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
 from .names import build_name, parse_sans, san_strings
 
 PENDING_SUFFIX = ".pgtls-new"

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -69,12 +70,12 @@ class Issuer:
             self._key = key
         return self._key
 
-    @property
+    @cached_property
     def intermediates(self) -> list[x509.Certificate]:
         """What follows a leaf in server.crt/postgresql.crt: the issuer and its chain, roots left out."""
         return [c for c in [self.cert, *self.chain] if not is_self_signed(c)]
 
-    @property
+    @cached_property
     def root(self) -> x509.Certificate | None:
         for cert in [self.cert, *self.chain]:
             if is_self_signed(cert):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from .constants import DEFAULT_KEY_TYPE, KEY_TYPES, REVOCATION_REASONS
 
-
 # The signing CA, as files or as PEM content (vault, AWX credential).
 ISSUER = {
     "issuer_cert_path": {"type": "path"},

@@ -13,8 +13,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import generate_key, private_key_pem
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import (
-    CLIENT, INTERMEDIATE_CA, ROOT_CA, SERVER)
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA, SERVER
 
 
 def issuer_of(cert, key, chain=()):

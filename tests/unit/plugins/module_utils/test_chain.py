@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pkitools import Pki, days_ago, openssl_verify
+from pkitools import Pki, days_ago, issuer_of, openssl_verify
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.chain import order_problems, verify_chain
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import issue_certificate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import generate_key
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import SERVER
-from pkitools import issuer_of
 
 
 def _case(name):

@@ -5,15 +5,21 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pkitools import Pki, openssl, openssl_verify, pem, write
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from pkitools import Pki, openssl, openssl_verify, pem, write
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.crl import (
-    Revocation, build_crl, chain_crl_problems, entries, parse_serial, resign_reasons)
+    Revocation,
+    build_crl,
+    chain_crl_problems,
+    entries,
+    parse_serial,
+    resign_reasons,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import extension
-from cryptography import x509
 
 DAY = dt.timedelta(days=1)
 

@@ -11,7 +11,13 @@ import pytest
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
-    Attrs, ensure_file, key_permission_problem, parse_mode, readable_by, write_atomic)
+    Attrs,
+    ensure_file,
+    key_permission_problem,
+    parse_mode,
+    readable_by,
+    write_atomic,
+)
 
 POSTGRES_UID = 1234
 KEY_RULE = [

@@ -35,7 +35,8 @@ def _params(tmp_path, pki, case):
     elif case == "missing_cert_file":
         params["issuer_cert_path"] = str(tmp_path / "absent.crt")
     elif case == "malformed_cert":
-        params["issuer_cert_path"] = write(tmp_path / "bad.crt", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+        broken = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        params["issuer_cert_path"] = write(tmp_path / "bad.crt", broken)
     elif case == "not_pem":
         params["issuer_cert_path"] = write(tmp_path / "bad.crt", b"hello")
     return params

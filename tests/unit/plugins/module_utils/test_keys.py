@@ -9,7 +9,12 @@ from pkitools import key_pem, openssl, write
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import (
-    KEY_TYPES, generate_key, key_type_of, load_private_key, public_fingerprint)
+    KEY_TYPES,
+    generate_key,
+    key_type_of,
+    load_private_key,
+    public_fingerprint,
+)
 
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)

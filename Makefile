@@ -1,0 +1,81 @@
+# One entry point for every chore. `make test` is what CI runs (via .ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+VENV38 := .venv-crypto38
+BIN := $(VENV)/bin
+# Modules run on "targets" with Debian's python3 and python3-cryptography 38.0.4, as on a Debian 12 host.
+TARGET_PYTHON ?= /usr/bin/python3
+# ansible-test needs the checkout laid out as ansible_collections/pgtls/ssl; we copy the tree there.
+TREE := .cache/tree/ansible_collections/pgtls/ssl
+ANSIBLE_TEST_VERSION_ARGS := --python 3.11
+
+.PHONY: help venv system-deps units units-crypto38 sanity integration e2e test lint bench demo clean tree get-pip
+
+help:
+	@echo "make demo   - issue a CA, server and client certificates and show a verify-full psql session"
+	@echo "make test   - everything CI runs: lint, units (newest and 38.0.4 cryptography), sanity, integration, e2e"
+	@echo "make units | units-crypto38 | sanity | integration | e2e | lint | bench"
+
+$(BIN)/ansible-playbook: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(VENV38)/bin/pytest: requirements-crypto38.txt
+	$(PYTHON) -m venv $(VENV38)
+	$(VENV38)/bin/pip install --quiet -r requirements-crypto38.txt
+	touch $@
+
+venv: $(BIN)/ansible-playbook
+
+# Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
+# python3-cryptography 38.0.4. Installed only when missing.
+system-deps:
+	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl; do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+lint: venv
+	$(BIN)/ruff check plugins tests scripts
+
+units: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+units-crypto38: $(VENV38)/bin/pytest
+	$(VENV38)/bin/python -m pytest -q tests/unit
+
+# A copy of the tracked (and new, unignored) files as ansible_collections/pgtls/ssl, with its own git index so
+# ansible-test sees exactly the collection's files.
+tree:
+	rm -rf $(TREE) && mkdir -p $(TREE)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(TREE)/ 2>/dev/null || true
+	cd $(TREE) && git init -q && git add -A
+
+# ansible-test downloads a get-pip script from a host we cannot reach: put the offline stand-in in its cache.
+get-pip:
+	@ver=$$($(BIN)/python scripts/ansible_test_pip_version.py); \
+	mkdir -p $$HOME/.ansible/test/cache; cp scripts/get_pip_offline.py $$HOME/.ansible/test/cache/get_pip_$$ver.py
+
+sanity: venv tree get-pip
+	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test sanity $(ANSIBLE_TEST_VERSION_ARGS) --requirements
+
+integration: venv tree system-deps
+	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(TARGET_PYTHON)
+
+e2e: venv system-deps
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
+
+test: lint units units-crypto38 sanity integration e2e
+
+bench: venv system-deps
+	$(BIN)/python scripts/bench.py
+
+demo: venv system-deps
+	$(BIN)/python scripts/demo.py
+
+clean:
+	rm -rf .cache tests/output
