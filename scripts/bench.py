@@ -90,18 +90,17 @@ def counted(log: Path, work: Path, name: str, tasks: str, interpreter: str) -> d
 
 def crypto_baseline(count: int) -> float:
     """The same work with cryptography alone: key, CSR, signature, PEM, for ``count`` clients."""
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import issue_certificate, make_csr
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, make_csr
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import generate_key, private_key_pem
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer
-    from cryptography.hazmat.primitives.serialization import Encoding
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT, ROOT_CA
 
     ca_key = generate_key("ec-p256")
     ca = issue_certificate(subject=build_name("Bench CA"), public_key=ca_key.public_key(), profile=ROOT_CA,
                            valid_days=30, self_signing_key=ca_key)
     issuer = Issuer(cert=ca, chain=[], where="issuer", key_loader=lambda: ca_key)
-    del INTERMEDIATE_CA
     start = time.perf_counter()
     for index in range(count):
         key = generate_key("ec-p256")
