@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pkitools import Pki, days_ago, issuer_of, openssl_verify
+from cryptography import x509
+from pkitools import Pki, days_ago, issuer_of, openssl, openssl_verify
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.chain import order_problems, verify_chain
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.chain import order_problems, verify_chain, weak_crypto
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import issue_certificate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import generate_key
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
@@ -73,3 +74,24 @@ def test_order_problems_flag_a_file_that_is_not_leaf_first():
     assert order_problems([leaf, pki.int]) == []
     assert order_problems([pki.int, leaf])
     assert "did not issue" in order_problems([leaf, pki.root])[0]
+
+
+WEAK = [
+    # (openssl req arguments, expected finding)
+    (["-newkey", "rsa:1024", "-sha256"], "RSA key of 1024 bits"),
+    (["-newkey", "rsa:2048", "-sha1"], "signed with SHA1"),
+    (["-newkey", "rsa:2048", "-sha256"], None),
+]
+
+
+@pytest.mark.parametrize("args,expected", WEAK)
+def test_weak_crypto_is_named(tmp_path, args, expected):
+    done = openssl("req", "-x509", "-nodes", "-subj", "/CN=weak", "-days", "1", *args,
+                   "-keyout", tmp_path / "k.pem", "-out", tmp_path / "c.pem", "-config", "/dev/null")
+    assert done.returncode == 0, f"openssl could not make the weak test certificate: {done.stderr.decode()[:300]}"
+    cert = x509.load_pem_x509_certificate((tmp_path / "c.pem").read_bytes())
+    problems = weak_crypto(cert)
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and expected in problems[0], problems
