@@ -11,12 +11,16 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: help venv system-deps units units-crypto38 sanity integration e2e test lint bench demo clean tree get-pip
+.PHONY: help venv system-deps container-deps units units-crypto38 sanity integration e2e image molecule test lint bench \
+	demo clean tree get-pip
+# Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
+export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
+MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections
 
 help:
 	@echo "make demo   - issue a CA, server and client certificates and show a verify-full psql session"
 	@echo "make test   - everything CI runs: lint, units (newest and 38.0.4 cryptography), sanity, integration, e2e"
-	@echo "make units | units-crypto38 | sanity | integration | e2e | lint | bench"
+	@echo "make units | units-crypto38 | sanity | integration | e2e | molecule | lint | bench"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +43,26 @@ system-deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
+# Podman and friends for the Molecule scenarios, and debootstrap for the image.
+container-deps:
+	@missing=""; for pkg in podman runc debootstrap aardvark-dns netavark iptables; do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+$(BIN)/molecule: requirements-molecule.txt $(BIN)/ansible-playbook
+	$(BIN)/pip install --quiet -r requirements-molecule.txt
+	touch $@
+
+image: container-deps
+	bash scripts/build-image.sh
+
+molecule: venv $(BIN)/molecule image
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
+	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
+
 lint: venv
-	$(BIN)/ruff check plugins tests scripts
+	$(BIN)/ruff check plugins tests scripts extensions
 
 units: venv
 	$(BIN)/python -m pytest -q tests/unit
@@ -71,7 +93,7 @@ integration: venv tree system-deps
 e2e: venv system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
 
-test: lint units units-crypto38 sanity integration e2e
+test: lint units units-crypto38 sanity integration e2e molecule
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py

@@ -97,10 +97,13 @@ def _probe(env) -> dict:
 
 
 def test_probe_sees_the_served_certificate(env):
+    log_before = env["cluster"].log.read_text()
     result = _probe(env)
     assert result["ok"], result["msg"]
     assert result["served"]["matches_file"] is True
     assert len(result["served"]["chain_fingerprints"]) == 2  # leaf + intermediate, as in server.crt
+    logged = env["cluster"].log.read_text()[len(log_before):]
+    assert "could not" not in logged and "reset" not in logged, f"the probe left noise in the server log: {logged}"
 
 
 def test_probe_catches_a_new_certificate_that_is_not_served_until_reload(env):

@@ -46,11 +46,18 @@ def served_chain(host: str, port: int, server_name: str | None = None, timeout: 
             raise PkiError(f"TLS handshake failed: {exc}", where=where) from None
         with tls:
             ders = _chain_der(tls)
-            return {
+            answer = {
                 "chain": [x509.load_der_x509_certificate(der) for der in ders],
                 "protocol": tls.version(),
                 "cipher": (tls.cipher() or (None,))[0],
             }
+            # Leave politely: a TLS close_notify (reading the session tickets the server sent), so the server
+            # sees a clean end of stream rather than a reset it would log.
+            try:
+                tls.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+            return answer
     finally:
         sock.close()
 
