@@ -66,7 +66,7 @@ def hba_rules(rules: list, ssl_only: bool) -> list[dict]:
 def hba_problems(rules: list, version: int | str, ssl_only: bool = False, ident_maps: list | None = None,
                  variable: str = "pgtls_hba_rules") -> list[str]:
     """What PostgreSQL ``version`` would refuse in these rules (it then keeps the old file, or does not start)."""
-    version = int(str(version).split(".")[0])
+    version = int(str(version).split(".", maxsplit=1)[0])
     maps = {m.get("map") for m in ident_maps or []}
     problems = []
     for index, rule in enumerate(hba_rules(rules, ssl_only)):
