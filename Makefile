@@ -93,7 +93,7 @@ integration: venv tree system-deps
 e2e: venv system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
 
-test: lint units units-crypto38 sanity integration e2e molecule
+test: lint units units-crypto38 sanity integration molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py

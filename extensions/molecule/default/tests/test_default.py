@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 CONF = "/etc/postgresql/15/main"
 TLS = f"{CONF}/tls"
+CLUSTERS = [("main", 5432), ("second", 5433)]
 
 
 def psql(host, conninfo, sql="select current_user"):
@@ -17,15 +20,17 @@ def app(user="app", folder="/root/pg-app", name=None, host=None):
             f"sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key")
 
 
-def test_owners_and_modes(host):
+@pytest.mark.parametrize("cluster,port", CLUSTERS)
+def test_owners_and_modes(host, cluster, port):
+    conf = f"/etc/postgresql/15/{cluster}"
     expected = {
-        f"{TLS}": ("root", "ssl-cert", 0o750),
-        f"{TLS}/server.key": ("root", "ssl-cert", 0o640),
-        f"{TLS}/server.crt": ("root", "ssl-cert", 0o644),
-        f"{TLS}/root.crt": ("root", "ssl-cert", 0o644),
-        f"{TLS}/root.crl": ("root", "ssl-cert", 0o644),
-        f"{CONF}/conf.d/pgtls.conf": ("postgres", "postgres", 0o644),
-        f"{CONF}/pg_hba.conf": ("postgres", "postgres", 0o640),
+        f"{conf}/tls": ("root", "ssl-cert", 0o750),
+        f"{conf}/tls/server.key": ("root", "ssl-cert", 0o640),
+        f"{conf}/tls/server.crt": ("root", "ssl-cert", 0o644),
+        f"{conf}/tls/root.crt": ("root", "ssl-cert", 0o644),
+        f"{conf}/tls/root.crl": ("root", "ssl-cert", 0o644),
+        f"{conf}/conf.d/pgtls.conf": ("postgres", "postgres", 0o644),
+        f"{conf}/pg_hba.conf": ("postgres", "postgres", 0o640),
     }
     for path, (user, group, mode) in expected.items():
         f = host.file(path)
@@ -33,12 +38,22 @@ def test_owners_and_modes(host):
     assert "ssl-cert" in host.user("postgres").groups
 
 
-def test_served_certificate_is_the_installed_one(host):
-    served = host.run("openssl s_client -starttls postgres -connect 127.0.0.1:5432 </dev/null 2>/dev/null "
+@pytest.mark.parametrize("cluster,port", CLUSTERS)
+def test_served_certificate_is_the_installed_one(host, cluster, port):
+    served = host.run(f"openssl s_client -starttls postgres -connect 127.0.0.1:{port} </dev/null 2>/dev/null "
                       "| openssl x509 -noout -fingerprint -sha256")
-    installed = host.run(f"openssl x509 -in {TLS}/server.crt -noout -fingerprint -sha256")
+    installed = host.run(f"openssl x509 -in /etc/postgresql/15/{cluster}/tls/server.crt -noout -fingerprint -sha256")
     assert served.rc == 0 and installed.rc == 0
     assert served.stdout.strip() == installed.stdout.strip() != ""
+
+
+def test_each_cluster_has_its_own_key(host):
+    digests = set()
+    for cluster, _port in CLUSTERS:
+        done = host.run(f"openssl pkey -in /etc/postgresql/15/{cluster}/tls/server.key -pubout | sha256sum")
+        assert done.rc == 0, done.stderr
+        digests.add(done.stdout.split()[0])
+    assert len(digests) == len(CLUSTERS)
 
 
 def test_verify_full_to_own_name_and_cert_login(host):
