@@ -66,31 +66,26 @@ def pem_blocks(data: bytes, label: str | None = None) -> list[bytes]:
     return blocks
 
 
-def load_certificates(data: bytes, where: str) -> list[x509.Certificate]:
-    """Load every certificate of a PEM bundle, in file order; fail naming ``where`` if there is none."""
-    blocks = pem_blocks(data, "CERTIFICATE")
+def _load_all(data: bytes, where: str, label: str, noun: str, loader) -> list:
+    blocks = pem_blocks(data, label)
     if not blocks:
-        raise PkiError("contains no PEM certificate (-----BEGIN CERTIFICATE-----)", where=where)
-    certs = []
+        raise PkiError(f"contains no PEM {noun} (-----BEGIN {label}-----)", where=where)
+    loaded = []
     for index, block in enumerate(blocks):
         try:
-            certs.append(x509.load_pem_x509_certificate(block))
+            loaded.append(loader(block))
         except ValueError as exc:
-            raise PkiError(f"certificate #{index + 1} is malformed: {exc}", where=where) from None
-    return certs
+            raise PkiError(f"{noun} #{index + 1} is malformed: {exc}", where=where) from None
+    return loaded
+
+
+def load_certificates(data: bytes, where: str) -> list[x509.Certificate]:
+    """Load every certificate of a PEM bundle, in file order; fail naming ``where`` if there is none."""
+    return _load_all(data, where, "CERTIFICATE", "certificate", x509.load_pem_x509_certificate)
 
 
 def load_crls(data: bytes, where: str) -> list[x509.CertificateRevocationList]:
-    blocks = pem_blocks(data, "X509 CRL")
-    if not blocks:
-        raise PkiError("contains no PEM CRL (-----BEGIN X509 CRL-----)", where=where)
-    crls = []
-    for index, block in enumerate(blocks):
-        try:
-            crls.append(x509.load_pem_x509_crl(block))
-        except ValueError as exc:
-            raise PkiError(f"CRL #{index + 1} is malformed: {exc}", where=where) from None
-    return crls
+    return _load_all(data, where, "X509 CRL", "CRL", x509.load_pem_x509_crl)
 
 
 def load_csr(data: bytes, where: str) -> x509.CertificateSigningRequest:
