@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from . import compat
 from .errors import PkiError
@@ -189,5 +188,3 @@ def issue_certificate(
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(signer, signing_hash(signer))
 
-
-PURPOSES = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
