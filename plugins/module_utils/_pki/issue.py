@@ -187,4 +187,3 @@ def issue_certificate(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(signer, signing_hash(signer))
-
