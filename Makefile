@@ -12,13 +12,14 @@ TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
 .PHONY: help venv system-deps container-deps units units-crypto38 sanity integration e2e image molecule test lint bench \
-	demo clean tree get-pip
+	demo demo-clean demo-local clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
 MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections
 
 help:
-	@echo "make demo   - issue a CA, server and client certificates and show a verify-full psql session"
+	@echo "make demo   - a demo fleet in podman (3 databases, 1 application host): site, clients, psql verify-full, audit"
+	@echo "make demo-clean - remove the demo fleet"
 	@echo "make test   - everything CI runs: lint, units (newest and 38.0.4 cryptography), sanity, integration, e2e"
 	@echo "make units | units-crypto38 | sanity | integration | e2e | molecule | lint | bench"
 
@@ -98,7 +99,15 @@ test: lint units units-crypto38 sanity integration molecule e2e
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py
 
-demo: venv system-deps
+# The README's first command: the demo fleet (3 database containers, 1 application container); demo-clean removes it.
+demo: venv $(BIN)/molecule image
+	bash scripts/demo-fleet.sh
+
+demo-clean:
+	bash scripts/demo-fleet.sh down
+
+# The same story on this machine alone, without containers: a throw-away cluster and psql verify-full.
+demo-local: venv system-deps
 	$(BIN)/python scripts/demo.py
 
 clean:

@@ -5,7 +5,9 @@ The CA key never leaves the controller; private keys never leave their host."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -14,8 +16,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, Wanted, reissue_reasons
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, write_atomic
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
 
@@ -103,6 +106,9 @@ class IssuingAction(ActionBase):
             items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem) for r in to_install]
             for request, answer in zip(to_install, self.host(params, "install", items)):
                 request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
+        if params.get("record_dir") and not self._task.check_mode:
+            for request in requests:
+                record(params["record_dir"], request.item["common_name"], request.chain[0])
 
     def decide(self, request: Request, answer: dict, issuer: Issuer, renew: RenewPolicy) -> None:
         """Compare what the host has with what is wanted; sign here when needed (in check mode too, so a wrong
@@ -131,6 +137,19 @@ class IssuingAction(ActionBase):
         if request.root_pem is not None and answer.get("root") != request.root_pem:
             request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
             request.install = True
+
+
+def record(record_dir: str, name: str, leaf) -> None:
+    """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it)."""
+    folder = os.path.join(record_dir, quote(name, safe=" @+=,-_"))
+    path = os.path.join(folder, serial_hex(leaf.serial_number).replace(":", "") + ".crt")
+    if os.path.exists(path):
+        return
+    try:
+        os.makedirs(folder, mode=0o750, exist_ok=True)
+    except OSError as exc:
+        raise PkiError(f"cannot create {folder}: {exc.strerror}", where="record_dir") from None
+    write_atomic(path, leaf.public_bytes(Encoding.PEM), Attrs(0o644, None, None), "record_dir")
 
 
 def diff_for(requests: list[Request]) -> dict:

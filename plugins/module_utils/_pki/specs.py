@@ -30,6 +30,11 @@ OWNERSHIP = {
     "group": {"type": "str"},
 }
 
+# Where the controller archives every certificate it issued or found (one PEM per serial), for revocation by name.
+RECORD = {
+    "record_dir": {"type": "path"},
+}
+
 RENEWAL = {
     "renew_before_days": {"type": "int", "default": 30},
     "renew_before_percent": {"type": "int", "default": 0},
@@ -65,6 +70,7 @@ SERVER_CERT = {
     "cert_mode": {"type": "str", "default": "0644"},
     **OWNERSHIP,
     **RENEWAL,
+    **RECORD,
     **ISSUER,
 }
 
@@ -85,6 +91,7 @@ CLIENT_CERT = {
     "create_dirs": {"type": "bool", "default": True},
     **OWNERSHIP,
     **RENEWAL,
+    **RECORD,
     **ISSUER,
 }
 

@@ -1,0 +1,211 @@
+"""Verify the fleet from the application host with real clients, then run the life-cycle playbooks (revoke,
+renewal, intermediate rotation with overlap, retirement) against it and check their effects with real connections.
+The tests run in file order: each life-cycle step builds on the previous one."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PKI = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
+DBS = ["pgtls-fleet-db1", "pgtls-fleet-db2", "pgtls-fleet-db3"]
+ENDPOINTS = [(db, 5432) for db in DBS] + [("pgtls-fleet-db2", 5433)]
+
+
+def node(name):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+APP = node("pgtls-fleet-app")
+
+
+def playbook(name, *extra):
+    """Run a collection playbook against the scenario's inventory, as a user would."""
+    env = dict(os.environ, PGTLS_PKI_DIR=PKI, ANSIBLE_PIPELINING="true", ANSIBLE_FORCE_COLOR="0")
+    done = subprocess.run(["ansible-playbook", "-i", INVENTORY, f"pgtls.ssl.{name}", *extra], check=False,
+                          capture_output=True, text=True, env=env, timeout=900)
+    return done.returncode, done.stdout + done.stderr
+
+
+def recap_changed(output):
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
+
+
+def psql(user, server, port=5432, folder=None, sql="select current_user", sslmode="verify-full"):
+    folder = folder or f"/home/{user}/.postgresql"
+    conninfo = (f"host={server} port={port} dbname=postgres user={user} sslmode={sslmode} connect_timeout=10 "
+                f"sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key sslrootcert={folder}/root.crt")
+    return APP.run(f"psql -X -At -c {sql!r} {conninfo!r}")
+
+
+def served_issuer(server, port=5432):
+    out = APP.run(f"openssl s_client -starttls postgres -connect {server}:{port} -servername {server} </dev/null "
+                  "2>/dev/null | openssl x509 -noout -issuer -fingerprint -sha256")
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("server,port", ENDPOINTS)
+def test_verify_full_with_client_certificate_from_the_app_host(server, port):
+    done = psql("app", server, port)
+    assert done.rc == 0, done.stderr
+    assert done.stdout.strip() == "app"
+
+
+@pytest.mark.parametrize("server", DBS)
+def test_connection_service_written_by_the_client_role(server):
+    done = APP.run(f"runuser -u app -- psql -X -At -c 'select ssl from pg_stat_ssl where pid = pg_backend_pid()' "
+                   f"'service={server} dbname=postgres'")
+    assert done.rc == 0, done.stderr
+    assert done.stdout.strip() == "t"
+
+
+def test_client_files_have_libpq_permissions():
+    key = APP.file("/home/app/.postgresql/postgresql.key")
+    assert (key.user, key.mode) == ("app", 0o600)
+    assert APP.file("/home/app/.postgresql/root.crt").exists
+
+
+def test_a_name_not_in_the_certificate_fails_verify_full():
+    address = APP.run("getent hosts pgtls-fleet-db1").stdout.split()[0]
+    done = psql("app", address)
+    assert done.rc != 0
+    assert re.search(rf'does not match host name "{re.escape(address)}"', done.stderr), done.stderr
+
+
+def test_key_layouts():
+    db1 = node("pgtls-fleet-db1").file("/etc/postgresql/15/main/tls/server.key")
+    assert (db1.user, db1.group, db1.mode) == ("postgres", "postgres", 0o600)
+    db2 = node("pgtls-fleet-db2")
+    for cluster in ("main", "second"):
+        key = db2.file(f"/etc/postgresql/15/{cluster}/tls/server.key")
+        assert (key.user, key.group, key.mode) == ("root", "ssl-cert", 0o640)
+    db3 = node("pgtls-fleet-db3")
+    key = db3.file("/etc/postgresql/15/main/tls/server.key")
+    assert (key.user, key.group, key.mode) == ("root", "pgtls-keys", 0o640)
+
+
+def test_new_group_membership_reached_the_server_through_a_restart():
+    db3 = node("pgtls-fleet-db3")
+    gid = db3.run("getent group pgtls-keys | cut -d: -f3").stdout.strip()
+    pid = db3.run("head -n 1 /var/lib/postgresql/15/main/postmaster.pid").stdout.strip()
+    groups = db3.run(f"grep '^Groups:' /proc/{pid}/status").stdout.split()[1:]
+    assert gid in groups
+
+
+def test_audit_reports_every_cluster_and_passes():
+    rc, out = playbook("audit")
+    assert rc == 0, out
+    for server in DBS:
+        assert re.search(rf"{server}\s+15/main\s+\d+\s+ok\s+ok", out), out
+    assert re.search(r"pgtls-fleet-db2\s+15/second", out), out
+    assert "4 cluster(s) meet the policy" in out
+
+
+def test_audit_fails_when_certificates_expire_too_soon():
+    rc, out = playbook("audit", "-e", "pgtls_audit_min_days=400")
+    assert rc != 0
+    assert "4 cluster(s) break the policy" in out, out
+
+
+def test_revoke_by_name_refuses_the_certificate_everywhere():
+    assert psql("mallory", "pgtls-fleet-db1").rc == 0  # before: mallory may log in
+    rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["mallory"]}')
+    assert rc == 0, out
+    for server, port in ENDPOINTS:
+        done = psql("mallory", server, port)
+        assert done.rc != 0
+        assert "certificate revoked" in done.stderr, done.stderr
+        assert psql("app", server, port).rc == 0
+
+
+def test_revoke_again_changes_nothing():
+    rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["mallory"]}')
+    assert rc == 0, out
+    assert set(recap_changed(out).values()) == {0}, out
+
+
+@pytest.fixture()
+def steady_client():
+    """A client connecting with verify-full and its certificate every 0.2 s, to two databases, the whole time."""
+    APP.run("systemctl stop pgtls-steady 2>/dev/null; rm -f /tmp/steady.log /tmp/steady.err /tmp/steady.stop")
+    script = ("while [ ! -e /tmp/steady.stop ]; do for s in pgtls-fleet-db1 pgtls-fleet-db2; do "
+              "if psql -X -At -c 'select 1' \"host=$s dbname=postgres user=app sslmode=verify-full connect_timeout=5\" "
+              ">/dev/null 2>>/tmp/steady.err; then echo ok >>/tmp/steady.log; else echo fail $s >>/tmp/steady.log; fi; "
+              "done; sleep 0.2; done")
+    started = APP.run(f"systemd-run --unit=pgtls-steady --uid=app --collect bash -c {script!r}")
+    assert started.rc == 0, started.stderr
+
+    def stop():
+        APP.run("touch /tmp/steady.stop; sleep 2; systemctl stop pgtls-steady 2>/dev/null")
+        log = APP.run("cat /tmp/steady.log").stdout.split("\n")
+        errors = APP.run("cat /tmp/steady.err 2>/dev/null").stdout
+        return sum(1 for line in log if line == "ok"), [line for line in log if line.startswith("fail")], errors
+
+    return stop
+
+
+def test_renewal_reissues_server_certificates_without_a_failed_connection(steady_client):
+    before = {db: served_issuer(db) for db in DBS}
+    rc, out = playbook("rotate", "-e", "pgtls_server_renew_before_days=365")
+    ok, failed, errors = steady_client()
+    assert rc == 0, out
+    assert not failed, errors
+    assert ok > 10
+    for db in DBS:
+        assert served_issuer(db) != before[db]
+
+
+def test_intermediate_rotation_with_overlap(steady_client):
+    APP.run("rm -rf /root/old && mkdir -p /root/old && cp /home/app/.postgresql/* /root/old/ && chmod 0600 /root/old/*")
+    rc, out = playbook("rotate", "-e", "pgtls_rotate_intermediate=start")
+    ok, failed, errors = steady_client()
+    assert rc == 0, out
+    assert not failed, errors
+    assert ok > 10
+    for server, port in ENDPOINTS:
+        assert "pgtls PostgreSQL CA G2" in served_issuer(server, port)
+        assert psql("app", server, port).rc == 0
+        # Overlap: a certificate of the previous intermediate still logs in.
+        assert psql("app", server, port, folder="/root/old").rc == 0
+    issuer = APP.run("openssl x509 -noout -issuer -in /home/app/.postgresql/postgresql.crt").stdout
+    assert "G2" in issuer
+
+
+def test_lifecycle_is_idempotent():
+    for name in ("site", "clients"):
+        rc, out = playbook(name)
+        assert rc == 0, out
+        assert set(recap_changed(out).values()) == {0}, out
+
+
+def test_a_second_rotation_waits_for_retirement():
+    rc, out = playbook("rotate", "-e", "pgtls_rotate_intermediate=start")
+    assert rc != 0
+    assert "is still trusted: retire it first" in out
+
+
+def test_retirement_refuses_certificates_of_the_previous_intermediate(steady_client):
+    rc, out = playbook("rotate", "-e", "pgtls_rotate_intermediate=retire")
+    ok, failed, errors = steady_client()
+    assert rc == 0, out
+    assert not failed, errors
+    for server, port in ENDPOINTS:
+        assert psql("app", server, port).rc == 0
+        # Its CRL is gone from the server and the root revoked it: OpenSSL stops at the missing CRL ("unknown ca").
+        done = psql("app", server, port, folder="/root/old")
+        assert done.rc != 0
+        assert re.search(r"alert (unknown ca|certificate revoked)", done.stderr), done.stderr
+    retired = [f for f in os.listdir(os.path.join(PKI, "retired")) if f.endswith(".crt")]
+    assert len(retired) == 1
+    serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", os.path.join(PKI, "retired", retired[0])],
+                            capture_output=True, text=True, check=True).stdout.strip().split("=")[1]
+    root_crl = subprocess.run(["openssl", "crl", "-noout", "-text", "-in", os.path.join(PKI, "root.crl")],
+                              capture_output=True, text=True, check=True).stdout
+    assert f"Serial Number: {serial}" in root_crl, root_crl
+    assert not os.path.exists(os.path.join(PKI, "previous"))
