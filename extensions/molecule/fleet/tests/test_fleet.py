@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -138,7 +139,7 @@ def steady_client():
               "if psql -X -At -c 'select 1' \"host=$s dbname=postgres user=app sslmode=verify-full connect_timeout=5\" "
               ">/dev/null 2>>/tmp/steady.err; then echo ok >>/tmp/steady.log; else echo fail $s >>/tmp/steady.log; fi; "
               "done; sleep 0.2; done")
-    started = APP.run(f"systemd-run --unit=pgtls-steady --uid=app --collect bash -c {script!r}")
+    started = APP.run(f"systemd-run --unit=pgtls-steady --uid=app --collect bash -c {shlex.quote(script)}")
     assert started.rc == 0, started.stderr
 
     def stop():
