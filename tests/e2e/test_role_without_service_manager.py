@@ -1,0 +1,105 @@
+"""The server role against a real PostgreSQL 15 with no service manager: pg_reload_conf() reloads, pg_ctl restarts
+for a new key group, and the audit entry point discovers a data-directory (PGDG/RHEL) cluster by itself."""
+
+from __future__ import annotations
+
+import grp
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import Cluster, run_playbook
+
+GROUP = "pgtls-e2e-keys"
+
+
+def recap_changed(output: str) -> int:
+    return int(re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", output).group(1))
+
+
+@pytest.fixture(scope="module")
+def role_env(workdir):
+    base = workdir / "role"
+    base.mkdir(mode=0o755)
+    cluster = Cluster(base, base / "unused")
+    cluster.init("local all all trust\n")
+    conf = cluster.data / "postgresql.conf"
+    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("ssl")))
+    cluster.start()
+    entry = {"version": 15, "name": "e2e", "port": cluster.port, "config_dir": str(cluster.data),
+             "data_dir": str(cluster.data), "service": "", "socket_dir": str(cluster.sockets),
+             "log_file": str(cluster.log)}
+    extra = {
+        "pgtls_pki_dir": str(base / "pki"),
+        "pgtls_clusters": [entry],
+        "pgtls_hba_rules": [
+            {"type": "local", "database": "all", "user": "postgres", "method": "peer"},
+            {"type": "hostssl", "database": "all", "user": "postgres", "address": "127.0.0.1/32", "method": "trust"},
+        ],
+    }
+    yield cluster, extra
+    cluster.stop()
+    subprocess.run(["gpasswd", "-d", "postgres", GROUP], capture_output=True, check=False)
+    subprocess.run(["groupdel", GROUP], capture_output=True, check=False)
+
+
+def verify_full(cluster, base):
+    return cluster.psql(f"host=localhost user=postgres sslmode=verify-full sslrootcert={base}/tls/root.crt")
+
+
+def test_owner_layout_reloads_with_pg_reload_conf(role_env):
+    cluster, extra = role_env
+    done = run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner"))
+    assert "activate | Reload with pg_reload_conf() (no service manager)" in done.stdout
+    assert re.search(r"Reload with pg_reload_conf\(\) \(no service manager\)\]\s*\*+\s*changed", done.stdout), done.stdout
+    connected = verify_full(cluster, cluster.data)
+    assert connected.returncode == 0, connected.stderr
+    assert cluster.admin("show ssl").stdout.strip() == "on"
+
+
+def test_second_run_changes_nothing(role_env):
+    cluster, extra = role_env
+    done = run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner"))
+    assert recap_changed(done.stdout) == 0, done.stdout
+
+
+def test_new_key_group_is_refused_without_permission_to_restart(role_env):
+    cluster, extra = role_env
+    key = cluster.data / "tls" / "server.key"
+    before = key.stat()
+    done = run_playbook("role_local.yml", dict(extra, pgtls_ssl_group=GROUP), check=False)
+    assert done.returncode != 0
+    assert f"is not in group {GROUP}" in done.stdout and "Nothing was changed" in done.stdout, done.stdout
+    after = key.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    assert verify_full(cluster, cluster.data).returncode == 0
+
+
+def test_new_key_group_restarts_with_pg_ctl_when_allowed(role_env):
+    cluster, extra = role_env
+    pid_before = (cluster.data / "postmaster.pid").read_text().split()[0]
+    done = run_playbook("role_local.yml", dict(extra, pgtls_ssl_group=GROUP, pgtls_allow_restart=True))
+    assert re.search(r"Restart with pg_ctl .*\]\s*\*+\s*changed", done.stdout), done.stdout
+    pid = (cluster.data / "postmaster.pid").read_text().split()[0]
+    assert pid != pid_before
+    gid = str(grp.getgrnam(GROUP).gr_gid)
+    status = open(f"/proc/{pid}/status").read()
+    assert gid in re.search(r"^Groups:(.*)$", status, re.M).group(1).split()
+    key = cluster.data / "tls" / "server.key"
+    assert (key.stat().st_uid, key.stat().st_gid, key.stat().st_mode & 0o777) == (0, int(gid), 0o640)
+    assert verify_full(cluster, cluster.data).returncode == 0
+
+
+def test_audit_discovers_a_data_directory_cluster(role_env, tmp_path):
+    cluster, extra = role_env
+    out = tmp_path / "audit.json"
+    run_playbook("audit_local.yml", {"__pgtls_layout": "datadir", "__pgtls_datadir_globs": [str(cluster.data)],
+                                     "pgtls_server_extra_sans": [], "out": str(out)})
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["cluster"], row["port"]) == ("15/postgresql", cluster.port)
+    assert row["served_matches"] and row["key_ok"] and not row["fail"], row
+    assert row["days_left"] > 300
