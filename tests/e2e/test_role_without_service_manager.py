@@ -9,7 +9,6 @@ import re
 import subprocess
 
 import pytest
-
 from conftest import Cluster, run_playbook
 
 GROUP = "pgtls-e2e-keys"
