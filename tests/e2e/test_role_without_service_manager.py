@@ -91,6 +91,23 @@ def test_new_key_group_restarts_with_pg_ctl_when_allowed(role_env):
     assert verify_full(cluster, cluster.data).returncode == 0
 
 
+def test_ca_given_as_content_is_used_and_never_shown(role_env, tmp_path):
+    """The AWX way: the CA arrives as content (credential extra vars), written into an empty CA folder."""
+    cluster, extra = role_env
+    pki = extra["pgtls_pki_dir"]
+    cert = (cluster.data / "tls" / "server.crt").read_bytes()
+    content = {}
+    for name in ("root", "intermediate"):
+        content[f"pgtls_{name}_ca_cert_content"] = open(f"{pki}/{name}.crt").read()
+        content[f"pgtls_{name}_ca_key_content"] = open(f"{pki}/{name}.key").read()
+    done = run_playbook("role_local.yml", dict(extra, pgtls_pki_dir=str(tmp_path / "pki"), pgtls_ssl_group=GROUP,
+                                               **content), "-vvv")
+    assert "PRIVATE KEY" not in done.stdout + done.stderr
+    assert (cluster.data / "tls" / "server.crt").read_bytes() == cert  # same intermediate: nothing re-issued
+    assert (tmp_path / "pki" / "intermediate.key").stat().st_mode & 0o777 == 0o600
+    assert verify_full(cluster, cluster.data).returncode == 0
+
+
 def test_audit_discovers_a_data_directory_cluster(role_env, tmp_path):
     cluster, extra = role_env
     out = tmp_path / "audit.json"

@@ -4,6 +4,7 @@ The tests run in file order: each life-cycle step builds on the previous one."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -72,6 +73,16 @@ def test_client_files_have_libpq_permissions():
     assert APP.file("/home/app/.postgresql/root.crt").exists
 
 
+def test_bundle_for_an_unmanaged_system_on_the_controller():
+    folder = os.path.join(PKI, "clients", "reporting")
+    key = os.stat(os.path.join(folder, "postgresql.key"))
+    assert key.st_mode & 0o777 == 0o600
+    done = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", os.path.join(folder, "root.crt"),
+                           "-untrusted", os.path.join(folder, "postgresql.crt"), os.path.join(folder, "postgresql.crt")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_a_name_not_in_the_certificate_fails_verify_full():
     address = APP.run("getent hosts pgtls-fleet-db1").stdout.split()[0]
     done = psql("app", address)
@@ -108,6 +119,13 @@ def test_audit_reports_every_cluster_and_passes():
     assert "4 cluster(s) meet the policy" in out
 
 
+def test_audit_is_safe_in_check_mode():
+    rc, out = playbook("audit", "--check")
+    assert rc == 0, out
+    assert "4 cluster(s) meet the policy" in out
+    assert set(recap_changed(out).values()) == {0}, out
+
+
 def test_audit_fails_when_certificates_expire_too_soon():
     rc, out = playbook("audit", "-e", "pgtls_audit_min_days=400")
     assert rc != 0
@@ -129,6 +147,19 @@ def test_revoke_again_changes_nothing():
     rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["mallory"]}')
     assert rc == 0, out
     assert set(recap_changed(out).values()) == {0}, out
+
+
+def test_revoke_by_serial_lands_in_every_servers_crl():
+    bundle = os.path.join(PKI, "clients", "reporting", "postgresql.crt")
+    serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", bundle],
+                            capture_output=True, text=True, check=True).stdout.strip().split("=")[1]
+    rc, out = playbook("revoke", "-e", json.dumps({"pgtls_revoke_serials": [f"0x{serial}"],
+                                                   "pgtls_revoke_reason": "superseded"}))
+    assert rc == 0, out
+    for server in DBS:
+        crl = node(server).run("openssl crl -noout -text -in /etc/postgresql/15/main/tls/root.crl")
+        assert f"Serial Number: {serial}" in crl.stdout
+        assert "Superseded" in crl.stdout
 
 
 @pytest.fixture()
@@ -210,3 +241,10 @@ def test_retirement_refuses_certificates_of_the_previous_intermediate(steady_cli
                               capture_output=True, text=True, check=True).stdout
     assert f"Serial Number: {serial}" in root_crl, root_crl
     assert not os.path.exists(os.path.join(PKI, "previous"))
+
+
+def test_lifecycle_is_idempotent_after_retirement():
+    for name in ("site", "clients"):
+        rc, out = playbook(name)
+        assert rc == 0, out
+        assert set(recap_changed(out).values()) == {0}, out
