@@ -12,7 +12,7 @@ TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
 .PHONY: help venv system-deps container-deps units units-crypto38 sanity integration e2e image molecule test lint bench \
-	demo demo-clean demo-local clean tree get-pip
+	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
 MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections
@@ -98,6 +98,11 @@ test: lint units units-crypto38 sanity integration molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py
+
+# Fleet figures on the demo fleet: rollout and unchanged re-run times, module executions per host.
+bench-fleet: venv $(BIN)/molecule image
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"
+	$(BIN)/python scripts/bench_fleet.py
 
 # The README's first command: the demo fleet (3 database containers, 1 application container); demo-clean removes it.
 demo: venv $(BIN)/molecule image

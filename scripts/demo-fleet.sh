@@ -3,6 +3,7 @@
 # pgtls-demo (names resolved by aardvark-dns), then demo/demo.yml: site, clients, a verify-full psql session from
 # the application container to each database by name with the client certificate, and the audit table.
 #   scripts/demo-fleet.sh        start (or re-run against) the fleet
+#   scripts/demo-fleet.sh hosts  only start the containers (scripts/bench_fleet.py uses it)
 #   scripts/demo-fleet.sh down   remove the containers, the network and the demo CA
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +28,7 @@ for name in "${HOSTS[@]}"; do
     podman run -d --name "$name" --hostname "$name" --network "$NETWORK" --systemd=always "$IMAGE" /sbin/init >/dev/null
   fi
 done
+[ "${1:-up}" = hosts ] && exit 0
 export PGTLS_PKI_DIR="$root/.cache/demo/pki"
 export ANSIBLE_COLLECTIONS_PATH="$root/.cache/collections" ANSIBLE_PIPELINING=true
 export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
