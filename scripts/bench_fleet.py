@@ -36,8 +36,8 @@ def playbook(book: str) -> tuple[float, Counter, str]:
     elapsed = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"{book} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
-    execs = Counter(m.group(1) for m in re.finditer(r"^<(pgtls-demo-[\w-]+)> RUN \[b'[^']*podman', b'exec'",
-                                                   done.stdout, re.M))
+    exec_line = re.compile(r"^<(pgtls-demo-[\w-]+)> RUN \[b'[^']*podman', b'exec'", re.M)
+    execs = Counter(m.group(1) for m in exec_line.finditer(done.stdout))
     changed = dict(re.findall(r"^(pgtls-demo-[\w-]+)\s+: ok=\d+\s+changed=(\d+)", done.stdout, re.M))
     return elapsed, execs, " ".join(f"{h.removeprefix('pgtls-demo-')}={c}" for h, c in sorted(changed.items()))
 
