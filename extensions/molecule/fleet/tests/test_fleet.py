@@ -177,7 +177,9 @@ def steady_client():
         APP.run("touch /tmp/steady.stop; sleep 2; systemctl stop pgtls-steady 2>/dev/null")
         log = APP.run("cat /tmp/steady.log").stdout.split("\n")
         errors = APP.run("cat /tmp/steady.err 2>/dev/null").stdout
-        return sum(1 for line in log if line == "ok"), [line for line in log if line.startswith("fail")], errors
+        ok, failed = sum(1 for line in log if line == "ok"), [line for line in log if line.startswith("fail")]
+        print(f"\nsteady verify-full client: {ok} connections succeeded, {len(failed)} failed")
+        return ok, failed, errors
 
     return stop
 
