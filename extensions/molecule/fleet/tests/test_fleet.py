@@ -157,7 +157,8 @@ def test_revoke_by_serial_lands_in_every_servers_crl():
                                                    "pgtls_revoke_reason": "superseded"}))
     assert rc == 0, out
     for server in DBS:
-        crl = node(server).run("openssl crl -noout -text -in /etc/postgresql/15/main/tls/root.crl")
+        # Every CRL of the file (openssl crl would show only the first, the root's).
+        crl = node(server).run("openssl storeutl -noout -text -crls /etc/postgresql/15/main/tls/root.crl")
         assert f"Serial Number: {serial}" in crl.stdout
         assert "Superseded" in crl.stdout
 
