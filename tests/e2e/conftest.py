@@ -114,6 +114,31 @@ class Cluster:
                               capture_output=True, text=True, env=env, check=False)
 
 
+def plain_cluster(base: Path) -> Cluster:
+    """A started cluster without SSL and trusting local connections: what the server role starts from."""
+    base.mkdir(mode=0o755)
+    cluster = Cluster(base, base / "unused")
+    cluster.init("local all all trust\n")
+    conf = cluster.data / "postgresql.conf"
+    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("ssl")))
+    cluster.start()
+    return cluster
+
+
+def role_vars(cluster: Cluster, name: str, pki: Path) -> dict:
+    """Server role variables for a throw-away cluster: no service manager, its private socket folder, TLS-only TCP."""
+    return {
+        "pgtls_pki_dir": str(pki),
+        "pgtls_clusters": [{"version": 15, "name": name, "port": cluster.port, "config_dir": str(cluster.data),
+                            "data_dir": str(cluster.data), "service": "", "socket_dir": str(cluster.sockets),
+                            "log_file": str(cluster.log)}],
+        "pgtls_hba_rules": [
+            {"type": "local", "database": "all", "user": "postgres", "method": "peer"},
+            {"type": "hostssl", "database": "all", "user": "postgres", "address": "127.0.0.1/32", "method": "trust"},
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
 def workdir():
     try:

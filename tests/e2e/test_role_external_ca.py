@@ -8,7 +8,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import Cluster, run_playbook
+from conftest import plain_cluster, role_vars, run_playbook
 
 
 def openssl(*args: str) -> None:
@@ -18,29 +18,14 @@ def openssl(*args: str) -> None:
 @pytest.fixture(scope="module")
 def ext_env(workdir):
     base = workdir / "external"
-    base.mkdir(mode=0o755)
-    cluster = Cluster(base, base / "unused")
-    cluster.init("local all all trust\n")
-    conf = cluster.data / "postgresql.conf"
-    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("ssl")))
-    cluster.start()
+    cluster = plain_cluster(base)
     ca = base / "their-ca"
     ca.mkdir()
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
             "-subj", "/CN=Their Root", "-keyout", str(ca / "root.key"), "-out", str(ca / "root.crt"),
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    extra = {
-        "pgtls_server_cert_source": "external",
-        "pgtls_pki_dir": str(base / "pki"),
-        "pgtls_crl_enabled": False,
-        "pgtls_key_layout": "owner",
-        "pgtls_clusters": [{"version": 15, "name": "ext", "port": cluster.port, "config_dir": str(cluster.data),
-                            "data_dir": str(cluster.data), "service": "", "socket_dir": str(cluster.sockets)}],
-        "pgtls_hba_rules": [
-            {"type": "local", "database": "all", "user": "postgres", "method": "peer"},
-            {"type": "hostssl", "database": "all", "user": "postgres", "address": "127.0.0.1/32", "method": "trust"},
-        ],
-    }
+    extra = dict(role_vars(cluster, "ext", base / "pki"), pgtls_server_cert_source="external",
+                 pgtls_crl_enabled=False, pgtls_key_layout="owner")
     yield cluster, extra, base / "pki" / "external" / "localhost-15-ext", ca
     cluster.stop()
 

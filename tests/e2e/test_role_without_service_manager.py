@@ -9,7 +9,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import Cluster, run_playbook
+from conftest import plain_cluster, role_vars, run_playbook
 
 GROUP = "pgtls-e2e-keys"
 
@@ -20,24 +20,8 @@ def recap_changed(output: str) -> int:
 
 @pytest.fixture(scope="module")
 def role_env(workdir):
-    base = workdir / "role"
-    base.mkdir(mode=0o755)
-    cluster = Cluster(base, base / "unused")
-    cluster.init("local all all trust\n")
-    conf = cluster.data / "postgresql.conf"
-    conf.write_text("".join(line for line in conf.read_text().splitlines(True) if not line.startswith("ssl")))
-    cluster.start()
-    entry = {"version": 15, "name": "e2e", "port": cluster.port, "config_dir": str(cluster.data),
-             "data_dir": str(cluster.data), "service": "", "socket_dir": str(cluster.sockets),
-             "log_file": str(cluster.log)}
-    extra = {
-        "pgtls_pki_dir": str(base / "pki"),
-        "pgtls_clusters": [entry],
-        "pgtls_hba_rules": [
-            {"type": "local", "database": "all", "user": "postgres", "method": "peer"},
-            {"type": "hostssl", "database": "all", "user": "postgres", "address": "127.0.0.1/32", "method": "trust"},
-        ],
-    }
+    cluster = plain_cluster(workdir / "role")
+    extra = role_vars(cluster, "e2e", workdir / "role" / "pki")
     yield cluster, extra
     cluster.stop()
     subprocess.run(["gpasswd", "-d", "postgres", GROUP], capture_output=True, check=False)
