@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 
@@ -81,11 +80,16 @@ def ensure_ca(params: dict, check_mode: bool) -> dict:
     check_folder(key_path, "key_path")
     check_folder(cert_path, "cert_path")
     folder = os.path.dirname(os.path.abspath(cert_path))
-    with contextlib.nullcontext() if check_mode else cafolder.locked(folder, params.get("lock_timeout", 120)):
-        return _ensure_ca_locked(params, check_mode, issuer, profile, valid_days, subject, key_attrs, cert_attrs)
+    args = (params, issuer, profile, valid_days, subject, key_attrs, cert_attrs)
+    # A dry run first: bad input fails here, before the lock file or anything else is created.
+    plan = _ensure_ca_locked(True, *args)
+    if check_mode or not plan["changed"]:
+        return plan
+    with cafolder.locked(folder, params.get("lock_timeout", 120)):
+        return _ensure_ca_locked(False, *args)
 
 
-def _ensure_ca_locked(params, check_mode, issuer, profile, valid_days, subject, key_attrs, cert_attrs) -> dict:
+def _ensure_ca_locked(check_mode, params, issuer, profile, valid_days, subject, key_attrs, cert_attrs) -> dict:
     cert_path, key_path = params["cert_path"], params["key_path"]
     passphrase = params.get("key_passphrase")
     cert_data = read_bytes(cert_path, "cert_path", missing_ok=True)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 
@@ -104,9 +103,12 @@ def ensure_crl(params: dict, check_mode: bool) -> dict:
     if combined:
         check_folder(combined, "combined_path")
     folder = os.path.dirname(os.path.abspath(path))
-    lock = contextlib.nullcontext() if check_mode else cafolder.locked(folder, params.get("lock_timeout", 120))
-    with lock:
-        return _ensure_crl_locked(params, check_mode, issuer, wanted, attrs, folder)
+    # A dry run first: bad input fails here, before the lock file or anything else is created.
+    plan = _ensure_crl_locked(params, True, issuer, wanted, attrs, folder)
+    if check_mode or not plan["changed"]:
+        return plan
+    with cafolder.locked(folder, params.get("lock_timeout", 120)):
+        return _ensure_crl_locked(params, False, issuer, wanted, attrs, folder)
 
 
 def _ensure_crl_locked(params, check_mode, issuer, wanted, attrs, folder) -> dict:
