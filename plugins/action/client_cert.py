@@ -8,6 +8,7 @@ import os
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
@@ -17,7 +18,6 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     IssuingAction,
     Request,
     diff_for,
-    folder_name,
     pem,
 )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -20,6 +19,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
     check_lifetime,
     reissue_reasons,
 )
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, write_atomic
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
@@ -165,13 +165,6 @@ def preflight_key(params: dict, issuer: Issuer) -> None:
     path = params.get("issuer_key_path")
     if params.get("issuer_key_content") or (path and os.path.exists(path)):
         issuer.key()
-
-
-def folder_name(name: str) -> str:
-    """A folder name for a role name (any string): percent-encoded, so it never holds a slash, is never "." or
-    ".." nor hidden, and two names never share one (the encoding is reversible)."""
-    encoded = quote(name, safe="@+=,-_")
-    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded
 
 
 def record(record_dir: str, name: str, leaf) -> None:

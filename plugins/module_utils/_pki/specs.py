@@ -163,3 +163,14 @@ HOST_MATERIAL = {
     "stage": {"type": "str", "default": "prepare", "choices": ["prepare", "install"]},
     "items": {"type": "list", "elements": "dict", "required": True, "options": HOST_ITEM},
 }
+
+REVOCATION_REGISTRY = {
+    "path": {"type": "path", "required": True},
+    "add": {"type": "list", "elements": "dict", "default": [], "options": {
+        "serial_number": {"type": "str", "required": True},
+        "name": {"type": "str"},
+        "reason": {"type": "str", "default": "unspecified", "choices": list(REVOCATION_REASONS)},
+        "revocation_date": {"type": "str"},
+    }},
+    "lock_timeout": {"type": "int", "default": 120},
+}

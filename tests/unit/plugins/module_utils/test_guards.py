@@ -15,6 +15,7 @@ from pkitools import Pki, key_pem, openssl, pem, write
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import cafolder, compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.authority import ensure_ca
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import check_lifetime
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
     TMP_PREFIX,
@@ -27,7 +28,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import PENDING_SUFFIX, host_material
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_san
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.revocation import ensure_crl
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import folder_name
 
 
 def snapshot(folder):
@@ -331,3 +331,26 @@ def test_host_checks_every_folder_before_the_first_write(tmp_path):
     with pytest.raises(PkiError, match="folder .*missing does not exist"):
         host_material({"stage": "prepare", "items": items}, False)
     assert snapshot(tmp_path) == before
+
+
+# The revocation registry ------------------------------------------------------------------------------------------
+def _add_entry(path, serial):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    ensure_entries({"path": path, "add": [{"serial_number": serial, "name": None, "reason": "key_compromise",
+                                           "revocation_date": None}], "lock_timeout": 30}, False)
+
+
+def test_registry_runs_at_once_keep_every_entry(tmp_path):
+    import yaml  # noqa: PLC0415
+
+    path = str(tmp_path / "revoked.yml")
+    procs = [multiprocessing.Process(target=_add_entry, args=(path, f"0x{n:X}")) for n in range(10, 18)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+        assert proc.exitcode == 0
+    entries = yaml.safe_load(open(path))
+    assert sorted(e["serial_number"] for e in entries) == sorted(f"0x{n:X}" for n in range(10, 18))
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"

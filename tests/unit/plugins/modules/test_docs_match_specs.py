@@ -19,6 +19,7 @@ MODULES = {
     "crl": specs.CRL,
     "validate": specs.VALIDATE,
     "host_material": specs.HOST_MATERIAL,
+    "revocation_registry": specs.REVOCATION_REGISTRY,
 }
 
 
