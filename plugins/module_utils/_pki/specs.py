@@ -174,3 +174,9 @@ REVOCATION_REGISTRY = {
     }},
     "lock_timeout": {"type": "int", "default": 120},
 }
+
+INTERMEDIATE_ROTATION = {
+    "pki_dir": {"type": "path", "required": True},
+    "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
+    "lock_timeout": {"type": "int", "default": 120},
+}
