@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
@@ -38,6 +39,10 @@ def check_role_name(name: str, where: str) -> None:
 
 class ActionModule(IssuingAction):
     SPEC = CLIENT_CERT
+
+    def option_names(self, msg):
+        # "items[3] (app).key_path: ..." is about clients[3] (app)'s key file.
+        return re.sub(r"items\[(\d+)\] \(", r"clients[\1] (", msg)
 
     def on_controller(self, params):
         return params["key_location"] == "controller"

@@ -55,14 +55,11 @@ class Item:
     create_dir: bool
     common_name: str
     sans: list
+    where: str = "items[0]"
 
     @property
     def pending_path(self) -> str:
         return self.key_path + PENDING_SUFFIX
-
-    @property
-    def where(self) -> str:
-        return f"items[{self.name}]"
 
 
 def parse_item(raw: dict, index: int) -> Item:
@@ -93,6 +90,7 @@ def parse_item(raw: dict, index: int) -> Item:
         create_dir=bool(raw.get("create_dir")),
         common_name=raw.get("common_name") or name,
         sans=parse_sans(raw.get("subject_alt_names") or [], f"{where}.subject_alt_names"),
+        where=where,
     )
     return item
 
