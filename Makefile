@@ -44,9 +44,11 @@ $(VENV33)/bin/pytest: requirements-crypto33.txt
 venv: $(BIN)/ansible-playbook
 
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
-# python3-cryptography 38.0.4, Chromium (renders the audit page). Installed only when missing.
+# python3-cryptography 38.0.4, Chromium (renders the audit page), the client drivers the e2e tests prove (JDBC with
+# a JDK to compile its test program, psycopg 3, asyncpg, Node.js for node-postgres). Installed only when missing.
 system-deps:
-	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core; do \
+	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core \
+	    default-jdk-headless libpostgresql-jdbc-java python3-asyncpg python3-psycopg nodejs; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
@@ -106,7 +108,13 @@ integration: venv tree system-deps $(VENV33)/bin/pytest
 faults: venv system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/faults
 
-e2e: venv system-deps
+# node-postgres from the npm registry, for the driver tests.
+NODE_PG := .cache/node/node_modules/pg/package.json
+$(NODE_PG):
+	command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	npm install --silent --no-audit --no-fund --prefix .cache/node pg@8.16.3
+
+e2e: venv system-deps $(NODE_PG)
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
 
 test: lint units units-crypto38 units-crypto33 sanity integration faults molecule e2e

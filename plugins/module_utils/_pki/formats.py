@@ -20,8 +20,13 @@ def pkcs8_der(key) -> bytes:
                              serialization.NoEncryption())
 
 
-def pkcs12_bytes(name: str, key, chain: list, passphrase: str) -> bytes:
-    return pkcs12.serialize_key_and_certificates(name.encode(), key, chain[0], chain[1:] or None,
+# The key entry's alias (friendlyName). The PostgreSQL JDBC driver reads the entry named "user" and no other
+# (PKCS12KeyManager); Java keytool and .NET take any name.
+PKCS12_ALIAS = b"user"
+
+
+def pkcs12_bytes(key, chain: list, passphrase: str) -> bytes:
+    return pkcs12.serialize_key_and_certificates(PKCS12_ALIAS, key, chain[0], chain[1:] or None,
                                                  serialization.BestAvailableEncryption(passphrase.encode()))
 
 
@@ -56,7 +61,7 @@ def ensure_formats(item, key, chain: list, check_mode: bool) -> list[str]:
         if not pkcs12_current(current, item.pkcs12_passphrase, key, chain):
             changes.append(f"{item.pkcs12_path}: {'written' if current is None else 'rewritten'}")
             if not check_mode:
-                write_atomic(item.pkcs12_path, pkcs12_bytes(item.name, key, chain, item.pkcs12_passphrase),
+                write_atomic(item.pkcs12_path, pkcs12_bytes(key, chain, item.pkcs12_passphrase),
                              item.key_attrs, where)
         else:
             attr_changes = differences(item.pkcs12_path, item.key_attrs)
