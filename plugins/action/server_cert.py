@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
@@ -21,6 +23,15 @@ class ActionModule(IssuingAction):
         if not sans:
             raise PkiError("at least one DNS name or IP address is needed", where="subject_alt_names")
         common_name = params["common_name"] or str(sans[0].value)
+        paths = {"key_path": params["key_path"], "cert_path": params["cert_path"], "csr_path": params["csr_path"],
+                 "root_cert_path": params["root_cert_path"]}
+        seen = {}
+        for option, path in paths.items():
+            if path and os.path.normpath(path) in seen:
+                raise PkiError(f"{path} is also given as {seen[os.path.normpath(path)]}: each file needs its own path",
+                               where=option)
+            if path:
+                seen[os.path.normpath(path)] = option
         if params["root_cert_path"] and issuer.root is None:
             raise PkiError("root_cert_path needs the root: give it in issuer_chain_path or issuer_chain_content",
                            where="root_cert_path")

@@ -19,6 +19,11 @@ description:
     O(key_location=controller), everything is written on the controller, for systems Ansible does not manage.
   - All clients are handled in one call - two module executions for a first issue, one when nothing changed,
     whether the list has one entry or a thousand.
+  - A client name is a PostgreSQL role name (at most 63 bytes, no NUL). Under O(dest), its folder is the name
+    percent-encoded (C(/) becomes C(%2F), a leading C(.) becomes C(%2E)), so every folder stays inside O(dest) and
+    no two names share one; the files are checked to resolve inside O(dest) on the host, symbolic links included.
+  - The same guards as M(pgtls.ssl.server_cert) - a symbolic link at a key path is refused, no file of another kind
+    is replaced, every folder is checked before the first write, nonsensical lifetimes are refused.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -64,7 +69,9 @@ options:
         description: Group of the folder and files. Defaults to O(group).
         type: str
   dest:
-    description: Base folder for clients without O(clients[].dir).
+    description:
+      - Base folder for clients without O(clients[].dir); each gets C(<dest>/<name>), the name percent-encoded
+        where it holds characters other than letters, digits and C(@+=,-_.) (or starts with a dot).
     type: path
   key_location:
     description: Where keys are generated and the files written - the task's host, or the controller.

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, Wanted, reissue_reasons
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
+    RenewPolicy,
+    Wanted,
+    check_lifetime,
+    reissue_reasons,
+)
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, write_atomic
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
@@ -62,17 +67,30 @@ class IssuingAction(ActionBase):
             return result
         self.executions = 0
         self.task_vars = task_vars
+        self.prepared = False
         try:
             params = args
+            check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"])
             issuer = load_issuer(params, "issuer")
             requests = self.requests(params, issuer)
+            preflight_key(params, issuer)
             self.process(params, issuer, requests)
         except PkiError as exc:
-            result.update(failed=True, msg=str(exc))
+            result.update(failed=True, msg=str(exc) + self.leftovers_note())
+            return result
+        except Exception as exc:  # the module boundary: never a raw traceback for the user
+            result.update(failed=True, msg=f"unexpected error ({type(exc).__name__}): {exc}; no file was changed "
+                          f"after it{self.leftovers_note()}")
             return result
         result.update(self.summarize(params, requests))
         result["module_executions"] = self.executions
         return result
+
+    def leftovers_note(self) -> str:
+        if not self.prepared or self._task.check_mode:
+            return ""
+        return (" (keys made on the host before the failure wait as <key_path>.pgtls-new and are reused by the "
+                "next run; nothing else was changed)")
 
     # Subclass hooks -------------------------------------------------------------------------------------------
     def requests(self, params: dict, issuer: Issuer) -> list[Request]:
@@ -99,6 +117,7 @@ class IssuingAction(ActionBase):
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
         renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
         prepared = self.host(params, "prepare", [r.item for r in requests])
+        self.prepared = True
         for request, answer in zip(requests, prepared):
             self.decide(request, answer, issuer, renew)
         to_install = [r for r in requests if r.install]
@@ -139,9 +158,18 @@ class IssuingAction(ActionBase):
             request.install = True
 
 
+def preflight_key(params: dict, issuer: Issuer) -> None:
+    """Load the CA key before the host is asked for anything when it is at hand (content, or an existing file), so
+    a wrong passphrase or a key of another CA fails before any key is made. A key kept offline (path absent) is
+    needed only if something must be signed."""
+    path = params.get("issuer_key_path")
+    if params.get("issuer_key_content") or (path and os.path.exists(path)):
+        issuer.key()
+
+
 def record(record_dir: str, name: str, leaf) -> None:
     """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it)."""
-    folder = os.path.join(record_dir, quote(name, safe=" @+=,-_"))
+    folder = os.path.join(record_dir, folder_name(name))
     path = os.path.join(folder, serial_hex(leaf.serial_number).replace(":", "") + ".crt")
     if os.path.exists(path):
         return
