@@ -90,6 +90,8 @@ CLIENT_CERT = {
     "subject": {"type": "dict", "default": {}},
     "valid_days": {"type": "int", "default": 365},
     "create_dirs": {"type": "bool", "default": True},
+    "formats": {"type": "list", "elements": "str", "default": ["pem"], "choices": ["pem", "pkcs8_der", "pkcs12"]},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -155,6 +157,9 @@ HOST_ITEM = {
     "cert_mode": {"type": "str", "default": "0644"},
     "create_dir": {"type": "bool", "default": False},
     "base_dir": {"type": "path"},
+    "pkcs8_path": {"type": "path"},
+    "pkcs12_path": {"type": "path"},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
 }
@@ -179,4 +184,14 @@ INTERMEDIATE_ROTATION = {
     "pki_dir": {"type": "path", "required": True},
     "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
     "lock_timeout": {"type": "int", "default": 120},
+}
+
+AUDIT_REPORT = {
+    "servers": {"type": "list", "elements": "dict", "required": True},
+    "pki_dir": {"type": "path"},
+    "window_days": {"type": "int", "default": 30},
+    "min_days": {"type": "int", "default": 14},
+    "json_path": {"type": "path"},
+    "metrics_path": {"type": "path"},
+    "html_path": {"type": "path"},
 }
