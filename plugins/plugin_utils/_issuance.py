@@ -11,7 +11,13 @@ from urllib.parse import quote
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from cryptography.hazmat.primitives.serialization import Encoding
+
+try:
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.deps import MISSING
+
+    Encoding = MISSING
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, Wanted, reissue_reasons

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from cryptography.hazmat.primitives.serialization import Encoding
+try:
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    Encoding = MISSING
 
 from . import compat
 from .errors import PkiError

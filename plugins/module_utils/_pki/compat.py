@@ -10,7 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = MISSING
 
 from .errors import PkiError
 

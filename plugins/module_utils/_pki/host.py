@@ -12,8 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = Encoding = MISSING
 
 from . import compat
 from .constants import DEFAULT_KEY_TYPE

@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = hashes = MISSING
 
 from . import compat
 from .keys import colon_hex, key_type_of, public_fingerprint

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+try:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    hashes = serialization = ec = ed25519 = padding = rsa = MISSING
 
 from .constants import KEY_TYPES
 from .errors import PkiError

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+try:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = ExtendedKeyUsageOID = MISSING
 
 
 @dataclass(frozen=True)
