@@ -29,6 +29,11 @@ $(BIN)/ansible-playbook: requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Release tooling (ansible-lint, yamllint, galaxy-importer, antsibull-docs/-changelog, ansible-builder/-runner).
+$(BIN)/ansible-lint: requirements-ship.txt $(BIN)/ansible-playbook
+	$(BIN)/pip install --quiet -r requirements-ship.txt
+	touch $@
+
 $(VENV38)/bin/pytest: requirements-crypto38.txt
 	$(PYTHON) -m venv $(VENV38)
 	$(VENV38)/bin/pip install --quiet -r requirements-crypto38.txt
@@ -62,8 +67,11 @@ molecule: venv $(BIN)/molecule image
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
 	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
 
-lint: venv
+# ruff on the Python, yamllint on every YAML file, ansible-lint's production profile (exceptions: .ansible-lint).
+lint: venv $(BIN)/ansible-lint
 	$(BIN)/ruff check plugins tests scripts extensions
+	$(BIN)/yamllint --strict .
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production --nocolor -q
 
 units: venv
 	$(BIN)/python -m pytest -q tests/unit
