@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Controller half of server_cert and client_cert: validate the CA first, ask the host for CSRs (one module
 execution), decide and sign here, and install only what changed (a second execution, only when needed).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Root and intermediate CAs (module pgtls.ssl.ca). An existing, valid CA is never replaced implicitly."""
 

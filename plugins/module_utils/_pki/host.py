@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """The host half of issuance: private keys (generated here, never sent anywhere), CSRs, and the installation of
 signed chains. Used by the module ``pgtls.ssl.host_material`` that the server_cert/client_cert actions call.

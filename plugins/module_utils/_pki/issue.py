@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Issuing: the signing CA (loaded lazily from files or PEM content), CSRs and certificates."""
 

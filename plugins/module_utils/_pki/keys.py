@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Private keys: the supported types, generation, loading with passphrases, serialisation, fingerprints."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Certificate profiles: which extensions each kind of certificate carries (the manual's ``v3_ca`` and friends)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """CRLs from a declarative list (module pgtls.ssl.crl), and the combined file for ``ssl_crl_file``."""
 
