@@ -11,7 +11,7 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: build-check help venv system-deps container-deps units units-crypto38 sanity integration e2e image molecule test lint bench \
+.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps units units-crypto38 sanity integration e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -22,6 +22,7 @@ help:
 	@echo "make demo-clean - remove the demo fleet"
 	@echo "make test   - everything CI runs: lint, units (newest and 38.0.4 cryptography), sanity, integration, e2e"
 	@echo "make units | units-crypto38 | sanity | integration | e2e | molecule | lint | bench"
+	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | awx (AWX project via ansible-runner)"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -99,7 +100,7 @@ integration: venv tree system-deps
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(TARGET_PYTHON)
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(BIN)/python
 
-e2e: venv system-deps
+e2e: venv $(BIN)/ansible-lint system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
 
 # The built collection: only allowed paths from a dirty tree; galaxy-importer (its ansible-test step off: that is
@@ -115,12 +116,38 @@ build-check: venv $(BIN)/ansible-lint
 	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(IMPORT_TREE)/ 2>/dev/null || true
 	echo "repository: file://$(CURDIR)" >> $(IMPORT_TREE)/galaxy.yml
 	$(BIN)/ansible-galaxy collection build --output-path $(DIST)/importer $(IMPORT_TREE)
-	GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/release/galaxy-importer.cfg PATH=$(CURDIR)/$(BIN):$$PATH \
-	  $(BIN)/python -m galaxy_importer.main $(DIST)/importer/pgtls-ssl-*.tar.gz | tee $(DIST)/importer.log
+	cd $(DIST) && GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/release/galaxy-importer.cfg PATH=$(CURDIR)/$(BIN):$$PATH \
+	  $(CURDIR)/$(BIN)/python -m galaxy_importer.main importer/pgtls-ssl-*.tar.gz | tee importer.log
 	@! grep -E '^ERROR' $(DIST)/importer.log
 	@echo "galaxy-importer: $$(grep -c '^WARNING' $(DIST)/importer.log) warning(s), 0 errors"
+	$(BIN)/ansible-builder create -f examples/awx-project/execution-environment.yml --context .cache/ee
 
-test: lint units units-crypto38 sanity build-check integration molecule e2e
+# The collection as the tools see it: ansible_collections/pgtls/ssl pointing at this checkout.
+COLLECTION_LINK := .cache/collections/ansible_collections/pgtls/ssl
+$(COLLECTION_LINK):
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"
+
+# Plugin and role docs, the docsite guides and the changelog, as antsibull checks them.
+docs-lint: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs \
+	  $(COLLECTION_LINK)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-changelog lint
+
+# The docsite, HTML: .cache/docsite/build/html/index.html (not in CI: Sphinx takes a while).
+DOCSITE := .cache/docsite
+docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
+	$(BIN)/pip install --quiet -r requirements-docs.txt
+	rm -rf $(DOCSITE) && mkdir -p $(DOCSITE)
+	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections \
+	  $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) pgtls.ssl
+	cd $(DOCSITE) && PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections ./build.sh
+	@echo "docsite: $(DOCSITE)/build/html/index.html"
+
+# The example AWX project's playbooks through ansible-runner as AWX runs them (also part of make e2e).
+awx: venv $(BIN)/ansible-lint system-deps
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e/test_awx_project.py
+
+test: lint docs-lint units units-crypto38 sanity build-check integration molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py
