@@ -140,6 +140,9 @@ docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
 	rm -rf $(DOCSITE) && mkdir -p $(DOCSITE)
 	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections \
 	  $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) pgtls.ssl
+	@# Without network, intersphinx cannot load the Ansible docsite's labels (common_return_values...): those
+	@# references stay unresolved warnings instead of errors. Our own references: make docs-lint.
+	sed -i 's/ -W --keep-going/ --keep-going/' $(DOCSITE)/build.sh
 	cd $(DOCSITE) && PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections ./build.sh
 	@echo "docsite: $(DOCSITE)/build/html/index.html"
 
