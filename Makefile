@@ -118,7 +118,7 @@ build-check: venv $(BIN)/ansible-lint
 	$(BIN)/ansible-galaxy collection build --output-path $(DIST)/importer $(IMPORT_TREE)
 	cd $(DIST) && GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/release/galaxy-importer.cfg PATH=$(CURDIR)/$(BIN):$$PATH \
 	  $(CURDIR)/$(BIN)/python -m galaxy_importer.main importer/pgtls-ssl-*.tar.gz | tee importer.log
-	@! grep -E '^ERROR' $(DIST)/importer.log
+	@! grep -E '^ERROR|^WARNING: ERROR' $(DIST)/importer.log
 	@echo "galaxy-importer: $$(grep -c '^WARNING' $(DIST)/importer.log) warning(s), 0 errors"
 	$(BIN)/ansible-builder create -f examples/awx-project/execution-environment.yml --context .cache/ee
 

@@ -22,7 +22,7 @@ GALAXY = Path(sys.executable).parent / "ansible-galaxy"
 ALLOWED = [
     "MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", ".ansible-lint", ".yamllint",
     "meta", "meta/*", "plugins", "plugins/*", "roles", "roles/*", "playbooks", "playbooks/*",
-    "docs", "docs/*", "examples", "examples/*", "tests", "tests/*",
+    "docs", "docs/*", "tests", "tests/*",
     "changelogs", "changelogs/config.yaml", "changelogs/changelog.yaml", "changelogs/fragments",
     "changelogs/fragments/*.yml", "changelogs/fragments/*.yaml", "changelogs/fragments/.keep",
 ]
