@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV38 := .venv-crypto38
+VENV33 := .venv-crypto33
 BIN := $(VENV)/bin
 # Modules run on "targets" with Debian's python3 and python3-cryptography 38.0.4, as on a Debian 12 host.
 TARGET_PYTHON ?= /usr/bin/python3
@@ -11,7 +12,7 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps units units-crypto38 sanity integration e2e image molecule test lint bench \
+.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps units units-crypto38 units-crypto33 sanity integration e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -20,8 +21,8 @@ MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/
 help:
 	@echo "make demo   - a demo fleet in podman (3 databases, 1 application host): site, clients, psql verify-full, audit"
 	@echo "make demo-clean - remove the demo fleet"
-	@echo "make test   - everything CI runs: lint, units (newest and 38.0.4 cryptography), sanity, integration, e2e"
-	@echo "make units | units-crypto38 | sanity | integration | e2e | molecule | lint | bench"
+	@echo "make test   - everything CI runs: lint, units (newest, 38.0.4 and 3.3.2 cryptography), sanity, integration, e2e"
+	@echo "make units | units-crypto38 | units-crypto33 | sanity | integration | e2e | molecule | lint | bench"
 	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | awx (AWX project via ansible-runner)"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
@@ -38,6 +39,12 @@ $(BIN)/ansible-lint: requirements-ship.txt $(BIN)/ansible-playbook
 $(VENV38)/bin/pytest: requirements-crypto38.txt
 	$(PYTHON) -m venv $(VENV38)
 	$(VENV38)/bin/pip install --quiet -r requirements-crypto38.txt
+	touch $@
+
+# The floor: Debian 11's python3-cryptography 3.3.2 (targets only; the controller uses the newest).
+$(VENV33)/bin/pytest: requirements-crypto33.txt
+	$(PYTHON) -m venv $(VENV33)
+	$(VENV33)/bin/pip install --quiet -r requirements-crypto33.txt
 	touch $@
 
 venv: $(BIN)/ansible-playbook
@@ -80,6 +87,9 @@ units: venv
 units-crypto38: $(VENV38)/bin/pytest
 	$(VENV38)/bin/python -m pytest -q tests/unit
 
+units-crypto33: $(VENV33)/bin/pytest
+	$(VENV33)/bin/python -m pytest -q tests/unit
+
 # A copy of the tracked (and new, unignored) files as ansible_collections/pgtls/ssl, with its own git index so
 # ansible-test sees exactly the collection's files.
 tree:
@@ -95,9 +105,10 @@ get-pip:
 sanity: venv tree get-pip
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test sanity $(ANSIBLE_TEST_VERSION_ARGS) --requirements
 
-# Twice: targets on Debian's python3-cryptography 38.0.4, then on the newest cryptography (the venv's).
-integration: venv tree system-deps
+# Three times: targets on Debian's python3-cryptography 38.0.4, on the floor 3.3.2, then on the newest (the venv's).
+integration: venv tree system-deps $(VENV33)/bin/pytest
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(TARGET_PYTHON)
+	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(VENV33)/bin/python
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(BIN)/python
 
 e2e: venv $(BIN)/ansible-lint system-deps
@@ -150,7 +161,7 @@ docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
 awx: venv $(BIN)/ansible-lint system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e/test_awx_project.py
 
-test: lint docs-lint units units-crypto38 sanity build-check integration molecule e2e
+test: lint docs-lint units units-crypto38 units-crypto33 sanity build-check integration molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
@@ -16,12 +19,28 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import Issuing
 
 class ActionModule(IssuingAction):
     SPEC = SERVER_CERT
+    HOST_OPTIONS = {"key_path": "key_path", "cert_path": "cert_path", "csr_path": "csr_path",
+                    "root_path": "root_cert_path", "key_mode": "key_mode", "cert_mode": "cert_mode", "owner": "owner",
+                    "group": "group", "common_name": "common_name", "subject_alt_names": "subject_alt_names"}
+
+    def option_names(self, msg):
+        # One item: "items[0] (server).key_path: ..." is this module's "key_path: ...".
+        return re.sub(r"items\[0\] \(server\)\.(\w+)", lambda m: self.HOST_OPTIONS.get(m.group(1), m.group(1)), msg)
 
     def requests(self, params, issuer):
         sans = parse_sans(params["subject_alt_names"], "subject_alt_names")
         if not sans:
             raise PkiError("at least one DNS name or IP address is needed", where="subject_alt_names")
         common_name = params["common_name"] or str(sans[0].value)
+        paths = {"key_path": params["key_path"], "cert_path": params["cert_path"], "csr_path": params["csr_path"],
+                 "root_cert_path": params["root_cert_path"]}
+        seen = {}
+        for option, path in paths.items():
+            if path and os.path.normpath(path) in seen:
+                raise PkiError(f"{path} is also given as {seen[os.path.normpath(path)]}: each file needs its own path",
+                               where=option)
+            if path:
+                seen[os.path.normpath(path)] = option
         if params["root_cert_path"] and issuer.root is None:
             raise PkiError("root_cert_path needs the root: give it in issuer_chain_path or issuer_chain_content",
                            where="root_cert_path")

@@ -20,6 +20,10 @@ description:
     key type or issuer. An expired CA, or a certificate whose key is missing, is an error until O(force=true).
   - To make an intermediate, give the root with the O(issuer_cert_path) group of options. Once the intermediate
     exists, the root's key is not read, so it can be kept offline.
+  - Refused before anything is written - O(cert_path) and O(key_path) naming one file (after C(..) and symbolic
+    links), a symbolic link at O(key_path), a missing folder, an existing file of another kind in the way, an
+    intermediate whose key is the issuer's own, an issuer whose path length forbids another CA, and a lifetime
+    outside 1 to 36500 days.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -73,7 +77,8 @@ options:
   path_length:
     description:
       - Path length constraint of an intermediate (how many CAs may follow it). Defaults to 0 (it issues leaves only).
-      - Ignored for a root, which carries no constraint.
+      - Ignored for a root, which carries no constraint. Must be less than the issuer's own path length; an issuer
+        with path length 0 (the default intermediate) cannot sign a CA at all, and the task says so.
     type: int
   key_mode:
     description: Mode of the key file, applied from its first byte.
@@ -94,6 +99,13 @@ options:
       - Create a new key and certificate even if a valid CA exists. Not idempotent; use once, deliberately.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for the lock on the certificate's folder (the CA folder, C(.pgtls.lock)) that another run
+        holds; two runs never create or replace one CA at the same time.
+    type: int
+    default: 120
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""

@@ -20,6 +20,11 @@ description:
     O(key_location=controller), everything is written on the controller, for systems Ansible does not manage.
   - All clients are handled in one call - two module executions for a first issue, one when nothing changed,
     whether the list has one entry or a thousand.
+  - A client name is a PostgreSQL role name (at most 63 bytes, no NUL). Under O(dest), its folder is the name
+    percent-encoded (C(/) becomes C(%2F), a leading C(.) becomes C(%2E)), so every folder stays inside O(dest) and
+    no two names share one; the files are checked to resolve inside O(dest) on the host, symbolic links included.
+  - The same guards as M(pgtls.ssl.server_cert) - a symbolic link at a key path is refused, no file of another kind
+    is replaced, every folder is checked before the first write, nonsensical lifetimes are refused.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -65,8 +70,28 @@ options:
         description: Group of the folder and files. Defaults to O(group).
         type: str
   dest:
-    description: Base folder for clients without O(clients[].dir).
+    description:
+      - Base folder for clients without O(clients[].dir); each gets C(<dest>/<name>), the name percent-encoded
+        where it holds characters other than letters, digits and C(@+=,-_.) (or starts with a dot).
     type: path
+  formats:
+    description:
+      - What to write besides the PEM files libpq reads (C(postgresql.crt), C(postgresql.key), C(root.crt)), which
+        are always written.
+      - V(pkcs8_der) - C(postgresql.pk8), the key as unencrypted PKCS#8 DER, for the PostgreSQL JDBC driver
+        (C(sslkey=.../postgresql.pk8)); same owner and mode as the key.
+      - V(pkcs12) - C(postgresql.p12), key, certificate and intermediates encrypted with O(pkcs12_passphrase), for
+        Java keystores and .NET; same owner and mode as the key; rewritten only when it no longer opens with the
+        passphrase or no longer holds the active key and chain.
+    type: list
+    elements: str
+    default: [pem]
+    choices: [pem, pkcs8_der, pkcs12]
+    version_added: 0.2.0
+  pkcs12_passphrase:
+    description: Passphrase of C(postgresql.p12); required with V(pkcs12) in O(formats). Never logged.
+    type: str
+    version_added: 0.2.0
   key_location:
     description: Where keys are generated and the files written - the task's host, or the controller.
     type: str

@@ -14,11 +14,14 @@ description:
     C(nextUpdate). Runs where the CA key is (normally the controller).
   - The CRL is signed again only when the list of revoked serials (or their reasons) changes, when the existing
     CRL was not signed by this CA, or when C(nextUpdate) is less than O(renew_before_days) away. Revocation dates
-    of entries already on the CRL are kept; the CRL number grows by one on every signature.
+    of entries already on the CRL are kept; the CRL number grows on every signature and never goes back.
   - PostgreSQL checks a CRL for B(every CA in the chain, the root included), and refuses client certificates with
     C(unable to get certificate CRL) when one is missing or expired. Run the module once per CA (root too, with an
     empty O(revoked)), then build the file for C(ssl_crl_file) with O(combined_path) and O(combine_with).
   - A root whose key is kept offline needs a long O(next_update_days), since signing its CRL again needs that key.
+  - Every input is read and checked before anything is written. An existing O(path) or O(combined_path) that
+    holds something other than a CRL (a certificate, a key, garbage) is never replaced; the task fails saying
+    what the file holds.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -72,6 +75,24 @@ options:
     description: Sign again when C(nextUpdate) is fewer than this many days away. Must be below O(next_update_days).
     type: int
     default: 7
+  revoked_mode:
+    description:
+      - V(add) keeps every entry already on this CA's CRL and adds those of O(revoked); a revocation is never
+        undone by a shorter list, and two runs at once that each add their own revocations both count.
+      - V(exact) makes the CRL list exactly O(revoked), so an entry can be removed (for example a released
+        C(certificate_hold)).
+    type: str
+    default: add
+    choices: [add, exact]
+    version_added: 0.2.0
+  lock_timeout:
+    description:
+      - Seconds to wait for the lock on the CRL's folder (the CA folder, C(.pgtls.lock)) that another run holds.
+        Every read-modify-write of the CRL happens under it; the last CRL number each CA signed is kept in
+        C(state.json) in that folder, so numbers grow strictly even when the CRL file is lost.
+    type: int
+    default: 120
+    version_added: 0.2.0
   combined_path:
     description:
       - Also write this file, the CRLs of O(combine_with) followed by this CA's, for C(ssl_crl_file).

@@ -20,6 +20,12 @@ description:
     (and C(root.crt)) atomically and activates pending keys. Bad input changes no file.
   - Refuses a key owner and mode that PostgreSQL or libpq would reject (owned by a non-root user with group or
     other access, or by root with more than group read).
+  - Every item is checked before the first write of a run - no two options or items naming one file (after C(..)
+    and symbolic links), every folder present (or creatable with O(items[].create_dir)), no existing file of
+    another kind in the way (a key where a certificate goes, garbage) - so bad input changes no file.
+  - A symbolic link at a key path (or at its C(.pgtls-new)) is refused, never followed.
+  - A run stopped after a certificate was installed but before its key was activated is completed by the next
+    O(stage=prepare); temporaries (C(.pgtls-tmp-*)) of killed runs are removed from the folders an item uses.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -94,6 +100,25 @@ options:
         description: Create the key's folder (mode 0700, same owner) if it is missing.
         type: bool
         default: false
+      base_dir:
+        description:
+          - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, or
+            the task fails before anything is written. The client_cert action sets it to O(pgtls.ssl.client_cert#module:dest).
+        type: path
+        version_added: 0.2.0
+      pkcs8_path:
+        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_path:
+        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
+          O(items[].pkcs12_passphrase) (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_passphrase:
+        description: Passphrase of O(items[].pkcs12_path). Never logged.
+        type: str
+        version_added: 0.2.0
       certificate:
         description: With O(stage=install), the chain to install, PEM, leaf first.
         type: str

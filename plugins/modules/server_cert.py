@@ -22,6 +22,14 @@ description:
     installed, so key and certificate never disagree on disk, even if signing fails in between.
   - Refuses a key owner and mode PostgreSQL would reject (C(private key file has group or world access)) -
     V(postgres) with V(0600), or V(root) with V(0640) and a group the server's user belongs to.
+  - O(key_path), O(cert_path), O(csr_path) and O(root_cert_path) must name four different files (after C(..) and
+    symbolic links). A symbolic link at O(key_path) is refused, never followed - it could point at another
+    service's key. An existing file of another kind where a certificate or key goes is never replaced.
+  - Lifetimes that make no sense are refused before the host is contacted - O(valid_days) outside 1 to 36500,
+    O(renew_before_days) not below O(valid_days), O(renew_before_percent) over 99.
+  - A CA key given as content, or as an existing file, is loaded (and its passphrase checked) before the host makes
+    any key. Keys made before a later failure wait as C(<key_path>.pgtls-new) and are reused by the next run; a run
+    stopped between installing the certificate and activating its key is completed by the next run.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
   - pgtls.ssl maintainers (@pgtls)

@@ -17,7 +17,9 @@ description:
     C(keyCertSign) on every CA and the right extended key usage along the chain; days left against thresholds;
     names covered as libpq's C(verify-full) checks them (with a warning that libpq before 15 ignores IP address
     SANs); the key's owner and mode pass PostgreSQL's rule and the server's user can read it; a current CRL signed
-    by every CA of the chain (C(ssl_crl_file)); weak crypto (RSA under 2048 bits, SHA-1 or MD5 signatures).
+    by every CA of the chain (C(ssl_crl_file)); weak crypto (RSA under 2048 bits, SHA-1 or MD5 signatures); a
+    self-signed root inside the certificate file (a warning - PostgreSQL works with it, but the root belongs in
+    C(root.crt) and C(ssl_ca_file) only).
   - With O(probe_host), connects to a running server, sends PostgreSQL's SSLRequest, completes a TLS handshake
     without verifying, and compares the served chain with the file. Only this tells whether a reload took
     effect, since PostgreSQL keeps serving the old certificate when new files are bad.
@@ -134,8 +136,8 @@ findings:
   elements: dict
   contains:
     check:
-      description: V(order), V(key_match), V(key_permissions), V(chain), V(weak_crypto), V(validity), V(hostname),
-        V(crl) or V(probe).
+      description: V(order), V(root_in_file), V(key_match), V(key_permissions), V(chain), V(weak_crypto),
+        V(validity), V(hostname), V(crl) or V(probe).
       type: str
       returned: success
     status: {description: "V(ok), V(warn) or V(fail).", type: str, returned: success}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -21,7 +20,13 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
     Encoding = MISSING
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, Wanted, reissue_reasons
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
+    RenewPolicy,
+    Wanted,
+    check_lifetime,
+    reissue_reasons,
+)
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, write_atomic
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
@@ -69,17 +74,30 @@ class IssuingAction(ActionBase):
             return result
         self.executions = 0
         self.task_vars = task_vars
+        self.prepared = False
         try:
             params = args
+            check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"])
             issuer = load_issuer(params, "issuer")
             requests = self.requests(params, issuer)
+            preflight_key(params, issuer)
             self.process(params, issuer, requests)
         except PkiError as exc:
-            result.update(failed=True, msg=str(exc))
+            result.update(failed=True, msg=str(exc) + self.leftovers_note())
+            return result
+        except Exception as exc:  # the module boundary: never a raw traceback for the user
+            result.update(failed=True, msg=f"unexpected error ({type(exc).__name__}): {exc}; no file was changed "
+                          f"after it{self.leftovers_note()}")
             return result
         result.update(self.summarize(params, requests))
         result["module_executions"] = self.executions
         return result
+
+    def leftovers_note(self) -> str:
+        if not self.prepared or self._task.check_mode:
+            return ""
+        return (" (keys made on the host before the failure wait as <key_path>.pgtls-new and are reused by the "
+                "next run; nothing else was changed)")
 
     # Subclass hooks -------------------------------------------------------------------------------------------
     def requests(self, params: dict, issuer: Issuer) -> list[Request]:
@@ -91,21 +109,32 @@ class IssuingAction(ActionBase):
     def on_controller(self, params: dict) -> bool:
         return False
 
+    def option_names(self, msg: str) -> str:
+        """Say the host half's ``items[i] (name).option`` in the words of this module's options."""
+        return msg
+
+    def host_material(self, args: dict) -> list[dict]:
+        try:
+            return host_material(args, self._task.check_mode)["items"]
+        except PkiError as exc:
+            raise PkiError(self.option_names(str(exc))) from None
+
     # The flow ---------------------------------------------------------------------------------------------------
     def host(self, params: dict, stage: str, items: list[dict]) -> list[dict]:
         args = {"stage": stage, "items": items}
         if self.on_controller(params):
             # Bundles written on the controller: the same host logic, run in this process.
-            return host_material(args, self._task.check_mode)["items"]
+            return self.host_material(args)
         self.executions += 1
         answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
         if answer.get("failed"):
-            raise PkiError(answer.get("msg", "the host half failed"))
+            raise PkiError(self.option_names(answer.get("msg", "the host half failed")))
         return answer["items"]
 
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
         renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
         prepared = self.host(params, "prepare", [r.item for r in requests])
+        self.prepared = True
         for request, answer in zip(requests, prepared):
             self.decide(request, answer, issuer, renew)
         to_install = [r for r in requests if r.install]
@@ -146,9 +175,18 @@ class IssuingAction(ActionBase):
             request.install = True
 
 
+def preflight_key(params: dict, issuer: Issuer) -> None:
+    """Load the CA key before the host is asked for anything when it is at hand (content, or an existing file), so
+    a wrong passphrase or a key of another CA fails before any key is made. A key kept offline (path absent) is
+    needed only if something must be signed."""
+    path = params.get("issuer_key_path")
+    if params.get("issuer_key_content") or (path and os.path.exists(path)):
+        issuer.key()
+
+
 def record(record_dir: str, name: str, leaf) -> None:
     """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it)."""
-    folder = os.path.join(record_dir, quote(name, safe=" @+=,-_"))
+    folder = os.path.join(record_dir, folder_name(name))
     path = os.path.join(folder, serial_hex(leaf.serial_number).replace(":", "") + ".crt")
     if os.path.exists(path):
         return

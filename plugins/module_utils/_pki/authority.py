@@ -5,31 +5,77 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 try:
+    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
     from .deps import MISSING
 
-    Encoding = MISSING
+    x509 = Encoding = MISSING
 
-from . import compat
+from . import cafolder, compat
 from .errors import PkiError
-from .files import Attrs, apply_attributes, differences, parse_mode, read_bytes, resolve_gid, resolve_uid, write_atomic
+from .files import (
+    Attrs,
+    apply_attributes,
+    check_distinct,
+    check_folder,
+    check_replaceable,
+    differences,
+    parse_mode,
+    read_bytes,
+    refuse_symlink,
+    resolve_gid,
+    resolve_uid,
+    write_atomic,
+)
 from .info import cert_info, diff_text
 from .issue import ca_problem, issue_certificate, load_issuer, signed_by
 from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
 from .names import build_name
-from .profiles import INTERMEDIATE_CA, ROOT_CA
+from .profiles import INTERMEDIATE_CA, ROOT_CA, extension
 
 DEFAULT_DAYS = {"root_ca": 3650, "intermediate_ca": 1825}
 
 
+MAX_DAYS = 36500
+
+
+def _check_options(params: dict, issuer) -> object:
+    """Everything about the options that can be refused before a file is read or written; returns the profile."""
+    if params.get("valid_days") is not None and not 1 <= params["valid_days"] <= MAX_DAYS:
+        raise PkiError(f"must be between 1 and {MAX_DAYS} days, got {params['valid_days']}", where="valid_days")
+    if params.get("path_length") is not None and params["path_length"] < 0:
+        raise PkiError(f"must be 0 or more, got {params['path_length']}", where="path_length")
+    if params.get("lock_timeout", 0) < 0:
+        raise PkiError("must not be negative", where="lock_timeout")
+    check_distinct({"cert_path": params["cert_path"], "key_path": params["key_path"],
+                    "issuer_cert_path": params.get("issuer_cert_path"),
+                    "issuer_key_path": params.get("issuer_key_path"),
+                    "issuer_chain_path": params.get("issuer_chain_path")})
+    refuse_symlink(params["key_path"], "key_path")
+    if issuer is None:
+        return ROOT_CA
+    profile = INTERMEDIATE_CA
+    if params.get("path_length") is not None:
+        profile = dataclasses.replace(profile, path_length=params["path_length"])
+    limit = extension(issuer.cert, x509.BasicConstraints).path_length
+    if limit is not None and profile.path_length >= limit:
+        who = issuer.cert.subject.rfc4514_string()
+        if limit == 0:
+            raise PkiError(f"the issuer {who} has path length 0: it may issue only end-entity certificates, and a CA "
+                           "signed by it is rejected by OpenSSL (error 25, path length constraint exceeded); sign "
+                           "with its parent instead", where="issuer_cert_path")
+        raise PkiError(f"must be less than the issuer's path length ({limit}), got {profile.path_length}",
+                       where="path_length")
+    return profile
+
+
 def ensure_ca(params: dict, check_mode: bool) -> dict:
     issuer = load_issuer(params, "issuer")
-    profile = ROOT_CA if issuer is None else INTERMEDIATE_CA
-    if issuer is not None and params.get("path_length") is not None:
-        profile = dataclasses.replace(profile, path_length=params["path_length"])
+    profile = _check_options(params, issuer)
     valid_days = params.get("valid_days") or DEFAULT_DAYS[profile.name]
     subject = build_name(params["common_name"], params.get("subject"), where="subject")
     uid = resolve_uid(params.get("owner"), "owner")
@@ -37,12 +83,30 @@ def ensure_ca(params: dict, check_mode: bool) -> dict:
     key_attrs = Attrs(parse_mode(params["key_mode"], "key_mode"), uid, gid)
     cert_attrs = Attrs(parse_mode(params["cert_mode"], "cert_mode"), uid, gid)
     cert_path, key_path = params["cert_path"], params["key_path"]
-    passphrase = params.get("key_passphrase")
+    check_folder(key_path, "key_path")
+    check_folder(cert_path, "cert_path")
+    folder = os.path.dirname(os.path.abspath(cert_path))
+    args = (params, issuer, profile, valid_days, subject, key_attrs, cert_attrs)
+    # A dry run first: bad input fails here, before the lock file or anything else is created.
+    plan = _ensure_ca_locked(True, *args)
+    if check_mode or not plan["changed"]:
+        return plan
+    with cafolder.locked(folder, params.get("lock_timeout", 120)):
+        return _ensure_ca_locked(False, *args)
 
+
+def _ensure_ca_locked(check_mode, params, issuer, profile, valid_days, subject, key_attrs, cert_attrs) -> dict:
+    cert_path, key_path = params["cert_path"], params["key_path"]
+    passphrase = params.get("key_passphrase")
     cert_data = read_bytes(cert_path, "cert_path", missing_ok=True)
-    key_data = read_bytes(key_path, "key_path", missing_ok=True)
-    cert = compat.load_certificates(cert_data, f"cert_path ({cert_path})")[0] if cert_data is not None else None
-    key = load_private_key(key_data, passphrase, f"key_path ({key_path})") if key_data is not None else None
+    key_data = read_bytes(key_path, "key_path", missing_ok=True, nofollow=True)
+    check_replaceable(cert_path, "certificate", "cert_path", cert_data)
+    check_replaceable(key_path, "key", "key_path", key_data)
+    cert = compat.load_certificates(cert_data, f"cert_path ({cert_path})")[0] if cert_data else None
+    key = load_private_key(key_data, passphrase, f"key_path ({key_path})") if key_data else None
+    if issuer is not None and key is not None and same_public_key(key, issuer.cert.public_key()):
+        raise PkiError(f"{key_path} holds the issuer's own key ({issuer.cert.subject.rfc4514_string()}): an "
+                       "intermediate needs a key of its own", where="key_path")
     result = {"changed": False, "reasons": [], "warnings": [], "kind": profile.name}
 
     if cert is not None and not params["force"]:

@@ -99,6 +99,14 @@ def verify_chain(
     return problems
 
 
+def root_in_file(chain: list[x509.Certificate]) -> list[str]:
+    """A self-signed root after the leaf: PostgreSQL works with it, but its manual says server.crt holds the leaf
+    and the intermediates only (the root belongs in the clients' root.crt and in ssl_ca_file)."""
+    return [f"certificate #{index + 1} ({_label(cert)}) is a self-signed root: leave it out of this file (the "
+            "root belongs in root.crt / ssl_ca_file)" for index, cert in enumerate(chain)
+            if index > 0 and is_self_signed(cert)]
+
+
 def order_problems(chain: list[x509.Certificate]) -> list[str]:
     """Findings about the layout of a server.crt/postgresql.crt file (leaf first, each next one its issuer)."""
     problems = []

@@ -15,10 +15,27 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
     x509 = MISSING
 
 from . import compat
+from .errors import PkiError
 from .issue import Issuer, signed_by
 from .keys import key_type_of, same_public_key
 from .names import cert_sans, san_strings
 from .profiles import Profile
+
+MAX_DAYS = 36500
+
+
+def check_lifetime(valid_days: int, renew_days: int, renew_percent: int) -> None:
+    """Refuse lifetimes and renewal windows that make no sense (or would re-issue on every run)."""
+    if not 1 <= valid_days <= MAX_DAYS:
+        raise PkiError(f"must be between 1 and {MAX_DAYS} days, got {valid_days}", where="valid_days")
+    if renew_days < 0:
+        raise PkiError(f"must be 0 or more, got {renew_days}", where="renew_before_days")
+    if renew_days >= valid_days:
+        raise PkiError(f"({renew_days}) must be less than valid_days ({valid_days}), else every run would issue "
+                       "the certificate again", where="renew_before_days")
+    if not 0 <= renew_percent <= 99:
+        raise PkiError(f"must be between 0 and 99, got {renew_percent} (100 would renew on every run)",
+                       where="renew_before_percent")
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ from .errors import PkiError
 
 UTC = dt.timezone.utc
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN (?P<label>[A-Z0-9 ]+)-----\r?\n.+?-----END (?P=label)-----", re.DOTALL
-)
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n")
 
 
 def now() -> dt.datetime:
@@ -65,11 +63,35 @@ def revocation_date(revoked: x509.RevokedCertificate) -> dt.datetime:
 
 def pem_blocks(data: bytes, label: str | None = None) -> list[bytes]:
     """Return the PEM blocks in ``data`` (optionally only those with ``label``), in order."""
+    # One pass: each BEGIN looks for its END once; a label whose END is missing is not searched for again,
+    # so a file of BEGIN lines without END stays linear (a regex with a lazy .+? is quadratic there).
     blocks = []
-    for match in _PEM_BLOCK.finditer(data):
-        if label is None or match.group("label").decode() == label:
-            blocks.append(match.group(0) + b"\n")
-    return blocks
+    no_end: set[bytes] = set()
+    pos = 0
+    while True:
+        match = _PEM_BEGIN.search(data, pos)
+        if match is None:
+            return blocks
+        found = match.group(1)
+        pos = match.end()
+        if found in no_end:
+            continue
+        marker = b"-----END " + found + b"-----"
+        end = data.find(marker, pos)
+        if end < 0:
+            no_end.add(found)
+            continue
+        pos = end + len(marker)
+        if label is None or found.decode() == label:
+            blocks.append(data[match.start():pos] + b"\n")
+
+
+def parser_message(exc: Exception) -> str:
+    """cryptography's parser errors, without the Rust debug text (``ParseError { kind: ShortData ... }``)."""
+    text = str(exc)
+    if "ParseError" in text or "{" in text or "asn1" in text.lower():
+        return "its DER content cannot be parsed (truncated or damaged)"
+    return text.rstrip(".") or type(exc).__name__
 
 
 def _load_all(data: bytes, where: str, label: str, noun: str, loader) -> list:
@@ -80,8 +102,8 @@ def _load_all(data: bytes, where: str, label: str, noun: str, loader) -> list:
     for index, block in enumerate(blocks):
         try:
             loaded.append(loader(block))
-        except ValueError as exc:
-            raise PkiError(f"{noun} #{index + 1} is malformed: {exc}", where=where) from None
+        except Exception as exc:  # ValueError, or a Rust panic surfaced as another type on some releases
+            raise PkiError(f"{noun} #{index + 1} is malformed: {parser_message(exc)}", where=where) from None
     return loaded
 
 
@@ -97,8 +119,9 @@ def load_crls(data: bytes, where: str) -> list[x509.CertificateRevocationList]:
 def load_csr(data: bytes, where: str) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(data)
-    except ValueError as exc:
-        raise PkiError(f"is not a valid PEM certificate signing request: {exc}", where=where) from None
+    except Exception as exc:  # ValueError, or a parser error of another type on some releases
+        raise PkiError(f"is not a valid PEM certificate signing request: {parser_message(exc)}",
+                       where=where) from None
     if not csr.is_signature_valid:
         raise PkiError("the CSR's signature does not verify (not signed by the key it carries)", where=where)
     return csr

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 # The public names of the key types, in the order the documentation lists them.
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
 DEFAULT_KEY_TYPE = "ec-p256"
@@ -20,3 +22,10 @@ REVOCATION_REASONS = (
     "privilege_withdrawn",
     "aa_compromise",
 )
+
+
+def folder_name(name: str) -> str:
+    """The folder of a role name (any string) under a bundle folder or the issued/ archive: percent-encoded, so it
+    never holds a slash, is never "." or ".." nor hidden, and two names never share one (the encoding reverses)."""
+    encoded = quote(name, safe="@+=,-_")
+    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded

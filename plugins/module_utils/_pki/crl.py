@@ -36,17 +36,29 @@ class Revocation:
 def parse_serial(value, where: str) -> int:
     """Accept an integer, ``0x``-prefixed hex, or colon-separated hex as printed by openssl and our results."""
     if isinstance(value, int):
-        return value
+        return check_serial(value, where)
     text = str(value).strip()
     try:
         if text.lower().startswith("0x"):
-            return int(text[2:], 16)
-        if ":" in text:
-            return int(text.replace(":", ""), 16)
-        return int(text, 10)
+            serial = int(text[2:], 16)
+        elif ":" in text:
+            serial = int(text.replace(":", ""), 16)
+        else:
+            serial = int(text, 10)
     except ValueError:
         raise PkiError(f"{value!r} is not a serial number (decimal, 0x-hex or colon-separated hex)",
                        where=where) from None
+    return check_serial(serial, where)
+
+
+def check_serial(serial: int, where: str) -> int:
+    """RFC 5280 4.1.2.2: a positive integer of at most 20 octets (cryptography accepts at most 159 bits)."""
+    if serial <= 0:
+        raise PkiError(f"serial {serial} is not positive (RFC 5280 wants a positive serial number)", where=where)
+    if serial.bit_length() > 159:
+        raise PkiError(f"serial {serial:X} has {serial.bit_length()} bits; at most 159 fit in a certificate",
+                       where=where)
+    return serial
 
 
 def entries(crl: x509.CertificateRevocationList) -> dict[int, Revocation]:
@@ -105,14 +117,17 @@ def build_crl(
     previous: x509.CertificateRevocationList | None,
     next_update: dt.timedelta,
     at: dt.datetime | None = None,
+    number: int | None = None,
 ) -> x509.CertificateRevocationList:
-    """Sign a CRL listing ``wanted``; dates already on ``previous`` are kept, its CRLNumber is incremented."""
+    """Sign a CRL listing ``wanted``; dates already on ``previous`` are kept. Its CRLNumber is ``number``, or
+    the previous one plus one."""
     at = at or compat.now()
     known = entries(previous) if previous is not None else {}
-    number = 1
-    if previous is not None:
-        previous_number = extension(previous, x509.CRLNumber)
-        number = (previous_number.crl_number + 1) if previous_number else 1
+    if number is None:
+        number = 1
+        if previous is not None:
+            previous_number = extension(previous, x509.CRLNumber)
+            number = (previous_number.crl_number + 1) if previous_number else 1
     key = issuer.key()
     ski = extension(issuer.cert, x509.SubjectKeyIdentifier)
     aki = (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski) if ski is not None

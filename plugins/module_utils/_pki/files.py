@@ -4,26 +4,195 @@
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
+import re
+import secrets
 import stat
-import tempfile
+import time
 from dataclasses import dataclass
 
 from .errors import PkiError
 
+# What a file we read may weigh: a key, a certificate bundle or a CSR is a few KiB (a system CA bundle about
+# 200 KiB); a CRL grows with its revocations (about 40 bytes each). Anything larger is not what the option names.
+MAX_PEM_BYTES = 1024 * 1024
+MAX_CRL_BYTES = 32 * 1024 * 1024
 
-def read_bytes(path: str, where: str, *, missing_ok: bool = False) -> bytes | None:
+# Our own temporary files: ".pgtls-tmp-<pid>-<random>" in the folder of the file they replace. A run killed
+# before its rename leaves one behind; the next run in that folder removes those whose process is gone.
+TMP_PREFIX = ".pgtls-tmp-"
+_TMP_NAME = re.compile(r"^\.pgtls-tmp-(\d+)-[0-9a-f]+$")
+# Temporaries of releases before 0.2 (mkstemp's ".pgtls-XXXXXXXX"): removed when older than this.
+_LEGACY_TMP_NAME = re.compile(r"^\.pgtls-[a-z0-9_]{8}$")
+_LEGACY_TMP_AGE = 600
+
+
+def read_bytes(path: str, where: str, *, missing_ok: bool = False, limit: int = MAX_PEM_BYTES,
+               nofollow: bool = False) -> bytes | None:
+    """Read a whole file, refusing one larger than ``limit`` (and a symbolic link when ``nofollow``)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)  # a FIFO must not block the run
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         if missing_ok:
             return None
         raise PkiError(f"file {path} does not exist", where=where) from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP and nofollow:
+            raise PkiError(f"{path} is a symbolic link: pgtls.ssl never follows a link at a private key path "
+                           "(point the option at the real file)", where=where) from None
         raise PkiError(f"cannot read {path}: {exc.strerror}", where=where) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise PkiError(f"{path} is a folder, not a file", where=where)
+        if not stat.S_ISREG(st.st_mode):
+            raise PkiError(f"{path} is not a regular file", where=where)
+        if st.st_size > limit:
+            raise PkiError(f"{path} is {_size(st.st_size)}, more than the {_size(limit)} such a file may weigh: "
+                           "it is not what this option expects", where=where)
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise PkiError(f"cannot read {path}: {exc.strerror}", where=where) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > limit:
+        raise PkiError(f"{path} is larger than the {_size(limit)} such a file may weigh", where=where)
+    return data
+
+
+def _size(count: int) -> str:
+    return f"{count / 1048576:.1f} MiB" if count >= 1048576 else f"{count} bytes"
+
+
+# What an existing file holds, judged by its PEM labels, so an option never replaces a file of another kind.
+KINDS = {
+    "certificate": ("CERTIFICATE",),
+    "key": ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"),
+    "crl": ("X509 CRL",),
+    "csr": ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"),
+}
+_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+_NOUNS = {"certificate": "a certificate", "key": "a private key", "crl": "a CRL", "csr": "a certificate request"}
+
+
+def describe(data: bytes) -> str:
+    """Say in a few words what ``data`` holds (never any of its bytes)."""
+    labels = {m.group(1).decode() for m in _LABEL.finditer(data[:MAX_PEM_BYTES])}
+    found = [_NOUNS[kind] for kind, names in KINDS.items() if labels & set(names)]
+    if found:
+        return " and ".join(found)
+    if labels:
+        return "PEM data labelled " + ", ".join(sorted(labels))
+    if data[:1] == b"\x30":
+        return "binary data (DER?)"
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data"
+    return "text that is not PEM"
+
+
+def replaceable(data: bytes | None, kind: str) -> bool:
+    """May a file holding ``data`` be replaced by a file of ``kind``? Yes when it is missing or blank, or when
+    every PEM block in it is of that kind (a damaged one included: repairs must stay possible)."""
+    if data is None or not data.strip():
+        return True
+    labels = {m.group(1).decode() for m in _LABEL.finditer(data)}
+    return bool(labels) and labels <= set(KINDS[kind])
+
+
+def check_replaceable(path: str, kind: str, where: str, data: bytes | None = None) -> None:
+    """Refuse to overwrite an existing non-empty file that is not of ``kind``, saying what it holds."""
+    if data is None:
+        data = read_bytes(path, where, missing_ok=True, limit=MAX_CRL_BYTES)
+    if not replaceable(data, kind):
+        raise PkiError(f"{path} already exists and holds {describe(data)}, not {_NOUNS[kind]}; refusing to "
+                       "replace it (point the option at another file, or move that file away)", where=where)
+
+
+def check_distinct(paths: dict[str, str | None]) -> None:
+    """Refuse two options that name one file, after ``..`` and symbolic links are resolved."""
+    seen: dict[str, str] = {}
+    for where, path in paths.items():
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            same = "" if os.path.normpath(path) == os.path.normpath(paths[seen[real]] or "") else f" ({real})"
+            raise PkiError(f"{path} is the same file as {seen[real]}{same}: each output needs its own file",
+                           where=where)
+        seen[real] = where
+
+
+def refuse_symlink(path: str, where: str) -> None:
+    """A private key path must not be a symbolic link: following it would change (or certify) another key."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise PkiError(f"cannot inspect {path}: {exc.strerror}", where=where) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise PkiError(f"{path} is a symbolic link (to {os.readlink(path)}): pgtls.ssl never follows a link at a "
+                       "private key path; point the option at the real file", where=where)
+    if not stat.S_ISREG(st.st_mode):
+        raise PkiError(f"{path} exists but is not a regular file", where=where)
+
+
+def check_folder(path: str, where: str) -> None:
+    """The folder a file goes to must exist (checked before the first write of a run)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise PkiError(f"folder {folder} does not exist (for {path})", where=where)
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Remove temporaries that runs killed before their rename left in ``folder``; return their names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        match = _TMP_NAME.match(name)
+        path = os.path.join(folder, name)
+        if match:
+            if _alive(int(match.group(1))):
+                continue
+        elif _LEGACY_TMP_NAME.match(name):
+            try:
+                if now - os.lstat(path).st_mtime < _LEGACY_TMP_AGE:
+                    continue
+            except OSError:
+                continue
+        else:
+            continue
+        try:
+            os.unlink(path)
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve_uid(owner: str | int | None, where: str) -> int | None:
@@ -107,8 +276,10 @@ def write_atomic(path: str, data: bytes, attrs: Attrs, where: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise PkiError(f"folder {folder} does not exist", where=where)
+    remove_stale_temporaries(folder)
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".pgtls-", dir=folder)  # mkstemp creates with 0600
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise PkiError(f"cannot write in {folder}: {exc.strerror}", where=where) from None
     try:
@@ -135,9 +306,13 @@ def write_atomic(path: str, data: bytes, attrs: Attrs, where: str) -> None:
         pass
 
 
-def ensure_file(path: str, data: bytes, attrs: Attrs, where: str, check_mode: bool) -> list[str]:
-    """Make ``path`` hold ``data`` with ``attrs``; return what changed (or would change), empty if nothing."""
-    current = read_bytes(path, where, missing_ok=True)
+def ensure_file(path: str, data: bytes, attrs: Attrs, where: str, check_mode: bool,
+                kind: str | None = None) -> list[str]:
+    """Make ``path`` hold ``data`` with ``attrs``; return what changed (or would change), empty if nothing.
+    With ``kind``, an existing file of another kind is refused rather than replaced."""
+    current = read_bytes(path, where, missing_ok=True, limit=MAX_CRL_BYTES)
+    if kind is not None:
+        check_replaceable(path, kind, where, current)
     if current is None:
         changes = ["created"]
     elif current != data:

@@ -11,7 +11,7 @@ certificate that do not match.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 try:
     from cryptography import x509
@@ -21,17 +21,23 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     x509 = Encoding = MISSING
 
-from . import compat
+from . import compat, formats
 from .constants import DEFAULT_KEY_TYPE
 from .errors import PkiError
 from .files import (
     Attrs,
     apply_attributes,
+    check_distinct,
+    check_folder,
+    check_replaceable,
+    describe,
     differences,
     ensure_file,
     key_permission_problem,
     parse_mode,
     read_bytes,
+    refuse_symlink,
+    remove_stale_temporaries,
     resolve_gid,
     resolve_uid,
     write_atomic,
@@ -56,14 +62,14 @@ class Item:
     create_dir: bool
     common_name: str
     sans: list
+    where: str = "items[0]"
+    pkcs8_path: str | None = None
+    pkcs12_path: str | None = None
+    pkcs12_passphrase: str | None = field(default=None, repr=False)
 
     @property
     def pending_path(self) -> str:
         return self.key_path + PENDING_SUFFIX
-
-    @property
-    def where(self) -> str:
-        return f"items[{self.name}]"
 
 
 def parse_item(raw: dict, index: int) -> Item:
@@ -75,6 +81,14 @@ def parse_item(raw: dict, index: int) -> Item:
     problem = key_permission_problem(os.geteuid() if uid is None else uid, key_mode, "the private key")
     if problem:
         raise PkiError(problem, where=f"{where}.key_mode")
+    check_distinct({f"{where}.key_path": raw["key_path"], f"{where}.cert_path": raw["cert_path"],
+                    f"{where}.root_path": raw.get("root_path"), f"{where}.csr_path": raw.get("csr_path"),
+                    f"{where}.pkcs8_path": raw.get("pkcs8_path"), f"{where}.pkcs12_path": raw.get("pkcs12_path"),
+                    f"{where}.key_path (pending key)": raw["key_path"] + PENDING_SUFFIX})
+    for path in (raw["key_path"], raw["key_path"] + PENDING_SUFFIX):
+        refuse_symlink(path, f"{where}.key_path")
+    if raw.get("base_dir"):
+        _check_inside(raw, where)
     item = Item(
         name=name,
         key_path=raw["key_path"],
@@ -87,8 +101,63 @@ def parse_item(raw: dict, index: int) -> Item:
         create_dir=bool(raw.get("create_dir")),
         common_name=raw.get("common_name") or name,
         sans=parse_sans(raw.get("subject_alt_names") or [], f"{where}.subject_alt_names"),
+        where=where,
+        pkcs8_path=raw.get("pkcs8_path"),
+        pkcs12_path=raw.get("pkcs12_path"),
+        pkcs12_passphrase=raw.get("pkcs12_passphrase"),
     )
+    formats.check_options(item)
     return item
+
+
+def _check_inside(raw: dict, where: str) -> None:
+    """Every file of a client bundle stays inside ``base_dir`` (O(dest)), symbolic links resolved."""
+    base = os.path.realpath(raw["base_dir"])
+    for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path"):
+        path = raw.get(option)
+        if path and not os.path.realpath(path).startswith(base.rstrip(os.sep) + os.sep):
+            raise PkiError(f"{path} resolves to {os.path.realpath(path)}, outside {raw['base_dir']}",
+                           where=f"{where}.{option}")
+
+
+def check_plan(items: list[Item], stage: str) -> None:
+    """Before the first write of a run: no two items share a file, every folder exists (or may be created), and
+    no existing file is of another kind than the one that will replace it."""
+    owners: dict[str, str] = {}
+    for item in items:
+        for option, path in (("key_path", item.key_path), ("cert_path", item.cert_path),
+                             ("root_path", item.root_path), ("csr_path", item.csr_path),
+                             ("pkcs8_path", item.pkcs8_path), ("pkcs12_path", item.pkcs12_path)):
+            if not path:
+                continue
+            real = os.path.realpath(path)
+            if real in owners and not (option == "root_path" and owners[real].endswith(".root_path")):
+                raise PkiError(f"{path} is also used by {owners[real]}", where=f"{item.where}.{option}")
+            owners.setdefault(real, f"{item.where}.{option}")
+        folder = os.path.dirname(os.path.abspath(item.key_path))
+        if not os.path.isdir(folder):
+            if stage == "install" or not item.create_dir:
+                raise PkiError(f"folder {folder} does not exist", where=f"{item.where}.key_path")
+            if not os.path.isdir(os.path.dirname(folder)):
+                raise PkiError(f"cannot create folder {folder}: its parent does not exist",
+                               where=f"{item.where}.key_path")
+        for option, path in (("cert_path", item.cert_path), ("root_path", item.root_path),
+                             ("csr_path", item.csr_path), ("pkcs8_path", item.pkcs8_path),
+                             ("pkcs12_path", item.pkcs12_path)):
+            if path and os.path.dirname(os.path.abspath(path)) != folder:
+                check_folder(path, f"{item.where}.{option}")
+        for option, path in (("pkcs8_path", item.pkcs8_path), ("pkcs12_path", item.pkcs12_path)):
+            data = read_bytes(path, f"{item.where}.{option}", missing_ok=True) if path else None
+            if not formats.is_der_or_blank(data):
+                raise PkiError(f"{path} already exists and holds {describe(data)}, not DER data; refusing to "
+                               "replace it", where=f"{item.where}.{option}")
+        for option, path, kind in (("cert_path", item.cert_path, "certificate"),
+                                   ("root_path", item.root_path, "certificate"),
+                                   ("csr_path", item.csr_path, "csr"),
+                                   ("key_path", item.key_path, "key"),
+                                   ("key_path", item.pending_path, "key")):
+            if path:
+                check_replaceable(path, kind, f"{item.where}.{option}")
 
 
 def _ensure_dir(item: Item, check_mode: bool) -> list[str]:
@@ -111,8 +180,15 @@ def _ensure_dir(item: Item, check_mode: bool) -> list[str]:
 def prepare(item: Item, check_mode: bool) -> dict:
     """Ensure the key (and its owner/mode), make a CSR for it, and report the files in place."""
     changes = _ensure_dir(item, check_mode)
-    pending_data = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True)
-    current_data = read_bytes(item.key_path, f"{item.where}.key_path", missing_ok=True)
+    changes += _tidy(item, check_mode)
+    pending_data = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
+    current_data = read_bytes(item.key_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
+    if pending_data is not None and _installed_for(item, pending_data):
+        # A run stopped between installing the certificate and activating its key: finish the activation.
+        changes.append(f"{item.key_path}: pending key activated (an earlier run stopped before it)")
+        if not check_mode:
+            _activate(item)
+        pending_data, current_data = None, pending_data
     key = None
     state = "present"
     if pending_data is not None:
@@ -148,7 +224,7 @@ def prepare(item: Item, check_mode: bool) -> dict:
                 if not check_mode:
                     apply_attributes(path, item.file_attrs)
 
-    csr = make_csr(key, build_name(item.common_name, where=f"{item.where}.common_name"), item.sans)
+    csr = make_csr(key, build_name(item.common_name, cn_where=f"{item.where}.common_name"), item.sans)
     csr_pem = csr.public_bytes(Encoding.PEM)
     if item.csr_path and not _csr_current(item, csr):
         changes.append(f"{item.csr_path}: written")
@@ -156,6 +232,10 @@ def prepare(item: Item, check_mode: bool) -> dict:
             write_atomic(item.csr_path, csr_pem, item.file_attrs, f"{item.where}.csr_path")
     cert = read_bytes(item.cert_path, f"{item.where}.cert_path", missing_ok=True)
     root = read_bytes(item.root_path, f"{item.where}.root_path", missing_ok=True) if item.root_path else None
+    if state == "present" and cert and (item.pkcs8_path or item.pkcs12_path):
+        chain = _chain_for(item, cert, key)
+        if chain:
+            changes += formats.ensure_formats(item, key, chain, check_mode)
     return {
         "name": item.name,
         "key": {"path": item.key_path, "state": state, "type": item.key_type,
@@ -165,6 +245,45 @@ def prepare(item: Item, check_mode: bool) -> dict:
         "root": root.decode(errors="replace") if root is not None else None,
         "changes": changes,
     }
+
+
+def _chain_for(item: Item, cert: bytes, key) -> list:
+    """The installed chain when its leaf belongs to ``key`` (else an install will follow: nothing to derive now)."""
+    try:
+        chain = compat.load_certificates(cert, f"{item.where}.cert_path")
+    except PkiError:
+        return []
+    return chain if same_public_key(chain[0].public_key(), key) else []
+
+
+def _tidy(item: Item, check_mode: bool) -> list[str]:
+    """Remove temporaries a killed run left in the item's folders (never a pending key: it is reused)."""
+    folders = {os.path.dirname(os.path.abspath(p)) for p in (item.key_path, item.cert_path, item.root_path,
+                                                            item.csr_path) if p}
+    if check_mode:
+        return []
+    return [f"{folder}: stale temporary {name} removed" for folder in sorted(folders)
+            for name in remove_stale_temporaries(folder)]
+
+
+def _installed_for(item: Item, pending_data: bytes) -> bool:
+    """Does the installed certificate already belong to the pending key?"""
+    cert_data = read_bytes(item.cert_path, f"{item.where}.cert_path", missing_ok=True)
+    if not cert_data:
+        return False
+    try:
+        leaf = compat.load_certificates(cert_data, f"{item.where}.cert_path")[0]
+        pending = load_private_key(pending_data, None, f"{item.where}: {item.pending_path}")
+    except PkiError:
+        return False
+    return same_public_key(leaf.public_key(), pending)
+
+
+def _activate(item: Item) -> None:
+    try:
+        os.rename(item.pending_path, item.key_path)
+    except OSError as exc:
+        raise PkiError(f"cannot activate the new key: {exc.strerror}", where=f"{item.where}.key_path") from None
 
 
 def _csr_current(item: Item, csr) -> bool:
@@ -195,42 +314,43 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     chain = compat.load_certificates(certificate.encode(), f"{item.where}.certificate")
     if root:
         compat.load_certificates(root.encode(), f"{item.where}.root")
-    pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True)
-    key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path")
+    pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
+    key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path",
+                                                               nofollow=True)
     key = load_private_key(key_data, None, f"{item.where}.key_path")
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError("refusing to install: the certificate does not match the private key",
                        where=f"{item.where}.certificate")
-    return pending is not None
+    return pending is not None, key, chain
 
 
-def _install(item: Item, certificate: str, root: str | None, has_pending: bool, check_mode: bool) -> list[str]:
+def _install(item: Item, certificate: str, root: str | None, checked: tuple, check_mode: bool) -> list[str]:
+    has_pending, key, chain = checked
     changes = [f"{item.cert_path}: {c}" for c in
                ensure_file(item.cert_path, certificate.encode(), item.file_attrs, f"{item.where}.cert_path",
-                           check_mode)]
+                           check_mode, kind="certificate")]
     if item.root_path and root:
         changes += [f"{item.root_path}: {c}" for c in
-                    ensure_file(item.root_path, root.encode(), item.file_attrs, f"{item.where}.root_path", check_mode)]
+                    ensure_file(item.root_path, root.encode(), item.file_attrs, f"{item.where}.root_path", check_mode,
+                                kind="certificate")]
     if has_pending:
         changes.append(f"{item.key_path}: new key activated")
         if not check_mode:
-            try:
-                os.rename(item.pending_path, item.key_path)
-            except OSError as exc:
-                raise PkiError(f"cannot activate the new key: {exc.strerror}", where=f"{item.where}.key_path") from None
-    return changes
+            _activate(item)
+    return changes + formats.ensure_formats(item, key, chain, check_mode)
 
 
 def host_material(params: dict, check_mode: bool) -> dict:
     """Module entry: parse and check every item first, then act, so bad input changes no file."""
     raws = params["items"]
     items = [parse_item(raw, index) for index, raw in enumerate(raws)]
+    check_plan(items, params["stage"])
     if params["stage"] == "prepare":
         results = [prepare(item, check_mode) for item in items]
         return {"changed": any(r["changes"] for r in results), "items": results}
     checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
     results = []
-    for item, raw, has_pending in zip(items, raws, checked):
-        changes = _install(item, raw["certificate"], raw.get("root"), has_pending, check_mode)
+    for item, raw, checks in zip(items, raws, checked):
+        changes = _install(item, raw["certificate"], raw.get("root"), checks, check_mode)
         results.append({"name": item.name, "changes": changes})
     return {"changed": any(r["changes"] for r in results), "items": results}

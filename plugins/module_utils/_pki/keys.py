@@ -14,6 +14,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     hashes = serialization = ec = ed25519 = padding = rsa = MISSING
 
+from .compat import parser_message
 from .constants import KEY_TYPES
 from .errors import PkiError
 
@@ -55,11 +56,11 @@ def load_private_key(data: bytes, passphrase: str | None, where: str):
             raise PkiError("the private key is encrypted but no passphrase was given", where=where) from None
         if "not encrypted" in str(exc):
             raise PkiError("a passphrase was given but the private key is not encrypted", where=where) from None
-        raise PkiError(f"cannot load the private key: {exc}", where=where) from None
+        raise PkiError(f"cannot load the private key: {parser_message(exc)}", where=where) from None
     except ValueError as exc:
         if password is not None:
             raise PkiError("wrong passphrase for the private key (or the key is malformed)", where=where) from None
-        raise PkiError(f"the private key is malformed: {exc}", where=where) from None
+        raise PkiError(f"the private key is malformed: {parser_message(exc)}", where=where) from None
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm for unknown key types
         raise PkiError(f"cannot load the private key: {type(exc).__name__}", where=where) from None
 

@@ -27,11 +27,16 @@ SUBJECT_FIELDS = {
     "common_name": NameOID.COMMON_NAME,
 }
 
+# RFC 5280 upper bounds (ub-common-name and friends), in characters.
+UPPER_BOUNDS = {"country": 2, "state": 128, "locality": 128, "organization": 64, "organizational_unit": 64,
+                "common_name": 64}
+
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*\.?$")
 
 
-def build_name(common_name: str, subject: dict | None = None, where: str = "subject") -> x509.Name:
+def build_name(common_name: str, subject: dict | None = None, where: str = "subject",
+               cn_where: str = "common_name") -> x509.Name:
     fields = dict(subject or {})
     fields["common_name"] = common_name
     attributes = []
@@ -39,15 +44,25 @@ def build_name(common_name: str, subject: dict | None = None, where: str = "subj
         value = fields.pop(key, None)
         if value in (None, ""):
             continue
-        if key == "country" and len(str(value)) != 2:
-            raise PkiError(f"country must be a two-letter code, got {value!r}", where=where)
-        attributes.append(x509.NameAttribute(oid, str(value)))
+        field_where = cn_where if key == "common_name" else f"{where}.{key}"
+        value = str(value)
+        if key == "country" and len(value) != 2:
+            raise PkiError(f"country must be a two-letter code, got {value!r}", where=field_where)
+        if len(value) > UPPER_BOUNDS[key]:
+            raise PkiError(f"{key} is {len(value)} characters long; X.509 (RFC 5280) allows at most "
+                           f"{UPPER_BOUNDS[key]}", where=field_where)
+        if "\x00" in value:
+            raise PkiError(f"{key} contains a NUL character", where=field_where)
+        try:
+            attributes.append(x509.NameAttribute(oid, value))
+        except ValueError as exc:
+            raise PkiError(f"{key} {value!r} is not accepted: {exc}", where=field_where) from None
     if fields:
         raise PkiError(
             f"unknown field(s) {', '.join(sorted(fields))}; allowed: {', '.join(SUBJECT_FIELDS)}", where=where
         )
     if not common_name:
-        raise PkiError("a common name is required", where=where)
+        raise PkiError("a common name is required", where=cn_where)
     return x509.Name(attributes)
 
 
@@ -70,6 +85,9 @@ def parse_san(value: str, where: str) -> x509.GeneralName:
             if kind == "IP":
                 raise PkiError(f"{value!r} is not an IP address", where=where) from None
     if _DNS_NAME.match(text) and len(text) <= 253:
+        if text.rstrip(".").rsplit(".", 1)[-1].isdigit():
+            # 10.0.0.256 or 1.2.3: not an address, and a name whose last label is all digits is none (RFC 1123).
+            raise PkiError(f"{value!r} looks like an IPv4 address but is not a valid one", where=where)
         return x509.DNSName(text.rstrip(".").lower())
     raise PkiError(f"{value!r} is neither a DNS name nor an IP address", where=where)
 

@@ -18,6 +18,8 @@ def run(module, operation: Callable[[dict, bool], dict] | None) -> None:
         result = operation(module.params, module.check_mode)
     except PkiError as exc:
         module.fail_json(msg=str(exc))
+    except Exception as exc:  # the module boundary: our error type, never a raw traceback
+        module.fail_json(msg=f"unexpected error ({type(exc).__name__}): {exc}")
     for warning in result.pop("warnings", []):
         module.warn(warning)
     diff = result.pop("diff", None)

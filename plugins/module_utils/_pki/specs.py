@@ -53,6 +53,7 @@ CA = {
     "key_mode": {"type": "str", "default": "0600", "no_log": False},
     "cert_mode": {"type": "str", "default": "0644"},
     "force": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "int", "default": 120},
     **OWNERSHIP,
     **ISSUER,
 }
@@ -90,6 +91,8 @@ CLIENT_CERT = {
     "subject": {"type": "dict", "default": {}},
     "valid_days": {"type": "int", "default": 365},
     "create_dirs": {"type": "bool", "default": True},
+    "formats": {"type": "list", "elements": "str", "default": ["pem"], "choices": ["pem", "pkcs8_der", "pkcs12"]},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -111,9 +114,11 @@ CRL = {
                 "required_one_of": [("serial_number", "certificate_path", "certificate_content")]},
     "next_update_days": {"type": "int", "default": 30},
     "renew_before_days": {"type": "int", "default": 7},
+    "revoked_mode": {"type": "str", "default": "add", "choices": ["add", "exact"]},
     "combined_path": {"type": "path"},
     "combine_with": {"type": "list", "elements": "path", "default": []},
     "mode": {"type": "str", "default": "0644"},
+    "lock_timeout": {"type": "int", "default": 120},
     **OWNERSHIP,
     **ISSUER,
 }
@@ -152,6 +157,10 @@ HOST_ITEM = {
     "key_mode": {"type": "str", "default": "0600", "no_log": False},
     "cert_mode": {"type": "str", "default": "0644"},
     "create_dir": {"type": "bool", "default": False},
+    "base_dir": {"type": "path"},
+    "pkcs8_path": {"type": "path"},
+    "pkcs12_path": {"type": "path"},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
 }
@@ -159,4 +168,21 @@ HOST_ITEM = {
 HOST_MATERIAL = {
     "stage": {"type": "str", "default": "prepare", "choices": ["prepare", "install"]},
     "items": {"type": "list", "elements": "dict", "required": True, "options": HOST_ITEM},
+}
+
+REVOCATION_REGISTRY = {
+    "path": {"type": "path", "required": True},
+    "add": {"type": "list", "elements": "dict", "default": [], "options": {
+        "serial_number": {"type": "str", "required": True},
+        "name": {"type": "str"},
+        "reason": {"type": "str", "default": "unspecified", "choices": list(REVOCATION_REASONS)},
+        "revocation_date": {"type": "str"},
+    }},
+    "lock_timeout": {"type": "int", "default": 120},
+}
+
+INTERMEDIATE_ROTATION = {
+    "pki_dir": {"type": "path", "required": True},
+    "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
+    "lock_timeout": {"type": "int", "default": 120},
 }

@@ -10,7 +10,7 @@ import stat
 from dataclasses import asdict, dataclass
 
 from . import compat
-from .chain import build_path, order_problems, verify_chain, weak_crypto
+from .chain import build_path, order_problems, root_in_file, verify_chain, weak_crypto
 from .crl import chain_crl_problems
 from .errors import PkiError
 from .files import key_permission_problem, read_bytes, readable_by
@@ -47,6 +47,7 @@ def validate(params: dict) -> dict:
     leaf = chain[0]
     findings = Findings()
     findings.add("order", order_problems(chain), "leaf first, then each issuer")
+    findings.add("root_in_file", root_in_file(chain), "no root in the file", status="warn")
 
     if params.get("key_path"):
         _check_key(params, leaf, findings)

@@ -30,12 +30,14 @@ _BLOCKED = textwrap.dedent(
 
 def test_every_module_util_imports_without_cryptography_and_the_problem_is_named():
     out = subprocess.run([sys.executable, "-c", _BLOCKED, COLLECTIONS], capture_output=True, text=True, check=True)
-    assert "'cryptography' (>= 38.0.0) is required on this host but cannot be imported" in out.stdout
+    minimum = deps.MINIMUM_CRYPTOGRAPHY_VERSION
+    assert f"'cryptography' (>= {minimum}) is required on this host but cannot be imported" in out.stdout
 
 
 def test_too_old_cryptography_names_the_version_found(monkeypatch):
-    monkeypatch.setattr(deps, "CRYPTOGRAPHY_VERSION", "37.0.4")
-    expected = "the Python library 'cryptography' is 37.0.4 on this host; pgtls.ssl needs 38.0.0 or newer"
+    monkeypatch.setattr(deps, "MINIMUM_CRYPTOGRAPHY_VERSION", "3.3")
+    monkeypatch.setattr(deps, "CRYPTOGRAPHY_VERSION", "3.2.1")
+    expected = "the Python library 'cryptography' is 3.2.1 on this host; pgtls.ssl needs 3.3 or newer"
     assert deps.cryptography_problem() == expected
 
 

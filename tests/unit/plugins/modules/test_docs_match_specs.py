@@ -19,6 +19,8 @@ MODULES = {
     "crl": specs.CRL,
     "validate": specs.VALIDATE,
     "host_material": specs.HOST_MATERIAL,
+    "revocation_registry": specs.REVOCATION_REGISTRY,
+    "intermediate_rotation": specs.INTERMEDIATE_ROTATION,
 }
 
 

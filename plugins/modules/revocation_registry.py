@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: revocation_registry
+short_description: Add revocations to the CA folder's registry (revoked.yml) under the CA folder's lock
+version_added: 0.2.0
+description:
+  - Adds entries to the registry of revocations that the revoke playbook keeps in the CA folder, and returns the
+    whole registry. The server role turns it into the intermediate's CRL with M(pgtls.ssl.crl).
+  - The file is read and written under the CA folder's lock (C(.pgtls.lock), shared with M(pgtls.ssl.crl) and
+    M(pgtls.ssl.ca)), so two runs at once both keep their entries. An entry whose serial is already listed is
+    left as it is. Entries are never removed.
+  - Runs where the CA folder is (normally the controller).
+author:
+  - pgtls.ssl maintainers (@pgtls)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details: Reports the entries that would be added, writes nothing.
+  diff_mode:
+    support: none
+options:
+  path:
+    description: The registry file, YAML (a list of entries), written with mode 0600.
+    type: path
+    required: true
+  add:
+    description: Entries to add. Other keys than those below are kept as given.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      serial_number:
+        description: Serial as a decimal number, C(0x) hex, or colon-separated hex.
+        type: str
+        required: true
+      name:
+        description: The certificate name (role name) the serial was issued to, if known.
+        type: str
+      reason:
+        description: RFC 5280 reason code, as M(pgtls.ssl.crl) names them.
+        type: str
+        default: unspecified
+        choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
+                  cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
+      revocation_date:
+        description: ISO 8601 date of the revocation.
+        type: str
+  lock_timeout:
+    description: Seconds to wait for the CA folder's lock.
+    type: int
+    default: 120
+"""
+
+EXAMPLES = r"""
+- name: Record two revocations
+  pgtls.ssl.revocation_registry:
+    path: "{{ pki_dir }}/revoked.yml"
+    add:
+      - {serial_number: "0x3AF1079C", name: mallory, reason: key_compromise}
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+added:
+  description: The entries this run added.
+  returned: success
+  type: list
+  elements: dict
+entries:
+  description: The whole registry after the change.
+  returned: success
+  type: list
+  elements: dict
+path:
+  description: The registry's path.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import REVOCATION_REGISTRY
+
+try:
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries
+except ImportError:  # cryptography missing: run() reports it
+    ensure_entries = None
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=REVOCATION_REGISTRY, supports_check_mode=True)
+    run(module, ensure_entries)
+
+
+if __name__ == "__main__":
+    main()
