@@ -258,8 +258,8 @@ def _chain_for(item: Item, cert: bytes, key) -> list:
 
 def _tidy(item: Item, check_mode: bool) -> list[str]:
     """Remove temporaries a killed run left in the item's folders (never a pending key: it is reused)."""
-    folders = {os.path.dirname(os.path.abspath(p)) for p in (item.key_path, item.cert_path, item.root_path,
-                                                            item.csr_path) if p}
+    paths = (item.key_path, item.cert_path, item.root_path, item.csr_path)
+    folders = {os.path.dirname(os.path.abspath(p)) for p in paths if p}
     if check_mode:
         return []
     return [f"{folder}: stale temporary {name} removed" for folder in sorted(folders)
@@ -315,8 +315,7 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     if root:
         compat.load_certificates(root.encode(), f"{item.where}.root")
     pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
-    key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path",
-                                                               nofollow=True)
+    key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path", nofollow=True)
     key = load_private_key(key_data, None, f"{item.where}.key_path")
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError("refusing to install: the certificate does not match the private key",
