@@ -12,7 +12,7 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps units units-crypto38 units-crypto33 sanity integration e2e image molecule test lint bench \
+.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -50,9 +50,9 @@ $(VENV33)/bin/pytest: requirements-crypto33.txt
 venv: $(BIN)/ansible-playbook
 
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
-# python3-cryptography 38.0.4. Installed only when missing.
+# python3-cryptography 38.0.4, Chromium (renders the audit page). Installed only when missing.
 system-deps:
-	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl; do \
+	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
@@ -111,6 +111,10 @@ integration: venv tree system-deps $(VENV33)/bin/pytest
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(VENV33)/bin/python
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(BIN)/python
 
+# Issue 8's fault suite: bad input through ansible-playbook, a SIGKILLed 2,000-client run, parallel crl/client_cert runs.
+faults: venv system-deps
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/faults
+
 e2e: venv $(BIN)/ansible-lint system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
 
@@ -161,7 +165,7 @@ docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
 awx: venv $(BIN)/ansible-lint system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e/test_awx_project.py
 
-test: lint docs-lint units units-crypto38 units-crypto33 sanity build-check integration molecule e2e
+test: lint docs-lint units units-crypto38 units-crypto33 sanity build-check integration faults molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py

@@ -186,3 +186,13 @@ INTERMEDIATE_ROTATION = {
     "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
     "lock_timeout": {"type": "int", "default": 120},
 }
+
+AUDIT_REPORT = {
+    "servers": {"type": "list", "elements": "dict", "required": True},
+    "pki_dir": {"type": "path"},
+    "window_days": {"type": "int", "default": 30},
+    "min_days": {"type": "int", "default": 14},
+    "json_path": {"type": "path"},
+    "metrics_path": {"type": "path"},
+    "html_path": {"type": "path"},
+}
