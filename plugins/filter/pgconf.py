@@ -1,22 +1,14 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the server role uses to check and render PostgreSQL configuration before writing it."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filters the server role uses to check and render PostgreSQL configuration before writing it.
+
+Each filter is documented in its own file next to this one: hba_problems.yml, hba_rules.yml, cipher_problems.yml.
+"""
 
 from __future__ import annotations
 
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import cipher_problems, hba_problems, hba_rules
-
-DOCUMENTATION = r"""
-name: pgconf
-short_description: Check and render pg_hba.conf rules and ssl_ciphers for a PostgreSQL version
-version_added: 0.1.0
-description:
-  - C(pgtls.ssl.hba_problems) lists what a PostgreSQL version would refuse in a list of pg_hba rules.
-  - C(pgtls.ssl.hba_rules) returns the rules as written, with the SSL-only policy applied.
-  - C(pgtls.ssl.cipher_problems) lists words of an OpenSSL cipher string that enable NULL or export ciphers.
-author:
-  - pgtls.ssl maintainers (@pgtls)
-"""
 
 
 class FilterModule:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Other shapes of a client's key and certificate, for TLS stacks other than libpq: PKCS#8 DER (the PostgreSQL
 JDBC driver's ``sslkey=...pk8``) and PKCS#12 with a passphrase (Java keystores, .NET). Both are derived from the
@@ -6,8 +7,13 @@ active key and chain (a PKCS#12 file is encrypted with a random salt, so it is c
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
+try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    serialization = pkcs12 = MISSING
 
 from .errors import PkiError
 from .files import apply_attributes, differences, ensure_file, read_bytes, write_atomic
