@@ -4,7 +4,14 @@
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import cipher_problems, hba_problems, hba_rules
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
+    cipher_problems,
+    hba_problems,
+    hba_rules,
+    service_problems,
+    ssl_problems,
+    ssl_settings,
+)
 
 DOCUMENTATION = r"""
 name: pgconf
@@ -14,6 +21,10 @@ description:
   - C(pgtls.ssl.hba_problems) lists what a PostgreSQL version would refuse in a list of pg_hba rules.
   - C(pgtls.ssl.hba_rules) returns the rules as written, with the SSL-only policy applied.
   - C(pgtls.ssl.cipher_problems) lists words of an OpenSSL cipher string that enable NULL or export ciphers.
+  - C(pgtls.ssl.ssl_problems) lists what a PostgreSQL version would refuse in the role's SSL settings (one curve
+    before 18, a list of groups from 18; C(ssl_tls13_ciphers) from 18; protocol bounds and the profile).
+  - C(pgtls.ssl.ssl_settings) returns the version-dependent SSL settings as name/value pairs in that version's names.
+  - C(pgtls.ssl.service_problems) lists pg_service entries with an C(sslnegotiation) libpq or the server refuses.
 author:
   - pgtls.ssl maintainers (@pgtls)
 """
@@ -25,4 +36,7 @@ class FilterModule:
             "hba_problems": hba_problems,
             "hba_rules": hba_rules,
             "cipher_problems": cipher_problems,
+            "ssl_problems": ssl_problems,
+            "ssl_settings": ssl_settings,
+            "service_problems": service_problems,
         }
