@@ -97,3 +97,20 @@ def test_discovery_and_python_of_the_cell(host, cell):
         assert crypto == "3.3.2"
     elif release.startswith("13"):
         assert crypto.split(".")[0] == "43"
+
+
+def test_data_dir_clusters_restarted_with_their_own_programs(host, cell):
+    """Data-dir cell: the key group was new to the running postmasters, so the role restarted each with pg_ctl from
+    the program folder it found (the npm build's, not /usr/lib/postgresql): the new postmaster is in the group."""
+    data_dirs = [c for c in cell["clusters"] if c["tls_dir"].startswith("/srv/pg/")]
+    if not data_dirs:
+        pytest.skip("no data-dir clusters in this cell")
+    gid = host.group("pgtls-matrix-keys").gid
+    for c in data_dirs:
+        data = c["tls_dir"].rsplit("/", 1)[0]
+        pid = host.file(f"{data}/postmaster.pid").content_string.split()[0]
+        exe = host.run(f"readlink /proc/{pid}/exe").stdout.strip()
+        assert exe.startswith("/opt/embedded-postgres/pg") and exe.endswith("/native/bin/postgres"), exe
+        groups = host.run(f"sed -n 's/^Groups:\\t*//p' /proc/{pid}/status").stdout.split()
+        assert str(gid) in groups, (c["cluster"], groups)
+        assert host.file(f"{c['tls_dir']}/server.key").group == "pgtls-matrix-keys"
