@@ -41,11 +41,11 @@ options:
       port: {description: Port., type: int, required: true}
       config_dir: {description: Folder of postgresql.conf., type: path, required: true}
       data_dir: {description: Data directory., type: path, required: true}
-      service: {description: systemd unit; empty means no service manager., type: str, default: ""}
+      service: {description: "systemd unit; empty means no service manager.", type: str, default: ""}
       socket_dir: {description: Unix socket folder., type: path}
       log_file: {description: Server log., type: path}
       running: {description: Whether the cluster runs., type: bool, default: true}
-      bin_dir: {description: Folder of pg_ctl, initdb and postgres (found when not given)., type: path}
+      bin_dir: {description: "Folder of pg_ctl, initdb and postgres (found when not given).", type: path}
   layout:
     description: V(debian) (postgresql-common) or V(datadir) (configuration inside the data directory).
     type: str

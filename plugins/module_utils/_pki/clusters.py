@@ -230,6 +230,6 @@ def _link(path: str) -> str:
 
 def _int(value) -> int:
     try:
-        return int(str(value).strip().split(".")[0])
+        return int(str(value).strip().split(".", maxsplit=1)[0])
     except ValueError:
         raise PkiError(f"{value!r} is not a number") from None

@@ -32,7 +32,7 @@ def _server(cert, accept_direct: bool, alpn: list[str] | None):
         context.set_alpn_protocols(alpn)
 
     def serve():
-        conn, _ = listener.accept()
+        conn = listener.accept()[0]
         with conn:
             first = conn.recv(1, socket.MSG_PEEK)
             if first == b"\x16":
