@@ -8,6 +8,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     cipher_problems,
     hba_problems,
     hba_rules,
+    server_log_lines,
     service_problems,
     ssl_problems,
     ssl_settings,
@@ -24,6 +25,7 @@ description:
   - C(pgtls.ssl.ssl_problems) lists what a PostgreSQL version would refuse in the role's SSL settings (one curve
     before 18, a list of groups from 18; C(ssl_tls13_ciphers) from 18; protocol bounds and the profile).
   - C(pgtls.ssl.ssl_settings) returns the version-dependent SSL settings as name/value pairs in that version's names.
+  - C(pgtls.ssl.server_log_lines) picks the lines of a server log tail that explain a refused SSL configuration.
   - C(pgtls.ssl.service_problems) lists pg_service entries with an C(sslnegotiation) libpq or the server refuses.
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -39,4 +41,5 @@ class FilterModule:
             "ssl_problems": ssl_problems,
             "ssl_settings": ssl_settings,
             "service_problems": service_problems,
+            "server_log_lines": server_log_lines,
         }

@@ -214,3 +214,17 @@ def service_problems(services: list, variable: str = "pgtls_client_services") ->
         if negotiation == "direct" and server is not None and _major(server) < 17:
             problems.append(f"{where}: sslnegotiation=direct needs a PostgreSQL 17 server (this is {server})")
     return problems
+
+
+# Server log lines worth quoting when an activation failed: PostgreSQL's own words about SSL files and settings.
+_LOG_WORDS = ("ssl", "ecdh", "curve", "group", "cipher", "certificate", "private key", "hba", "ident", "not reloaded",
+              "could not", "invalid", "unrecognized", "error", "fatal")
+
+
+def server_log_lines(text: str, limit: int = 6) -> list[str]:
+    """The last ``limit`` lines of a server log tail that explain a refused SSL configuration (e.g. "ECDH:
+    unrecognized curve name" before "SSL configuration was not reloaded"); the reload's own "parameter ... changed"
+    notices are left out."""
+    picked = [line.strip() for line in str(text or "").splitlines()
+              if 'parameter "' not in line and any(word in line.lower() for word in _LOG_WORDS)]
+    return picked[-limit:]

@@ -14,6 +14,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     cipher_problems,
     hba_problems,
     hba_rules,
+    server_log_lines,
     service_problems,
     ssl_problems,
     ssl_settings,
@@ -161,3 +162,19 @@ def test_service_problems(service, expected):
         assert problems == []
     else:
         assert any(expected in p for p in problems), problems
+
+
+def test_server_log_keeps_the_servers_own_reason():
+    # PostgreSQL 16's log after ssl_ecdh_curve = 'X25519:prime256v1' and a reload.
+    log = """\
+2026-11-27 14:00:01.001 UTC [100] LOG:  received SIGHUP, reloading configuration files
+2026-11-27 14:00:01.002 UTC [100] LOG:  parameter "ssl_ecdh_curve" changed to "X25519:prime256v1"
+2026-11-27 14:00:01.003 UTC [100] LOG:  ECDH: unrecognized curve name: X25519:prime256v1
+2026-11-27 14:00:01.004 UTC [100] LOG:  SSL configuration was not reloaded
+2026-11-27 14:00:02.000 UTC [101] LOG:  checkpoint starting: time
+"""
+    assert server_log_lines(log) == [
+        "2026-11-27 14:00:01.003 UTC [100] LOG:  ECDH: unrecognized curve name: X25519:prime256v1",
+        "2026-11-27 14:00:01.004 UTC [100] LOG:  SSL configuration was not reloaded"]
+    assert server_log_lines("") == []
+    assert len(server_log_lines("FATAL: x\n" * 20)) == 6
