@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
@@ -21,8 +22,9 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     pem,
 )
 
-# The file names libpq looks for in ~/.postgresql/.
+# The file names libpq looks for in ~/.postgresql/; the other formats sit beside them.
 CERT_FILE, KEY_FILE, ROOT_FILE = "postgresql.crt", "postgresql.key", "root.crt"
+PKCS8_FILE, PKCS12_FILE = "postgresql.pk8", "postgresql.p12"
 
 
 def check_role_name(name: str, where: str) -> None:
@@ -39,6 +41,10 @@ def check_role_name(name: str, where: str) -> None:
 class ActionModule(IssuingAction):
     SPEC = CLIENT_CERT
 
+    def option_names(self, msg):
+        # "items[3] (app).key_path: ..." is about clients[3] (app)'s key file.
+        return re.sub(r"items\[(\d+)\] \(", r"clients[\1] (", msg)
+
     def on_controller(self, params):
         return params["key_location"] == "controller"
 
@@ -47,6 +53,9 @@ class ActionModule(IssuingAction):
             raise PkiError("root.crt needs the root certificate: give it in issuer_chain_path or issuer_chain_content"
                            " (or use the root as issuer)", where="issuer_chain_path")
         root_pem = pem([issuer.root])
+        if "pkcs12" in params["formats"] and not params["pkcs12_passphrase"]:
+            raise PkiError("formats lists pkcs12, which needs a passphrase (Java and .NET refuse a PKCS#12 file "
+                           "without one)", where="pkcs12_passphrase")
         requests, seen = [], set()
         for index, client in enumerate(params["clients"]):
             where = f"clients[{index}]"
@@ -74,6 +83,9 @@ class ActionModule(IssuingAction):
                 "cert_mode": "0644",
                 "create_dir": params["create_dirs"],
                 "base_dir": base,
+                "pkcs8_path": os.path.join(folder, PKCS8_FILE) if "pkcs8_der" in params["formats"] else None,
+                "pkcs12_path": os.path.join(folder, PKCS12_FILE) if "pkcs12" in params["formats"] else None,
+                "pkcs12_passphrase": params["pkcs12_passphrase"] if "pkcs12" in params["formats"] else None,
             }
             wanted = Wanted(build_name(name, params["subject"], where="subject", cn_where=f"{where}.name"), (), CLIENT)
             requests.append(Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
@@ -17,6 +18,13 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import Issuing
 
 class ActionModule(IssuingAction):
     SPEC = SERVER_CERT
+    HOST_OPTIONS = {"key_path": "key_path", "cert_path": "cert_path", "csr_path": "csr_path",
+                    "root_path": "root_cert_path", "key_mode": "key_mode", "cert_mode": "cert_mode", "owner": "owner",
+                    "group": "group", "common_name": "common_name", "subject_alt_names": "subject_alt_names"}
+
+    def option_names(self, msg):
+        # One item: "items[0] (server).key_path: ..." is this module's "key_path: ...".
+        return re.sub(r"items\[0\] \(server\)\.(\w+)", lambda m: self.HOST_OPTIONS.get(m.group(1), m.group(1)), msg)
 
     def requests(self, params, issuer):
         sans = parse_sans(params["subject_alt_names"], "subject_alt_names")

@@ -73,6 +73,24 @@ options:
       - Base folder for clients without O(clients[].dir); each gets C(<dest>/<name>), the name percent-encoded
         where it holds characters other than letters, digits and C(@+=,-_.) (or starts with a dot).
     type: path
+  formats:
+    description:
+      - What to write besides the PEM files libpq reads (C(postgresql.crt), C(postgresql.key), C(root.crt)), which
+        are always written.
+      - V(pkcs8_der) - C(postgresql.pk8), the key as unencrypted PKCS#8 DER, for the PostgreSQL JDBC driver
+        (C(sslkey=.../postgresql.pk8)); same owner and mode as the key.
+      - V(pkcs12) - C(postgresql.p12), key, certificate and intermediates encrypted with O(pkcs12_passphrase), for
+        Java keystores and .NET; same owner and mode as the key; rewritten only when it no longer opens with the
+        passphrase or no longer holds the active key and chain.
+    type: list
+    elements: str
+    default: [pem]
+    choices: [pem, pkcs8_der, pkcs12]
+    version_added: 0.2.0
+  pkcs12_passphrase:
+    description: Passphrase of C(postgresql.p12); required with V(pkcs12) in O(formats). Never logged.
+    type: str
+    version_added: 0.2.0
   key_location:
     description: Where keys are generated and the files written - the task's host, or the controller.
     type: str

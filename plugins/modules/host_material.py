@@ -105,6 +105,19 @@ options:
             the task fails before anything is written. The client_cert action sets it to O(pgtls.ssl.client_cert#module:dest).
         type: path
         version_added: 0.2.0
+      pkcs8_path:
+        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_path:
+        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
+          O(items[].pkcs12_passphrase) (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_passphrase:
+        description: Passphrase of O(items[].pkcs12_path). Never logged.
+        type: str
+        version_added: 0.2.0
       certificate:
         description: With O(stage=install), the chain to install, PEM, leaf first.
         type: str

@@ -102,16 +102,26 @@ class IssuingAction(ActionBase):
     def on_controller(self, params: dict) -> bool:
         return False
 
+    def option_names(self, msg: str) -> str:
+        """Say the host half's ``items[i] (name).option`` in the words of this module's options."""
+        return msg
+
+    def host_material(self, args: dict) -> list[dict]:
+        try:
+            return host_material(args, self._task.check_mode)["items"]
+        except PkiError as exc:
+            raise PkiError(self.option_names(str(exc))) from None
+
     # The flow ---------------------------------------------------------------------------------------------------
     def host(self, params: dict, stage: str, items: list[dict]) -> list[dict]:
         args = {"stage": stage, "items": items}
         if self.on_controller(params):
             # Bundles written on the controller: the same host logic, run in this process.
-            return host_material(args, self._task.check_mode)["items"]
+            return self.host_material(args)
         self.executions += 1
         answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
         if answer.get("failed"):
-            raise PkiError(answer.get("msg", "the host half failed"))
+            raise PkiError(self.option_names(answer.get("msg", "the host half failed")))
         return answer["items"]
 
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:

@@ -1,5 +1,5 @@
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""The controller's CA folder: its lock and its state.
+"""The controller's CA folder: its layout, its lock and its state.
 
 Every read-modify-write of controller state (a CA being created, a CRL being signed, the revocation registry)
 happens under an exclusive lock on ``<folder>/.pgtls.lock``, so two runs on one CA folder queue instead of losing
@@ -18,6 +18,42 @@ import time
 from .errors import PkiError
 from .files import MAX_PEM_BYTES, Attrs, read_bytes, write_atomic
 from .keys import public_fingerprint
+
+
+class Layout:
+    """Where each thing lives in a CA folder (the server role, the playbooks and the modules use these names)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.folder, *parts)
+
+    @property
+    def intermediate_files(self) -> tuple[str, ...]:
+        return ("intermediate.crt", "intermediate.key", "intermediate.crl")
+
+    @property
+    def generation_file(self) -> str:
+        return self.path("intermediate.generation")
+
+    @property
+    def previous(self) -> str:
+        """An intermediate being rotated out: still trusted, its CRL still on the servers."""
+        return self.path("previous")
+
+    @property
+    def retired(self) -> str:
+        """Certificates of retired intermediates (the root's CRL revokes them)."""
+        return self.path("retired")
+
+    def generation(self) -> int:
+        data = read_bytes(self.generation_file, "pki_dir", missing_ok=True)
+        text = (data or b"1").decode(errors="replace").strip()
+        if not text.isdigit():
+            raise PkiError(f"{self.generation_file} holds {text[:20]!r}, not a generation number", where="pki_dir")
+        return int(text)
+
 
 LOCK_NAME = ".pgtls.lock"
 STATE_NAME = "state.json"

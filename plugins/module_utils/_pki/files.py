@@ -32,7 +32,7 @@ _LEGACY_TMP_AGE = 600
 def read_bytes(path: str, where: str, *, missing_ok: bool = False, limit: int = MAX_PEM_BYTES,
                nofollow: bool = False) -> bytes | None:
     """Read a whole file, refusing one larger than ``limit`` (and a symbolic link when ``nofollow``)."""
-    flags = os.O_RDONLY | (os.O_NOFOLLOW if nofollow else 0)
+    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)  # a FIFO must not block the run
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:

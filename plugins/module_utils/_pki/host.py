@@ -10,12 +10,12 @@ certificate that do not match.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import compat
+from . import compat, formats
 from .constants import DEFAULT_KEY_TYPE
 from .errors import PkiError
 from .files import (
@@ -24,6 +24,7 @@ from .files import (
     check_distinct,
     check_folder,
     check_replaceable,
+    describe,
     differences,
     ensure_file,
     key_permission_problem,
@@ -55,14 +56,14 @@ class Item:
     create_dir: bool
     common_name: str
     sans: list
+    where: str = "items[0]"
+    pkcs8_path: str | None = None
+    pkcs12_path: str | None = None
+    pkcs12_passphrase: str | None = field(default=None, repr=False)
 
     @property
     def pending_path(self) -> str:
         return self.key_path + PENDING_SUFFIX
-
-    @property
-    def where(self) -> str:
-        return f"items[{self.name}]"
 
 
 def parse_item(raw: dict, index: int) -> Item:
@@ -76,6 +77,7 @@ def parse_item(raw: dict, index: int) -> Item:
         raise PkiError(problem, where=f"{where}.key_mode")
     check_distinct({f"{where}.key_path": raw["key_path"], f"{where}.cert_path": raw["cert_path"],
                     f"{where}.root_path": raw.get("root_path"), f"{where}.csr_path": raw.get("csr_path"),
+                    f"{where}.pkcs8_path": raw.get("pkcs8_path"), f"{where}.pkcs12_path": raw.get("pkcs12_path"),
                     f"{where}.key_path (pending key)": raw["key_path"] + PENDING_SUFFIX})
     for path in (raw["key_path"], raw["key_path"] + PENDING_SUFFIX):
         refuse_symlink(path, f"{where}.key_path")
@@ -93,14 +95,19 @@ def parse_item(raw: dict, index: int) -> Item:
         create_dir=bool(raw.get("create_dir")),
         common_name=raw.get("common_name") or name,
         sans=parse_sans(raw.get("subject_alt_names") or [], f"{where}.subject_alt_names"),
+        where=where,
+        pkcs8_path=raw.get("pkcs8_path"),
+        pkcs12_path=raw.get("pkcs12_path"),
+        pkcs12_passphrase=raw.get("pkcs12_passphrase"),
     )
+    formats.check_options(item)
     return item
 
 
 def _check_inside(raw: dict, where: str) -> None:
     """Every file of a client bundle stays inside ``base_dir`` (O(dest)), symbolic links resolved."""
     base = os.path.realpath(raw["base_dir"])
-    for option in ("key_path", "cert_path", "root_path", "csr_path"):
+    for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path"):
         path = raw.get(option)
         if path and not os.path.realpath(path).startswith(base.rstrip(os.sep) + os.sep):
             raise PkiError(f"{path} resolves to {os.path.realpath(path)}, outside {raw['base_dir']}",
@@ -113,7 +120,8 @@ def check_plan(items: list[Item], stage: str) -> None:
     owners: dict[str, str] = {}
     for item in items:
         for option, path in (("key_path", item.key_path), ("cert_path", item.cert_path),
-                             ("root_path", item.root_path), ("csr_path", item.csr_path)):
+                             ("root_path", item.root_path), ("csr_path", item.csr_path),
+                             ("pkcs8_path", item.pkcs8_path), ("pkcs12_path", item.pkcs12_path)):
             if not path:
                 continue
             real = os.path.realpath(path)
@@ -128,9 +136,15 @@ def check_plan(items: list[Item], stage: str) -> None:
                 raise PkiError(f"cannot create folder {folder}: its parent does not exist",
                                where=f"{item.where}.key_path")
         for option, path in (("cert_path", item.cert_path), ("root_path", item.root_path),
-                             ("csr_path", item.csr_path)):
+                             ("csr_path", item.csr_path), ("pkcs8_path", item.pkcs8_path),
+                             ("pkcs12_path", item.pkcs12_path)):
             if path and os.path.dirname(os.path.abspath(path)) != folder:
                 check_folder(path, f"{item.where}.{option}")
+        for option, path in (("pkcs8_path", item.pkcs8_path), ("pkcs12_path", item.pkcs12_path)):
+            data = read_bytes(path, f"{item.where}.{option}", missing_ok=True) if path else None
+            if not formats.is_der_or_blank(data):
+                raise PkiError(f"{path} already exists and holds {describe(data)}, not DER data; refusing to "
+                               "replace it", where=f"{item.where}.{option}")
         for option, path, kind in (("cert_path", item.cert_path, "certificate"),
                                    ("root_path", item.root_path, "certificate"),
                                    ("csr_path", item.csr_path, "csr"),
@@ -212,6 +226,10 @@ def prepare(item: Item, check_mode: bool) -> dict:
             write_atomic(item.csr_path, csr_pem, item.file_attrs, f"{item.where}.csr_path")
     cert = read_bytes(item.cert_path, f"{item.where}.cert_path", missing_ok=True)
     root = read_bytes(item.root_path, f"{item.where}.root_path", missing_ok=True) if item.root_path else None
+    if state == "present" and cert and (item.pkcs8_path or item.pkcs12_path):
+        chain = _chain_for(item, cert, key)
+        if chain:
+            changes += formats.ensure_formats(item, key, chain, check_mode)
     return {
         "name": item.name,
         "key": {"path": item.key_path, "state": state, "type": item.key_type,
@@ -221,6 +239,15 @@ def prepare(item: Item, check_mode: bool) -> dict:
         "root": root.decode(errors="replace") if root is not None else None,
         "changes": changes,
     }
+
+
+def _chain_for(item: Item, cert: bytes, key) -> list:
+    """The installed chain when its leaf belongs to ``key`` (else an install will follow: nothing to derive now)."""
+    try:
+        chain = compat.load_certificates(cert, f"{item.where}.cert_path")
+    except PkiError:
+        return []
+    return chain if same_public_key(chain[0].public_key(), key) else []
 
 
 def _tidy(item: Item, check_mode: bool) -> list[str]:
@@ -288,10 +315,11 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError("refusing to install: the certificate does not match the private key",
                        where=f"{item.where}.certificate")
-    return pending is not None
+    return pending is not None, key, chain
 
 
-def _install(item: Item, certificate: str, root: str | None, has_pending: bool, check_mode: bool) -> list[str]:
+def _install(item: Item, certificate: str, root: str | None, checked: tuple, check_mode: bool) -> list[str]:
+    has_pending, key, chain = checked
     changes = [f"{item.cert_path}: {c}" for c in
                ensure_file(item.cert_path, certificate.encode(), item.file_attrs, f"{item.where}.cert_path",
                            check_mode, kind="certificate")]
@@ -303,7 +331,7 @@ def _install(item: Item, certificate: str, root: str | None, has_pending: bool, 
         changes.append(f"{item.key_path}: new key activated")
         if not check_mode:
             _activate(item)
-    return changes
+    return changes + formats.ensure_formats(item, key, chain, check_mode)
 
 
 def host_material(params: dict, check_mode: bool) -> dict:
@@ -316,7 +344,7 @@ def host_material(params: dict, check_mode: bool) -> dict:
         return {"changed": any(r["changes"] for r in results), "items": results}
     checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
     results = []
-    for item, raw, has_pending in zip(items, raws, checked):
-        changes = _install(item, raw["certificate"], raw.get("root"), has_pending, check_mode)
+    for item, raw, checks in zip(items, raws, checked):
+        changes = _install(item, raw["certificate"], raw.get("root"), checks, check_mode)
         results.append({"name": item.name, "changes": changes})
     return {"changed": any(r["changes"] for r in results), "items": results}

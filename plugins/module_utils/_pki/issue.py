@@ -114,7 +114,8 @@ def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = T
             return load_private_key(key_content.encode(), passphrase, f"{prefix}_key_content")
     elif key_path:
         def loader():
-            return load_private_key(read_bytes(key_path, f"{prefix}_key_path"), passphrase, f"{prefix}_key_path")
+            return load_private_key(read_bytes(key_path, f"{prefix}_key_path"), passphrase,
+                                    f"{prefix}_key_path ({key_path})")
     return Issuer(cert=cert, chain=chain, where=prefix, key_loader=loader)
 
 

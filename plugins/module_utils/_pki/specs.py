@@ -90,6 +90,8 @@ CLIENT_CERT = {
     "subject": {"type": "dict", "default": {}},
     "valid_days": {"type": "int", "default": 365},
     "create_dirs": {"type": "bool", "default": True},
+    "formats": {"type": "list", "elements": "str", "default": ["pem"], "choices": ["pem", "pkcs8_der", "pkcs12"]},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -157,6 +159,9 @@ HOST_ITEM = {
     "cert_mode": {"type": "str", "default": "0644"},
     "create_dir": {"type": "bool", "default": False},
     "base_dir": {"type": "path"},
+    "pkcs8_path": {"type": "path"},
+    "pkcs12_path": {"type": "path"},
+    "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
 }
@@ -174,6 +179,12 @@ REVOCATION_REGISTRY = {
         "reason": {"type": "str", "default": "unspecified", "choices": list(REVOCATION_REASONS)},
         "revocation_date": {"type": "str"},
     }},
+    "lock_timeout": {"type": "int", "default": 120},
+}
+
+INTERMEDIATE_ROTATION = {
+    "pki_dir": {"type": "path", "required": True},
+    "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
     "lock_timeout": {"type": "int", "default": 120},
 }
 

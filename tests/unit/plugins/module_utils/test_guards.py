@@ -354,3 +354,45 @@ def test_registry_runs_at_once_keep_every_entry(tmp_path):
     entries = yaml.safe_load(open(path))
     assert sorted(e["serial_number"] for e in entries) == sorted(f"0x{n:X}" for n in range(10, 18))
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+# Intermediate rotation ----------------------------------------------------------------------------------------------
+def _rotate(folder, step):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.rotation import rotate  # noqa: PLC0415
+
+    return rotate({"pki_dir": str(folder), "step": step, "lock_timeout": 10}, False)
+
+
+def _fake_intermediate(folder):
+    for name in ("intermediate.crt", "intermediate.key", "intermediate.crl"):
+        (folder / name).write_text(name)
+
+
+def test_rotation_start_is_resumable_and_never_counts_twice(tmp_path):
+    _fake_intermediate(tmp_path)
+    # A start killed after its first move: generation written, previous/ made, only the key moved.
+    (tmp_path / "intermediate.generation").write_text("2\n")
+    (tmp_path / "previous").mkdir()
+    os.rename(tmp_path / "intermediate.key", tmp_path / "previous" / "intermediate.key")
+    result = _rotate(tmp_path, "start")
+    assert result["changed"] and result["generation"] == 2
+    assert sorted(os.listdir(tmp_path / "previous")) == ["intermediate.crl", "intermediate.crt", "intermediate.key"]
+    assert (tmp_path / "intermediate.generation").read_text() == "2\n"
+    assert _rotate(tmp_path, "start")["changed"] is False  # done: a second start changes nothing
+    (tmp_path / "intermediate.crt").write_text("G2")  # the site playbook made the next intermediate
+    with pytest.raises(PkiError, match="^step: a previous intermediate .* is still trusted: retire it first"):
+        _rotate(tmp_path, "start")
+
+
+def test_rotation_start_then_retire(tmp_path):
+    _fake_intermediate(tmp_path)
+    assert _rotate(tmp_path, "start")["generation"] == 2
+    assert not (tmp_path / "intermediate.key").exists()
+    result = _rotate(tmp_path, "retire")
+    assert result["changed"] and not (tmp_path / "previous").exists()
+    (archived,) = os.listdir(tmp_path / "retired")
+    assert archived.startswith("intermediate-") and (tmp_path / "retired" / archived).read_text() == "intermediate.crt"
+    with pytest.raises(PkiError, match="^step: no rotation in progress"):
+        _rotate(tmp_path, "retire")
+    with pytest.raises(PkiError, match="^pki_dir: no intermediate CA in"):
+        _rotate(tmp_path, "start")

@@ -20,6 +20,7 @@ MODULES = {
     "validate": specs.VALIDATE,
     "host_material": specs.HOST_MATERIAL,
     "revocation_registry": specs.REVOCATION_REGISTRY,
+    "intermediate_rotation": specs.INTERMEDIATE_ROTATION,
     "cluster_info": specs.CLUSTER_INFO,
 }
 

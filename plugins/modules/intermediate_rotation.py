@@ -1,0 +1,92 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: intermediate_rotation
+short_description: Start or retire an intermediate CA rotation in the CA folder, under the CA folder's lock
+version_added: 0.2.0
+description:
+  - O(step=start) moves the current intermediate (C(intermediate.crt), C(.key), C(.crl)) to C(previous/), where it
+    stays trusted and its CRL stays on the servers, and raises the generation number in C(intermediate.generation),
+    so the next intermediate the server role makes has a name of its own (C(... G<n>)). A second start while a
+    previous intermediate is still trusted is refused.
+  - O(step=retire) moves the previous intermediate's certificate to C(retired/intermediate-<UTC time>.crt) (the
+    root's CRL then revokes it), destroys its key and CRL, and removes C(previous/).
+  - Both steps run under the CA folder's lock (C(.pgtls.lock), shared with M(pgtls.ssl.ca) and M(pgtls.ssl.crl)) and
+    are resumable - a run killed halfway is finished by the next run of the same step; the generation is never
+    counted twice.
+  - The playbook C(pgtls.ssl.rotate) calls it with C(pgtls_rotate_intermediate=start|retire).
+author:
+  - pgtls.ssl maintainers (@pgtls)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details: Reports the moves it would make.
+  diff_mode:
+    support: none
+options:
+  pki_dir:
+    description: The CA folder.
+    type: path
+    required: true
+  step:
+    description: V(start) a rotation, or V(retire) the previous intermediate.
+    type: str
+    required: true
+    choices: [start, retire]
+  lock_timeout:
+    description: Seconds to wait for the CA folder's lock.
+    type: int
+    default: 120
+"""
+
+EXAMPLES = r"""
+- name: Start a rotation (then run the site and clients playbooks)
+  pgtls.ssl.intermediate_rotation:
+    pki_dir: "{{ pki_dir }}"
+    step: start
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+step:
+  description: The step run.
+  returned: success
+  type: str
+generation:
+  description: The generation number of the next (or current) intermediate.
+  returned: success
+  type: int
+actions:
+  description: What was moved or destroyed (or would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import INTERMEDIATE_ROTATION
+
+try:
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.rotation import rotate
+except ImportError:  # cryptography missing: run() reports it
+    rotate = None
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=INTERMEDIATE_ROTATION, supports_check_mode=True)
+    run(module, rotate)
+
+
+if __name__ == "__main__":
+    main()
