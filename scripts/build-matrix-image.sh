@@ -35,8 +35,13 @@ debootstrap --variant=minbase \
   --include=python3,python3-cffi-backend,python3-cryptography,postgresql-$pg,postgresql-client-$pg,ssl-cert,systemd,systemd-sysv,sudo,openssl,procps,iproute2 \
   "$release" "$root" "$MIRROR" >"$root.log" 2>&1 || {
     echo "debootstrap failed:"; tail -n 20 "$root.log"; tail -n 20 "$root/debootstrap/debootstrap.log" 2>/dev/null; exit 1; }
-if [ "$release" = bullseye ] && chroot "$root" dpkg-query -W libjson-perl >/dev/null 2>&1; then
-  echo "libjson-perl was pulled in; the Debian 11 cell must run without it" >&2; exit 1
+# debootstrap's resolver pulls libjson-perl in on bullseye, where postgresql-common only suggests it: take it out
+# (dpkg refuses if anything really depends on it), so `pg_lsclusters --json` fails as on a stock Debian 11 host.
+if [ "$release" = bullseye ] && chroot "$root" dpkg-query -W -f='${Status}' libjson-perl 2>/dev/null | grep -q installed; then
+  chroot "$root" dpkg --purge libjson-perl >/dev/null || {
+    echo "libjson-perl cannot be removed; reverse dependencies:" >&2
+    chroot "$root" dpkg-query -W -f='${Package} ${Depends} ${Pre-Depends}\n' | grep -w libjson-perl >&2; exit 1; }
+  if chroot "$root" perl -MJSON -e 1 2>/dev/null; then echo "JSON.pm is still there" >&2; exit 1; fi
 fi
 chroot "$root" systemctl enable "postgresql@$pg-main" >/dev/null 2>&1 || true
 for unit in systemd-resolved systemd-timesyncd getty@tty1 console-getty; do
