@@ -95,11 +95,7 @@ def bin_dir(version: int, pid: int | None, default: str, pg_config: str | None =
             run=subprocess.run) -> tuple[str, str]:
     """``(folder, how it was found)`` of a cluster's programs."""
     if pid is not None:
-        try:
-            exe = os.readlink(os.path.join(proc, str(pid), "exe"))
-        except OSError:
-            exe = ""
-        exe = exe.removesuffix(" (deleted)") if hasattr(exe, "removesuffix") else exe
+        exe = _executable(pid, proc)
         if exe:
             return os.path.dirname(exe), f"the running postmaster (pid {pid})"
     if pg_config:
@@ -114,6 +110,26 @@ def bin_dir(version: int, pid: int | None, default: str, pg_config: str | None =
             if folder and match and int(match.group(1)) == int(version):
                 return folder, pg_config + " --bindir"
     return default.replace("{version}", str(version)), "the layout's default"
+
+
+def _executable(pid: int, proc: str) -> str:
+    """The postmaster's program: /proc/<pid>/exe, or where that link is not readable (root without
+    CAP_SYS_PTRACE, as in a container, cannot read another user's) the absolute argv[0] that pg_ctl and systemd
+    start it with (the postmaster keeps its command line)."""
+    try:
+        exe = os.readlink(os.path.join(proc, str(pid), "exe"))
+        if exe.endswith(" (deleted)"):
+            exe = exe[:-len(" (deleted)")]
+        if os.path.isabs(exe):
+            return exe
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
+            argv0 = handle.read().split(b"\0", 1)[0].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return argv0 if os.path.isabs(argv0) else ""
 
 
 def missing_programs(folder: str, programs=PROGRAMS) -> list[str]:

@@ -136,3 +136,15 @@ def test_missing_include_is_an_error_but_include_if_exists_is_not(tmp_path):
     (tmp_path / "b.conf").write_text("include 'nope.conf'\n")
     with pytest.raises(PkiError, match="nope.conf: cannot read"):
         cl.read_conf(str(tmp_path / "b.conf"))
+
+
+def test_bin_dir_from_the_command_line_when_exe_is_not_readable(tmp_path):
+    """Root in a container has no CAP_SYS_PTRACE: /proc/<pid>/exe of the postgres user's process is unreadable;
+    the postmaster's absolute argv[0] (as pg_ctl starts it) tells the same folder."""
+    proc = tmp_path / "proc"
+    (proc / "77").mkdir(parents=True)
+    (proc / "77" / "cmdline").write_bytes(b"/opt/embedded-postgres/pg17/native/bin/postgres\0-D\0/srv/pg/17\0")
+    assert cl.bin_dir(17, 77, "/usr/lib/postgresql/{version}/bin", None, str(proc)) == (
+        "/opt/embedded-postgres/pg17/native/bin", "the running postmaster (pid 77)")
+    (proc / "77" / "cmdline").write_bytes(b"postgres: main\0")  # a relative name: not a folder
+    assert cl.bin_dir(17, 77, "/usr/lib/postgresql/{version}/bin", None, str(proc))[1] == "the layout's default"
