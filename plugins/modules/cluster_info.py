@@ -16,7 +16,8 @@ description:
   - With O(clusters) given, discovers nothing and completes those entries.
   - Each cluster's program folder C(bin_dir) is, in this order - the O(clusters[].bin_dir) given, the running
     postmaster's own executable (C(/proc/<pid>/exe), else its absolute command name), C(pg_config --bindir) when
-    it reports the same major version, or O(bin_dir_default). Missing C(pg_ctl), C(initdb) or C(postgres) there are returned by path.
+    it reports the same major version, or O(bin_dir_default). Missing C(pg_ctl), C(initdb) or C(postgres) there
+    are returned by path.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
