@@ -13,7 +13,7 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration e2e image molecule test lint bench \
+.PHONY: help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -51,9 +51,9 @@ $(VENVSSLYZE)/bin/sslyze: requirements-sslyze.txt
 venv: $(BIN)/ansible-playbook
 
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
-# python3-cryptography 38.0.4. Installed only when missing.
+# python3-cryptography 38.0.4, Chromium (renders the audit page). Installed only when missing.
 system-deps:
-	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl; do \
+	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
@@ -140,10 +140,14 @@ integration: venv tree system-deps $(VENV33)/bin/pytest
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(VENV33)/bin/python
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test integration --target controller:python=3.11@$(CURDIR)/$(BIN)/python
 
+# Issue 8's fault suite: bad input through ansible-playbook, a SIGKILLed 2,000-client run, parallel crl/client_cert runs.
+faults: venv system-deps
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/faults
+
 e2e: venv system-deps $(VENVSSLYZE)/bin/sslyze
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
 
-test: lint units units-crypto38 units-crypto33 sanity integration molecule e2e
+test: lint units units-crypto38 units-crypto33 sanity integration faults molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py

@@ -177,6 +177,17 @@ chain:
   returned: success
   type: list
   elements: dict
+crls:
+  description: The CRLs of O(crl_path) (issuer, CRL number, next update, number of revoked serials).
+  returned: success
+  type: list
+  elements: dict
+  version_added: 0.2.0
+key:
+  description: The key file's path, owner, group and mode (never its content).
+  returned: when O(key_path) is set and the key could be read
+  type: dict
+  version_added: 0.2.0
 served:
   description: What the probe saw (leaf facts, chain fingerprints, protocol, cipher, RV(served.matches_file)).
   returned: when O(probe_host) is set and the handshake succeeded

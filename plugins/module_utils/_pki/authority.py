@@ -61,7 +61,7 @@ def _check_options(params: dict, issuer) -> object:
         if limit == 0:
             raise PkiError(f"the issuer {who} has path length 0: it may issue only end-entity certificates, and a CA "
                            "signed by it is rejected by OpenSSL (error 25, path length constraint exceeded); sign "
-                           "with its parent instead", where="issuer_cert_path")
+                           "with its parent instead", where=issuer.source or "issuer_cert_path")
         raise PkiError(f"must be less than the issuer's path length ({limit}), got {profile.path_length}",
                        where="path_length")
     return profile

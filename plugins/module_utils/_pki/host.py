@@ -57,6 +57,7 @@ class Item:
     common_name: str
     sans: list
     where: str = "items[0]"
+    subject: object = None
     pkcs8_path: str | None = None
     pkcs12_path: str | None = None
     pkcs12_passphrase: str | None = field(default=None, repr=False)
@@ -96,6 +97,7 @@ def parse_item(raw: dict, index: int) -> Item:
         common_name=raw.get("common_name") or name,
         sans=parse_sans(raw.get("subject_alt_names") or [], f"{where}.subject_alt_names"),
         where=where,
+        subject=build_name(raw.get("common_name") or name, cn_where=f"{where}.common_name"),
         pkcs8_path=raw.get("pkcs8_path"),
         pkcs12_path=raw.get("pkcs12_path"),
         pkcs12_passphrase=raw.get("pkcs12_passphrase"),
@@ -186,12 +188,12 @@ def prepare(item: Item, check_mode: bool) -> dict:
     key = None
     state = "present"
     if pending_data is not None:
-        key = load_private_key(pending_data, None, f"{item.where}: {item.pending_path}")
+        key = load_private_key(pending_data, None, f"{item.where}.key_path ({item.pending_path})")
         state = "pending"
         if key_type_of(key) != item.key_type:
             key = None
     if key is None and current_data is not None:
-        current = load_private_key(current_data, None, f"{item.where}: {item.key_path}")
+        current = load_private_key(current_data, None, f"{item.where}.key_path ({item.key_path})")
         if key_type_of(current) == item.key_type:
             key, state = current, "present"
             attr_changes = differences(item.key_path, item.key_attrs)
@@ -218,7 +220,7 @@ def prepare(item: Item, check_mode: bool) -> dict:
                 if not check_mode:
                     apply_attributes(path, item.file_attrs)
 
-    csr = make_csr(key, build_name(item.common_name, cn_where=f"{item.where}.common_name"), item.sans)
+    csr = make_csr(key, item.subject, item.sans)
     csr_pem = csr.public_bytes(Encoding.PEM)
     if item.csr_path and not _csr_current(item, csr):
         changes.append(f"{item.csr_path}: written")
@@ -267,7 +269,7 @@ def _installed_for(item: Item, pending_data: bytes) -> bool:
         return False
     try:
         leaf = compat.load_certificates(cert_data, f"{item.where}.cert_path")[0]
-        pending = load_private_key(pending_data, None, f"{item.where}: {item.pending_path}")
+        pending = load_private_key(pending_data, None, f"{item.where}.key_path ({item.pending_path})")
     except PkiError:
         return False
     return same_public_key(leaf.public_key(), pending)
@@ -311,7 +313,7 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
     key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path",
                                                                nofollow=True)
-    key = load_private_key(key_data, None, f"{item.where}.key_path")
+    key = load_private_key(key_data, None, f"{item.where}.key_path ({item.key_path})")
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError("refusing to install: the certificate does not match the private key",
                        where=f"{item.where}.certificate")

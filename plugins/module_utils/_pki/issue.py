@@ -57,6 +57,8 @@ class Issuer:
     chain: list[x509.Certificate]
     where: str
     key_loader: Callable[[], object] | None = None
+    source: str = ""  # the certificate option and its file, for messages
+    key_source: str = ""
     _key: object = field(default=None, repr=False)
 
     def key(self):
@@ -65,7 +67,8 @@ class Issuer:
                 raise PkiError("a private key is needed to sign but none was given", where=f"{self.where}_key_path")
             key = self.key_loader()
             if not same_public_key(key, self.cert.public_key()):
-                raise PkiError("the CA private key does not match the CA certificate", where=f"{self.where}_key_path")
+                raise PkiError(f"the CA private key does not match the CA certificate ({self.source})",
+                               where=self.key_source or f"{self.where}_key_path")
             self._key = key
         return self._key
 
@@ -116,7 +119,9 @@ def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = T
         def loader():
             return load_private_key(read_bytes(key_path, f"{prefix}_key_path"), passphrase,
                                     f"{prefix}_key_path ({key_path})")
-    return Issuer(cert=cert, chain=chain, where=prefix, key_loader=loader)
+    key_source = (f"{prefix}_key_content" if key_content else f"{prefix}_key_path ({key_path})" if key_path
+                  else f"{prefix}_key_path")
+    return Issuer(cert=cert, chain=chain, where=prefix, key_loader=loader, source=cert_where, key_source=key_source)
 
 
 def _material(params: dict, stem: str) -> tuple[bytes | None, str]:

@@ -208,3 +208,13 @@ CLUSTER_INFO = {
     "bin_dir_default": {"type": "str", "default": "/usr/lib/postgresql/{version}/bin"},
     "datadir_globs": {"type": "list", "elements": "str", "default": []},
 }
+
+AUDIT_REPORT = {
+    "servers": {"type": "list", "elements": "dict", "required": True},
+    "pki_dir": {"type": "path"},
+    "window_days": {"type": "int", "default": 30},
+    "min_days": {"type": "int", "default": 14},
+    "json_path": {"type": "path"},
+    "metrics_path": {"type": "path"},
+    "html_path": {"type": "path"},
+}

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 import os
+import pwd
 import stat
 from dataclasses import asdict, dataclass
 
@@ -12,8 +14,8 @@ from . import compat
 from .chain import build_path, order_problems, root_in_file, verify_chain, weak_crypto
 from .crl import chain_crl_problems
 from .errors import PkiError
-from .files import key_permission_problem, read_bytes, readable_by
-from .info import cert_info, days_left, fingerprint
+from .files import MAX_CRL_BYTES, key_permission_problem, read_bytes, readable_by
+from .info import cert_info, crl_info, days_left, fingerprint
 from .keys import load_private_key, same_public_key
 from .names import cert_sans, host_matches
 from .probe import served_chain
@@ -48,8 +50,7 @@ def validate(params: dict) -> dict:
     findings.add("order", order_problems(chain), "leaf first, then each issuer")
     findings.add("root_in_file", root_in_file(chain), "no root in the file", status="warn")
 
-    if params.get("key_path"):
-        _check_key(params, leaf, findings)
+    key_facts = _check_key(params, leaf, findings) if params.get("key_path") else None
 
     anchors = []
     if params.get("ca_content"):
@@ -76,9 +77,15 @@ def validate(params: dict) -> dict:
 
     _check_hostnames(params.get("hostnames") or [], leaf, findings)
 
+    crl_facts = []
     if params.get("crl_path"):
-        crls = compat.load_crls(read_bytes(params["crl_path"], "crl_path"), f"crl_path ({params['crl_path']})")
+        crls = compat.load_crls(read_bytes(params["crl_path"], "crl_path", limit=MAX_CRL_BYTES),
+                                f"crl_path ({params['crl_path']})")
         findings.add("crl", chain_crl_problems(path, crls), "every CA in the chain has a current CRL; none revoked")
+        for crl in crls:
+            info = crl_info(crl)
+            crl_facts.append({"issuer": info["issuer"], "crl_number": info["crl_number"],
+                              "next_update": info["next_update"], "revoked_count": len(info["revoked_serials"])})
 
     served = None
     if params.get("probe_host"):
@@ -93,19 +100,21 @@ def validate(params: dict) -> dict:
         "certificate": cert_info(leaf),
         "chain": [cert_info(c) for c in path[1:]],
         "days_left": remaining,
+        "crls": crl_facts,
+        "key": key_facts,
         "served": served,
         "msg": ("validation failed: " + "; ".join(f"[{f.check}] {f.message}" for f in failed)) if failed
         else "all checks passed",
     }
 
 
-def _check_key(params: dict, leaf, findings: Findings) -> None:
+def _check_key(params: dict, leaf, findings: Findings) -> dict | None:
     key_path = params["key_path"]
     try:
         key = load_private_key(read_bytes(key_path, "key_path"), params.get("key_passphrase"), f"key_path ({key_path})")
     except PkiError as exc:
         findings.append(Finding("key_match", "fail", str(exc)))
-        return
+        return None
     findings.add("key_match", [] if same_public_key(key, leaf.public_key()) else
                  [f"key_path ({key_path}) does not match the certificate"], "key matches the certificate")
     st = os.stat(key_path)
@@ -113,6 +122,22 @@ def _check_key(params: dict, leaf, findings: Findings) -> None:
     unreadable = readable_by(key_path, params["server_user"]) if params.get("server_user") else None
     findings.add("key_permissions", [p for p in (problem, unreadable) if p],
                  f"owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o} pass PostgreSQL's rule")
+    return {"path": key_path, "owner": _user(st.st_uid), "group": _group(st.st_gid),
+            "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _check_hostnames(hostnames: list[str], leaf, findings: Findings) -> None:

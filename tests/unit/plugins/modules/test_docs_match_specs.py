@@ -21,6 +21,7 @@ MODULES = {
     "host_material": specs.HOST_MATERIAL,
     "revocation_registry": specs.REVOCATION_REGISTRY,
     "intermediate_rotation": specs.INTERMEDIATE_ROTATION,
+    "audit_report": specs.AUDIT_REPORT,
     "cluster_info": specs.CLUSTER_INFO,
 }
 

@@ -1,0 +1,54 @@
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filter pgtls.ssl.audit_entries: the audit's registered validate results as entries for pgtls.ssl.audit_report."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: audit_entries
+short_description: Turn the audit's per-cluster validate results into entries for pgtls.ssl.audit_report
+version_added: 0.2.0
+description:
+  - Takes the registered result of the audit's looped M(pgtls.ssl.validate) task (each item carrying the cluster it
+    checked as C(__pgtls_cluster)) and returns one entry per cluster - C(host), C(cluster) (C(<version>/<name>)),
+    C(port), C(running) and C(result) - as M(pgtls.ssl.audit_report) takes them.
+options:
+  _input:
+    description: The registered loop result (or its C(results) list).
+    type: raw
+    required: true
+  host:
+    description: The inventory name of the host the results are from.
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Entries for the report
+  ansible.builtin.set_fact:
+    pgtls_audit_entries: "{{ checks | pgtls.ssl.audit_entries(inventory_hostname) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One entry per cluster.
+  type: list
+  elements: dict
+"""
+
+
+def audit_entries(results, host: str) -> list[dict]:
+    items = results.get("results", []) if isinstance(results, dict) else list(results or [])
+    entries = []
+    for item in items:
+        cluster = item.get("__pgtls_cluster") or {}
+        result = {k: v for k, v in item.items() if not k.startswith("_") and k not in ("item", "invocation")}
+        entries.append({"host": host, "cluster": f"{cluster.get('version')}/{cluster.get('name')}",
+                        "port": cluster.get("port", 5432), "running": bool(cluster.get("running", True)),
+                        "result": result})
+    return entries
+
+
+class FilterModule:
+    def filters(self):
+        return {"audit_entries": audit_entries}
