@@ -109,7 +109,8 @@ def test_data_dir_clusters_restarted_with_their_own_programs(host, cell):
     for c in data_dirs:
         data = c["tls_dir"].rsplit("/", 1)[0]
         pid = host.file(f"{data}/postmaster.pid").content_string.split()[0]
-        exe = host.run(f"readlink /proc/{pid}/exe").stdout.strip()
+        # The postmaster's command name (/proc/<pid>/exe is unreadable for root without CAP_SYS_PTRACE here).
+        exe = host.run(f"tr '\\0' '\\n' < /proc/{pid}/cmdline | head -n 1").stdout.strip()
         assert exe.startswith("/opt/embedded-postgres/pg") and exe.endswith("/native/bin/postgres"), exe
         groups = host.run(f"sed -n 's/^Groups:\\t*//p' /proc/{pid}/status").stdout.split()
         assert str(gid) in groups, (c["cluster"], groups)
