@@ -125,8 +125,8 @@ def _labels(**labels) -> str:
 def to_prometheus(report: dict) -> str:
     samples: dict[str, list[str]] = {name: [] for name in METRICS}
 
-    def add(name, value, **labels):
-        samples[name].append(f"{name}{_labels(**labels) if labels else ''} {value}")
+    def add(metric, value, **labels):
+        samples[metric].append(f"{metric}{_labels(**labels) if labels else ''} {value}")
 
     for r in report["servers"]:
         where = {"host": r["host"], "cluster": r["cluster"]}
@@ -239,11 +239,12 @@ def to_html(report: dict) -> str:
         problems = "<br>".join(f"[{_esc(f['check'])}] {_esc(f['message'])}" for f in r["findings"]
                                if f["status"] != "ok") or "-"
         until = f"{_esc(installed.get('not_after', '-')[:10])} ({installed.get('days_left', '-')} d)"
+        key_text = f"{_esc(key['owner'])}:{_esc(key['group'])} {_esc(key['mode'])}" if key else "-"
         rows.append(
             f'<tr class="cluster" data-host="{_esc(r["host"])}"><td>{_esc(r["host"])}</td>'
             f'<td>{_esc(r["cluster"])}:{r["port"]}</td><td class="{r["status"]}">{r["status"]}</td><td>{until}</td>'
             f'<td>{serving}</td><td>{_esc(installed.get("issuer", "-"))}</td>'
-            f'<td>{_esc(key.get("owner", "-"))}:{_esc(key.get("group", "-"))} {_esc(key.get("mode", ""))}</td>'
+            f"<td>{key_text}</td>"
             f"<td>{problems}</td></tr>")
     clients = report["clients"]
     client_rows = "".join(f'<tr><td>{_esc(c["name"])}</td><td>{_esc(c["serial"])}</td><td>{_esc(c["not_after"][:10])}'
