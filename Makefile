@@ -13,7 +13,7 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
+.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -24,11 +24,17 @@ help:
 	@echo "make demo-clean - remove the demo fleet"
 	@echo "make test   - everything CI runs: lint, units (newest, 38.0.4 and 3.3.2 cryptography), sanity, integration, e2e"
 	@echo "make units | units-crypto38 | units-crypto33 | sanity | integration | e2e | molecule | matrix | lint | bench"
+	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | awx (AWX project via ansible-runner)"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Release tooling (ansible-lint, yamllint, galaxy-importer, antsibull-docs/-changelog, ansible-builder/-runner).
+$(BIN)/ansible-lint: requirements-ship.txt $(BIN)/ansible-playbook
+	$(BIN)/pip install --quiet -r requirements-ship.txt
 	touch $@
 
 $(VENV38)/bin/pytest: requirements-crypto38.txt
@@ -51,9 +57,11 @@ $(VENVSSLYZE)/bin/sslyze: requirements-sslyze.txt
 venv: $(BIN)/ansible-playbook
 
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
-# python3-cryptography 38.0.4, Chromium (renders the audit page). Installed only when missing.
+# python3-cryptography 38.0.4, Chromium (renders the audit page), the client drivers the e2e tests prove (JDBC with
+# a JDK to compile its test program, psycopg 3, asyncpg, Node.js for node-postgres). Installed only when missing.
 system-deps:
-	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core; do \
+	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core \
+	    default-jdk-headless libpostgresql-jdbc-java python3-asyncpg python3-psycopg nodejs; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
@@ -107,8 +115,11 @@ molecule: venv $(BIN)/molecule image matrix-deps matrix-images
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
 	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
 
-lint: venv
+# ruff on the Python, yamllint on every YAML file, ansible-lint's production profile (exceptions: .ansible-lint).
+lint: venv $(BIN)/ansible-lint
 	$(BIN)/ruff check plugins tests scripts extensions
+	$(BIN)/yamllint --strict .
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production --nocolor -q
 
 units: venv
 	$(BIN)/python -m pytest -q tests/unit
@@ -144,10 +155,63 @@ integration: venv tree system-deps $(VENV33)/bin/pytest
 faults: venv system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/faults
 
-e2e: venv system-deps $(VENVSSLYZE)/bin/sslyze
+# node-postgres from the npm registry, for the driver tests.
+NODE_PG := .cache/node/node_modules/pg/package.json
+$(NODE_PG):
+	command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	npm install --silent --no-audit --no-fund --prefix .cache/node pg@8.16.3
+
+e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(VENVSSLYZE)/bin/sslyze
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
 
-test: lint units units-crypto38 units-crypto33 sanity integration faults molecule e2e
+# The built collection: only allowed paths from a dirty tree; galaxy-importer (its ansible-test step off: that is
+# `make sanity`) accepts the tarball. galaxy-importer requires a `repository` and the project has no public one
+# yet (galaxy.yml names none rather than an invented address): the importer's copy gets this checkout's own git
+# folder as its repository, and nothing else changes.
+DIST := .cache/dist
+IMPORT_TREE := .cache/importer/ssl
+build-check: venv $(BIN)/ansible-lint
+	$(BIN)/python -m pytest -q tests/release
+	rm -rf $(DIST) $(IMPORT_TREE) && mkdir -p $(DIST)/importer $(IMPORT_TREE)
+	$(BIN)/ansible-galaxy collection build --output-path $(DIST) .
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(IMPORT_TREE)/ 2>/dev/null || true
+	echo "repository: file://$(CURDIR)" >> $(IMPORT_TREE)/galaxy.yml
+	$(BIN)/ansible-galaxy collection build --output-path $(DIST)/importer $(IMPORT_TREE)
+	cd $(DIST) && GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/release/galaxy-importer.cfg PATH=$(CURDIR)/$(BIN):$$PATH \
+	  $(CURDIR)/$(BIN)/python -m galaxy_importer.main importer/pgtls-ssl-*.tar.gz | tee importer.log
+	@! grep -E '^ERROR|^WARNING: ERROR' $(DIST)/importer.log
+	@echo "galaxy-importer: $$(grep -c '^WARNING' $(DIST)/importer.log) warning(s), 0 errors"
+	$(BIN)/ansible-builder create -f examples/awx-project/execution-environment.yml --context .cache/ee
+
+# The collection as the tools see it: ansible_collections/pgtls/ssl pointing at this checkout.
+COLLECTION_LINK := .cache/collections/ansible_collections/pgtls/ssl
+$(COLLECTION_LINK):
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"
+
+# Plugin and role docs, the docsite guides and the changelog, as antsibull checks them.
+docs-lint: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs \
+	  $(COLLECTION_LINK)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-changelog lint
+
+# The docsite, HTML: .cache/docsite/build/html/index.html (not in CI: Sphinx takes a while).
+DOCSITE := .cache/docsite
+docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
+	$(BIN)/pip install --quiet -r requirements-docs.txt
+	rm -rf $(DOCSITE) && mkdir -p $(DOCSITE)
+	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections \
+	  $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) pgtls.ssl
+	@# Without network, intersphinx cannot load the Ansible docsite's labels (common_return_values...): those
+	@# references stay unresolved warnings instead of errors. Our own references: make docs-lint.
+	sed -i 's/ -W --keep-going/ --keep-going/' $(DOCSITE)/build.sh
+	cd $(DOCSITE) && PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections ./build.sh
+	@echo "docsite: $(DOCSITE)/build/html/index.html"
+
+# The example AWX project's playbooks through ansible-runner as AWX runs them (also part of make e2e).
+awx: venv $(BIN)/ansible-lint system-deps
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e/test_awx_project.py
+
+test: lint docs-lint units units-crypto38 units-crypto33 sanity build-check integration faults molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py

@@ -1,5 +1,6 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Action for pgtls.ssl.client_cert: many client certificates in one task, keys where the client lives."""
 
 from __future__ import annotations

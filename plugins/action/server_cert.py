@@ -1,5 +1,6 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Action for pgtls.ssl.server_cert: key and CSR on the database host, signature on the controller."""
 
 from __future__ import annotations

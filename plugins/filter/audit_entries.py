@@ -1,5 +1,6 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Filter pgtls.ssl.audit_entries: the audit's registered validate results as entries for pgtls.ssl.audit_report."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ options:
       - V(pkcs8_der) - C(postgresql.pk8), the key as unencrypted PKCS#8 DER, for the PostgreSQL JDBC driver
         (C(sslkey=.../postgresql.pk8)); same owner and mode as the key.
       - V(pkcs12) - C(postgresql.p12), key, certificate and intermediates encrypted with O(pkcs12_passphrase), for
-        Java keystores and .NET; same owner and mode as the key; rewritten only when it no longer opens with the
-        passphrase or no longer holds the active key and chain.
+        Java keystores, the JDBC driver (C(sslkey=.../postgresql.p12), C(sslpassword)) and .NET; the key entry's
+        alias is C(user), the only one the JDBC driver reads; same owner and mode as the key; rewritten only when
+        it no longer opens with the passphrase or no longer holds the active key and chain.
     type: list
     elements: str
     default: [pem]

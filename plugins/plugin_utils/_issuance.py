@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Controller half of server_cert and client_cert: validate the CA first, ask the host for CSRs (one module
 execution), decide and sign here, and install only what changed (a second execution, only when needed).
@@ -10,7 +11,13 @@ from dataclasses import dataclass, field
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from cryptography.hazmat.primitives.serialization import Encoding
+
+try:
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.deps import MISSING
+
+    Encoding = MISSING
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """PostgreSQL configuration rules that PostgreSQL itself only reports at reload time (or at start, fatally):
 pg_hba.conf lines per server version, and ssl_ciphers strings that enable unencrypted or export ciphers."""

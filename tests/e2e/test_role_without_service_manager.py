@@ -37,7 +37,7 @@ def test_owner_layout_reloads_with_pg_reload_conf(role_env):
     done = run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner"))
     assert "activate | Reload with pg_reload_conf() (no service manager)" in done.stdout
     assert re.search(r"Reload with pg_reload_conf\(\) \(no service manager\)\]\s*\*+\s*changed", done.stdout), done.stdout
-    assert re.search(r"libpq connects with sslmode=verify-full by name\]\s*\*+\s*ok: \[localhost\]", done.stdout)
+    assert re.search(r"Connect with libpq, sslmode=verify-full by name\]\s*\*+\s*ok: \[localhost\]", done.stdout)
     connected = verify_full(cluster, cluster.data)
     assert connected.returncode == 0, connected.stderr
     assert cluster.admin("show ssl").stdout.strip() == "on"

@@ -272,7 +272,7 @@ class Material:
 def build_material() -> Material:
     """root -> intermediate (path length 0) -> server leaf and client leaf, CRLs, and damaged variants."""
     m = Material()
-    root_key, int_key, leaf_key, other_key, client_key = (new_key() for _ in range(5))
+    root_key, int_key, leaf_key, other_key, client_key = (new_key() for _index in range(5))
     root = make_cert("Faults Root", root_key, ca=True)
     inter = make_cert("Faults Intermediate", int_key, root, root_key, ca=True, path_length=0, days=1825)
     leaf = make_cert("db1.example.com", leaf_key, inter, int_key, ca=False, days=365,

@@ -77,14 +77,14 @@ def test_parallel_crl_runs_keep_every_revocation(faultdir):
                                             [("crl", _crl_task(pki, sorted(union) + [serial]))], results[-1]))
         seen, stop = [], threading.Event()
 
-        def watch(seen=seen, stop=stop):
+        def watch(seen, stop):
             while not stop.is_set():
                 found = _crl_number(pki / "int.crl")
                 if found and (not seen or seen[-1] != found):
                     seen.append(found)
                 time.sleep(0.01)
 
-        watcher = threading.Thread(target=watch)
+        watcher = threading.Thread(target=watch, args=(seen, stop))
         watcher.start()
         try:
             runs = _parallel(books)
@@ -98,10 +98,10 @@ def test_parallel_crl_runs_keep_every_revocation(faultdir):
         assert not failed, f"round {round_ + 1}: runs failed under the lock: {failed}"
         numbers = [a["crl"]["crl_number"] for a in answers]
         print(f"\nround {round_ + 1}: starting CRL number {number}, the four runs signed {numbers}; numbers seen "
-              f"in the file: {[n for n, _ in seen]}")
+              f"in the file: {[n for n, _at in seen]}")
         assert len(set(numbers)) == 4, f"two runs signed the same CRL number: {numbers}"
         assert min(numbers) > number, f"a run signed a number not above the starting {number}: {numbers}"
-        observed = [n for n, _ in seen]
+        observed = [n for n, _at in seen]
         assert observed == sorted(observed), f"the CRL number in the file went back: {observed}"
         final = _crl_number(pki / "int.crl")
         assert final[0] == max(numbers), f"the file carries {final[0]}, the runs signed {numbers}"
@@ -158,11 +158,11 @@ def test_parallel_client_runs_unique_serials_no_torn_files(faultdir):
     assert len(set(serials)) == len(serials), "two client certificates share a serial"
     for folder in sorted(dest.iterdir())[:: per_run // 5]:
         assert pubkey_of_cert(folder / "postgresql.crt") == pubkey_of_key(folder / "postgresql.key")
-    archived = [p for p in (pki / "issued").rglob("*.crt")]
+    archived = list((pki / "issued").rglob("*.crt"))
     for path in archived:
         x509.load_pem_x509_certificate(path.read_bytes())  # every archived certificate parses (none torn)
     assert len(archived) == 4 * per_run, f"{len(archived)} archived certificates for {4 * per_run} issued"
-    leftovers = [str(Path(d) / n) for d, _, names in os.walk(faultdir) for n in names if n.startswith(".pgtls-")
+    leftovers = [str(Path(d) / n) for d, _dirs, names in os.walk(faultdir) for n in names if n.startswith(".pgtls-")
                  and not n.endswith(".lock")]
     assert not leftovers, f"temporaries left: {leftovers[:10]}"
     print(f"\n4 parallel client runs: {len(serials)} certificates, {files} files parsed, {len(archived)} archived")

@@ -94,7 +94,7 @@ def test_killed_client_run_converges(faultdir):
         killed = 0 if finished else kill_tree(proc)
         proc.wait()
         kills.append((round(delay, 2), killed, finished))
-        ours = [n for _, _, files in os.walk(dest) for n in files if _ours(n)]
+        ours = [n for _root, _dirs, files in os.walk(dest) for n in files if _ours(n)]
         pending = sum(1 for n in ours if n.endswith(PENDING_SUFFIX))
         print(f"kill {attempt + 1}: after {delay:.2f} s (drawn in 0.3-{upper:.1f} s), {killed} processes killed"
               f"{' (the run had already finished)' if finished else ''}; {_finished(dest)} clients finished, "
@@ -104,7 +104,7 @@ def test_killed_client_run_converges(faultdir):
     leftovers = {pid for pid in process_tree(os.getpid()) if pid != os.getpid()}
     assert not [p for p in leftovers if Path(f"/proc/{p}").exists() and "ansible" in _cmdline(p)], leftovers
 
-    temporaries = sorted(str(Path(d) / n) for d, _, files in os.walk(faultdir) for n in files if _ours(n))
+    temporaries = sorted(str(Path(d) / n) for d, _dirs, files in os.walk(faultdir) for n in files if _ours(n))
     print(f"after the kills: {len(temporaries)} files of ours named .pgtls-* "
           f"({sum(1 for t in temporaries if t.endswith(PENDING_SUFFIX))} pending keys)")
 
@@ -146,7 +146,7 @@ def test_killed_client_run_converges(faultdir):
     assert not failures, f"openssl verify failed for {failures[:10]}"
 
     # No temporaries of ours anywhere (documented pending keys are counted apart).
-    temporaries = sorted(str(Path(d) / n) for d, _, files in os.walk(faultdir) for n in files if _ours(n))
+    temporaries = sorted(str(Path(d) / n) for d, _dirs, files in os.walk(faultdir) for n in files if _ours(n))
     pending = [t for t in temporaries if t.endswith(PENDING_SUFFIX)]
     others = [t for t in temporaries if not t.endswith(PENDING_SUFFIX)]
     print(f"after the completing run: {len(others)} temporaries, {len(pending)} pending keys")

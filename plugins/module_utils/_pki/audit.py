@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Module pgtls.ssl.audit_report: the audit's records, the client side from the CA folder, and the output files."""
 
@@ -6,8 +7,13 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote
 
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+try:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = ExtendedKeyUsageOID = MISSING
 
 from . import compat, report
 from .cafolder import Layout

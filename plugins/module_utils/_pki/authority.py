@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Root and intermediate CAs (module pgtls.ssl.ca). An existing, valid CA is never replaced implicitly."""
 
@@ -6,8 +7,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = Encoding = MISSING
 
 from . import cafolder, compat
 from .errors import PkiError

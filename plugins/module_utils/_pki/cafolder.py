@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """The controller's CA folder: its layout, its lock and its state.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Chain checks as OpenSSL (and so PostgreSQL and libpq) make them, written against cryptography 38's API."""
 
@@ -5,10 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = hashes = rsa = ExtendedKeyUsageOID = MISSING
 
 from . import compat
 from .issue import is_self_signed, signed_by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Idempotency as a readable comparison: why an existing certificate must be issued again."""
 
@@ -6,7 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = MISSING
 
 from . import compat
 from .errors import PkiError

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Small helpers that read certificates and CRLs the same way on cryptography 38 and the newest release.
 
@@ -10,7 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = MISSING
 
 from .errors import PkiError
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Names shared by argument specs and the PKI core; imports nothing, so specs load without cryptography."""
 

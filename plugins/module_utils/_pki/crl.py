@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Certificate revocation lists: a declarative list in, a signed CRL out, re-signed only when needed."""
 
@@ -6,7 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = MISSING
 
 from . import compat
 from .constants import REVOCATION_REASONS

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """The one place that imports ``cryptography`` and checks its minimum version.
 
@@ -12,14 +13,40 @@ import traceback
 
 MINIMUM_CRYPTOGRAPHY_VERSION = "3.3"
 
+CRYPTOGRAPHY_VERSION: str | None = None
+CRYPTOGRAPHY_IMPORT_ERROR: str | None = None
 try:
     import cryptography
 
-    CRYPTOGRAPHY_VERSION: str | None = cryptography.__version__
-    CRYPTOGRAPHY_IMPORT_ERROR: str | None = None
-except ImportError:  # pragma: no cover - exercised only on hosts without cryptography
-    CRYPTOGRAPHY_VERSION = None
+    CRYPTOGRAPHY_VERSION = cryptography.__version__
+    # Every cryptography package the collection imports, so a broken install is caught here too.
+    import cryptography.hazmat.primitives.asymmetric.ec
+    import cryptography.hazmat.primitives.asymmetric.ed25519
+    import cryptography.hazmat.primitives.asymmetric.padding
+    import cryptography.hazmat.primitives.asymmetric.rsa
+    import cryptography.hazmat.primitives.hashes
+    import cryptography.hazmat.primitives.serialization
+    import cryptography.x509
+    import cryptography.x509.oid
+except ImportError:  # pragma: no cover - exercised only on hosts without a usable cryptography
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+
+class _Missing:
+    """Stands in for the cryptography names of a module_utils file whose guarded import failed.
+
+    Module-level constants (``ec.SECP256R1``, ``NameOID.COMMON_NAME``...) still evaluate, so every file imports
+    without cryptography and the module reports the problem through ``require_cryptography()``.
+    """
+
+    def __getattr__(self, name: str) -> _Missing:
+        return self
+
+    def __repr__(self) -> str:
+        return "<cryptography is not available>"
+
+
+MISSING = _Missing()
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -41,6 +68,12 @@ def cryptography_problem() -> str | None:
         return (
             f"the Python library 'cryptography' is {CRYPTOGRAPHY_VERSION} on this host; "
             f"pgtls.ssl needs {MINIMUM_CRYPTOGRAPHY_VERSION} or newer"
+        )
+    if CRYPTOGRAPHY_IMPORT_ERROR:
+        last = CRYPTOGRAPHY_IMPORT_ERROR.strip().splitlines()[-1]
+        return (
+            f"the Python library 'cryptography' {CRYPTOGRAPHY_VERSION} is installed on this host but cannot be "
+            f"imported ({last}); pgtls.ssl needs a working cryptography {MINIMUM_CRYPTOGRAPHY_VERSION} or newer"
         )
     return None
 

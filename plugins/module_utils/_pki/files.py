@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """File reads and writes: atomic, with the final owner and mode from the first byte, and PostgreSQL's key rule."""
 

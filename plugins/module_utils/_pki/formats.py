@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Other shapes of a client's key and certificate, for TLS stacks other than libpq: PKCS#8 DER (the PostgreSQL
 JDBC driver's ``sslkey=...pk8``) and PKCS#12 with a passphrase (Java keystores, .NET). Both are derived from the
@@ -6,8 +7,13 @@ active key and chain (a PKCS#12 file is encrypted with a random salt, so it is c
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
+try:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    serialization = pkcs12 = MISSING
 
 from .errors import PkiError
 from .files import apply_attributes, differences, ensure_file, read_bytes, write_atomic
@@ -20,8 +26,13 @@ def pkcs8_der(key) -> bytes:
                              serialization.NoEncryption())
 
 
-def pkcs12_bytes(name: str, key, chain: list, passphrase: str) -> bytes:
-    return pkcs12.serialize_key_and_certificates(name.encode(), key, chain[0], chain[1:] or None,
+# The key entry's alias (friendlyName). The PostgreSQL JDBC driver reads the entry named "user" and no other
+# (PKCS12KeyManager); Java keytool and .NET take any name.
+PKCS12_ALIAS = b"user"
+
+
+def pkcs12_bytes(key, chain: list, passphrase: str) -> bytes:
+    return pkcs12.serialize_key_and_certificates(PKCS12_ALIAS, key, chain[0], chain[1:] or None,
                                                  serialization.BestAvailableEncryption(passphrase.encode()))
 
 
@@ -56,7 +67,7 @@ def ensure_formats(item, key, chain: list, check_mode: bool) -> list[str]:
         if not pkcs12_current(current, item.pkcs12_passphrase, key, chain):
             changes.append(f"{item.pkcs12_path}: {'written' if current is None else 'rewritten'}")
             if not check_mode:
-                write_atomic(item.pkcs12_path, pkcs12_bytes(item.name, key, chain, item.pkcs12_passphrase),
+                write_atomic(item.pkcs12_path, pkcs12_bytes(key, chain, item.pkcs12_passphrase),
                              item.key_attrs, where)
         else:
             attr_changes = differences(item.pkcs12_path, item.key_attrs)

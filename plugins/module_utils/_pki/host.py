@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """The host half of issuance: private keys (generated here, never sent anywhere), CSRs, and the installation of
 signed chains. Used by the module ``pgtls.ssl.host_material`` that the server_cert/client_cert actions call.
@@ -12,8 +13,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = Encoding = MISSING
 
 from . import compat, formats
 from .constants import DEFAULT_KEY_TYPE
@@ -254,8 +260,8 @@ def _chain_for(item: Item, cert: bytes, key) -> list:
 
 def _tidy(item: Item, check_mode: bool) -> list[str]:
     """Remove temporaries a killed run left in the item's folders (never a pending key: it is reused)."""
-    folders = {os.path.dirname(os.path.abspath(p)) for p in (item.key_path, item.cert_path, item.root_path,
-                                                            item.csr_path) if p}
+    paths = (item.key_path, item.cert_path, item.root_path, item.csr_path)
+    folders = {os.path.dirname(os.path.abspath(p)) for p in paths if p}
     if check_mode:
         return []
     return [f"{folder}: stale temporary {name} removed" for folder in sorted(folders)
@@ -311,8 +317,7 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     if root:
         compat.load_certificates(root.encode(), f"{item.where}.root")
     pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
-    key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path",
-                                                               nofollow=True)
+    key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path", nofollow=True)
     key = load_private_key(key_data, None, f"{item.where}.key_path ({item.key_path})")
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError("refusing to install: the certificate does not match the private key",

@@ -1,10 +1,16 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Public facts about certificates and CRLs, as results and diffs show them (never key material)."""
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = hashes = MISSING
 
 from . import compat
 from .keys import colon_hex, key_type_of, public_fingerprint

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Issuing: the signing CA (loaded lazily from files or PEM content), CSRs and certificates."""
 
@@ -8,7 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = MISSING
 
 from . import compat
 from .errors import PkiError

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Private keys: the supported types, generation, loading with passphrases, serialisation, fingerprints."""
 
@@ -5,8 +6,13 @@ from __future__ import annotations
 
 import hashlib
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+try:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    hashes = serialization = ec = ed25519 = padding = rsa = MISSING
 
 from .compat import parser_message
 from .constants import KEY_TYPES

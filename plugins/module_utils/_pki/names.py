@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Distinguished names and subject alternative names."""
 
@@ -6,8 +7,13 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+try:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = NameOID = MISSING
 
 from .errors import PkiError
 

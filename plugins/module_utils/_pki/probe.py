@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Ask a running PostgreSQL server which certificate chain it really serves: SSLRequest, then TLS; or, PostgreSQL
 17+, direct TLS (no SSLRequest, ALPN ``postgresql``, as libpq's sslnegotiation=direct)."""
@@ -8,7 +9,12 @@ import ipaddress
 import socket
 import ssl
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = MISSING
 
 from .errors import PkiError
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Certificate profiles: which extensions each kind of certificate carries (the manual's ``v3_ca`` and friends)."""
 
@@ -5,8 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+try:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = ExtendedKeyUsageOID = MISSING
 
 
 @dataclass(frozen=True)

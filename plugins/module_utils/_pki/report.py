@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """The audit's outputs for people and machines (module pgtls.ssl.audit_report): a JSON report, a Prometheus
 textfile for node_exporter's textfile collector, and a self-contained HTML page. Pure Python: the records come

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """CRLs from a declarative list (module pgtls.ssl.crl), and the combined file for ``ssl_crl_file``."""
 
@@ -6,8 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    x509 = Encoding = MISSING
 
 from . import cafolder, compat
 from .crl import Revocation, build_crl, crl_signed_by, entries, parse_serial, resign_reasons

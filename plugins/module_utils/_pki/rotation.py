@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Intermediate rotation in the CA folder (module pgtls.ssl.intermediate_rotation), under the CA folder's lock.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """The one place where modules turn the core's results and PkiError into exit_json/fail_json."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Argument specs, in one place: the modules use them and the action plugins validate user input with them.
 tests/unit checks each against the DOCUMENTATION of its module."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Checks on installed material (module pgtls.ssl.validate): structured findings, each naming file and problem."""
 

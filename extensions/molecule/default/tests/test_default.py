@@ -89,3 +89,14 @@ def test_settings_in_effect(host):
                     "('ssl', 'ssl_min_protocol_version', 'ssl_cert_file') order by name\"")
     assert done.rc == 0, done.stderr
     assert done.stdout.split() == ["ssl=on", f"ssl_cert_file={TLS}/server.crt", "ssl_min_protocol_version=TLSv1.2"]
+
+
+@pytest.mark.parametrize("cluster,port", CLUSTERS)
+def test_no_snapshot_or_key_copy_left(host, cluster, port):
+    """Snapshots live in the TLS folder while a run needs them, and are gone after it; nothing in /tmp."""
+    assert not host.file(f"/etc/postgresql/15/{cluster}/tls/.pgtls-snapshot").exists
+    assert host.run("ls -d /tmp/ansible.*.pgtls").rc != 0
+    key = host.run(f"sha256sum < /etc/postgresql/15/{cluster}/tls/server.key").stdout.split()[0]
+    copies = host.run(f"find / -xdev -type f -size -64k ! -path /proc/\\* -exec sha256sum {{}} + 2>/dev/null "
+                      f"| grep {key}").stdout.split("\n")
+    assert [line.split()[1] for line in copies if line] == [f"/etc/postgresql/15/{cluster}/tls/server.key"]

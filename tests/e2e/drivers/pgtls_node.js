@@ -1,0 +1,18 @@
+// node-postgres (npm pg) with a client certificate from pgtls.ssl: the server's name checked (servername,
+// rejectUnauthorized), the root as the only trust anchor. Prints the session user, or the error.
+// Usage: NODE_PATH=... node pgtls_node.js HOST PORT USER DIR
+const fs = require("fs");
+const { Client } = require("pg");
+
+const [host, port, user, dir] = process.argv.slice(2);
+const client = new Client({
+  host, port: Number(port), user, database: "postgres", connectionTimeoutMillis: 10000,
+  ssl: {
+    ca: fs.readFileSync(`${dir}/root.crt`), cert: fs.readFileSync(`${dir}/postgresql.crt`),
+    key: fs.readFileSync(`${dir}/postgresql.key`), rejectUnauthorized: true,
+  },
+});
+client.connect()
+  .then(() => client.query("select current_user"))
+  .then((res) => { console.log(res.rows[0].current_user); return client.end(); })
+  .catch((err) => { console.log(`FAILED ${err.code || ""} ${err.message}`); process.exit(1); });
