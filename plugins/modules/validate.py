@@ -94,6 +94,21 @@ options:
     description: Seconds to wait for the connection and handshake.
     type: float
     default: 5.0
+  probe_negotiation:
+    description:
+      - How the probe starts TLS. V(postgres) sends the SSLRequest first; V(direct) starts the TLS handshake at
+        once and offers ALPN C(postgresql), as libpq's C(sslnegotiation=direct) (PostgreSQL 17 and newer).
+    type: str
+    default: postgres
+    choices: [postgres, direct]
+    version_added: 0.2.0
+  probe_direct_tls:
+    description:
+      - Also try a direct TLS handshake (ALPN C(postgresql)) and report in RV(served.direct_tls) whether the server
+        accepts it; a refusal is a warning (finding C(direct_tls)). PostgreSQL 17 and newer accept it.
+    type: bool
+    default: false
+    version_added: 0.2.0
   fail_on_findings:
     description: Fail the task when any check fails. With V(false), return the findings and let the play decide.
     type: bool
@@ -137,7 +152,7 @@ findings:
   contains:
     check:
       description: V(order), V(root_in_file), V(key_match), V(key_permissions), V(chain), V(weak_crypto),
-        V(validity), V(hostname), V(crl) or V(probe).
+        V(validity), V(hostname), V(crl), V(probe) or V(direct_tls).
       type: str
       returned: success
     status: {description: "V(ok), V(warn) or V(fail).", type: str, returned: success}
@@ -182,6 +197,11 @@ served:
     matches_file: {description: "Whether the served leaf is the leaf in the file.", type: bool, returned: success}
     protocol: {description: "TLS version negotiated.", type: str, returned: success}
     cipher: {description: "Cipher negotiated.", type: str, returned: success}
+    negotiation: {description: "V(postgres) or V(direct), as O(probe_negotiation).", type: str, returned: success}
+    direct_tls:
+      description: "Whether a direct TLS handshake succeeded (null unless O(probe_direct_tls))."
+      type: bool
+      returned: success
     chain_fingerprints: {description: "SHA-256 of each served certificate.", type: list, elements: str, returned: success}
     certificate: {description: "Facts about the served leaf.", type: dict, returned: success}
 """

@@ -116,3 +116,116 @@ def hba_problems(rules: list, version: int | str, ssl_only: bool = False, ident_
         if "map" in options and options["map"] not in maps:
             problems.append(f"{where}: map={options['map']} is not defined in pgtls_ident_maps")
     return problems
+
+
+# Mozilla's server-side TLS guidelines (5.7), as sslyze's --mozilla_config checks them, in OpenSSL names.
+# "intermediate": TLS 1.2 with these suites, and TLS 1.3 (whose suites PostgreSQL leaves to OpenSSL's defaults,
+# all three allowed); "modern": TLS 1.3 only.
+INTERMEDIATE_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
+])
+TLS13_CIPHERS = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                 "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256")
+# Before PostgreSQL 18, ssl_ecdh_curve: one name that OBJ_sn2nid() knows and EC_KEY_new_by_curve_name() accepts
+# (an EC curve; X25519 and X448 are not, and fail with "ECDH: could not create key").
+EC_CURVES = ("prime256v1", "secp384r1", "secp521r1", "secp224r1", "secp256k1", "brainpoolP256r1", "brainpoolP384r1",
+             "brainpoolP512r1")
+PROTOCOLS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def _major(version) -> int:
+    return int(str(version).split(".", maxsplit=1)[0])
+
+
+def ssl_problems(settings: dict, version: int | str) -> list[str]:
+    """What PostgreSQL ``version`` would refuse (or ignore) in the role's SSL settings, before anything is written.
+
+    ``settings`` uses the role's variable names without the ``pgtls_`` prefix: ssl_groups, ssl_tls13_ciphers,
+    ssl_profile, ssl_min_protocol_version, ssl_max_protocol_version."""
+    version = _major(version)
+    problems = []
+    groups = str(settings.get("ssl_groups") or "")
+    if groups:
+        names = groups.split(":")
+        if version < 18:
+            if len(names) > 1:
+                problems.append(f"pgtls_ssl_groups: {groups!r} is a list, but PostgreSQL {version} takes one curve "
+                                f"(written as ssl_ecdh_curve; a list of groups needs PostgreSQL 18): the server would "
+                                f"log \"ECDH: unrecognized curve name\" and keep its old SSL settings")
+            elif groups not in EC_CURVES:
+                problems.append(f"pgtls_ssl_groups: {groups!r} is not an EC curve PostgreSQL {version} accepts in "
+                                f"ssl_ecdh_curve (one of {', '.join(EC_CURVES)}; X25519 needs PostgreSQL 18's "
+                                "ssl_groups)")
+        else:
+            for name in names:
+                if not name or not all(c.isalnum() or c in "_-" for c in name):
+                    problems.append(f"pgtls_ssl_groups: {groups!r} is not a colon-separated list of group names")
+                    break
+    tls13 = str(settings.get("ssl_tls13_ciphers") or "")
+    if tls13:
+        if version < 18:
+            problems.append(f"pgtls_ssl_tls13_ciphers: ssl_tls13_ciphers needs PostgreSQL 18 (this is {version}); "
+                            "leave it empty for the server's defaults")
+        for name in tls13.split(":"):
+            if name not in TLS13_CIPHERS:
+                problems.append(f"pgtls_ssl_tls13_ciphers: {name!r} is not a TLS 1.3 suite "
+                                f"({', '.join(TLS13_CIPHERS)})")
+    profile = settings.get("ssl_profile") or "intermediate"
+    low, high = settings.get("ssl_min_protocol_version") or "", settings.get("ssl_max_protocol_version") or ""
+    for name, value in (("ssl_min_protocol_version", low), ("ssl_max_protocol_version", high)):
+        if value and value not in PROTOCOLS:
+            problems.append(f"pgtls_{name}: {value!r} is not one of {', '.join(PROTOCOLS)}")
+    if profile == "modern" and high and high != "TLSv1.3":
+        problems.append(f"pgtls_ssl_max_protocol_version: {high} contradicts pgtls_ssl_profile=modern (TLS 1.3 only)")
+    if low in PROTOCOLS and high in PROTOCOLS and PROTOCOLS.index(low) > PROTOCOLS.index(high):
+        problems.append(f"pgtls_ssl_min_protocol_version {low} is above pgtls_ssl_max_protocol_version {high}")
+    return problems
+
+
+def ssl_settings(settings: dict, version: int | str) -> list[tuple[str, str]]:
+    """The version-dependent SSL settings as (name, value) pairs, in the names this PostgreSQL version knows:
+    the key exchange groups as ssl_groups on 18+ and ssl_ecdh_curve before, ssl_tls13_ciphers on 18+ only, the
+    minimum protocol TLSv1.3 with the modern profile."""
+    version = _major(version)
+    out = []
+    modern = settings.get("ssl_profile") == "modern"
+    out.append(("ssl_min_protocol_version", "TLSv1.3" if modern else settings.get("ssl_min_protocol_version") or "TLSv1.2"))
+    if settings.get("ssl_max_protocol_version"):
+        out.append(("ssl_max_protocol_version", settings["ssl_max_protocol_version"]))
+    if settings.get("ssl_groups"):
+        out.append(("ssl_groups" if version >= 18 else "ssl_ecdh_curve", settings["ssl_groups"]))
+    if settings.get("ssl_tls13_ciphers") and version >= 18:
+        out.append(("ssl_tls13_ciphers", settings["ssl_tls13_ciphers"]))
+    return out
+
+
+def service_problems(services: list, variable: str = "pgtls_client_services") -> list[str]:
+    """pg_service entries the client role would write that libpq or the server would refuse."""
+    problems = []
+    for index, service in enumerate(services or []):
+        negotiation = service.get("sslnegotiation") or ""
+        if not negotiation:
+            continue
+        where = f"{variable}[{index}]"
+        if negotiation not in ("postgres", "direct"):
+            problems.append(f"{where}: sslnegotiation={negotiation} is not postgres or direct")
+        server = service.get("server_version")
+        if negotiation == "direct" and server is not None and _major(server) < 17:
+            problems.append(f"{where}: sslnegotiation=direct needs a PostgreSQL 17 server (this is {server})")
+    return problems
+
+
+# Server log lines worth quoting when an activation failed: PostgreSQL's own words about SSL files and settings.
+_LOG_WORDS = ("ssl", "ecdh", "curve", "group", "cipher", "certificate", "private key", "hba", "ident", "not reloaded",
+              "could not", "invalid", "unrecognized", "error", "fatal")
+
+
+def server_log_lines(text: str, limit: int = 6) -> list[str]:
+    """The last ``limit`` lines of a server log tail that explain a refused SSL configuration (e.g. "ECDH:
+    unrecognized curve name" before "SSL configuration was not reloaded"); the reload's own "parameter ... changed"
+    notices are left out."""
+    picked = [line.strip() for line in str(text or "").splitlines()
+              if 'parameter "' not in line and any(word in line.lower() for word in _LOG_WORDS)]
+    return picked[-limit:]

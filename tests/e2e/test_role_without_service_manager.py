@@ -61,6 +61,46 @@ def test_new_key_group_is_refused_without_permission_to_restart(role_env):
     assert verify_full(cluster, cluster.data).returncode == 0
 
 
+def test_missing_program_folder_is_named_before_anything_changes(role_env):
+    """A cluster whose programs are elsewhere: pg_ctl would be needed for the restart, and it is not there."""
+    cluster, extra = role_env
+    key, conf = cluster.data / "tls" / "server.key", cluster.data / "conf.d" / "pgtls.conf"
+    before, conf_before = key.stat(), conf.read_bytes()
+    clusters = [dict(extra["pgtls_clusters"][0], bin_dir="/nonexistent/pg15/bin")]
+    done = run_playbook("role_local.yml", dict(extra, pgtls_clusters=clusters, pgtls_ssl_group=GROUP,
+                                               pgtls_allow_restart=True), check=False)
+    assert done.returncode != 0
+    assert "/nonexistent/pg15/bin/pg_ctl not found (bin_dir /nonexistent/pg15/bin, from pgtls_clusters)" in done.stdout
+    assert "Nothing was changed" in done.stdout, done.stdout
+    after = key.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    assert conf.read_bytes() == conf_before
+    assert verify_full(cluster, cluster.data).returncode == 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"pgtls_ssl_groups": "X25519:prime256v1"}, "takes one curve (written as ssl_ecdh_curve"),
+    ({"pgtls_ssl_tls13_ciphers": "TLS_AES_256_GCM_SHA384"}, "ssl_tls13_ciphers needs PostgreSQL 18 (this is 15)"),
+])
+def test_settings_postgresql_15_refuses_are_refused_before_writing(role_env, settings, message):
+    cluster, extra = role_env
+    conf = cluster.data / "conf.d" / "pgtls.conf"
+    conf_before = conf.read_bytes()
+    done = run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner", **settings), check=False)
+    assert done.returncode != 0
+    assert message in done.stdout and "Nothing was changed" in done.stdout, done.stdout
+    assert conf.read_bytes() == conf_before
+
+
+def test_one_curve_is_written_as_ssl_ecdh_curve_and_in_effect(role_env):
+    cluster, extra = role_env
+    run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner", pgtls_ssl_groups="secp384r1"))
+    assert "ssl_ecdh_curve = 'secp384r1'" in (cluster.data / "conf.d" / "pgtls.conf").read_text()
+    assert cluster.admin("show ssl_ecdh_curve").stdout.strip() == "secp384r1"
+    run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner"))
+    assert cluster.admin("show ssl_ecdh_curve").stdout.strip() == "prime256v1"
+
+
 def test_new_key_group_restarts_with_pg_ctl_when_allowed(role_env):
     cluster, extra = role_env
     pid_before = (cluster.data / "postmaster.pid").read_text().split()[0]

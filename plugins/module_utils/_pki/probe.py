@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""Ask a running PostgreSQL server which certificate chain it really serves (SSLRequest, then TLS)."""
+"""Ask a running PostgreSQL server which certificate chain it really serves: SSLRequest, then TLS; or, PostgreSQL
+17+, direct TLS (no SSLRequest, ALPN ``postgresql``, as libpq's sslnegotiation=direct)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 from .errors import PkiError
 
 SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+ALPN = "postgresql"
 
 
-def served_chain(host: str, port: int, server_name: str | None = None, timeout: float = 5.0) -> dict:
-    """Return ``{'chain': [Certificate, ...], 'protocol': ..., 'cipher': ...}`` as served by ``host:port``.
+def served_chain(host: str, port: int, server_name: str | None = None, timeout: float = 5.0,
+                 direct: bool = False) -> dict:
+    """Return ``{'chain': [Certificate, ...], 'protocol': ..., 'cipher': ..., 'alpn': ...}`` as served by
+    ``host:port``. With ``direct``, the TLS handshake starts at once and offers ALPN ``postgresql`` (the server
+    must select it: PostgreSQL 17+ refuses direct TLS without it).
 
     No verification happens here: the caller compares what is served with what is installed.
     """
@@ -31,15 +36,18 @@ def served_chain(host: str, port: int, server_name: str | None = None, timeout: 
     except OSError as exc:
         raise PkiError(f"cannot connect: {exc}", where=where) from None
     try:
-        sock.sendall(SSL_REQUEST)
-        answer = sock.recv(1)
-        if answer == b"N":
-            raise PkiError("the server answered the SSLRequest with N: SSL is off", where=where)
-        if answer != b"S":
-            raise PkiError(f"unexpected answer {answer!r} to the SSLRequest: is this PostgreSQL?", where=where)
+        if not direct:
+            sock.sendall(SSL_REQUEST)
+            answer = sock.recv(1)
+            if answer == b"N":
+                raise PkiError("the server answered the SSLRequest with N: SSL is off", where=where)
+            if answer != b"S":
+                raise PkiError(f"unexpected answer {answer!r} to the SSLRequest: is this PostgreSQL?", where=where)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+        if direct:
+            context.set_alpn_protocols([ALPN])
         sni = server_name or host
         try:
             ipaddress.ip_address(sni)
@@ -49,13 +57,18 @@ def served_chain(host: str, port: int, server_name: str | None = None, timeout: 
         try:
             tls = context.wrap_socket(sock, server_hostname=sni)
         except (ssl.SSLError, OSError) as exc:
-            raise PkiError(f"TLS handshake failed: {exc}", where=where) from None
+            how = "direct TLS handshake (ALPN postgresql; PostgreSQL 17+ only)" if direct else "TLS handshake"
+            raise PkiError(f"{how} failed: {exc}", where=where) from None
         with tls:
+            if direct and tls.selected_alpn_protocol() != ALPN:
+                raise PkiError(f"direct TLS: the server selected ALPN {tls.selected_alpn_protocol()!r}, not "
+                               f"{ALPN!r}", where=where)
             ders = _chain_der(tls)
             answer = {
                 "chain": [x509.load_der_x509_certificate(der) for der in ders],
                 "protocol": tls.version(),
                 "cipher": (tls.cipher() or (None,))[0],
+                "alpn": tls.selected_alpn_protocol(),
             }
             # Leave politely: a TLS close_notify (reading the session tickets the server sent), so the server
             # sees a clean end of stream rather than a reset it would log.

@@ -140,6 +140,8 @@ VALIDATE = {
     "probe_port": {"type": "int", "default": 5432},
     "probe_server_name": {"type": "str"},
     "probe_timeout": {"type": "float", "default": 5.0},
+    "probe_negotiation": {"type": "str", "default": "postgres", "choices": ["postgres", "direct"]},
+    "probe_direct_tls": {"type": "bool", "default": False},
     "fail_on_findings": {"type": "bool", "default": True},
 }
 
@@ -185,6 +187,27 @@ INTERMEDIATE_ROTATION = {
     "pki_dir": {"type": "path", "required": True},
     "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
     "lock_timeout": {"type": "int", "default": 120},
+}
+
+# One cluster as pgtls_clusters lists it (the server role's variable); the module completes it.
+CLUSTER = {
+    "version": {"type": "int", "required": True},
+    "name": {"type": "str", "required": True},
+    "port": {"type": "int", "required": True},
+    "config_dir": {"type": "path", "required": True},
+    "data_dir": {"type": "path", "required": True},
+    "service": {"type": "str", "default": ""},
+    "socket_dir": {"type": "path"},
+    "log_file": {"type": "path"},
+    "running": {"type": "bool", "default": True},
+    "bin_dir": {"type": "path"},
+}
+
+CLUSTER_INFO = {
+    "clusters": {"type": "list", "elements": "dict", "default": [], "options": CLUSTER},
+    "layout": {"type": "str", "default": "debian", "choices": ["debian", "datadir"]},
+    "bin_dir_default": {"type": "str", "default": "/usr/lib/postgresql/{version}/bin"},
+    "datadir_globs": {"type": "list", "elements": "str", "default": []},
 }
 
 AUDIT_REPORT = {

@@ -158,10 +158,20 @@ def _check_hostnames(hostnames: list[str], leaf, findings: Findings) -> None:
 def _probe(params: dict, chain, findings: Findings) -> dict | None:
     host, port = params["probe_host"], params["probe_port"]
     try:
-        served = served_chain(host, port, params.get("probe_server_name"), params["probe_timeout"])
+        served = served_chain(host, port, params.get("probe_server_name"), params["probe_timeout"],
+                              direct=params.get("probe_negotiation") == "direct")
     except PkiError as exc:
         findings.append(Finding("probe", "fail", str(exc)))
         return None
+    direct_tls = None
+    if params.get("probe_direct_tls"):
+        try:
+            served_chain(host, port, params.get("probe_server_name"), params["probe_timeout"], direct=True)
+            direct_tls = True
+            findings.append(Finding("direct_tls", "ok", f"{host}:{port} accepts direct TLS (ALPN postgresql)"))
+        except PkiError as exc:
+            direct_tls = False
+            findings.append(Finding("direct_tls", "warn", f"{exc} (sslnegotiation=direct clients cannot connect)"))
     served_leaf = served["chain"][0]
     if fingerprint(served_leaf) != fingerprint(chain[0]):
         findings.append(Finding("probe", "fail", f"{host}:{port} serves {served_leaf.subject.rfc4514_string()} "
@@ -177,5 +187,7 @@ def _probe(params: dict, chain, findings: Findings) -> dict | None:
         "chain_fingerprints": [fingerprint(c) for c in served["chain"]],
         "protocol": served["protocol"],
         "cipher": served["cipher"],
+        "negotiation": params.get("probe_negotiation") or "postgres",
+        "direct_tls": direct_tls,
         "matches_file": fingerprint(served_leaf) == fingerprint(chain[0]),
     }

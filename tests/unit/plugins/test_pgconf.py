@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import shutil
+import subprocess
+from pathlib import Path
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import cipher_problems, hba_problems, hba_rules
+import pytest
+import yaml
+
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
+    INTERMEDIATE_CIPHERS,
+    cipher_problems,
+    hba_problems,
+    hba_rules,
+    server_log_lines,
+    service_problems,
+    ssl_problems,
+    ssl_settings,
+)
 
 SSL = {"type": "hostssl", "database": "all", "user": "all", "address": "10.0.0.0/8"}
 
@@ -65,3 +79,102 @@ def test_cipher_problems(ciphers, expected):
     assert len(problems) == len(expected), problems
     for part, problem in zip(expected, problems):
         assert part in problem and problem.startswith("pgtls_ssl_ciphers: ")
+
+
+# ssl_groups, ssl_tls13_ciphers and the profile per PostgreSQL version: refused before anything is written.
+
+SSL_SETTINGS = [
+    # (settings, version, expected message part or None)
+    ({"ssl_groups": "prime256v1"}, 13, None),
+    ({"ssl_groups": "secp384r1"}, 17, None),
+    ({"ssl_groups": "X25519:prime256v1"}, 17, "takes one curve"),
+    ({"ssl_groups": "X25519:prime256v1"}, 13, "ECDH: unrecognized curve name"),
+    ({"ssl_groups": "X25519"}, 16, "X25519 needs PostgreSQL 18"),
+    ({"ssl_groups": "P-256"}, 15, "is not an EC curve"),
+    ({"ssl_groups": "X25519:prime256v1"}, 18, None),
+    ({"ssl_groups": "X25519"}, "18.4", None),
+    ({"ssl_groups": "X25519::prime256v1"}, 18, "not a colon-separated list"),
+    ({"ssl_groups": "X25519, prime256v1"}, 18, "not a colon-separated list"),
+    ({"ssl_tls13_ciphers": "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"}, 18, None),
+    ({"ssl_tls13_ciphers": "TLS_AES_256_GCM_SHA384"}, 17, "ssl_tls13_ciphers needs PostgreSQL 18 (this is 17)"),
+    ({"ssl_tls13_ciphers": "ECDHE-RSA-AES128-GCM-SHA256"}, 18, "is not a TLS 1.3 suite"),
+    ({"ssl_profile": "modern", "ssl_max_protocol_version": "TLSv1.2"}, 15, "contradicts pgtls_ssl_profile=modern"),
+    ({"ssl_min_protocol_version": "TLSv1.3", "ssl_max_protocol_version": "TLSv1.2"}, 15, "is above"),
+    ({"ssl_min_protocol_version": "TLSv1.4"}, 15, "is not one of"),
+    ({}, 13, None),
+]
+
+
+@pytest.mark.parametrize("settings, version, expected", SSL_SETTINGS)
+def test_ssl_problems(settings, version, expected):
+    problems = ssl_problems(settings, version)
+    if expected is None:
+        assert problems == []
+    else:
+        assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("version, expected", [
+    (13, [("ssl_min_protocol_version", "TLSv1.2"), ("ssl_ecdh_curve", "prime256v1")]),
+    (17, [("ssl_min_protocol_version", "TLSv1.2"), ("ssl_ecdh_curve", "prime256v1")]),
+    (18, [("ssl_min_protocol_version", "TLSv1.2"), ("ssl_groups", "prime256v1"),
+          ("ssl_tls13_ciphers", "TLS_AES_256_GCM_SHA384")]),
+])
+def test_ssl_settings_use_the_names_of_the_version(version, expected):
+    settings = {"ssl_groups": "prime256v1", "ssl_tls13_ciphers": "TLS_AES_256_GCM_SHA384", "ssl_max_protocol_version": ""}
+    assert ssl_settings(settings, version) == expected
+
+
+def test_modern_profile_is_tls13_only():
+    assert ssl_settings({"ssl_profile": "modern", "ssl_min_protocol_version": "TLSv1.2"}, 15) == [
+        ("ssl_min_protocol_version", "TLSv1.3")]
+
+
+def test_intermediate_ciphers_are_the_roles_default_and_pass_the_weak_cipher_check():
+    defaults = yaml.safe_load((Path(__file__).parents[3] / "roles/server/defaults/main.yml").read_text())
+    assert defaults["pgtls_ssl_ciphers"] == INTERMEDIATE_CIPHERS
+    assert cipher_problems(INTERMEDIATE_CIPHERS) == []
+    # Only AEAD suites with forward secrecy: no CBC, CCM, ARIA, CAMELLIA (what sslyze's intermediate check rejects).
+    for name in INTERMEDIATE_CIPHERS.split(":"):
+        assert name.startswith(("ECDHE-", "DHE-")) and ("GCM" in name or "CHACHA20" in name), name
+
+
+def test_intermediate_ciphers_as_openssl_expands_them():
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl")
+    out = subprocess.run(["openssl", "ciphers", "-tls1_2", INTERMEDIATE_CIPHERS], capture_output=True, text=True,
+                         check=True).stdout.strip().split(":")
+    tls12 = [c for c in out if not c.startswith("TLS_")]
+    assert sorted(tls12) == sorted(INTERMEDIATE_CIPHERS.split(":"))
+
+
+@pytest.mark.parametrize("service, expected", [
+    ({"name": "db", "sslnegotiation": "direct", "server_version": 17}, None),
+    ({"name": "db", "sslnegotiation": "direct"}, None),
+    ({"name": "db", "sslnegotiation": "direct", "server_version": 16}, "needs a PostgreSQL 17 server (this is 16)"),
+    ({"name": "db", "sslnegotiation": "postgres", "server_version": 13}, None),
+    ({"name": "db", "sslnegotiation": "tls"}, "is not postgres or direct"),
+    ({"name": "db"}, None),
+])
+def test_service_problems(service, expected):
+    problems = service_problems([service])
+    if expected is None:
+        assert problems == []
+    else:
+        assert any(expected in p for p in problems), problems
+
+
+def test_server_log_keeps_the_servers_own_reason():
+    # PostgreSQL 16's log after ssl_ecdh_curve = 'X25519:prime256v1' and a reload.
+    log = """\
+2026-11-27 14:00:01.001 UTC [100] LOG:  received SIGHUP, reloading configuration files
+2026-11-27 14:00:01.002 UTC [100] LOG:  parameter "ssl_ecdh_curve" changed to "X25519:prime256v1"
+2026-11-27 14:00:01.003 UTC [100] LOG:  ECDH: unrecognized curve name: X25519:prime256v1
+2026-11-27 14:00:01.004 UTC [100] LOG:  SSL configuration was not reloaded
+2026-11-27 14:00:02.000 UTC [101] LOG:  checkpoint starting: time
+"""
+    assert server_log_lines(log) == [
+        "2026-11-27 14:00:01.003 UTC [100] LOG:  ECDH: unrecognized curve name: X25519:prime256v1",
+        "2026-11-27 14:00:01.004 UTC [100] LOG:  SSL configuration was not reloaded"]
+    assert server_log_lines("") == []
+    assert len(server_log_lines("FATAL: x\n" * 20)) == 6

@@ -22,6 +22,7 @@ MODULES = {
     "revocation_registry": specs.REVOCATION_REGISTRY,
     "intermediate_rotation": specs.INTERMEDIATE_ROTATION,
     "audit_report": specs.AUDIT_REPORT,
+    "cluster_info": specs.CLUSTER_INFO,
 }
 
 

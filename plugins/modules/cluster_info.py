@@ -1,0 +1,118 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cluster_info
+short_description: The PostgreSQL clusters of a host, each with its program folder
+version_added: 0.2.0
+description:
+  - With O(layout=debian), reads C(/etc/postgresql/<version>/<name>/postgresql.conf) (following its includes) as
+    postgresql-common does - no C(pg_lsclusters --json), so no JSON.pm (libjson-perl) is needed, as on a stock
+    Debian 11.
+  - With O(layout=datadir), reads the data directories matching O(datadir_globs) (configuration inside PGDATA).
+  - With O(clusters) given, discovers nothing and completes those entries.
+  - Each cluster's program folder C(bin_dir) is, in this order - the O(clusters[].bin_dir) given, the running
+    postmaster's own executable (C(/proc/<pid>/exe), else its absolute command name), C(pg_config --bindir) when
+    it reports the same major version, or O(bin_dir_default). Missing C(pg_ctl), C(initdb) or C(postgres) there
+    are returned by path.
+author:
+  - pgtls.ssl maintainers (@pgtls)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details: Reads only.
+  diff_mode:
+    support: none
+options:
+  clusters:
+    description: Clusters to describe instead of discovering them (the server role's C(pgtls_clusters)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      version: {description: Major version., type: int, required: true}
+      name: {description: Cluster name or label., type: str, required: true}
+      port: {description: Port., type: int, required: true}
+      config_dir: {description: Folder of postgresql.conf., type: path, required: true}
+      data_dir: {description: Data directory., type: path, required: true}
+      service: {description: "systemd unit; empty means no service manager.", type: str, default: ""}
+      socket_dir: {description: Unix socket folder., type: path}
+      log_file: {description: Server log., type: path}
+      running: {description: Whether the cluster runs., type: bool, default: true}
+      bin_dir: {description: "Folder of pg_ctl, initdb and postgres (found when not given).", type: path}
+  layout:
+    description: V(debian) (postgresql-common) or V(datadir) (configuration inside the data directory).
+    type: str
+    default: debian
+    choices: [debian, datadir]
+  bin_dir_default:
+    description: The layout's program folder; C({version}) is replaced by the major version.
+    type: str
+    default: /usr/lib/postgresql/{version}/bin
+  datadir_globs:
+    description: With O(layout=datadir), the data directories to look at (shell patterns).
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Find the clusters
+  pgtls.ssl.cluster_info:
+  register: found
+
+- name: Complete a cluster whose programs live elsewhere
+  pgtls.ssl.cluster_info:
+    clusters:
+      - {version: 16, name: app, port: 5433, config_dir: /srv/pg16, data_dir: /srv/pg16, bin_dir: /opt/pg16/bin}
+"""
+
+RETURN = r"""
+clusters:
+  description: One entry per cluster.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    version: {description: Major version., type: int, returned: success}
+    name: {description: Cluster name., type: str, returned: success}
+    port: {description: Port., type: int, returned: success}
+    config_dir: {description: Folder of postgresql.conf., type: str, returned: success}
+    data_dir: {description: Data directory., type: str, returned: success}
+    service: {description: systemd unit (empty - none)., type: str, returned: success}
+    running: {description: Whether a live postmaster owns the data directory., type: bool, returned: success}
+    bin_dir: {description: Program folder., type: str, returned: success}
+    bin_dir_source: {description: How bin_dir was found., type: str, returned: success}
+    missing_programs:
+      description: Paths of pg_ctl, initdb or postgres that are missing in bin_dir.
+      type: list
+      elements: str
+      returned: success
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import describe
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_INFO
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=CLUSTER_INFO, supports_check_mode=True)
+    params = module.params
+    try:
+        clusters = describe(params["clusters"], params["layout"], params["bin_dir_default"], params["datadir_globs"])
+    except PkiError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, clusters=[{k: v for k, v in c.items() if v is not None} for c in clusters])
+
+
+if __name__ == "__main__":
+    main()
