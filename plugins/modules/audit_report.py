@@ -54,6 +54,10 @@ options:
     description: The policy the audit applies (fewest days a server certificate may have left), shown in the page.
     type: int
     default: 14
+  allow_stopped:
+    description: A cluster that is not running is a warning rather than a failure (the role's C(pgtls_allow_stopped)).
+    type: bool
+    default: false
   json_path:
     description: Where to write the JSON report.
     type: path

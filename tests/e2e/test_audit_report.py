@@ -120,3 +120,18 @@ def test_page_renders_in_chromium_with_every_host_and_the_nearest_expiry(audited
                    capture_output=True, timeout=120, check=True)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000, len(data)
+
+
+def test_the_audit_playbook_writes_the_report_files(audited, workdir):
+    cluster, _out, _report = audited
+    out = workdir / "report" / "playbook"
+    out.mkdir()
+    extra = role_vars(cluster, "e2e", workdir / "report" / "pki")
+    extra.update(pgtls_servers_group="all", pgtls_audit_json=str(out / "a.json"), pgtls_audit_metrics=str(out / "a.prom"),
+                 pgtls_audit_html=str(out / "a.html"), ansible_become_method="ansible.builtin.su")
+    done = run_playbook(str(ROOT / "playbooks" / "audit.yml"), extra, "--check")
+    assert "cluster(s) meet the policy" in done.stdout, done.stdout[-3000:]
+    report = json.loads((out / "a.json").read_text())
+    assert [(r["host"], r["status"]) for r in report["servers"]] == [("localhost", "ok")]
+    assert "pgtls_audit_success" in (out / "a.prom").read_text() and (out / "a.html").stat().st_size > 1000
+    assert [c["name"] for c in report["clients"]["expiring"]] == ["app"]

@@ -78,7 +78,7 @@ def _role(folder: str) -> str:
 
 def audit_report(params: dict, check_mode: bool) -> dict:
     now = compat.now()
-    servers = [report.record(entry) for entry in params["servers"]]
+    servers = [report.record(entry, params["allow_stopped"]) for entry in params["servers"]]
     clients = client_side(params["pki_dir"], params["window_days"], now) if params.get("pki_dir") else None
     built = report.build(servers, clients, params["min_days"], now)
     outputs = {"json_path": report.to_json, "metrics_path": report.to_prometheus, "html_path": report.to_html}

@@ -273,18 +273,21 @@ def _cert_fields(info: dict | None) -> dict | None:
     return {key: info[key] for key in ("subject", "issuer", "serial", "not_after", "days_left", "fingerprint_sha256")}
 
 
-def record(entry: dict) -> dict:
-    """One server record from the audit's entry: host, cluster, port, running and the validate result."""
+def record(entry: dict, allow_stopped: bool = False) -> dict:
+    """One server record from the audit's entry: host, cluster, port, running and the validate result. A stopped
+    cluster is a failure, or a warning when stopped clusters are accepted (pgtls_allow_stopped)."""
     result = entry.get("result") or {}
     findings = [dict(check=f["check"], status=f["status"], message=f["message"]) for f in result.get("findings", [])]
     if not findings and result.get("msg"):
         findings = [{"check": "audit", "status": "fail", "message": str(result["msg"])}]
     running = bool(entry.get("running", True))
     if not running:
-        findings.append({"check": "running", "status": "fail", "message": "the cluster is not running"})
+        findings = [f for f in findings if f["check"] not in ("probe", "audit")]
+        findings.append({"check": "running", "status": "warn" if allow_stopped else "fail",
+                         "message": "PostgreSQL is not running: it serves nothing"})
     served = result.get("served")
-    status = "fail" if any(f["status"] == "fail" for f in findings) or not result.get("findings") else (
-        "warn" if any(f["status"] == "warn" for f in findings) else "ok")
+    status = "fail" if any(f["status"] == "fail" for f in findings) or not (result.get("findings") or not running) \
+        else "warn" if any(f["status"] == "warn" for f in findings) else "ok"
     return {
         "host": str(entry["host"]),
         "cluster": str(entry["cluster"]),

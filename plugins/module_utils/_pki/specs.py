@@ -192,6 +192,7 @@ AUDIT_REPORT = {
     "pki_dir": {"type": "path"},
     "window_days": {"type": "int", "default": 30},
     "min_days": {"type": "int", "default": 14},
+    "allow_stopped": {"type": "bool", "default": False},
     "json_path": {"type": "path"},
     "metrics_path": {"type": "path"},
     "html_path": {"type": "path"},
