@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Fleet-level decisions the server role takes on the controller, before anything changes: which root each
 cluster trusts now compared with the CA folder's root (a foreign trust anchor is refused), and which clusters
