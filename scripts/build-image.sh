@@ -16,7 +16,10 @@ if [ -z "$MIRROR" ]; then
   # Use the mirror this machine's apt already uses.
   MIRROR=$(grep -rhoE '^(deb|URIs:) +\S+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
            | awk '{print $2}' | grep -E '^https?://[^ ]+/debian/?$' | head -n1 || true)
-  MIRROR=${MIRROR:-http://deb.debian.org/debian}
+  if [ -z "$MIRROR" ]; then
+    echo "no Debian mirror in this machine's apt sources: set PGTLS_DEBIAN_MIRROR to one" >&2
+    exit 1
+  fi
 fi
 root=$(mktemp -d /var/tmp/pgtls-rootfs.XXXXXX)
 trap 'rm -rf "$root"' EXIT
