@@ -14,7 +14,7 @@ TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 
 .PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
-	demo demo-clean demo-local bench-fleet clean tree get-pip
+	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
 MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections
@@ -220,6 +220,12 @@ bench: venv system-deps
 bench-fleet: venv $(BIN)/molecule image
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"
 	$(BIN)/python scripts/bench_fleet.py
+
+# Side by side over real SSH (pipelining, ControlPersist, forks 10), fresh podman fleets of 1, 3 and 8 database
+# hosts: pgtls.ssl.site against scripts/anchor/site.yml (community.crypto + community.postgresql). Prints figures.
+bench-ssh: venv $(BIN)/molecule image
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"
+	$(BIN)/python scripts/bench_ssh.py
 
 # The README's first command: the demo fleet (3 database containers, 1 application container); demo-clean removes it.
 demo: venv $(BIN)/molecule image

@@ -57,6 +57,11 @@ class ActionModule(IssuingAction):
             "group": params["group"],
             "key_mode": params["key_mode"],
             "cert_mode": params["cert_mode"],
+            "create_dir": params["create_dir"],
+            "snapshot_dir": params["snapshot_dir"],
+            "snapshot_paths": params["snapshot_paths"],
+            "snapshot_group": params["snapshot_group"],
+            "snapshot_taken": params["snapshot_taken"],
         }
         wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
         root_pem = pem([issuer.root]) if params["root_cert_path"] else None
@@ -72,6 +77,7 @@ class ActionModule(IssuingAction):
             "key_path": params["key_path"],
             "certificate": cert_info(request.chain[0]),
             "chain_length": len(request.chain),
+            "snapshot_taken": request.snapshot_taken,
         }
         if self._task.diff:
             result["diff"] = diff_for(requests)

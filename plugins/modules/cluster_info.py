@@ -61,6 +61,27 @@ options:
     type: list
     elements: str
     default: []
+  probe_ready:
+    description:
+      - Ask each cluster with C(pg_isready) (its own from C(bin_dir), else the one in C(PATH); no login) - on its
+        socket folder, then on 127.0.0.1 - and set C(running) from the answer (0 running; 1 starting or stopping
+        and 2 no answer - not running). Without C(pg_isready), C(running) stays as discovered.
+    type: bool
+    default: false
+    version_added: 0.2.0
+  trust_file:
+    description:
+      - A file inside each cluster's configuration folder (for example C(tls/root.crt)) returned as
+        C(trusted_root) - the root the cluster trusts now, for the server role's trust check. Certificates only;
+        never name a key here.
+    type: str
+    version_added: 0.2.0
+  key_group:
+    description:
+      - A group (the root_group key layout's) to check each running postmaster against - returned as
+        C(key_group_member). A server joins a group only when it restarts.
+    type: str
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -95,13 +116,38 @@ clusters:
       type: list
       elements: str
       returned: success
+    ready_code:
+      description: pg_isready's exit code (-1 - no pg_isready).
+      type: int
+      returned: O(probe_ready=true)
+    trusted_root:
+      description: The text of O(trust_file) in the cluster's configuration folder, or null when missing.
+      type: str
+      returned: O(trust_file) is set
+    pid:
+      description: The running postmaster's pid, or null.
+      type: int
+      returned: success
+    key_group_member:
+      description:
+        - Whether the running postmaster is in O(key_group) (false when the group does not exist yet); null when
+          no postmaster runs.
+      type: bool
+      returned: O(key_group) is set
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import describe
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import (
+    describe,
+    read_trust_file,
+    with_key_group,
+    with_state,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_INFO
+
+NULLABLE = ("trusted_root", "key_group_member", "pid")
 
 
 def main() -> None:
@@ -109,9 +155,16 @@ def main() -> None:
     params = module.params
     try:
         clusters = describe(params["clusters"], params["layout"], params["bin_dir_default"], params["datadir_globs"])
+        if params["probe_ready"]:
+            clusters = with_state(clusters)
+        if params["trust_file"]:
+            clusters = read_trust_file(clusters, params["trust_file"])
+        if params["key_group"]:
+            clusters = with_key_group(clusters, params["key_group"])
     except PkiError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, clusters=[{k: v for k, v in c.items() if v is not None} for c in clusters])
+    module.exit_json(changed=False, clusters=[{k: v for k, v in c.items() if v is not None or k in NULLABLE}
+                                              for c in clusters])
 
 
 if __name__ == "__main__":

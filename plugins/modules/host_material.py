@@ -125,6 +125,27 @@ options:
       root:
         description: With O(stage=install), the trust anchors for O(items[].root_path), PEM.
         type: str
+      snapshot_dir:
+        description:
+          - With O(stage=install), copies of O(items[].snapshot_paths) are taken in this folder before the first
+            file is replaced (see M(pgtls.ssl.server_cert)), unless O(items[].snapshot_taken).
+        type: path
+        version_added: 0.2.0
+      snapshot_paths:
+        description: The files to copy into the snapshot.
+        type: list
+        elements: path
+        default: []
+        version_added: 0.2.0
+      snapshot_group:
+        description: Group of the snapshot folder.
+        type: str
+        version_added: 0.2.0
+      snapshot_taken:
+        description: This run already took its snapshot; take none.
+        type: bool
+        default: false
+        version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -175,6 +196,7 @@ items:
     csr: {description: "CSR (PEM) for the active key.", type: str, returned: O(stage=prepare)}
     certificate: {description: "The certificate file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
     root: {description: "The root file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
+    snapshot_taken: {description: "Whether a snapshot was taken.", type: bool, returned: O(stage=install)}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -28,16 +28,26 @@ def _describe(pem: bytes, where: str) -> tuple[str, str] | None:
     return label, ",".join(sorted(fingerprint(c) for c in certs))
 
 
+def _trusted(result) -> list[dict]:
+    """One host's trusted roots as slurp results: from a registered slurp loop, or from pgtls.ssl.cluster_info's
+    clusters (their ``trusted_root``, read with ``trust_file``)."""
+    if isinstance(result, list):
+        return [{"__pgtls_cluster": c, "content": base64.b64encode(c["trusted_root"].encode()).decode(),
+                 "source": "root.crt"} for c in result if isinstance(c, dict) and c.get("trusted_root")]
+    return (result or {}).get("results", [])
+
+
 def trust_problems(slurped: list, hosts: list, ca_root: str, pki_dir: str, accept_new_root: bool = False) -> list[str]:
     """Refusal messages when a cluster already trusts a root other than ``ca_root`` (the CA folder's root PEM, or
     "" when the folder has none yet and a new root would be made). ``slurped`` holds, per host of ``hosts``, the
-    registered result of slurping each cluster's root.crt (items with ``__pgtls_cluster`` and ``content``)."""
+    clusters pgtls.ssl.cluster_info returned with ``trust_file`` (each with ``trusted_root``), or the registered
+    result of slurping each cluster's root.crt (items with ``__pgtls_cluster`` and ``content``)."""
     if accept_new_root:
         return []
     wanted = _describe(ca_root.encode(), f"{pki_dir}/root.crt") if ca_root else None
     foreign: dict[str, tuple[str, list[str]]] = {}
     for host, result in zip(hosts, slurped):
-        for item in (result or {}).get("results", []):
+        for item in _trusted(result):
             if not item.get("content"):
                 continue  # no root.crt yet: nothing trusted, nothing to lose
             cluster = item.get("__pgtls_cluster", {})

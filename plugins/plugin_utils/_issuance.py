@@ -54,6 +54,7 @@ class Request:
     before: dict | None = None
     install: bool = False
     issued: bool = False
+    snapshot_taken: bool = False
 
 
 class IssuingAction(ActionBase):
@@ -142,6 +143,7 @@ class IssuingAction(ActionBase):
             items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem) for r in to_install]
             for request, answer in zip(to_install, self.host(params, "install", items)):
                 request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
+                request.snapshot_taken = bool(answer.get("snapshot_taken"))
         if params.get("record_dir") and not self._task.check_mode:
             for request in requests:
                 record(params["record_dir"], request.item["common_name"], request.chain[0])

@@ -14,11 +14,14 @@ The program folder (``bin_dir``) of a cluster: the running postmaster's own exec
 from __future__ import annotations
 
 import glob
+import grp
 import os
 import re
+import shutil
 import subprocess
 
 from .errors import PkiError
+from .files import read_bytes
 
 _SETTING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=\s*|\s+)(.*?)\s*$")
 # Programs the role runs from a cluster's bin_dir.
@@ -249,3 +252,76 @@ def _int(value) -> int:
         return int(str(value).strip().split(".", maxsplit=1)[0])
     except ValueError:
         raise PkiError(f"{value!r} is not a number") from None
+
+
+def ready_code(cluster: dict, run=subprocess.run) -> int:
+    """pg_isready's answer for a cluster (no login needed): 0 accepts connections, 1 starting or stopping, 2 no
+    answer; asked on the cluster's socket, then on 127.0.0.1. -1 when there is no pg_isready."""
+    own = os.path.join(cluster.get("bin_dir") or "", "pg_isready")
+    program = own if os.access(own, os.X_OK) else shutil.which("pg_isready")
+    if not program:
+        return -1
+    code = 2
+    # The cluster's socket folder (libpq's default when unknown), then 127.0.0.1.
+    targets = [["-h", cluster["socket_dir"]] if cluster.get("socket_dir") else [], ["-h", "127.0.0.1"]]
+    for index, host in enumerate(targets):
+        args = [program, "-q", "-t", "5", "-p", str(cluster["port"]), *host]
+        try:
+            answer = run(args, capture_output=True, text=True, check=False, timeout=15).returncode
+        except (OSError, subprocess.TimeoutExpired):
+            answer = 2
+        if index == 0 or answer == 0:
+            code = answer
+        if code == 0:
+            break
+    return code
+
+
+def with_state(clusters: list[dict], run=subprocess.run) -> list[dict]:
+    """Each cluster with ``running`` and ``ready_code`` from pg_isready (no pg_isready: discovery's ``running``)."""
+    out = []
+    for cluster in clusters:
+        code = ready_code(cluster, run)
+        running = {0: True, 1: False, 2: False}.get(code, cluster.get("running", True))
+        out.append(dict(cluster, running=bool(running), ready_code=code))
+    return out
+
+
+def read_trust_file(clusters: list[dict], relative: str) -> list[dict]:
+    """Each cluster with ``trusted_root``: the PEM text of ``<config_dir>/<relative>`` (a root.crt), or None."""
+    if os.path.isabs(relative) or ".." in relative.split("/"):
+        raise PkiError(f"{relative!r} must be a path inside the configuration folder", where="trust_file")
+    out = []
+    for cluster in clusters:
+        path = os.path.join(cluster["config_dir"], relative)
+        data = read_bytes(path, "trust_file", missing_ok=True, nofollow=True)
+        out.append(dict(cluster, trusted_root=data.decode(errors="replace") if data is not None else None))
+    return out
+
+
+def postmaster_groups(pid: int, proc: str = "/proc") -> set[int] | None:
+    """The supplementary groups of a running process (the ``Groups:`` line of /proc/<pid>/status)."""
+    try:
+        with open(os.path.join(proc, str(pid), "status"), encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except (OSError, ValueError):
+        return None
+    return set()
+
+
+def with_key_group(clusters: list[dict], group: str, proc: str = "/proc") -> list[dict]:
+    """Each cluster with ``key_group_member``: whether its running postmaster is in ``group`` (a group that does
+    not exist yet: false), or None when no postmaster runs. Joining a group reaches a server only by a restart."""
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        gid = None
+    out = []
+    for cluster in clusters:
+        pid = cluster.get("pid") or postmaster_pid(cluster["data_dir"], proc)
+        groups = postmaster_groups(pid, proc) if pid else None
+        member = None if groups is None else (gid is not None and gid in groups)
+        out.append(dict(cluster, pid=pid, key_group_member=member))
+    return out

@@ -21,7 +21,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     x509 = Encoding = MISSING
 
-from . import compat, formats
+from . import compat, formats, snapshot
 from .constants import DEFAULT_KEY_TYPE
 from .errors import PkiError
 from .files import (
@@ -352,6 +352,14 @@ def host_material(params: dict, check_mode: bool) -> dict:
     checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
     results = []
     for item, raw, checks in zip(items, raws, checked):
+        taken = False
+        if raw.get("snapshot_dir") and not raw.get("snapshot_taken") and not check_mode and \
+                _install(item, raw["certificate"], raw.get("root"), checks, True):
+            # The server role's snapshot (pgtls.ssl.cluster_files takes it when it changes files itself).
+            snapshot.take(raw["snapshot_dir"], raw.get("snapshot_paths") or [],
+                          resolve_gid(raw.get("snapshot_group"), f"{item.where}.snapshot_group"),
+                          f"{item.where}.snapshot_dir")
+            taken = True
         changes = _install(item, raw["certificate"], raw.get("root"), checks, check_mode)
-        results.append({"name": item.name, "changes": changes})
+        results.append({"name": item.name, "changes": changes, "snapshot_taken": taken})
     return {"changed": any(r["changes"] for r in results), "items": results}

@@ -58,6 +58,14 @@ CA = {
     **ISSUER,
 }
 
+# The server role's snapshot, taken before the first write of a run (pgtls.ssl.server_cert, cluster_files).
+SNAPSHOT = {
+    "snapshot_dir": {"type": "path"},
+    "snapshot_paths": {"type": "list", "elements": "path", "default": []},
+    "snapshot_group": {"type": "str"},
+    "snapshot_taken": {"type": "bool", "default": False},
+}
+
 SERVER_CERT = {
     "key_path": {"type": "path", "required": True},
     "cert_path": {"type": "path", "required": True},
@@ -70,6 +78,8 @@ SERVER_CERT = {
     "valid_days": {"type": "int", "default": 365},
     "key_mode": {"type": "str", "default": "0600", "no_log": False},
     "cert_mode": {"type": "str", "default": "0644"},
+    "create_dir": {"type": "bool", "default": False},
+    **SNAPSHOT,
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -165,6 +175,7 @@ HOST_ITEM = {
     "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
+    **SNAPSHOT,
 }
 
 HOST_MATERIAL = {
@@ -208,6 +219,9 @@ CLUSTER_INFO = {
     "layout": {"type": "str", "default": "debian", "choices": ["debian", "datadir"]},
     "bin_dir_default": {"type": "str", "default": "/usr/lib/postgresql/{version}/bin"},
     "datadir_globs": {"type": "list", "elements": "str", "default": []},
+    "probe_ready": {"type": "bool", "default": False},
+    "trust_file": {"type": "str"},
+    "key_group": {"type": "str"},
 }
 
 AUDIT_REPORT = {
@@ -219,4 +233,28 @@ AUDIT_REPORT = {
     "json_path": {"type": "path"},
     "metrics_path": {"type": "path"},
     "html_path": {"type": "path"},
+}
+
+CLUSTER_FILES = {
+    "directories": {"type": "list", "elements": "dict", "default": [], "options": {
+        "path": {"type": "path", "required": True},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "mode": {"type": "str", "default": "0755"},
+    }},
+    "files": {"type": "list", "elements": "dict", "default": [], "options": {
+        "path": {"type": "path", "required": True},
+        "content": {"type": "str", "required": True},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "mode": {"type": "str", "default": "0644"},
+        "diff": {"type": "bool", "default": True},
+    }},
+    "lines": {"type": "list", "elements": "dict", "default": [], "options": {
+        "path": {"type": "path", "required": True},
+        "regexp": {"type": "str", "required": True},
+        "line": {"type": "str", "required": True},
+    }},
+    **SNAPSHOT,
+    "remove_legacy_snapshots": {"type": "bool", "default": False},
 }

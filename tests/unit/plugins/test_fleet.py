@@ -85,3 +85,15 @@ def test_clusters_with_state(code, discovered, running):
 def test_clusters_with_state_needs_one_answer_per_cluster():
     with pytest.raises(ValueError, match="answered 1 times for 2 clusters"):
         clusters_with_state([{"name": "a"}, {"name": "b"}], ["0"])
+
+
+def test_clusters_from_cluster_info_are_compared_like_slurp_results(roots):
+    """The role passes pgtls.ssl.cluster_info's clusters (trusted_root read with trust_file) to the filter."""
+    (ours, _), (theirs, their_fp) = roots["ours"], roots["theirs"]
+    clusters = [{"version": 15, "name": "main", "trusted_root": ours},
+                {"version": 16, "name": "second", "trusted_root": theirs},
+                {"version": 17, "name": "new", "trusted_root": None}]
+    problems = trust_problems([clusters], ["db1"], ours, PKI)
+    assert len(problems) == 1 and "db1 16/second" in problems[0] and their_fp in problems[0]
+    assert "15/main" not in problems[0] and "17/new" not in problems[0]
+    assert trust_problems([clusters[:1] + clusters[2:]], ["db1"], ours, PKI) == []

@@ -148,3 +148,41 @@ def test_bin_dir_from_the_command_line_when_exe_is_not_readable(tmp_path):
         "/opt/embedded-postgres/pg17/native/bin", "the running postmaster (pid 77)")
     (proc / "77" / "cmdline").write_bytes(b"postgres: main\0")  # a relative name: not a folder
     assert cl.bin_dir(17, 77, "/usr/lib/postgresql/{version}/bin", None, str(proc))[1] == "the layout's default"
+
+
+def test_ready_code_socket_then_loopback_and_running(tmp_path):
+    """pg_isready on the socket first, then on 127.0.0.1; 0 means running, 1 and 2 not; none keeps discovery's."""
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import ready_code, with_state
+    program = tmp_path / "pg_isready"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    calls = []
+
+    def answers(codes):
+        def run(args, **_kw):
+            calls.append(args)
+            return type("Done", (), {"returncode": codes[len(calls) - 1]})()
+        return run
+
+    cluster = {"bin_dir": str(tmp_path), "port": 5433, "socket_dir": "/run/pg", "running": True}
+    assert ready_code(cluster, answers([2, 0])) == 0
+    assert calls[0][-2:] == ["-h", "/run/pg"] and calls[1][-2:] == ["-h", "127.0.0.1"] and "5433" in calls[0]
+    calls.clear()
+    assert ready_code(cluster, answers([1, 2])) == 1
+    calls.clear()
+    assert ready_code(cluster, answers([0])) == 0 and len(calls) == 1
+    calls.clear()
+    states = with_state([dict(cluster), dict(cluster)], answers([0, 2, 2]))
+    assert [s["running"] for s in states] == [True, False] and [s["ready_code"] for s in states] == [0, 2]
+
+
+def test_trust_file_is_read_inside_the_configuration_folder_only(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import read_trust_file
+    (tmp_path / "a" / "tls").mkdir(parents=True)
+    (tmp_path / "a" / "tls" / "root.crt").write_text("ROOT\n")
+    (tmp_path / "b").mkdir()
+    found = read_trust_file([{"config_dir": str(tmp_path / "a")}, {"config_dir": str(tmp_path / "b")}], "tls/root.crt")
+    assert [c["trusted_root"] for c in found] == ["ROOT\n", None]
+    for bad in ("/etc/passwd", "../b/x", "tls/../../x"):
+        with pytest.raises(PkiError, match="inside the configuration folder"):
+            read_trust_file([{"config_dir": str(tmp_path / "a")}], bad)

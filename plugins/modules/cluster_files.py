@@ -1,0 +1,185 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cluster_files
+short_description: A PostgreSQL cluster's configuration files in one pass, with a snapshot before the first write
+version_added: 0.2.0
+description:
+  - Compares every folder, file and line it is given with what the host has, and writes only what differs, each
+    file atomically with its final owner and mode. One module execution for all of a cluster's files; the server
+    role renders its templates on the controller and passes the results here.
+  - Everything is checked before the first write (owners, groups and modes exist and parse, folders are there or
+    listed in O(directories), no path is a symbolic link, no file is given twice), so bad input changes nothing.
+  - When anything is to change and O(snapshot_dir) is set, copies of O(snapshot_paths) are first taken there
+    (replacing an earlier snapshot); each copy keeps its original's owner and mode. When nothing is to change, a
+    snapshot left by an interrupted run is removed.
+author:
+  - pgtls.ssl maintainers (@pgtls)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details: Reports what would change, writes nothing, takes no snapshot.
+  diff_mode:
+    support: full
+    details: Before and after of each changed file and line (a file with O(files[].diff=false) shows no content).
+options:
+  directories:
+    description: Folders that must exist, created (parent first in the list) or given this owner, group and mode.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The folder.
+        type: path
+        required: true
+      owner:
+        description: Owner (name or uid); unset leaves it.
+        type: str
+      group:
+        description: Group (name or gid); unset leaves it.
+        type: str
+      mode:
+        description: Octal mode.
+        type: str
+        default: "0755"
+  files:
+    description: Files with their whole content.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The file.
+        type: path
+        required: true
+      content:
+        description: What the file holds.
+        type: str
+        required: true
+      owner:
+        description: Owner (name or uid); unset leaves it.
+        type: str
+      group:
+        description: Group (name or gid); unset leaves it.
+        type: str
+      mode:
+        description: Octal mode.
+        type: str
+        default: "0644"
+      diff:
+        description: Show the content in diff mode (false for a large file such as a CRL).
+        type: bool
+        default: true
+  lines:
+    description:
+      - A line in an existing file (for instance C(include_dir = 'conf.d') in C(postgresql.conf)), with
+        M(ansible.builtin.lineinfile)'s rule - the last line matching O(lines[].regexp) is replaced by
+        O(lines[].line), or the line is appended. The file keeps its owner and mode.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The file; it must exist.
+        type: path
+        required: true
+      regexp:
+        description: Python regular expression for the line to replace.
+        type: str
+        required: true
+      line:
+        description: The line.
+        type: str
+        required: true
+  snapshot_dir:
+    description: Folder for the snapshot (created with mode 0750, owner root). No snapshot when unset.
+    type: path
+  snapshot_paths:
+    description: The files to copy into the snapshot (those that exist); usually every file the caller may change.
+    type: list
+    elements: path
+    default: []
+  snapshot_group:
+    description: Group of the snapshot folder.
+    type: str
+  snapshot_taken:
+    description:
+      - This run already took its snapshot (the task that replaced the key or certificate did, for example
+        M(pgtls.ssl.server_cert)); take none and keep it.
+    type: bool
+    default: false
+  remove_legacy_snapshots:
+    description:
+      - Also remove the snapshots releases before 0.2 kept in C(/tmp/ansible.*.pgtls) (owned by root, older than an
+        hour - never a run in progress) when a killed run left them behind; they may hold key copies.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: SSL settings, pg_hba.conf and the include line of one cluster
+  pgtls.ssl.cluster_files:
+    directories:
+      - {path: /etc/postgresql/15/main/conf.d, owner: postgres, group: postgres, mode: "0755"}
+    files:
+      - path: /etc/postgresql/15/main/conf.d/pgtls.conf
+        content: "{{ lookup('ansible.builtin.template', 'pgtls.conf.j2') }}"
+        owner: postgres
+        group: postgres
+      - path: /etc/postgresql/15/main/pg_hba.conf
+        content: "{{ lookup('ansible.builtin.template', 'pg_hba.conf.j2') }}"
+        owner: postgres
+        group: postgres
+        mode: "0640"
+    lines:
+      - {path: /etc/postgresql/15/main/postgresql.conf, regexp: "^\\s*include_dir\\s*=\\s*'conf\\.d'",
+         line: "include_dir = 'conf.d'"}
+    snapshot_dir: /etc/postgresql/15/main/tls/.pgtls-snapshot
+    snapshot_paths: [/etc/postgresql/15/main/pg_hba.conf, /etc/postgresql/15/main/conf.d/pgtls.conf]
+  register: files
+"""
+
+RETURN = r"""
+changes:
+  description: What changed (or would change), one C(path - what) entry per folder, file or line.
+  returned: success
+  type: list
+  elements: str
+snapshot_taken:
+  description: Whether a snapshot was taken in O(snapshot_dir) by this run.
+  returned: success
+  type: bool
+stale_snapshot_removed:
+  description: Whether a snapshot left by an earlier run was removed (nothing to change in this run).
+  returned: success
+  type: bool
+legacy_snapshots_removed:
+  description: The C(/tmp/ansible.*.pgtls) folders removed.
+  returned: O(remove_legacy_snapshots=true) and not in check mode
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import cluster_files
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_FILES
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=CLUSTER_FILES, supports_check_mode=True)
+    run(module, cluster_files)
+
+
+if __name__ == "__main__":
+    main()
