@@ -53,7 +53,7 @@ def up(count: int) -> dict[str, str]:
     pub = (WORK / "id_ed25519.pub").read_text()
     addresses = {}
     for name in hosts(count):
-        for _ in range(60):
+        for _second in range(60):
             if sh("podman", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip() in (
                     "running", "degraded"):
                 break
@@ -135,9 +135,9 @@ def main() -> None:
                 addresses = up(size)
                 inv = inventory(addresses)
                 play(inv, str(ROOT / "extensions" / "molecule" / "shared" / "prepare.yml"))
-                first, _ = play(inv, book)
+                first = play(inv, book)[0]
                 again, out = play(inv, book)
-                _, loud = play(inv, book, "-vvv")
+                loud = play(inv, book, "-vvv")[1]
                 figures[side] = (first, again, changed(out), ssh_commands(loud, addresses), verify(addresses, root()))
                 print(f"{size} host(s) {side}: first {first:.1f} s, re-run {again:.1f} s (changed={figures[side][2]}),"
                       f" {figures[side][3]:.1f} SSH commands per host on a re-run, verify-full {figures[side][4]}",

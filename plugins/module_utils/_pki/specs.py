@@ -221,7 +221,7 @@ CLUSTER_INFO = {
     "datadir_globs": {"type": "list", "elements": "str", "default": []},
     "probe_ready": {"type": "bool", "default": False},
     "trust_file": {"type": "str"},
-    "key_group": {"type": "str"},
+    "key_group": {"type": "str", "no_log": False},
 }
 
 AUDIT_REPORT = {

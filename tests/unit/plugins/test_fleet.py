@@ -89,7 +89,7 @@ def test_clusters_with_state_needs_one_answer_per_cluster():
 
 def test_clusters_from_cluster_info_are_compared_like_slurp_results(roots):
     """The role passes pgtls.ssl.cluster_info's clusters (trusted_root read with trust_file) to the filter."""
-    (ours, _), (theirs, their_fp) = roots["ours"], roots["theirs"]
+    ours, (theirs, their_fp) = roots["ours"][0], roots["theirs"]
     clusters = [{"version": 15, "name": "main", "trusted_root": ours},
                 {"version": 16, "name": "second", "trusted_root": theirs},
                 {"version": 17, "name": "new", "trusted_root": None}]

@@ -72,8 +72,9 @@ def test_first_run_writes_all_then_nothing(host):
     second = cluster_files(params(host), False)
     assert not second["changed"] and not second["snapshot_taken"]
     assert second["stale_snapshot_removed"] and not snap.exists()
-    assert cluster_files(params(host), False) == {"changed": False, "changes": [], "snapshot_taken": False,
-                                                 "stale_snapshot_removed": False, "diff": []}
+    third = cluster_files(params(host), False)
+    assert third == {"changed": False, "changes": [], "snapshot_taken": False, "stale_snapshot_removed": False,
+                     "diff": []}
 
 
 def test_check_mode_reports_and_writes_nothing(host):

@@ -107,8 +107,8 @@ def test_install_snapshots_the_files_it_replaces_once(tmp_path):
     old_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
     host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain)]}, check_mode=False)
     old_key = (tmp_path / "server.key").read_bytes()
-    snap_opts = {"snapshot_dir": str(snap), "snapshot_paths": [str(tmp_path / "server.key"),
-                                                                str(tmp_path / "server.crt"), str(conf)]}
+    snap_opts = {"snapshot_dir": str(snap),
+                 "snapshot_paths": [str(tmp_path / "server.key"), str(tmp_path / "server.crt"), str(conf)]}
     # Unchanged install: nothing replaced, no snapshot.
     same = host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain, **snap_opts)]},
                          check_mode=False)
@@ -125,7 +125,7 @@ def test_install_snapshots_the_files_it_replaces_once(tmp_path):
     assert stat.S_IMODE(snap.stat().st_mode) == 0o750
     # This run has its snapshot already: another replacement keeps it.
     third = pem(_sign(pki, first["csr"]), pki.int).decode()
-    kept = host_material({"stage": "install", "items": [_item(tmp_path, certificate=third, snapshot_taken=True,
-                                                               **snap_opts)]}, check_mode=False)
+    item = _item(tmp_path, certificate=third, snapshot_taken=True, **snap_opts)
+    kept = host_material({"stage": "install", "items": [item]}, check_mode=False)
     assert not kept["items"][0]["snapshot_taken"]
     assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain
