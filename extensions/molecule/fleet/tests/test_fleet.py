@@ -31,6 +31,9 @@ ON_APP = "/opt/pgtls-drivers"
 # The role app's certificates per key type (converge.yml: the clients playbook, then the client role with ed25519).
 APP_FOLDERS = {"ec-p256": "/home/app/.postgresql", "ed25519": "/home/app/.postgresql-ed25519"}
 MALLORY_FOLDER = "/home/mallory/.postgresql"
+# How each driver reports a refused (revoked) client certificate, when not libpq's/Node's "certificate revoked".
+REVOKED_REFUSAL = {"asyncpg": r"connection was closed in the middle of operation",
+                   "jdbc-pk8": r"certificate_revoked|Broken pipe", "jdbc-p12": r"certificate_revoked|Broken pipe"}
 KEY_ALGORITHM = {"ec-p256": "ASN1 OID: prime256v1", "ed25519": "Public Key Algorithm: ED25519"}
 # Why a driver refuses a server by a name its certificate does not carry, in each driver's words.
 NAME_MISMATCH = re.compile(r"does not match host name|IP address mismatch|Hostname mismatch|ERR_TLS_CERT_ALTNAME_INVALID"
@@ -247,12 +250,23 @@ def test_revoke_by_name_refuses_the_certificate_everywhere():
 
 
 def test_every_driver_is_refused_with_the_revoked_certificate(drivers):
-    """mallory logged in with every driver on every cluster (the matrix above); revoked, every driver is refused."""
-    cases = [(driver, server, port, "mallory", MALLORY_FOLDER) for driver in DRIVERS for server, port in ENDPOINTS]
-    failures = [f"{case[0]} -> {case[1]}:{case[2]}: {result['out'][-300:]}"
-                for case, result in zip(cases, drivers(cases))
-                if result["ok"] or not re.search(r"certificate[ _]revoked", result["out"], re.I)]
-    print(f"\nrevoked certificate refused: {len(cases) - len(failures)}/{len(cases)} (drivers x clusters)")
+    """mallory logged in with every driver on every cluster (the matrix above); revoked, every driver is refused on
+    every cluster, while app's certificate still logs in with the same drivers (the refusal is the revocation's).
+    With TLS 1.3 the client has finished its handshake when the server rejects its certificate: libpq (psql,
+    psycopg) and Node read the server's alert ("certificate revoked"), asyncpg and pgjdbc see only the connection
+    closed (measured in this scenario)."""
+    revoked = [(driver, server, port, "mallory", MALLORY_FOLDER) for driver in DRIVERS for server, port in ENDPOINTS]
+    still = [(driver, server, port, "app", APP_FOLDERS["ec-p256"]) for driver in DRIVERS for server, port in ENDPOINTS]
+    results = drivers(revoked + still)
+    serial = serial_on_app(APP_FOLDERS["ec-p256"])
+    failures = [f"{case[0]} -> {case[1]}:{case[2]} with the revoked certificate: {result['out'][-300:]}"
+                for case, result in zip(revoked, results)
+                if result["ok"] or not re.search(REVOKED_REFUSAL.get(case[0], r"certificate revoked"), result["out"])]
+    refused = len(revoked) - len(failures)
+    failures += [f"{case[0]} -> {case[1]}:{case[2]} as app: {result['out'][-300:]}"
+                 for case, result in zip(still, results[len(revoked):]) if result["seen"] != f"app {serial}"]
+    print(f"\nrevoked certificate refused: {refused}/{len(revoked)} (drivers x clusters); app still logs in: "
+          f"{sum(1 for r in results[len(revoked):] if r['seen'] == f'app {serial}')}/{len(still)}")
     assert not failures, "\n".join(failures)
 
 
