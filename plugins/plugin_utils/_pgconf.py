@@ -201,9 +201,31 @@ def ssl_settings(settings: dict, version: int | str) -> list[tuple[str, str]]:
     return out
 
 
-def service_problems(services: list, variable: str = "pgtls_client_services") -> list[str]:
-    """pg_service entries the client role would write that libpq or the server would refuse."""
+# libpq connection settings newer than libpq 15, by the first major version that reads them. An older libpq refuses
+# the whole service file at an unknown keyword ("syntax error in service file"), so they are written only when the
+# host's libpq is known to read them.
+LIBPQ_SINCE = {"sslcertmode": 16, "sslnegotiation": 17}
+SSLCERTMODES = ("allow", "disable", "require")
+
+
+def service_problems(services: list, variable: str = "pgtls_client_services", libpq_version: int | str | None = None,
+                     sslcertmode: str = "") -> list[str]:
+    """pg_service entries the client role would write that libpq or the server would refuse.
+
+    ``libpq_version`` is the major version of libpq on the client host (0 or None: not known); ``sslcertmode`` the
+    role's pgtls_client_sslcertmode, written into every entry: it needs a libpq known to be 16 or newer."""
     problems = []
+    libpq = _major(libpq_version) if libpq_version not in (None, "", 0, "0") else None
+    if sslcertmode:
+        if sslcertmode not in SSLCERTMODES:
+            problems.append(f"pgtls_client_sslcertmode: {sslcertmode} is not one of {', '.join(SSLCERTMODES)}")
+        elif libpq is None:
+            problems.append(f"pgtls_client_sslcertmode: sslcertmode={sslcertmode} is read by libpq 16 and newer only, "
+                            "and an older libpq refuses the whole service file: set pgtls_client_libpq_version to the "
+                            "major version of libpq on this host")
+        elif libpq < LIBPQ_SINCE["sslcertmode"]:
+            problems.append(f"pgtls_client_sslcertmode: sslcertmode={sslcertmode} needs libpq 16 (this host's is "
+                            f"{libpq}, pgtls_client_libpq_version)")
     for index, service in enumerate(services or []):
         negotiation = service.get("sslnegotiation") or ""
         if not negotiation:
@@ -211,6 +233,10 @@ def service_problems(services: list, variable: str = "pgtls_client_services") ->
         where = f"{variable}[{index}]"
         if negotiation not in ("postgres", "direct"):
             problems.append(f"{where}: sslnegotiation={negotiation} is not postgres or direct")
+            continue
+        if libpq is not None and libpq < LIBPQ_SINCE["sslnegotiation"]:
+            problems.append(f"{where}: sslnegotiation needs libpq 17 (this host's is {libpq}, "
+                            "pgtls_client_libpq_version)")
         server = service.get("server_version")
         if negotiation == "direct" and server is not None and _major(server) < 17:
             problems.append(f"{where}: sslnegotiation=direct needs a PostgreSQL 17 server (this is {server})")

@@ -1,22 +1,30 @@
 """Client certificates from pgtls.ssl with real drivers beyond psql, against a real PostgreSQL 15 behind the server
 role (hostssl ... cert): libpq (psql), psycopg 3, asyncpg (Python's ssl), node-postgres (Node's TLS) and the
-PostgreSQL JDBC driver (Java's TLS; PKCS#8 DER and PKCS#12 keys). Per key type and driver: verify-full by name
-logs in with the certificate; by IP address (not a SAN) it is refused; a revoked certificate is refused.
+PostgreSQL JDBC driver (Java's TLS; PKCS#8 DER and PKCS#12 keys), the programs of tests/drivers/ (shared with the
+Molecule fleet scenario). Per key type and driver: verify-full by name logs in with the certificate (the server
+reports that user and that certificate's serial); by IP address (not a SAN) it is refused; a revoked certificate is
+refused.
 The measured table is written to tests/output/drivers.md and must equal COMPATIBLE (the table in the docs)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import HERE, ROOT, plain_cluster, role_vars, run_playbook
+from conftest import PG_BIN, ROOT, plain_cluster, role_vars, run_playbook
+from cryptography import x509
+
+# The driver programs and how each is started: shared with the Molecule fleet scenario (tests/drivers/).
+_spec = importlib.util.spec_from_file_location("pgtls_drivers", ROOT / "tests" / "drivers" / "pgtls_drivers.py")
+DRIVER_PROGRAMS = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(DRIVER_PROGRAMS)
 
 KEY_TYPES = ["ec-p256", "ec-p384", "rsa2048", "ed25519"]
-DRIVERS = ["libpq", "psycopg", "asyncpg", "node-pg", "jdbc-pk8", "jdbc-p12"]
+DRIVERS = DRIVER_PROGRAMS.DRIVERS
 P12_PASSPHRASE = "drivers-P12-pass"
 NODE_MODULES = ROOT / ".cache" / "node" / "node_modules"
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
@@ -63,33 +71,21 @@ def drivers_env(workdir):
     run_playbook(str(playbook), {})
     classes = base / "java"
     classes.mkdir()
-    subprocess.run(["javac", "-cp", str(JDBC_JAR), "-d", str(classes), str(HERE / "drivers" / "PgtlsJdbc.java")],
+    subprocess.run(["javac", "-cp", str(JDBC_JAR), "-d", str(classes), str(DRIVER_PROGRAMS.HERE / "PgtlsJdbc.java")],
                    check=True, capture_output=True)
     yield cluster, extra, clients, classes, pki
     cluster.stop()
 
 
 def connect(env, driver: str, host: str, user: str) -> tuple[bool, str]:
+    """Log in with the driver; True when the server saw this user and the certificate of the user's folder."""
     cluster, _extra, clients, classes, _pki = env
     folder = clients / user
-    port = str(cluster.port)
-    if driver == "libpq":
-        done = cluster.psql(f"host={host} user={user} sslmode=verify-full sslrootcert={folder}/root.crt "
-                            f"sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key connect_timeout=10")
-        return done.returncode == 0 and done.stdout.strip() == user, (done.stdout + done.stderr).strip()
-    if driver in ("psycopg", "asyncpg"):
-        cmd = ["/usr/bin/python3", str(HERE / "drivers" / "pgtls_python.py"), driver, host, port, user, str(folder)]
-    elif driver == "node-pg":
-        cmd = ["node", str(HERE / "drivers" / "pgtls_node.js"), host, port, user, str(folder)]
-    else:
-        cmd = ["java", "-cp", f"{JDBC_JAR}:{classes}", "PgtlsJdbc", host, port, user, str(folder)]
-        if driver == "jdbc-p12":
-            cmd.append(P12_PASSPHRASE)
-    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env_vars["NODE_PATH"] = str(NODE_MODULES)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env_vars, check=False)
-    out = (done.stdout + done.stderr).strip()
-    return done.returncode == 0 and out.splitlines()[-1] == user, out
+    cmd = DRIVER_PROGRAMS.command(driver, host, cluster.port, user, str(folder), classes=str(classes),
+                                  passphrase=P12_PASSPHRASE, psql=str(PG_BIN / "psql"))
+    done = DRIVER_PROGRAMS.run(cmd, DRIVER_PROGRAMS.environment(str(NODE_MODULES), home=str(cluster.base)))
+    serial = x509.load_pem_x509_certificate((folder / "postgresql.crt").read_bytes()).serial_number
+    return done["ok"] and done["seen"] == f"{user} {serial}", done["out"]
 
 
 def test_every_driver_and_key_type_by_name_and_refused_by_address(drivers_env):

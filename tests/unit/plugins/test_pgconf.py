@@ -164,6 +164,27 @@ def test_service_problems(service, expected):
         assert any(expected in p for p in problems), problems
 
 
+@pytest.mark.parametrize("libpq, sslcertmode, services, expected", [
+    (16, "require", [], None),
+    (17, "allow", [{"name": "db", "sslnegotiation": "direct"}], None),
+    (None, "", [{"name": "db", "sslnegotiation": "direct"}], None),  # not known: written as before
+    (0, "require", [], "set pgtls_client_libpq_version to the major version of libpq"),
+    (None, "require", [], "set pgtls_client_libpq_version"),
+    (15, "require", [], "sslcertmode=require needs libpq 16 (this host's is 15"),
+    ("15.8", "disable", [], "needs libpq 16 (this host's is 15"),
+    (16, "verify", [], "pgtls_client_sslcertmode: verify is not one of allow, disable, require"),
+    (16, "", [{"name": "db", "sslnegotiation": "direct"}], "pgtls_client_services[0]: sslnegotiation needs libpq 17"),
+    (16, "", [{"name": "db", "sslnegotiation": "postgres"}], "sslnegotiation needs libpq 17 (this host's is 16"),
+    (15, "", [{"name": "db"}], None),
+])
+def test_service_problems_by_libpq_version(libpq, sslcertmode, services, expected):
+    problems = service_problems(services, libpq_version=libpq, sslcertmode=sslcertmode)
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and expected in problems[0], problems
+
+
 def test_server_log_keeps_the_servers_own_reason():
     # PostgreSQL 16's log after ssl_ecdh_curve = 'X25519:prime256v1' and a reload.
     log = """\

@@ -4,19 +4,40 @@ The tests run in file order: each life-cycle step builds on the previous one."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PKI = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
 DBS = ["pgtls-fleet-db1", "pgtls-fleet-db2", "pgtls-fleet-db3"]
 ENDPOINTS = [(db, 5432) for db in DBS] + [("pgtls-fleet-db2", 5433)]
+SCENARIO = Path(__file__).resolve().parents[1]
+ROOT = SCENARIO.parents[2]
+# The driver programs of tests/e2e/test_drivers.py and how each is started (tests/drivers/), copied to the app host.
+_spec = importlib.util.spec_from_file_location("pgtls_drivers", ROOT / "tests" / "drivers" / "pgtls_drivers.py")
+DRIVER_PROGRAMS = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(DRIVER_PROGRAMS)
+DRIVERS = DRIVER_PROGRAMS.DRIVERS
+ON_APP = "/opt/pgtls-drivers"
+# The role app's certificates per key type (converge.yml: the clients playbook, then the client role with ed25519).
+APP_FOLDERS = {"ec-p256": "/home/app/.postgresql", "ed25519": "/home/app/.postgresql-ed25519"}
+MALLORY_FOLDER = "/home/mallory/.postgresql"
+# How each driver reports a refused (revoked) client certificate, when not libpq's/Node's "certificate revoked".
+REVOKED_REFUSAL = {"asyncpg": r"connection was closed in the middle of operation",
+                   "jdbc-pk8": r"certificate_revoked|Broken pipe", "jdbc-p12": r"certificate_revoked|Broken pipe"}
+KEY_ALGORITHM = {"ec-p256": "ASN1 OID: prime256v1", "ed25519": "Public Key Algorithm: ED25519"}
+# Why a driver refuses a server by a name its certificate does not carry, in each driver's words.
+NAME_MISMATCH = re.compile(r"does not match host name|IP address mismatch|Hostname mismatch|ERR_TLS_CERT_ALTNAME_INVALID"
+                           r"|hostname .* could not be verified")
 
 
 def node(name):
@@ -90,6 +111,91 @@ def test_a_name_not_in_the_certificate_fails_verify_full():
     assert re.search(rf'does not match host name "{re.escape(address)}"', done.stderr), done.stderr
 
 
+def podman(*args):
+    done = subprocess.run(["podman", *args], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def drivers(tmp_path_factory):
+    """The driver programs on the application host (the Java one compiled here: the host has a JRE, no JDK), and
+    a function that runs cases there in one go: [(driver, host, port, user, folder)] -> [{ok, seen, out}]."""
+    classes = tmp_path_factory.mktemp("java")
+    subprocess.run(["javac", "-cp", DRIVER_PROGRAMS.JDBC_JAR, "-d", str(classes),
+                    str(DRIVER_PROGRAMS.HERE / "PgtlsJdbc.java")], check=True, capture_output=True)
+    podman("exec", "pgtls-fleet-app", "rm", "-rf", ON_APP)
+    podman("cp", str(DRIVER_PROGRAMS.HERE), f"pgtls-fleet-app:{ON_APP}")
+    podman("cp", f"{classes}/.", f"pgtls-fleet-app:{ON_APP}/")
+    podman("cp", str((ROOT / ".cache" / "node" / "node_modules").resolve()), f"pgtls-fleet-app:{ON_APP}/node_modules")
+    passphrase = yaml.safe_load((SCENARIO / "host_vars" / "pgtls-fleet-app.yml").read_text())[
+        "pgtls_client_pkcs12_passphrase"]
+
+    def run(cases):
+        wanted = [dict(zip(("driver", "host", "port", "user", "dir"), case)) for case in cases]
+        done = APP.run(f"python3 {ON_APP}/pgtls_drivers.py --jobs 3 --passphrase {shlex.quote(passphrase)} "
+                       f"{shlex.quote(json.dumps(wanted))}")
+        assert done.rc == 0, done.stderr
+        results = json.loads(done.stdout)
+        assert len(results) == len(wanted), done.stdout
+        return results
+
+    return run
+
+
+def serial_on_app(folder):
+    """The serial of the client certificate in folder on the application host, as pg_stat_ssl shows it (decimal)."""
+    out = APP.run(f"openssl x509 -noout -serial -in {folder}/postgresql.crt")
+    assert out.rc == 0, out.stderr
+    return int(out.stdout.strip().split("=")[1], 16)
+
+
+def test_every_driver_logs_in_by_name_on_every_cluster_and_is_refused_by_a_wrong_name(drivers):
+    """libpq (psql), psycopg 3, asyncpg, node-postgres, pgjdbc with .pk8 and .p12, per key type, against every
+    cluster by its name: the server sees the role app and the certificate of that folder. Then by the database's IP
+    address and by another name of it (an /etc/hosts alias), neither in the certificate: every driver refuses.
+    node-postgres checks an IP address host against "localhost" (tests/e2e/test_drivers.py): the fleet's server
+    certificates do not carry it, so it refuses here too."""
+    aliases = {}
+    for db in DBS:
+        address = APP.run(f"getent hosts {db}").stdout.split()[0]
+        aliases[db] = [address, f"{db}-alias"]
+        APP.run(f"grep -q ' {db}-alias$' /etc/hosts || echo '{address} {db}-alias' >> /etc/hosts")
+    serials = {folder: serial_on_app(folder) for folder in [*APP_FOLDERS.values(), MALLORY_FOLDER]}
+    for key_type, folder in APP_FOLDERS.items():  # the key types the drivers are measured with
+        text = APP.run(f"openssl x509 -noout -text -in {folder}/postgresql.crt").stdout
+        assert KEY_ALGORITHM[key_type] in text, text
+    good = [(driver, server, port, "app", folder) for folder in APP_FOLDERS.values() for driver in DRIVERS
+            for server, port in ENDPOINTS]
+    good += [(driver, server, port, "mallory", MALLORY_FOLDER) for driver in DRIVERS for server, port in ENDPOINTS]
+    wrong = [(driver, name, port, "app", APP_FOLDERS["ec-p256"]) for driver in DRIVERS for server, port in ENDPOINTS
+             for name in aliases[server]]
+    results = drivers(good + wrong)
+    failures, table = [], {}
+    for case, result in zip(good, results[:len(good)]):
+        driver, server, port, user, folder = case
+        expected = f"{user} {serials[folder]}"
+        if user == "app":
+            key_type = next(k for k, f in APP_FOLDERS.items() if f == folder)
+            table.setdefault((driver, key_type), []).append(result["ok"] and result["seen"] == expected)
+        if not (result["ok"] and result["seen"] == expected):
+            failures.append(f"{driver} {user} {folder} -> {server}:{port}: want {expected!r}, got {result['out'][-300:]}")
+    refused = 0
+    for case, result in zip(wrong, results[len(good):]):
+        driver, name, port = case[:3]
+        refused += not result["ok"]
+        if result["ok"] or not NAME_MISMATCH.search(result["out"]):
+            failures.append(f"{driver} -> {name}:{port} (not in the certificate): "
+                            f"{'logged in' if result['ok'] else 'refused for another reason'}: {result['out'][-300:]}")
+    print(f"\ndrivers from pgtls-fleet-app, verify-full by name, logged in on {len(ENDPOINTS)} clusters "
+          f"({', '.join(f'{s}:{p}' for s, p in ENDPOINTS)}):")
+    print("| driver | " + " | ".join(APP_FOLDERS) + " |")
+    for driver in DRIVERS:
+        print(f"| {driver} | " + " | ".join(f"{sum(table[(driver, k)])}/{len(table[(driver, k)])}" for k in APP_FOLDERS)
+              + " |")
+    print(f"wrong names (IP address, alias) refused: {refused}/{len(wrong)}")
+    assert not failures, "\n".join(failures)
+
+
 def test_key_layouts():
     db1 = node("pgtls-fleet-db1").file("/etc/postgresql/15/main/tls/server.key")
     assert (db1.user, db1.group, db1.mode) == ("postgres", "postgres", 0o600)
@@ -141,6 +247,27 @@ def test_revoke_by_name_refuses_the_certificate_everywhere():
         assert done.rc != 0
         assert "certificate revoked" in done.stderr, done.stderr
         assert psql("app", server, port).rc == 0
+
+
+def test_every_driver_is_refused_with_the_revoked_certificate(drivers):
+    """mallory logged in with every driver on every cluster (the matrix above); revoked, every driver is refused on
+    every cluster, while app's certificate still logs in with the same drivers (the refusal is the revocation's).
+    With TLS 1.3 the client has finished its handshake when the server rejects its certificate: libpq (psql,
+    psycopg) and Node read the server's alert ("certificate revoked"), asyncpg and pgjdbc see only the connection
+    closed (measured in this scenario)."""
+    revoked = [(driver, server, port, "mallory", MALLORY_FOLDER) for driver in DRIVERS for server, port in ENDPOINTS]
+    still = [(driver, server, port, "app", APP_FOLDERS["ec-p256"]) for driver in DRIVERS for server, port in ENDPOINTS]
+    results = drivers(revoked + still)
+    serial = serial_on_app(APP_FOLDERS["ec-p256"])
+    failures = [f"{case[0]} -> {case[1]}:{case[2]} with the revoked certificate: {result['out'][-300:]}"
+                for case, result in zip(revoked, results)
+                if result["ok"] or not re.search(REVOKED_REFUSAL.get(case[0], r"certificate revoked"), result["out"])]
+    refused = len(revoked) - len(failures)
+    failures += [f"{case[0]} -> {case[1]}:{case[2]} as app: {result['out'][-300:]}"
+                 for case, result in zip(still, results[len(revoked):]) if result["seen"] != f"app {serial}"]
+    print(f"\nrevoked certificate refused: {refused}/{len(revoked)} (drivers x clusters); app still logs in: "
+          f"{sum(1 for r in results[len(revoked):] if r['seen'] == f'app {serial}')}/{len(still)}")
+    assert not failures, "\n".join(failures)
 
 
 def test_revoke_again_changes_nothing():

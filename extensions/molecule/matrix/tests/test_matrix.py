@@ -88,6 +88,20 @@ def test_direct_negotiation_service_when_configured(host):
     assert done.rc == 0 and done.stdout.strip() == "app true", done.stderr
 
 
+def test_sslcertmode_service_when_configured(host):
+    """libpq 16+ reads sslcertmode from the service file: with require it logs in with the certificate; the same
+    service with sslcertmode=disable (the command line wins over the file) sends none and the cert method refuses."""
+    conf = host.file("/home/app/.pg_service.conf").content_string
+    if "sslcertmode=require" not in conf:
+        pytest.skip("no sslcertmode in this cell")
+    done = app_psql(host, "service=pg17", "select current_user || ' ' || (client_dn is not null)::text from pg_stat_ssl "
+                    "where pid = pg_backend_pid()")
+    assert done.rc == 0 and done.stdout.strip() == "app true", done.stderr
+    refused = app_psql(host, "service=pg17 sslcertmode=disable")
+    assert refused.rc != 0
+    assert "connection requires a valid client certificate" in refused.stderr, refused.stderr
+
+
 def test_discovery_and_python_of_the_cell(host, cell):
     """What the cell stands for: the Debian 11 cell has no JSON.pm and cryptography 3.3.2."""
     release = host.file("/etc/debian_version").content_string.strip()

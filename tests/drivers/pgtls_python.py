@@ -1,5 +1,6 @@
 """psycopg 3 (libpq underneath) and asyncpg (its own TLS, Python's ssl) with a client certificate from pgtls.ssl.
-Run with Debian's python3 (python3-psycopg, python3-asyncpg). Prints the session user, or the error.
+Run with Debian's python3 (python3-psycopg, python3-asyncpg). Prints the session user and the serial of the client
+certificate the server saw (pg_stat_ssl), or the error.
 Usage: python3 pgtls_python.py psycopg|asyncpg HOST PORT USER DIR"""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import asyncio
 import ssl
 import sys
 
+SQL = "select current_user || ' ' || client_serial from pg_stat_ssl where pid = pg_backend_pid()"
+
 
 def psycopg_user(host, port, user, folder):
     import psycopg
@@ -15,7 +18,7 @@ def psycopg_user(host, port, user, folder):
     conninfo = (f"host={host} port={port} dbname=postgres user={user} sslmode=verify-full connect_timeout=10 "
                 f"sslrootcert={folder}/root.crt sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key")
     with psycopg.connect(conninfo) as conn:
-        return conn.execute("select current_user").fetchone()[0]
+        return conn.execute(SQL).fetchone()[0]
 
 
 def asyncpg_user(host, port, user, folder):
@@ -28,7 +31,7 @@ def asyncpg_user(host, port, user, folder):
         conn = await asyncpg.connect(host=host, port=int(port), user=user, database="postgres", ssl=context,
                                      timeout=10)
         try:
-            return await conn.fetchval("select current_user")
+            return await conn.fetchval(SQL)
         finally:
             await conn.close()
 

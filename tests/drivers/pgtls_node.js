@@ -1,5 +1,6 @@
 // node-postgres (npm pg) with a client certificate from pgtls.ssl: the server's name checked (servername,
-// rejectUnauthorized), the root as the only trust anchor. Prints the session user, or the error.
+// rejectUnauthorized), the root as the only trust anchor. Prints the session user and the serial of the client
+// certificate the server saw (pg_stat_ssl), or the error.
 // Usage: NODE_PATH=... node pgtls_node.js HOST PORT USER DIR
 const fs = require("fs");
 const { Client } = require("pg");
@@ -13,6 +14,7 @@ const client = new Client({
   },
 });
 client.connect()
-  .then(() => client.query("select current_user"))
-  .then((res) => { console.log(res.rows[0].current_user); return client.end(); })
+  .then(() => client.query(
+    "select current_user || ' ' || client_serial as seen from pg_stat_ssl where pid = pg_backend_pid()"))
+  .then((res) => { console.log(res.rows[0].seen); return client.end(); })
   .catch((err) => { console.log(`FAILED ${err.code || ""} ${err.message}`); process.exit(1); });

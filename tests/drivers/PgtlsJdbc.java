@@ -1,5 +1,6 @@
 // The PostgreSQL JDBC driver with a client certificate from pgtls.ssl: sslmode=verify-full, the key as PKCS#8 DER
-// (postgresql.pk8) or PKCS#12 (postgresql.p12 with its passphrase). Prints the session user, or the error.
+// (postgresql.pk8) or PKCS#12 (postgresql.p12 with its passphrase). Prints the session user and the serial of the
+// client certificate the server saw (pg_stat_ssl), or the error.
 // Usage: java -cp postgresql.jar PgtlsJdbc.java HOST PORT USER DIR [p12PASSPHRASE]
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -22,7 +23,8 @@ public class PgtlsJdbc {
         }
         props.setProperty("connectTimeout", "10");
         try (Connection conn = DriverManager.getConnection("jdbc:postgresql://" + host + ":" + port + "/postgres", props);
-             ResultSet rs = conn.createStatement().executeQuery("select current_user")) {
+             ResultSet rs = conn.createStatement().executeQuery(
+                 "select current_user || ' ' || client_serial from pg_stat_ssl where pid = pg_backend_pid()")) {
             rs.next();
             System.out.println(rs.getString(1));
         } catch (Exception e) {
