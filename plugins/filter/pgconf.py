@@ -4,7 +4,8 @@
 """Filters the server role uses to check and render PostgreSQL configuration before writing it.
 
 Each filter is documented in its own file next to this one: hba_problems.yml, hba_rules.yml, cipher_problems.yml,
-ssl_problems.yml, ssl_settings.yml, server_log_lines.yml, service_problems.yml.
+ssl_problems.yml, ssl_settings.yml, server_log_lines.yml, service_problems.yml, pgbouncer_hba_problems.yml,
+pgbouncer_hba_rules.yml.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     cipher_problems,
     hba_problems,
     hba_rules,
+    pgbouncer_hba_problems,
+    pgbouncer_hba_rules,
     server_log_lines,
     service_problems,
     ssl_problems,
@@ -30,4 +33,6 @@ class FilterModule:
             "ssl_settings": ssl_settings,
             "service_problems": service_problems,
             "server_log_lines": server_log_lines,
+            "pgbouncer_hba_problems": pgbouncer_hba_problems,
+            "pgbouncer_hba_rules": pgbouncer_hba_rules,
         }

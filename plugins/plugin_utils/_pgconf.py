@@ -5,6 +5,8 @@ pg_hba.conf lines per server version, and ssl_ciphers strings that enable unencr
 
 from __future__ import annotations
 
+import ipaddress
+
 HBA_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 INCLUDES = ("include", "include_if_exists", "include_dir")
 # Cipher-string words that switch on ciphers without encryption or with broken strength.
@@ -255,3 +257,76 @@ def server_log_lines(text: str, limit: int = 6) -> list[str]:
     picked = [line.strip() for line in str(text or "").splitlines()
               if 'parameter "' not in line and any(word in line.lower() for word in _LOG_WORDS)]
     return picked[-limit:]
+
+
+# PgBouncer's hba (auth_hba_file), as PgBouncer 1.18's src/hba.c parses it: addresses are IP/CIDR or IP and mask
+# only (no "all", host names, samehost/samenet), no options, and these methods. A line it cannot parse is skipped
+# with a warning ("could not parse hba config line N") while the others load: checked here instead.
+PGBOUNCER_HBA_TYPES = ("local", "host", "hostssl", "hostnossl")
+PGBOUNCER_HBA_METHODS = ("trust", "reject", "md5", "password", "peer", "cert")
+PGBOUNCER_HBA_DATABASE_WORDS = ("replication", "samerole", "samegroup")
+
+
+def _pgbouncer_address_problem(address: str) -> str | None:
+    if address == "all":
+        return None
+    try:
+        ipaddress.ip_network(address, strict=False)
+    except ValueError:
+        return f"address {address!r} is not an IP address or CIDR range (PgBouncer resolves no names)"
+    if "/" not in address:
+        return f"address {address!r} needs a /mask (e.g. {address}/{32 if ':' not in address else 128})"
+    return None
+
+
+def pgbouncer_hba_problems(rules: list, variable: str = "pgtls_pgbouncer_hba_rules") -> list[str]:
+    """Rules PgBouncer's hba would skip (silently but for a log line) or that it reads otherwise than PostgreSQL."""
+    problems = []
+    for index, rule in enumerate(rules or []):
+        where = f"{variable}[{index}]"
+        kind = str(rule.get("type", ""))
+        if kind not in PGBOUNCER_HBA_TYPES:
+            problems.append(f"{where}: type {kind!r} is not one PgBouncer reads ({', '.join(PGBOUNCER_HBA_TYPES)})")
+            continue
+        method = str(rule.get("method", ""))
+        if method not in PGBOUNCER_HBA_METHODS:
+            problems.append(f"{where}: method {method!r} is not one PgBouncer's hba reads "
+                            f"({', '.join(PGBOUNCER_HBA_METHODS)})")
+        if _options(rule):
+            problems.append(f"{where}: PgBouncer's hba takes no options ({', '.join(sorted(_options(rule)))})")
+        words = [w for w in str(rule.get("database", "")).split(",") if w in PGBOUNCER_HBA_DATABASE_WORDS]
+        if words:
+            problems.append(f"{where}: database {', '.join(words)} is not supported by PgBouncer")
+        if any(w.startswith("+") for w in str(rule.get("user", "")).split(",")):
+            problems.append(f"{where}: group names (+role) are not supported by PgBouncer")
+        if kind != "local":
+            problem = _pgbouncer_address_problem(str(rule.get("address", "")))
+            if problem:
+                problems.append(f"{where}: {problem}")
+        elif method == "cert":
+            problems.append(f"{where}: cert needs TLS; a local (socket) line cannot use it")
+    return problems
+
+
+def pgbouncer_hba_rules(rules: list, rejected_users: list | None = None) -> list[dict]:
+    """PgBouncer's hba lines in order: a reject line per rejected (revoked) user first, then the rules with host lines
+    as hostssl and address "all" as 0.0.0.0/0 and ::/0, then hostnossl reject lines: TCP only with TLS."""
+    result = []
+    for user in sorted(set(rejected_users or [])):
+        for address in ("0.0.0.0/0", "::/0"):
+            result.append({"type": "host", "database": "all", "user": str(user), "address": address,
+                           "method": "reject"})
+    for given in rules or []:
+        rule = {key: str(given.get(key, "")) for key in ("type", "database", "user", "address", "method")}
+        if rule["type"] == "host":
+            rule["type"] = "hostssl"
+        if rule["type"] == "local":
+            rule["address"] = ""
+            result.append(rule)
+        elif rule["address"] == "all":
+            result.extend(dict(rule, address=address) for address in ("0.0.0.0/0", "::/0"))
+        else:
+            result.append(rule)
+    for address in ("0.0.0.0/0", "::/0"):
+        result.append({"type": "hostnossl", "database": "all", "user": "all", "address": address, "method": "reject"})
+    return result

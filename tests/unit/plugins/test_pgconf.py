@@ -14,6 +14,8 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     cipher_problems,
     hba_problems,
     hba_rules,
+    pgbouncer_hba_problems,
+    pgbouncer_hba_rules,
     server_log_lines,
     service_problems,
     ssl_problems,
@@ -199,3 +201,49 @@ def test_server_log_keeps_the_servers_own_reason():
         "2026-11-27 14:00:01.004 UTC [100] LOG:  SSL configuration was not reloaded"]
     assert server_log_lines("") == []
     assert len(server_log_lines("FATAL: x\n" * 20)) == 6
+
+
+@pytest.mark.parametrize("rule,expected", [
+    ({"type": "host", "database": "all", "user": "app", "address": "all", "method": "cert"}, None),
+    ({"type": "hostssl", "database": "all", "user": "app", "address": "10.0.0.0/8", "method": "md5"}, None),
+    ({"type": "local", "database": "pgbouncer", "user": "postgres", "method": "peer"}, None),
+    ({"type": "host", "database": "all", "user": "app", "address": "db.example.com", "method": "cert"},
+     "is not an IP address or CIDR range"),
+    ({"type": "host", "database": "all", "user": "app", "address": "10.0.0.1", "method": "cert"}, "needs a /mask"),
+    ({"type": "host", "database": "all", "user": "app", "address": "samenet", "method": "cert"},
+     "is not an IP address"),
+    ({"type": "host", "database": "all", "user": "app", "address": "all", "method": "scram-sha-256"},
+     "method 'scram-sha-256' is not one"),
+    ({"type": "host", "database": "all", "user": "app", "address": "all", "method": "cert", "options": {"map": "x"}},
+     "takes no options"),
+    ({"type": "hostgssenc", "database": "all", "user": "app", "address": "all", "method": "cert"}, "type 'hostgssenc'"),
+    ({"type": "host", "database": "replication", "user": "app", "address": "all", "method": "md5"},
+     "replication is not supported"),
+    ({"type": "host", "database": "all", "user": "+admins", "address": "all", "method": "md5"}, "group names"),
+    ({"type": "local", "database": "all", "user": "app", "method": "cert"}, "local (socket) line"),
+])
+def test_pgbouncer_hba_problems(rule, expected):
+    problems = pgbouncer_hba_problems([rule])
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and expected in problems[0], problems
+        assert problems[0].startswith("pgtls_pgbouncer_hba_rules[0]: ")
+
+
+def test_pgbouncer_hba_rules_reject_revoked_first_and_tls_only():
+    lines = pgbouncer_hba_rules(
+        [{"type": "local", "database": "pgbouncer", "user": "postgres", "method": "peer"},
+         {"type": "host", "database": "all", "user": "app,mallory", "address": "all", "method": "cert"}],
+        ["mallory"])
+    assert [(r["type"], r["user"], r["address"], r["method"]) for r in lines] == [
+        ("host", "mallory", "0.0.0.0/0", "reject"),
+        ("host", "mallory", "::/0", "reject"),
+        ("local", "postgres", "", "peer"),
+        ("hostssl", "app,mallory", "0.0.0.0/0", "cert"),
+        ("hostssl", "app,mallory", "::/0", "cert"),
+        ("hostnossl", "all", "0.0.0.0/0", "reject"),
+        ("hostnossl", "all", "::/0", "reject"),
+    ]
+    # Every line PgBouncer will read is one the check accepts.
+    assert pgbouncer_hba_problems(lines) == []

@@ -1,0 +1,173 @@
+"""Verify PgBouncer in front of PostgreSQL with real clients: the certificate PgBouncer serves, libpq through it with
+verify-full and a client certificate, PgBouncer's own verify-full connection as PostgreSQL sees it (pg_stat_ssl),
+then the negative cases: names not in the certificates, a bad key file (PgBouncer keeps the old one; the role
+refuses before changing anything), a revoked client. The tests run in file order."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PKI = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
+POOLER = "pgtls-pgb-pooler"
+TLS = "/etc/pgbouncer/tls"
+LOG = "/var/log/postgresql/pgbouncer.log"
+
+
+def node(name):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+APP = node(POOLER)
+DB = node("pgtls-pgb-db")
+
+
+def playbook(name, *extra):
+    env = dict(os.environ, PGTLS_PKI_DIR=PKI, ANSIBLE_PIPELINING="true", ANSIBLE_FORCE_COLOR="0")
+    done = subprocess.run(["ansible-playbook", "-i", INVENTORY, f"pgtls.ssl.{name}", *extra], check=False,
+                          capture_output=True, text=True, env=env, timeout=600)
+    return done.returncode, done.stdout + done.stderr
+
+
+def psql(user="app", host=POOLER, dbname="appdb", sql="select current_user", extra=""):
+    folder = f"/home/{user}/.postgresql"
+    conninfo = (f"host={host} port=6432 dbname={dbname} user={user} sslmode=verify-full connect_timeout=10 "
+                f"sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key sslrootcert={folder}/root.crt {extra}")
+    command = shlex.join(["psql", "-X", "-At", "-c", sql, conninfo])
+    return APP.run(f"su {user} -c {shlex.quote(command)}")
+
+
+def served_fingerprint():
+    out = APP.run(f"openssl s_client -starttls postgres -connect {POOLER}:6432 -servername {POOLER} "
+                  f"-CAfile {TLS}/root.crt -verify_return_error </dev/null 2>/dev/null "
+                  "| openssl x509 -noout -fingerprint -sha256")
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
+def installed_fingerprint():
+    out = APP.run(f"openssl x509 -in {TLS}/server.crt -noout -fingerprint -sha256")
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_files_owners_and_modes():
+    expected = {
+        TLS: ("root", "postgres", 0o750),
+        f"{TLS}/server.key": ("postgres", "postgres", 0o600),
+        f"{TLS}/server.crt": ("postgres", "postgres", 0o644),
+        f"{TLS}/root.crt": ("postgres", "postgres", 0o644),
+        f"{TLS}/client/postgresql.key": ("postgres", "postgres", 0o600),
+        "/etc/pgbouncer/pgbouncer.ini": ("postgres", "postgres", 0o640),
+        "/etc/pgbouncer/pg_hba.conf": ("postgres", "postgres", 0o640),
+        "/etc/pgbouncer/userlist.txt": ("postgres", "postgres", 0o640),
+    }
+    for path, (user, group, mode) in expected.items():
+        f = APP.file(path)
+        assert (f.user, f.group, f.mode) == (user, group, mode), path
+    assert not APP.file(f"{TLS}/.pgtls-snapshot").exists
+    assert APP.service("pgbouncer").is_running and APP.service("pgbouncer").is_enabled
+
+
+def test_settings_written():
+    ini = APP.file("/etc/pgbouncer/pgbouncer.ini").content_string
+    for line in ("client_tls_sslmode = verify-full", "server_tls_sslmode = verify-full", "auth_type = hba",
+                 f"client_tls_ca_file = {TLS}/root.crt", f"server_tls_ca_file = {TLS}/root.crt",
+                 f"server_tls_cert_file = {TLS}/client/postgresql.crt", "client_tls_protocols = tlsv1.2,tlsv1.3"):
+        assert line in ini, line
+
+
+def test_handshake_serves_the_ca_issued_certificate():
+    assert served_fingerprint() == installed_fingerprint() != ""
+    issuer = APP.run(f"openssl x509 -in {TLS}/server.crt -noout -issuer -ext subjectAltName")
+    assert "pgtls PostgreSQL CA" in issuer.stdout and f"DNS:{POOLER}" in issuer.stdout
+    # TLS 1.1 is refused (client_tls_protocols).
+    old = APP.run(f"openssl s_client -starttls postgres -connect {POOLER}:6432 -tls1_1 </dev/null")
+    assert old.rc != 0
+
+
+def test_verify_full_with_client_certificate_through_pgbouncer():
+    done = psql(sql="select current_user, inet_server_port()")
+    assert done.rc == 0, done.stderr
+    assert done.stdout.strip() == "app|5432"
+
+
+def test_pgbouncer_to_postgresql_is_tls_with_its_own_certificate():
+    # Run through PgBouncer, so PostgreSQL answers about PgBouncer's server connection.
+    done = psql(sql="select ssl, version, client_dn from pg_stat_ssl where pid = pg_backend_pid()")
+    assert done.rc == 0, done.stderr
+    ssl, version, client_dn = done.stdout.strip().split("|")
+    assert ssl == "t" and version in ("TLSv1.2", "TLSv1.3") and client_dn == "/CN=pgbouncer"
+    # And as the database server lists it: every connection from the pooler is TLS with PgBouncer's certificate.
+    sql = ("select a.usename, s.ssl, s.client_dn from pg_stat_ssl s join pg_stat_activity a using (pid) "
+           "where a.client_addr is not null")
+    rows = DB.run(f"su postgres -c {shlex.quote(shlex.join(['psql', '-X', '-At', '-c', sql]))}")
+    assert rows.rc == 0, rows.stderr
+    assert "app|t|/CN=pgbouncer" in rows.stdout.splitlines()
+
+
+def test_a_name_not_in_the_certificate_is_refused():
+    ip = APP.run("getent hosts pgtls-pgb-pooler").stdout.split()[0]
+    done = psql(host=ip)
+    assert done.rc != 0 and "does not match host name" in done.stderr, done.stderr
+    # PgBouncer's side: a database named by an address the server's certificate does not carry.
+    lines = int(APP.run(f"wc -l < {LOG}").stdout.strip())
+    done = psql(dbname="byaddress")
+    assert done.rc != 0, done.stdout
+    log = APP.run(f"tail -n +{lines + 1} {LOG}").stdout
+    refusal = r"(not present in server certificate|does not match|certificate verify failed)"
+    assert re.search(refusal, log), f"client: {done.stderr}\nPgBouncer: {log[-2000:]}"
+
+
+def test_a_login_without_client_certificate_is_refused():
+    done = APP.run(f"psql -X -At -c 'select 1' 'host={POOLER} port=6432 dbname=appdb user=app sslmode=verify-full "
+                   f"sslrootcert={TLS}/root.crt connect_timeout=10'")
+    assert done.rc != 0 and "certificate required" in done.stderr, done.stderr
+
+
+def test_bad_key_pgbouncer_keeps_serving_and_the_role_refuses():
+    before = served_fingerprint()
+    key = f"{TLS}/server.key"
+    assert APP.run(f"cp -a {key} /root/server.key.good").rc == 0
+    try:
+        # PgBouncer itself: a reload with a garbage key logs an error and keeps its old TLS configuration.
+        APP.run(f"echo garbage > {key}")
+        assert APP.run("systemctl reload pgbouncer").rc == 0
+        APP.run("sleep 1")
+        assert served_fingerprint() == before
+        assert "TLS configuration could not be reloaded, keeping old configuration" in APP.run(f"tail -n 5 {LOG}").stdout
+        assert psql().rc == 0
+        # The role: refuses the file before changing anything, naming it.
+        ini = APP.file("/etc/pgbouncer/pgbouncer.ini").content_string
+        rc, out = playbook("site", "--limit", POOLER)
+        assert rc != 0, out
+        assert key in out and "refusing to replace it" in out, out[-3000:]
+        assert APP.file("/etc/pgbouncer/pgbouncer.ini").content_string == ini
+        assert served_fingerprint() == before
+    finally:
+        APP.run(f"cp -a /root/server.key.good {key} && systemctl reload pgbouncer")
+    assert psql().rc == 0
+
+
+def test_a_revoked_client_is_refused_by_pgbouncer():
+    assert psql("mallory").stdout.strip() == "mallory"
+    rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["mallory"]}')
+    assert rc == 0, out[-4000:]
+    done = psql("mallory")
+    assert done.rc != 0 and "login rejected" in done.stderr, done.stderr
+    assert psql().stdout.strip() == "app"
+    assert "mallory" not in APP.file("/etc/pgbouncer/userlist.txt").content_string
+    # PostgreSQL, which reads the CRL, refuses mallory's certificate directly too.
+    direct = psql("mallory", host="pgtls-pgb-db", dbname="postgres", extra="port=5432")
+    assert direct.rc != 0 and "revoked" in direct.stderr, direct.stderr
+
+
+def test_audit_reports_pgbouncer():
+    rc, out = playbook("audit")
+    assert rc == 0, out[-3000:]
+    assert re.search(rf"{POOLER}\s+pgbouncer:6432\s+\d+\s+ok\s+ok", out), out[-3000:]
