@@ -25,6 +25,7 @@ WORK = ROOT / ".cache" / "bench-ssh"
 IMAGE = os.environ.get("PGTLS_IMAGE", "localhost/pgtls-bookworm:latest")
 NETWORK = "pgtls-bench"
 SIZES = [int(s) for s in os.environ.get("PGTLS_BENCH_SIZES", "1,3,8").split(",")]
+os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "tests" / "podman" / "containers.conf"))  # the project's podman
 
 
 def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -58,7 +59,7 @@ def up(count: int) -> dict[str, str]:
                     "running", "degraded"):
                 break
             time.sleep(1)
-        sh("podman", "exec", name, "sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys "
+        sh("podman", "exec", "-i", name, "sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys "
            "&& chmod 600 /root/.ssh/authorized_keys && systemctl enable --now ssh >/dev/null 2>&1", input=pub)
         addresses[name] = sh("podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                              name).stdout.strip()
