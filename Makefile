@@ -116,7 +116,8 @@ molecule: venv $(BIN)/molecule image matrix-deps matrix-images
 	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
 
 # ruff on the Python, yamllint on every YAML file, ansible-lint's production profile (exceptions: .ansible-lint).
-lint: venv $(BIN)/ansible-lint
+# The Molecule requirements bring the ansible package: scripts/anchor/ uses community.crypto and community.postgresql.
+lint: venv $(BIN)/ansible-lint $(BIN)/molecule
 	$(BIN)/ruff check plugins tests scripts extensions
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production --nocolor -q
