@@ -12,6 +12,8 @@ TARGET_PYTHON ?= /usr/bin/python3
 # ansible-test needs the checkout laid out as ansible_collections/pgtls/ssl; we copy the tree there.
 TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
+# node-postgres from the npm registry: the driver tests of e2e and of the Molecule fleet scenario.
+NODE_PG := .cache/node/node_modules/pg/package.json
 
 .PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip
@@ -110,8 +112,9 @@ matrix: venv $(BIN)/molecule matrix-deps matrix-images
 	cd extensions && for s in $(MATRIX_SCENARIOS); do start=$$(date +%s); \
 	  $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test -s $$s || exit 1; echo "matrix cell $$s: $$(( $$(date +%s) - start )) s"; done
 
-# Every scenario, the matrix cells included (so `make test` runs the matrix).
-molecule: venv $(BIN)/molecule image matrix-deps matrix-images
+# Every scenario, the matrix cells included (so `make test` runs the matrix). The fleet scenario's driver tests
+# compile their JDBC program with the JDK of system-deps and copy node-postgres into the application host.
+molecule: venv $(BIN)/molecule system-deps $(NODE_PG) image matrix-deps matrix-images
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
 	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
 
@@ -157,7 +160,6 @@ faults: venv system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/faults
 
 # node-postgres from the npm registry, for the driver tests.
-NODE_PG := .cache/node/node_modules/pg/package.json
 $(NODE_PG):
 	command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	npm install --silent --no-audit --no-fund --prefix .cache/node pg@8.16.3
