@@ -4,7 +4,8 @@ For 1, 3 and 8 database hosts (PGTLS_BENCH_SIZES), each side gets a fresh podman
 sshd) reached over real SSH from this machine (pipelining, ControlPersist, forks 10):
   ours:   the pgtls.ssl.site playbook;
   anchor: scripts/anchor/site.yml, the same outcome hand-assembled with community.crypto + community.postgresql.
-Timed: the first rollout and an unchanged re-run (its changed count printed). Then, not timed, a -vvv re-run
+Timed: the first rollout and an unchanged re-run (its changed count printed), PGTLS_BENCH_ROUNDS times (default
+2; the sides alternate, each on a fresh fleet; means with min-max). Then, first round only, not timed, a -vvv re-run
 counts the SSH commands each host ran (one per module execution, pipelining on), and psql connects to every host
 with sslmode=verify-full by name (hostaddr) to show that both sides worked. Ratios are ours / anchor, same run.
 """
@@ -25,6 +26,7 @@ WORK = ROOT / ".cache" / "bench-ssh"
 IMAGE = os.environ.get("PGTLS_IMAGE", "localhost/pgtls-bookworm:latest")
 NETWORK = "pgtls-bench"
 SIZES = [int(s) for s in os.environ.get("PGTLS_BENCH_SIZES", "1,3,8").split(",")]
+ROUNDS = int(os.environ.get("PGTLS_BENCH_ROUNDS", "2"))
 os.environ.setdefault("CONTAINERS_CONF", str(ROOT / "tests" / "podman" / "containers.conf"))  # the project's podman
 
 
@@ -122,6 +124,15 @@ SIDES = {
 }
 
 
+def spread(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    return f"{mean:.1f} s" if len(values) == 1 else f"{mean:.1f} s ({min(values):.1f}-{max(values):.1f})"
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     if not (WORK / "id_ed25519").exists():
@@ -129,36 +140,46 @@ def main() -> None:
     rows = []
     try:
         for size in SIZES:
-            figures = {}
-            for side, (book, root) in SIDES.items():
-                shutil.rmtree(WORK / "pki", ignore_errors=True)
-                shutil.rmtree(WORK / "anchor-pki", ignore_errors=True)
-                addresses = up(size)
-                inv = inventory(addresses)
-                play(inv, str(ROOT / "extensions" / "molecule" / "shared" / "prepare.yml"))
-                first = play(inv, book)[0]
-                again, out = play(inv, book)
-                loud = play(inv, book, "-vvv")[1]
-                figures[side] = (first, again, changed(out), ssh_commands(loud, addresses), verify(addresses, root()))
-                print(f"{size} host(s) {side}: first {first:.1f} s, re-run {again:.1f} s (changed={figures[side][2]}),"
-                      f" {figures[side][3]:.1f} SSH commands per host on a re-run, verify-full {figures[side][4]}",
-                      flush=True)
+            # side -> {"first": [...], "again": [...], "ssh": float}; the sides alternate within each round.
+            figures = {side: {"first": [], "again": []} for side in SIDES}
+            for round_ in range(1, ROUNDS + 1):
+                for side, (book, root) in SIDES.items():
+                    shutil.rmtree(WORK / "pki", ignore_errors=True)
+                    shutil.rmtree(WORK / "anchor-pki", ignore_errors=True)
+                    addresses = up(size)
+                    inv = inventory(addresses)
+                    play(inv, str(ROOT / "extensions" / "molecule" / "shared" / "prepare.yml"))
+                    first = play(inv, book)[0]
+                    again, out = play(inv, book)
+                    figures[side]["first"].append(first)
+                    figures[side]["again"].append(again)
+                    line = (f"{size} host(s) round {round_} {side}: first {first:.1f} s, re-run {again:.1f} s "
+                            f"(changed={changed(out)})")
+                    if round_ == 1:
+                        loud = play(inv, book, "-vvv")[1]
+                        figures[side]["ssh"] = ssh_commands(loud, addresses)
+                        line += (f", {figures[side]['ssh']:.1f} SSH commands per host on a re-run, verify-full "
+                                 f"{verify(addresses, root())}")
+                    print(line, flush=True)
             rows.append((size, figures))
     finally:
         down()
         sh("podman", "network", "rm", "-f", NETWORK, check=False)
+    print(f"\nMeans of {ROUNDS} round(s), (min-max) in brackets; ratios of the means, same run.")
     print("\n| database hosts | first rollout, ours / anchor | unchanged re-run, ours / anchor |"
           " SSH commands per host on a re-run, ours / anchor |")
     print("| --- | --- | --- | --- |")
     for size, f in rows:
         o, a = f["ours"], f["anchor"]
-        print(f"| {size} | {o[0]:.1f} s / {a[0]:.1f} s ({o[0] / a[0]:.2f}x) | {o[1]:.1f} s / {a[1]:.1f} s "
-              f"({o[1] / a[1]:.2f}x) | {o[3]:.1f} / {a[3]:.1f} |")
+        print(f"| {size} | {spread(o['first'])} / {spread(a['first'])} ({mean(o['first']) / mean(a['first']):.2f}x) | "
+              f"{spread(o['again'])} / {spread(a['again'])} ({mean(o['again']) / mean(a['again']):.2f}x) | "
+              f"{o['ssh']:.1f} / {a['ssh']:.1f} |")
     if len(rows) > 1:
         (s0, f0), (s1, f1) = rows[0], rows[-1]
         for side in SIDES:
-            print(f"per added host, {side}: first rollout {(f1[side][0] - f0[side][0]) / (s1 - s0):.2f} s, "
-                  f"re-run {(f1[side][1] - f0[side][1]) / (s1 - s0):.2f} s")
+            print(f"per added host, {side}: first rollout "
+                  f"{(mean(f1[side]['first']) - mean(f0[side]['first'])) / (s1 - s0):.2f} s, "
+                  f"re-run {(mean(f1[side]['again']) - mean(f0[side]['again'])) / (s1 - s0):.2f} s")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,125 @@ options:
         hour - never a run in progress) when a killed run left them behind; they may hold key copies.
     type: bool
     default: false
+  material:
+    description:
+      - The server key and certificate of the cluster, handled in the same execution (set by the
+        M(pgtls.ssl.cluster_tls) action, which signs on the controller). Without O(material.certificate) the key is
+        ensured (made here when missing) and its CSR returned in RV(material); with it, the certificate is
+        installed, the snapshot taken first when anything is replaced. As M(pgtls.ssl.host_material) does for one
+        item.
+    type: dict
+    suboptions:
+      name:
+        description: A label for messages and results (for example the role name).
+        type: str
+        required: true
+      key_path:
+        description: The private key file.
+        type: path
+        required: true
+      cert_path:
+        description: The certificate file (leaf first, then intermediates).
+        type: path
+        required: true
+      root_path:
+        description: Where O(items[].root) is written (a client's C(root.crt)).
+        type: path
+      csr_path:
+        description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
+        type: path
+      key_type:
+        description: Type of a new key; an existing key of another type is replaced (via a pending key).
+        type: str
+        default: ec-p256
+        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+      common_name:
+        description: CN of the CSR. Defaults to O(items[].name).
+        type: str
+      subject_alt_names:
+        description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
+        type: list
+        elements: str
+        default: []
+      owner:
+        description: Owner of the files (name or uid).
+        type: str
+      group:
+        description: Group of the files (name or gid).
+        type: str
+      key_mode:
+        description: Mode of the key file.
+        type: str
+        default: '0600'
+      cert_mode:
+        description: Mode of the certificate, CSR and root files.
+        type: str
+        default: '0644'
+      create_dir:
+        description: Create the key's folder (mode 0700, same owner) if it is missing.
+        type: bool
+        default: false
+      base_dir:
+        description:
+          - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, or
+            the task fails before anything is written. The client_cert action sets it to O(pgtls.ssl.client_cert#module:dest).
+        type: path
+        version_added: 0.2.0
+      pkcs8_path:
+        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_path:
+        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
+          O(items[].pkcs12_passphrase) (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_passphrase:
+        description: Passphrase of O(items[].pkcs12_path). Never logged.
+        type: str
+        version_added: 0.2.0
+      certificate:
+        description: With O(stage=install), the chain to install, PEM, leaf first.
+        type: str
+      root:
+        description: With O(stage=install), the trust anchors for O(items[].root_path), PEM.
+        type: str
+      snapshot_dir:
+        description:
+          - With O(stage=install), copies of O(items[].snapshot_paths) are taken in this folder before the first
+            file is replaced (see M(pgtls.ssl.server_cert)), unless O(items[].snapshot_taken).
+        type: path
+        version_added: 0.2.0
+      snapshot_paths:
+        description: The files to copy into the snapshot.
+        type: list
+        elements: path
+        default: []
+        version_added: 0.2.0
+      snapshot_group:
+        description: Group of the snapshot folder.
+        type: str
+        version_added: 0.2.0
+      snapshot_taken:
+        description: This run already took its snapshot; take none.
+        type: bool
+        default: false
+        version_added: 0.2.0
+  compare_only:
+    description:
+      - Compare every folder, file and line and report, writing none of them (the key of O(material) is still
+        ensured); a snapshot an interrupted run left is removed when nothing differs. M(pgtls.ssl.cluster_tls) asks
+        this first and writes only when something differs.
+    type: bool
+    default: false
+  probe_port:
+    description:
+      - With O(compare_only), also ask the server on C(127.0.0.1) at this port which certificate it serves
+        (SSLRequest, then TLS) and compare its leaf with the certificate file (RV(served)). Not in check mode.
+    type: int
+  probe_cert_path:
+    description: The certificate file the probe compares with (default the certificate of O(material)).
+    type: path
 """
 
 EXAMPLES = r"""
@@ -149,6 +268,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+material:
+  description:
+    - What the host has for O(material) - the key's path, state and public key fingerprint, a CSR for it, the
+      certificate and root files in place (public material, never the key) and the changes made; after an install,
+      the changes and whether the snapshot was taken.
+  returned: when O(material) is set
+  type: dict
+served:
+  description:
+    - What the server serves - RV(served.matches_file), the served leaf's C(fingerprint_sha256), or C(error) when
+      the probe failed (a stopped server, SSL off).
+  returned: when O(probe_port) is set with O(compare_only), not in check mode
+  type: dict
 changes:
   description: What changed (or would change), one C(path - what) entry per folder, file or line.
   returned: success

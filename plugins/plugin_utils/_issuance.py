@@ -32,6 +32,8 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs,
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_sans
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import SERVER
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
 
 HOST_MODULE = "pgtls.ssl.host_material"
@@ -175,6 +177,37 @@ class IssuingAction(ActionBase):
         if request.root_pem is not None and answer.get("root") != request.root_pem:
             request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
             request.install = True
+
+
+def server_request(params: dict, issuer: Issuer) -> Request:
+    """The server certificate to ensure, from server_cert's options (cluster_tls's ``material`` has the same)."""
+    sans = parse_sans(params["subject_alt_names"], "subject_alt_names")
+    if not sans:
+        raise PkiError("at least one DNS name or IP address is needed", where="subject_alt_names")
+    common_name = params["common_name"] or str(sans[0].value)
+    paths = {"key_path": params["key_path"], "cert_path": params["cert_path"], "csr_path": params.get("csr_path"),
+             "root_cert_path": params["root_cert_path"]}
+    seen = {}
+    for option, path in paths.items():
+        if path and os.path.normpath(path) in seen:
+            raise PkiError(f"{path} is also given as {seen[os.path.normpath(path)]}: each file needs its own path",
+                           where=option)
+        if path:
+            seen[os.path.normpath(path)] = option
+    if params["root_cert_path"] and issuer.root is None:
+        raise PkiError("root_cert_path needs the root: give it in issuer_chain_path or issuer_chain_content",
+                       where="root_cert_path")
+    item = {"name": "server", "key_path": params["key_path"], "cert_path": params["cert_path"],
+            "csr_path": params.get("csr_path"), "root_path": params["root_cert_path"], "key_type": params["key_type"],
+            "common_name": common_name, "subject_alt_names": params["subject_alt_names"], "owner": params["owner"],
+            "group": params["group"], "key_mode": params["key_mode"], "cert_mode": params["cert_mode"],
+            "create_dir": params["create_dir"]}
+    for option in ("snapshot_dir", "snapshot_paths", "snapshot_group", "snapshot_taken"):
+        if option in params:
+            item[option] = params[option]
+    wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
+    root_pem = pem([issuer.root]) if params["root_cert_path"] else None
+    return Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)
 
 
 def preflight_key(params: dict, issuer: Issuer) -> None:

@@ -19,7 +19,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from . import snapshot
+from . import compat, host, probe, snapshot
 from .errors import PkiError
 from .files import (
     MAX_CRL_BYTES,
@@ -33,6 +33,7 @@ from .files import (
     resolve_uid,
     write_atomic,
 )
+from .info import fingerprint
 
 LEGACY_AGE = 3600
 
@@ -174,21 +175,72 @@ def remove_legacy_snapshots(tmp: str = "/tmp", age: int = LEGACY_AGE) -> list[st
     return removed
 
 
+def served(port: int, cert_path: str) -> dict:
+    """What 127.0.0.1:``port`` serves, compared with the leaf of ``cert_path`` (a failure is an answer too)."""
+    try:
+        chain = probe.served_chain("127.0.0.1", port)["chain"]
+    except PkiError as exc:
+        return {"matches_file": False, "error": str(exc)}
+    answer = {"matches_file": False, "fingerprint_sha256": fingerprint(chain[0])}
+    data = read_bytes(cert_path, "probe_cert_path", missing_ok=True, nofollow=True)
+    try:
+        leaf = compat.load_certificates(data, cert_path)[0] if data else None
+    except PkiError:
+        leaf = None
+    answer["matches_file"] = leaf is not None and fingerprint(leaf) == answer["fingerprint_sha256"]
+    return answer
+
+
+def _material(params: dict, check_mode: bool) -> dict | None:
+    """The server key and certificate (pgtls.ssl.host_material's logic): without a certificate, ensure the key and
+    return its CSR and the files in place; with one, install it, taking the run's snapshot first when it writes."""
+    raw = params.get("material")
+    if not raw:
+        return None
+    if not raw.get("certificate"):
+        return host.host_material({"stage": "prepare", "items": [raw]}, check_mode)["items"][0]
+    item = dict(raw, snapshot_dir=params.get("snapshot_dir"), snapshot_paths=params.get("snapshot_paths") or [],
+                snapshot_group=params.get("snapshot_group"), snapshot_taken=bool(params.get("snapshot_taken")))
+    return host.host_material({"stage": "install", "items": [item]}, check_mode)["items"][0]
+
+
 def cluster_files(params: dict, check_mode: bool) -> dict:
-    """Module entry for pgtls.ssl.cluster_files."""
+    """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
+    plan included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first)."""
     entries = _plan(params)
     changed = [e for e in entries if e.changes]
     result = {"changed": bool(changed), "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed],
               "snapshot_taken": False, "stale_snapshot_removed": False}
     folder = params.get("snapshot_dir")
+    if params.get("compare_only"):
+        material = _material(params, check_mode)
+        result["changed"] = bool(material and material["changes"])
+        if material is not None:
+            result["material"] = material
+        if not check_mode:
+            if folder and not changed and not (material and material["changes"]) and not params.get("snapshot_taken"):
+                result["stale_snapshot_removed"] = snapshot.remove(folder)
+            if params.get("remove_legacy_snapshots"):
+                result["legacy_snapshots_removed"] = remove_legacy_snapshots()
+            if params.get("probe_port"):
+                cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
+                result["served"] = served(params["probe_port"], cert_path)
+        result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
+        return result
+    material = _material(params, check_mode)
+    taken = bool(params.get("snapshot_taken"))
+    if material is not None:
+        result["material"] = material
+        result["snapshot_taken"] = taken = taken or bool(material.get("snapshot_taken"))
+        result["changed"] = result["changed"] or bool(material["changes"])
     if not check_mode:
         # Folders first (the snapshot lives in one of them; a new folder has nothing to restore), then the
         # snapshot of every file the role may change, then the files.
         for entry in changed:
             if entry.kind == "directory":
                 _apply(entry)
-        if folder and params.get("snapshot_taken"):
-            pass  # this run's snapshot, taken by the task that replaced the key or certificate
+        if folder and taken:
+            pass  # this run's snapshot, taken before the key or certificate was replaced
         elif folder and changed:
             gid = resolve_gid(params.get("snapshot_group"), "snapshot_group")
             snapshot.take(folder, params["snapshot_paths"], gid, "snapshot_dir")

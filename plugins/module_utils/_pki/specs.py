@@ -257,4 +257,23 @@ CLUSTER_FILES = {
     }},
     **SNAPSHOT,
     "remove_legacy_snapshots": {"type": "bool", "default": False},
+    # The server key and certificate, in the same execution (the pgtls.ssl.cluster_tls action sets these).
+    "material": {"type": "dict", "options": HOST_ITEM},
+    "compare_only": {"type": "bool", "default": False},
+    "probe_port": {"type": "int"},
+    "probe_cert_path": {"type": "path"},
+}
+
+# What the server role hands pgtls.ssl.cluster_tls for one cluster: the key and certificate (as server_cert takes
+# them), the files (as cluster_files takes them), the probe, and the CA that signs.
+SERVER_MATERIAL = {name: SERVER_CERT[name] for name in (
+    "key_path", "cert_path", "root_cert_path", "key_type", "common_name", "subject", "subject_alt_names", "valid_days",
+    "key_mode", "cert_mode", "create_dir", "owner", "group")}
+
+CLUSTER_TLS = {
+    "material": {"type": "dict", "options": SERVER_MATERIAL},
+    **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "compare_only")},
+    **RENEWAL,
+    **RECORD,
+    **ISSUER,
 }

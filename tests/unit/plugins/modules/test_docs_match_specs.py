@@ -23,6 +23,8 @@ MODULES = {
     "intermediate_rotation": specs.INTERMEDIATE_ROTATION,
     "audit_report": specs.AUDIT_REPORT,
     "cluster_info": specs.CLUSTER_INFO,
+    "cluster_files": specs.CLUSTER_FILES,
+    "cluster_tls": specs.CLUSTER_TLS,
 }
 
 

@@ -1,0 +1,114 @@
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action for pgtls.ssl.cluster_tls: one cluster's key, certificate and files in one host execution when nothing
+changed. The host answers once (key ensured there, its CSR, every file compared, what the server serves); the
+controller decides and signs; a second execution installs, only when something differs."""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, check_lifetime
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_TLS, ISSUER_EXCLUSIVE
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
+    IssuingAction,
+    diff_for,
+    pem,
+    preflight_key,
+    record,
+    server_request,
+)
+
+HOST_MODULE = "pgtls.ssl.cluster_files"
+FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths", "snapshot_group", "snapshot_taken",
+                "remove_legacy_snapshots", "probe_port", "probe_cert_path")
+
+
+class ActionModule(IssuingAction):
+    SPEC = CLUSTER_TLS
+
+    def option_names(self, msg):
+        # The host half names the key and certificate "items[0] (server).<option>": here they are material's.
+        return re.sub(r"items\[0\] \(server\)\.(\w+)",
+                      lambda m: "material." + {"root_path": "root_cert_path"}.get(m.group(1), m.group(1)), msg)
+
+    def run(self, tmp=None, task_vars=None):
+        result = ActionBase.run(self, tmp, task_vars)
+        del tmp
+        try:
+            _validation, params = self.validate_argument_spec(argument_spec=CLUSTER_TLS,
+                                                              mutually_exclusive=ISSUER_EXCLUSIVE)
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        self.executions = 0
+        self.task_vars = task_vars
+        self.prepared = False
+        try:
+            result.update(self.ensure(params))
+        except PkiError as exc:
+            result.update(failed=True, msg=str(exc) + self.leftovers_note())
+        except Exception as exc:  # the module boundary: never a raw traceback for the user
+            result.update(failed=True, msg=f"unexpected error ({type(exc).__name__}): {exc}; no file was changed "
+                          f"after it{self.leftovers_note()}")
+        result["module_executions"] = self.executions
+        return result
+
+    def ask(self, args: dict) -> dict:
+        self.executions += 1
+        answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
+        if answer.get("failed"):
+            raise PkiError(self.option_names(answer.get("msg", "the host half failed")))
+        return answer
+
+    def ensure(self, params: dict) -> dict:
+        material = params["material"]
+        request = issuer = None
+        if material:
+            if not (params["issuer_cert_path"] or params["issuer_cert_content"]):
+                raise PkiError("material needs the issuing CA: issuer_cert_path or issuer_cert_content",
+                               where="issuer_cert_path")
+            check_lifetime(material["valid_days"], params["renew_before_days"], params["renew_before_percent"])
+            issuer = load_issuer(params, "issuer")
+            request = server_request(material, issuer)
+            preflight_key(params, issuer)
+        files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
+        # 1. The host, once: key ensured (made there if missing), CSR, every file compared, what is served.
+        inspect = self.ask(dict(files, compare_only=True, material=request.item if request else None))
+        self.prepared = True
+        if request:
+            self.decide(request, inspect["material"], issuer,
+                        RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"]))
+        install = bool(request and request.install)
+        changes = list(inspect["changes"])
+        result = {"reasons": request.reasons if request else [], "changes": changes, "issued": bool(request and
+                  request.issued), "snapshot_taken": False,
+                  "stale_snapshot_removed": inspect.get("stale_snapshot_removed", False)}
+        if "served" in inspect:
+            result["served"] = inspect["served"]
+        if inspect.get("legacy_snapshots_removed"):
+            result["legacy_snapshots_removed"] = inspect["legacy_snapshots_removed"]
+        # 2. Only when something differs (never in check mode): install and write, the snapshot first.
+        if (install or changes) and not self._task.check_mode:
+            item = dict(request.item, certificate=pem(request.chain), root=request.root_pem) if install else None
+            applied = self.ask(dict(files, material=item))
+            result["changes"] = applied["changes"]
+            result["snapshot_taken"] = applied["snapshot_taken"]
+            if item:
+                request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
+        if request and params["record_dir"] and not self._task.check_mode:
+            record(params["record_dir"], request.item["common_name"], request.chain[0])
+        if request:
+            result["certificate"] = cert_info(request.chain[0])
+            result["chain_length"] = len(request.chain)
+        result["changed"] = bool(result["reasons"] or result["changes"])
+        if self._task.diff:
+            result["diff"] = ([diff_for([request])] if request and request.reasons else []) + inspect.get("diff", [])
+        return result

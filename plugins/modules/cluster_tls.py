@@ -1,0 +1,297 @@
+#!/usr/bin/python
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cluster_tls
+short_description: One PostgreSQL cluster's key, certificate and configuration files, in one host execution when nothing changed
+version_added: 0.2.0
+description:
+  - What M(pgtls.ssl.server_cert) and M(pgtls.ssl.cluster_files) do for one cluster, in as few host executions as
+    possible - the host is asked once (the key ensured there, its CSR, every folder, file and line compared, and
+    what the server serves on 127.0.0.1 at O(probe_port)); the controller decides and signs; a second execution
+    installs the certificate and writes the files, only when something differs.
+  - An unchanged cluster costs one module execution, a change two (RV(module_executions)). The server role uses it;
+    activation (validation, reload, proof) stays with the role.
+  - Every file is planned before the first write, as M(pgtls.ssl.cluster_files) does; the snapshot of
+    O(snapshot_paths) is taken once, before the first file of the run is replaced.
+  - This module is implemented by an action plugin; the host half is M(pgtls.ssl.cluster_files).
+author:
+  - pgtls.ssl maintainers (@pgtls)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - pgtls.ssl.cryptography
+  - pgtls.ssl.issuer
+  - pgtls.ssl.record
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details: One execution - the host compares and writes nothing (a missing key is made in memory), the controller
+      signs in memory; no probe.
+  diff_mode:
+    support: full
+    details: The certificate's subject, SANs, issuer, expiry and fingerprints, and each changed file (a CRL's content
+      hidden); never key material.
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+options:
+  material:
+    description:
+      - The cluster's server key (made on the host, never sent anywhere) and certificate (signed here, with the
+        issuer options), as M(pgtls.ssl.server_cert) takes them. Omit it when the certificate comes from elsewhere
+        (your own CA) - then only the files are handled.
+    type: dict
+    suboptions:
+      key_path:
+        description: The server's private key on the host (C(ssl_key_file)).
+        type: path
+        required: true
+      cert_path:
+        description: The server's certificate file on the host (C(ssl_cert_file)), leaf then intermediates.
+        type: path
+        required: true
+      root_cert_path:
+        description:
+          - Also write the root certificate here (for C(ssl_ca_file)). The root must be the issuer or be in
+            O(issuer_chain_path).
+        type: path
+      key_type:
+        description:
+          - Type of a new key. An existing key of another type is replaced.
+          - V(ed25519) needs OpenSSL 1.1.1 or newer on the server and every client, and is not accepted by many
+            non-libpq drivers (JDBC, .NET, older Go).
+        type: str
+        default: ec-p256
+        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+      common_name:
+        description: CN of the certificate. Defaults to the first entry of O(subject_alt_names).
+        type: str
+      subject:
+        description: Other subject fields (C(country), C(state), C(locality), C(organization), C(organizational_unit)).
+        type: dict
+        default: {}
+      subject_alt_names:
+        description:
+          - Names and addresses clients connect to, as C(DNS:name), C(IP:address) or bare. libpq's C(verify-full)
+            ignores the CN once a DNS SAN exists, and honours IP SANs only from libpq 15.
+        type: list
+        elements: str
+        required: true
+      valid_days:
+        description: Lifetime of a new certificate, cut to the issuer's end date.
+        type: int
+        default: 365
+      key_mode:
+        description: Mode of the key file. V(0600) for owner V(postgres), V(0640) for owner V(root) and a group.
+        type: str
+        default: '0600'
+      cert_mode:
+        description: Mode of the certificate (and root) file.
+        type: str
+        default: '0644'
+      create_dir:
+        description:
+          - Create the key's folder when it is missing (mode 0700, the key's owner and group; the server role then
+            gives it its final owner and mode). Its parent must exist. When false, a missing folder is an error.
+        type: bool
+        default: false
+        version_added: 0.2.0
+      owner:
+        description: Owner of the files on the host.
+        type: str
+      group:
+        description: Group of the files on the host.
+        type: str
+  directories:
+    description: Folders that must exist, created (parent first in the list) or given this owner, group and mode.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The folder.
+        type: path
+        required: true
+      owner:
+        description: Owner (name or uid); unset leaves it.
+        type: str
+      group:
+        description: Group (name or gid); unset leaves it.
+        type: str
+      mode:
+        description: Octal mode.
+        type: str
+        default: "0755"
+  files:
+    description: Files with their whole content.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The file.
+        type: path
+        required: true
+      content:
+        description: What the file holds.
+        type: str
+        required: true
+      owner:
+        description: Owner (name or uid); unset leaves it.
+        type: str
+      group:
+        description: Group (name or gid); unset leaves it.
+        type: str
+      mode:
+        description: Octal mode.
+        type: str
+        default: "0644"
+      diff:
+        description: Show the content in diff mode (false for a large file such as a CRL).
+        type: bool
+        default: true
+  lines:
+    description:
+      - A line in an existing file (for instance C(include_dir = 'conf.d') in C(postgresql.conf)), with
+        M(ansible.builtin.lineinfile)'s rule - the last line matching O(lines[].regexp) is replaced by
+        O(lines[].line), or the line is appended. The file keeps its owner and mode.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The file; it must exist.
+        type: path
+        required: true
+      regexp:
+        description: Python regular expression for the line to replace.
+        type: str
+        required: true
+      line:
+        description: The line.
+        type: str
+        required: true
+  snapshot_dir:
+    description: Folder for the snapshot (created with mode 0750, owner root). No snapshot when unset.
+    type: path
+  snapshot_paths:
+    description: The files to copy into the snapshot (those that exist); usually every file the caller may change.
+    type: list
+    elements: path
+    default: []
+  snapshot_group:
+    description: Group of the snapshot folder.
+    type: str
+  snapshot_taken:
+    description:
+      - This run already took its snapshot (the task that replaced the key or certificate did, for example
+        M(pgtls.ssl.server_cert)); take none and keep it.
+    type: bool
+    default: false
+  remove_legacy_snapshots:
+    description:
+      - Also remove the snapshots releases before 0.2 kept in C(/tmp/ansible.*.pgtls) (owned by root, older than an
+        hour - never a run in progress) when a killed run left them behind; they may hold key copies.
+    type: bool
+    default: false
+  probe_port:
+    description:
+      - With O(compare_only), also ask the server on C(127.0.0.1) at this port which certificate it serves
+        (SSLRequest, then TLS) and compare its leaf with the certificate file (RV(served)). Not in check mode.
+    type: int
+  probe_cert_path:
+    description: The certificate file the probe compares with (default the certificate of O(material)).
+    type: path
+  renew_before_days:
+    description: Issue again when fewer than this many days are left. V(0) turns the day rule off.
+    type: int
+    default: 30
+  renew_before_percent:
+    description: Issue again when less than this percentage of the lifetime is left. V(0) turns it off.
+    type: int
+    default: 0
+"""
+
+EXAMPLES = r"""
+- name: Key, certificate, SSL settings and pg_hba.conf of one cluster
+  pgtls.ssl.cluster_tls:
+    material:
+      key_path: /etc/postgresql/15/main/tls/server.key
+      cert_path: /etc/postgresql/15/main/tls/server.crt
+      root_cert_path: /etc/postgresql/15/main/tls/root.crt
+      subject_alt_names: ["{{ inventory_hostname }}"]
+      owner: postgres
+      group: postgres
+      create_dir: true
+    files:
+      - path: /etc/postgresql/15/main/conf.d/pgtls.conf
+        content: "{{ lookup('ansible.builtin.template', 'pgtls.conf.j2') }}"
+        owner: postgres
+        group: postgres
+    snapshot_dir: /etc/postgresql/15/main/tls/.pgtls-snapshot
+    snapshot_paths: [/etc/postgresql/15/main/tls/server.key, /etc/postgresql/15/main/tls/server.crt]
+    probe_port: 5432
+    issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
+    issuer_key_path: "{{ pki_dir }}/intermediate.key"
+    issuer_chain_path: "{{ pki_dir }}/root.crt"
+  register: tls
+
+- name: Reload when something changed, or when the server serves another certificate
+  ansible.builtin.service:
+    name: postgresql@15-main
+    state: reloaded
+  when: tls.changed or not (tls.served.matches_file | default(true))
+"""
+
+RETURN = r"""
+reasons:
+  description: Why the key or certificate changed (key created, certificate issued, file modes); empty when not.
+  returned: success
+  type: list
+  elements: str
+changes:
+  description: What changed (or would change) in the files, one C(path - what) entry per folder, file or line.
+  returned: success
+  type: list
+  elements: str
+issued:
+  description: Whether a new certificate was signed.
+  returned: success
+  type: bool
+served:
+  description:
+    - What the server served before this task changed anything - RV(served.matches_file) (is it the installed
+      certificate), the served leaf's C(fingerprint_sha256), or C(error).
+  returned: when O(probe_port) is set, not in check mode
+  type: dict
+certificate:
+  description: Facts about the leaf now in place (or that would be, in check mode), as M(pgtls.ssl.ca) returns them.
+  returned: when O(material) is set
+  type: dict
+chain_length:
+  description: Certificates in the certificate file (leaf and intermediates).
+  returned: when O(material) is set
+  type: int
+snapshot_taken:
+  description: Whether a snapshot was taken in O(snapshot_dir) by this task.
+  returned: success
+  type: bool
+stale_snapshot_removed:
+  description: Whether a snapshot an interrupted run left was removed (nothing to change).
+  returned: success
+  type: bool
+module_executions:
+  description: Module executions on the host - 1 when nothing changed, 2 when something was written.
+  returned: success
+  type: int
+"""
