@@ -277,3 +277,23 @@ CLUSTER_TLS = {
     **RECORD,
     **ISSUER,
 }
+
+# The controller's CA folder as a whole (pgtls.ssl.ca_folder, the server role's pki step).
+CA_FOLDER = {
+    "path": {"type": "path", "required": True},
+    "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
+    "root_common_name": {"type": "str", "required": True},
+    "intermediate_common_name": {"type": "str", "required": True},
+    "root_key_passphrase": {"type": "str", "no_log": True},
+    "root_cert_content": {"type": "str"},
+    "root_key_content": {"type": "str", "no_log": True},
+    "intermediate_cert_content": {"type": "str"},
+    "intermediate_key_content": {"type": "str", "no_log": True},
+    "crl": {"type": "bool", "default": True},
+    "revoked": {"type": "list", "elements": "dict", "default": [], "options": REVOKED_ENTRY,
+                "mutually_exclusive": [("serial_number", "certificate_path", "certificate_content")],
+                "required_one_of": [("serial_number", "certificate_path", "certificate_content")]},
+    "crl_next_update_days": {"type": "int", "default": 30},
+    "crl_renew_before_days": {"type": "int", "default": 7},
+    "lock_timeout": {"type": "int", "default": 120},
+}

@@ -25,6 +25,7 @@ MODULES = {
     "cluster_info": specs.CLUSTER_INFO,
     "cluster_files": specs.CLUSTER_FILES,
     "cluster_tls": specs.CLUSTER_TLS,
+    "ca_folder": specs.CA_FOLDER,
 }
 
 
