@@ -14,8 +14,8 @@ description:
     possible - the host is asked once (the key ensured there, its CSR, every folder, file and line compared, and
     what the server serves on 127.0.0.1 at O(probe_port)); the controller decides and signs; a second execution
     installs the certificate and writes the files, only when something differs.
-  - An unchanged cluster costs one module execution, a change two (RV(module_executions)). The server role uses it;
-    activation (validation, reload, proof) stays with the role.
+  - An unchanged cluster costs one module execution, a change two (RV(module_executions)) - the second also
+    validates, reloads and proves with O(activate), restoring the snapshot on any failure.
   - Every file is planned before the first write, as M(pgtls.ssl.cluster_files) does; the snapshot of
     O(snapshot_paths) is taken once, before the first file of the run is replaced.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.cluster_files).
@@ -220,6 +220,75 @@ options:
     description: Issue again when less than this percentage of the lifetime is left. V(0) turns it off.
     type: int
     default: 0
+  activate:
+    description:
+      - After the writes, in the same execution, when anything changed (or O(activate.always)) - the files as
+        PostgreSQL parses them (C(pg_hba_file_rules), C(pg_file_settings) with later files and C(ALTER SYSTEM)
+        shadowing O(activate.settings_file), C(pg_ident_file_mappings) from 15 on), the key, certificate, root and
+        CRLs as the server will read them, optionally a throw-away postmaster with the new settings, then reload
+        (restart with O(activate.restart)), wait until the new certificate is served, and connect with libpq
+        (C(sslmode=verify-full), by name, on 127.0.0.1).
+      - On any failure the snapshot in O(snapshot_dir) is restored, the server reloaded, and the task fails naming
+        the step and its output, with the server log's tail.
+      - The action sets O(activate.always) for its second execution.
+    type: dict
+    suboptions:
+      cluster:
+        description: The cluster (as M(pgtls.ssl.cluster_info) describes it; its other keys are left out).
+        type: dict
+        required: true
+      server_user:
+        description: The server's OS user (runs psql, initdb and pg_ctl).
+        type: str
+        default: postgres
+      settings_file:
+        description: The role's SSL settings file (checked for shadowing; the throw-away postmaster reads it).
+        type: path
+        required: true
+      cert_path:
+        description: The certificate the server must serve.
+        type: path
+        required: true
+      key_path:
+        description: Its key.
+        type: path
+        required: true
+      ca_path:
+        description: The root clients trust (C(ssl_ca_file)); libpq's C(sslrootcert).
+        type: path
+        required: true
+      crl_path:
+        description: The CRLs (C(ssl_crl_file)); empty - none.
+        type: path
+      hostnames:
+        description: Names the certificate must hold; libpq connects by the first.
+        type: list
+        elements: str
+        required: true
+      warn_days:
+        description: Warn when fewer days are left.
+        type: int
+        default: 30
+      precheck_postmaster:
+        description: Start a throw-away postmaster (initdb in a scratch folder) with the new settings before the reload.
+        type: bool
+        default: false
+      verify:
+        description: Wait for the new certificate and connect with libpq after the reload.
+        type: bool
+        default: true
+      restart:
+        description: Restart instead of reload (the server's user joined the key group).
+        type: bool
+        default: false
+      always:
+        description: Activate even when nothing was written (the server serves another certificate than the installed one).
+        type: bool
+        default: false
+      wait_seconds:
+        description: How long to wait for the new certificate to be served.
+        type: int
+        default: 5
 """
 
 EXAMPLES = r"""
@@ -241,16 +310,23 @@ EXAMPLES = r"""
     snapshot_dir: /etc/postgresql/15/main/tls/.pgtls-snapshot
     snapshot_paths: [/etc/postgresql/15/main/tls/server.key, /etc/postgresql/15/main/tls/server.crt]
     probe_port: 5432
+    activate:
+      cluster: {version: 15, name: main, port: 5432, config_dir: /etc/postgresql/15/main,
+                data_dir: /var/lib/postgresql/15/main, service: postgresql@15-main}
+      settings_file: /etc/postgresql/15/main/conf.d/pgtls.conf
+      cert_path: /etc/postgresql/15/main/tls/server.crt
+      key_path: /etc/postgresql/15/main/tls/server.key
+      ca_path: /etc/postgresql/15/main/tls/root.crt
+      hostnames: ["{{ inventory_hostname }}"]
     issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
     issuer_key_path: "{{ pki_dir }}/intermediate.key"
     issuer_chain_path: "{{ pki_dir }}/root.crt"
   register: tls
 
-- name: Reload when something changed, or when the server serves another certificate
-  ansible.builtin.service:
-    name: postgresql@15-main
-    state: reloaded
-  when: tls.changed or not (tls.served.matches_file | default(true))
+- name: What the activation did
+  ansible.builtin.debug:
+    var: tls.activation.steps
+  when: tls.activation is defined
 """
 
 RETURN = r"""
@@ -290,6 +366,17 @@ stale_snapshot_removed:
   description: Whether a snapshot an interrupted run left was removed (nothing to change).
   returned: success
   type: bool
+stale:
+  description: Nothing differed, but the server served another certificate than the installed one (an earlier run
+    stopped before its reload); it was activated all the same.
+  returned: success
+  type: bool
+activation:
+  description:
+    - What the activation did - C(steps) (each C(step) with its C(status), V(ok) or V(changed)), C(precheck_ms)
+      (the throw-away postmaster's time), C(snapshot_removed).
+  returned: when O(activate) is set and something was activated
+  type: dict
 module_executions:
   description: Module executions on the host - 1 when nothing changed, 2 when something was written.
   returned: success

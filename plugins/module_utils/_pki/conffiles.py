@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from . import compat, host, probe, snapshot
+from .activation import Activation
 from .errors import PkiError
 from .files import (
     MAX_CRL_BYTES,
@@ -252,5 +253,11 @@ def cluster_files(params: dict, check_mode: bool) -> dict:
                 _apply(entry)
         if params.get("remove_legacy_snapshots"):
             result["legacy_snapshots_removed"] = remove_legacy_snapshots()
+        activate = params.get("activate")
+        if activate and (result["changed"] or activate.get("always")):
+            # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.
+            activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])
+            result["activation"] = Activation(activate).run()
+            result["changed"] = True
     result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
     return result

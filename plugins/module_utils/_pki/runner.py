@@ -17,7 +17,7 @@ def run(module, operation: Callable[[dict, bool], dict] | None) -> None:
     try:
         result = operation(module.params, module.check_mode)
     except PkiError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), **getattr(exc, "details", {}))
     except Exception as exc:  # the module boundary: our error type, never a raw traceback
         module.fail_json(msg=f"unexpected error ({type(exc).__name__}): {exc}")
     for warning in result.pop("warnings", []):

@@ -235,6 +235,24 @@ AUDIT_REPORT = {
     "html_path": {"type": "path"},
 }
 
+# Validate, activate and prove after the writes (the server role's last step for a cluster; activation.py).
+ACTIVATE = {
+    "cluster": {"type": "dict", "required": True, "options": CLUSTER},
+    "server_user": {"type": "str", "default": "postgres"},
+    "settings_file": {"type": "path", "required": True},
+    "cert_path": {"type": "path", "required": True},
+    "key_path": {"type": "path", "required": True},
+    "ca_path": {"type": "path", "required": True},
+    "crl_path": {"type": "path"},
+    "hostnames": {"type": "list", "elements": "str", "required": True},
+    "warn_days": {"type": "int", "default": 30},
+    "precheck_postmaster": {"type": "bool", "default": False},
+    "verify": {"type": "bool", "default": True},
+    "restart": {"type": "bool", "default": False},
+    "always": {"type": "bool", "default": False},
+    "wait_seconds": {"type": "int", "default": 5},
+}
+
 CLUSTER_FILES = {
     "directories": {"type": "list", "elements": "dict", "default": [], "options": {
         "path": {"type": "path", "required": True},
@@ -262,6 +280,7 @@ CLUSTER_FILES = {
     "compare_only": {"type": "bool", "default": False},
     "probe_port": {"type": "int"},
     "probe_cert_path": {"type": "path"},
+    "activate": {"type": "dict", "options": ACTIVATE},
 }
 
 # What the server role hands pgtls.ssl.cluster_tls for one cluster: the key and certificate (as server_cert takes
@@ -272,7 +291,9 @@ SERVER_MATERIAL = {name: SERVER_CERT[name] for name in (
 
 CLUSTER_TLS = {
     "material": {"type": "dict", "options": SERVER_MATERIAL},
-    **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "compare_only")},
+    **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "compare_only", "activate")},
+    # The cluster as pgtls.ssl.cluster_info describes it (its other keys are left out for the host).
+    "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict", "required": True})},
     **RENEWAL,
     **RECORD,
     **ISSUER,
