@@ -8,16 +8,24 @@ something differs."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, check_lifetime
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes, write_atomic
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import load_issuer
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER, CLUSTER_TLS, ISSUER_EXCLUSIVE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import (
+    CLUSTER,
+    CLUSTER_TLS,
+    ISSUER_EXCLUSIVE,
+    VALIDATE,
+)
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     IssuingAction,
     diff_for,
@@ -77,10 +85,57 @@ class ActionModule(IssuingAction):
             raise PkiError(msg)
         return answer
 
+    def from_your_ca(self, request, answer: dict, external: dict, params: dict) -> None:
+        """Your own CA signs: the host's CSR goes next to where your certificate is expected (written for a new key
+        or a missing file only - a CSR's bytes differ on every signing); your certificate is checked here as
+        PostgreSQL and libpq will check it, then installed (the host refuses it when it is not for its key)."""
+        # cryptography's verification helpers, imported here (the controller has them; the sanity test does not).
+        from ansible_collections.pgtls.ssl.plugins.module_utils._pki.validation import validate
+
+        request.reasons.extend(answer["changes"])
+        csr_path = external["csr_path"]
+        if not os.path.exists(csr_path) or answer["key"]["state"] != "present":
+            if not self._task.check_mode:
+                os.makedirs(os.path.dirname(os.path.abspath(csr_path)), mode=0o755, exist_ok=True)
+                write_atomic(csr_path, answer["csr"].encode(), Attrs(0o644, None, None), "external.csr_path")
+            self.csr_written = True
+        missing = [p for p in (external["cert_path"], external["root_path"], external["crl_path"]) if p and
+                   not os.path.isfile(p)]
+        if missing:
+            where = self.task_vars.get("inventory_hostname", "")
+            cluster = (params["activate"] or {}).get("cluster") or {}
+            if cluster:
+                where += f" {cluster.get('version')}/{cluster.get('name')}"
+            crls = f" and the CRLs of every CA as {external['crl_path']}" if external["crl_path"] else ""
+            raise PkiError(f"{where}: sign {csr_path} with your CA and save the certificate (leaf, then "
+                           f"intermediates) as {external['cert_path']}, your root as {external['root_path']}{crls}, "
+                           "then run again. The key (and its folder) stay on the host; nothing else was changed.")
+        checks = {name: entry.get("default") for name, entry in VALIDATE.items()}
+        checks.update(certificate_path=external["cert_path"], ca_path=external["root_path"],
+                      crl_path=external["crl_path"], hostnames=list(request.item["subject_alt_names"]),
+                      warn_days=params["renew_before_days"])
+        found = validate(checks)
+        if not found["ok"]:
+            raise PkiError(f"{external['cert_path']}: {found['msg']}")
+        chain_pem, root_pem = (_text(external[name]) for name in ("cert_path", "root_path"))
+        request.chain = compat.load_certificates(chain_pem.encode(), external["cert_path"])
+        request.root_pem = root_pem
+        if answer["certificate"] != chain_pem:
+            request.reasons.append(f"certificate from {external['cert_path']}")
+            request.install = True
+        if request.item["root_path"] and answer.get("root") != root_pem:
+            request.reasons.append(f"root from {external['root_path']}")
+            request.install = True
+
     def ensure(self, params: dict) -> dict:
-        material = params["material"]
+        material, external = params["material"], params["external"]
         request = issuer = None
-        if material:
+        if external and not material:
+            raise PkiError("external needs material (the key on the host and the files your certificate goes to)",
+                           where="external")
+        if external:
+            request = server_request(material, None)
+        elif material:
             if not (params["issuer_cert_path"] or params["issuer_cert_content"]):
                 raise PkiError("material needs the issuing CA: issuer_cert_path or issuer_cert_content",
                                where="issuer_cert_path")
@@ -92,7 +147,9 @@ class ActionModule(IssuingAction):
         # 1. The host, once: key ensured (made there if missing), CSR, every file compared, what is served.
         inspect = self.ask(dict(files, compare_only=True, material=request.item if request else None))
         self.prepared = request is not None
-        if request:
+        if external:
+            self.from_your_ca(request, inspect["material"], external, params)
+        elif request:
             self.decide(request, inspect["material"], issuer,
                         RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"]))
         install = bool(request and request.install)
@@ -125,12 +182,20 @@ class ActionModule(IssuingAction):
                 result["activation"] = applied["activation"]
             if item:
                 request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
-        if request and params["record_dir"] and not self._task.check_mode:
+        if request and params["record_dir"] and not external and not self._task.check_mode:
             record(params["record_dir"], request.item["common_name"], request.chain[0])
         if request:
             result["certificate"] = cert_info(request.chain[0])
             result["chain_length"] = len(request.chain)
-        result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result)
+        if getattr(self, "csr_written", False):
+            result["csr_written"] = True
+        result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
+                                 result.get("csr_written"))
         if self._task.diff:
             result["diff"] = ([diff_for([request])] if request and request.reasons else []) + inspect.get("diff", [])
         return result
+
+
+def _text(path: str) -> str:
+    """A PEM file as the host will hold it: its text, ending with one newline."""
+    return read_bytes(path, path).decode(errors="replace").rstrip() + "\n"

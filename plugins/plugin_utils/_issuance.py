@@ -179,8 +179,9 @@ class IssuingAction(ActionBase):
             request.install = True
 
 
-def server_request(params: dict, issuer: Issuer) -> Request:
-    """The server certificate to ensure, from server_cert's options (cluster_tls's ``material`` has the same)."""
+def server_request(params: dict, issuer: Issuer | None) -> Request:
+    """The server certificate to ensure, from server_cert's options (cluster_tls's ``material`` has the same).
+    Without an issuer (a certificate from your own CA) nothing is signed: the caller fills the chain and root."""
     sans = parse_sans(params["subject_alt_names"], "subject_alt_names")
     if not sans:
         raise PkiError("at least one DNS name or IP address is needed", where="subject_alt_names")
@@ -194,7 +195,7 @@ def server_request(params: dict, issuer: Issuer) -> Request:
                            where=option)
         if path:
             seen[os.path.normpath(path)] = option
-    if params["root_cert_path"] and issuer.root is None:
+    if params["root_cert_path"] and issuer is not None and issuer.root is None:
         raise PkiError("root_cert_path needs the root: give it in issuer_chain_path or issuer_chain_content",
                        where="root_cert_path")
     item = {"name": "server", "key_path": params["key_path"], "cert_path": params["cert_path"],
@@ -206,7 +207,7 @@ def server_request(params: dict, issuer: Issuer) -> Request:
         if option in params:
             item[option] = params[option]
     wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
-    root_pem = pem([issuer.root]) if params["root_cert_path"] else None
+    root_pem = pem([issuer.root]) if params["root_cert_path"] and issuer is not None else None
     return Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)
 
 

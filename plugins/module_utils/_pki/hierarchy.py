@@ -15,6 +15,7 @@ import glob
 import os
 
 from .authority import ensure_ca
+from .cafolder import Layout
 from .errors import PkiError
 from .files import Attrs, read_bytes, write_atomic
 from .registry import _load as load_registry
@@ -36,14 +37,6 @@ def _revoked(entries: list[dict]) -> list[dict]:
     return [_defaults(REVOKED_ENTRY, **{k: v for k, v in entry.items() if v is not None}) for entry in entries]
 
 
-def generation(folder: str) -> int:
-    data = read_bytes(os.path.join(folder, "intermediate.generation"), "path", missing_ok=True)
-    try:
-        return int((data or b"1").decode().strip() or "1")
-    except ValueError:
-        raise PkiError(f"{folder}/intermediate.generation does not hold a number", where="path") from None
-
-
 def _ensure_content(folder: str, params: dict, check_mode: bool) -> list[str]:
     changes = []
     for option, name in CONTENT_FILES:
@@ -61,8 +54,9 @@ def _ensure_content(folder: str, params: dict, check_mode: bool) -> list[str]:
 
 def ensure_folder(params: dict, check_mode: bool) -> dict:
     folder = params["path"]
-    root = {name: os.path.join(folder, f"root.{name}") for name in ("crt", "key", "crl")}
-    inter = {name: os.path.join(folder, f"intermediate.{name}") for name in ("crt", "key", "crl")}
+    layout = Layout(folder)
+    root = {name: layout.path(f"root.{name}") for name in ("crt", "key", "crl")}
+    inter = {name: layout.path(f"intermediate.{name}") for name in ("crt", "key", "crl")}
     exists = os.path.exists(inter["crt"])
     changes = []
     if not os.path.isdir(folder):
@@ -76,7 +70,7 @@ def ensure_folder(params: dict, check_mode: bool) -> dict:
         except OSError as exc:
             raise PkiError(f"cannot create {folder}: {exc.strerror}", where="path") from None
     changes += _ensure_content(folder, params, check_mode)
-    gen = generation(folder)
+    gen = layout.generation()
     passphrase = {"key_passphrase": params.get("root_key_passphrase")}
     issuer_passphrase = {"issuer_key_passphrase": params.get("root_key_passphrase")}
     done = ensure_ca(_defaults(CA, cert_path=root["crt"], key_path=root["key"], key_type=params["key_type"],
@@ -95,36 +89,35 @@ def ensure_folder(params: dict, check_mode: bool) -> dict:
     changes += [f"intermediate.crt: {c}" for c in done.get("reasons", [])] or (
         ["intermediate CA created"] if done["changed"] else [])
     if params["crl"] and not (check_mode and not os.path.exists(inter["crt"])):
-        changes += _ensure_crls(folder, params, root, inter, check_mode)
+        changes += _ensure_crls(layout, params, root, inter, check_mode)
     return {"changed": bool(changes), "exists": exists, "changes": changes, "generation": gen, "warnings": warnings}
 
 
-def _ensure_crls(folder: str, params: dict, root: dict, inter: dict, check_mode: bool) -> list[str]:
+def _ensure_crls(layout: Layout, params: dict, root: dict, inter: dict, check_mode: bool) -> list[str]:
     changes = []
-    previous = os.path.join(folder, "previous", "intermediate.crt")
-    has_previous = os.path.exists(previous)
+    previous = {name: os.path.join(layout.previous, f"intermediate.{name}") for name in ("crt", "key", "crl")}
+    has_previous = os.path.exists(previous["crt"])
     registry = [{"serial_number": str(e["serial_number"]), "reason": e.get("reason") or "unspecified",
                  "revocation_date": str(e["revocation_date"]) if e.get("revocation_date") else None}
-                for e in load_registry(os.path.join(folder, "revoked.yml"))]
+                for e in load_registry(layout.path("revoked.yml"))]
     revocations = _revoked(list(params["revoked"]) + registry)
     retired = [{"certificate_path": path, "reason": "superseded"}
-               for path in sorted(glob.glob(os.path.join(folder, "retired", "*.crt")))]
+               for path in sorted(glob.glob(os.path.join(layout.retired, "*.crt")))]
     common = {"lock_timeout": params["lock_timeout"]}
     steps = [("root.crl", _defaults(CRL, path=root["crl"], revoked=_revoked(retired), issuer_cert_path=root["crt"],
                                     issuer_key_path=root["key"], issuer_key_passphrase=params.get("root_key_passphrase"),
                                     next_update_days=365, renew_before_days=60, **common))]
     if has_previous:
         steps.append(("previous/intermediate.crl", _defaults(
-            CRL, path=os.path.join(folder, "previous", "intermediate.crl"),
-            revoked=[r for r in revocations if r.get("serial_number")], issuer_cert_path=previous,
-            issuer_key_path=os.path.join(folder, "previous", "intermediate.key"),
+            CRL, path=previous["crl"], revoked=[r for r in revocations if r.get("serial_number")],
+            issuer_cert_path=previous["crt"], issuer_key_path=previous["key"],
             next_update_days=params["crl_next_update_days"], renew_before_days=params["crl_renew_before_days"],
             **common)))
     steps.append(("intermediate.crl", _defaults(
         CRL, path=inter["crl"], revoked=revocations, issuer_cert_path=inter["crt"], issuer_key_path=inter["key"],
         next_update_days=params["crl_next_update_days"], renew_before_days=params["crl_renew_before_days"],
-        combined_path=os.path.join(folder, "crl.pem"),
-        combine_with=[root["crl"]] + ([os.path.join(folder, "previous", "intermediate.crl")] if has_previous else []),
+        combined_path=layout.path("crl.pem"),
+        combine_with=[root["crl"]] + ([previous["crl"]] if has_previous else []),
         **common)))
     for label, crl_params in steps:
         try:

@@ -294,6 +294,13 @@ CLUSTER_TLS = {
     **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "compare_only", "activate")},
     # The cluster as pgtls.ssl.cluster_info describes it (its other keys are left out for the host).
     "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict", "required": True})},
+    # Your own CA signs (the server role's pgtls_server_cert_source=external): files on the controller.
+    "external": {"type": "dict", "options": {
+        "csr_path": {"type": "path", "required": True},
+        "cert_path": {"type": "path", "required": True},
+        "root_path": {"type": "path", "required": True},
+        "crl_path": {"type": "path"},
+    }},
     **RENEWAL,
     **RECORD,
     **ISSUER,

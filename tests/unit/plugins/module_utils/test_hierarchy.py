@@ -112,7 +112,7 @@ def test_bad_state_is_named(tmp_path):
         ensure_folder(params(folder), False)
     (folder / "revoked.yml").unlink()
     (folder / "intermediate.generation").write_text("two\n")
-    with pytest.raises(PkiError, match="intermediate.generation does not hold a number"):
+    with pytest.raises(PkiError, match="intermediate.generation holds 'two', not a generation number"):
         ensure_folder(params(folder), False)
     os.unlink(folder / "intermediate.generation")
     (tmp_path / "file").write_text("x")
