@@ -134,6 +134,7 @@ class ActionModule(IssuingAction):
             raise PkiError("external needs material (the key on the host and the files your certificate goes to)",
                            where="external")
         if external:
+            external = dict(external, crl_path=external["crl_path"] or None)
             request = server_request(material, None)
         elif material:
             if not (params["issuer_cert_path"] or params["issuer_cert_content"]):

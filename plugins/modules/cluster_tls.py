@@ -289,6 +289,31 @@ options:
         description: How long to wait for the new certificate to be served.
         type: int
         default: 5
+  external:
+    description:
+      - Your own CA signs instead of the issuer options - files on the controller. The host's CSR for O(material)'s
+        key is written to O(external.csr_path) (for a new key or a missing file only); until O(external.cert_path)
+        and O(external.root_path) (and O(external.crl_path) when set) are there, the task fails naming them (the key
+        stays on the host, nothing else changes). The certificate is checked here as PostgreSQL and libpq will
+        (chain to the root, names, purpose, CRLs), then installed with the root; the host refuses it when it is not
+        for its key.
+    type: dict
+    suboptions:
+      csr_path:
+        description: Where the CSR goes, on the controller.
+        type: path
+        required: true
+      cert_path:
+        description: Your certificate for this cluster (leaf, then intermediates), on the controller.
+        type: path
+        required: true
+      root_path:
+        description: Your root, on the controller (installed as O(material.root_cert_path)).
+        type: path
+        required: true
+      crl_path:
+        description: Your CRLs (every CA's), on the controller; checked with the certificate.
+        type: path
 """
 
 EXAMPLES = r"""
@@ -365,6 +390,10 @@ snapshot_taken:
 stale_snapshot_removed:
   description: Whether a snapshot an interrupted run left was removed (nothing to change).
   returned: success
+  type: bool
+csr_written:
+  description: Whether the CSR for your own CA was written (O(external)).
+  returned: when O(external) is set
   type: bool
 stale:
   description: Nothing differed, but the server served another certificate than the installed one (an earlier run
