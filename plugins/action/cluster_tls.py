@@ -39,6 +39,8 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import server_lo
 HOST_MODULE = "pgtls.ssl.cluster_files"
 FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths", "snapshot_group", "snapshot_taken",
                 "remove_legacy_snapshots", "probe_port", "probe_cert_path")
+# Asked once, in the first execution (the second finds the group in place).
+FIRST_ONLY = ("key_group",)
 
 
 class ActionModule(IssuingAction):
@@ -146,7 +148,8 @@ class ActionModule(IssuingAction):
             preflight_key(params, issuer)
         files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
         # 1. The host, once: key ensured (made there if missing), CSR, every file compared, what is served.
-        inspect = self.ask(dict(files, compare_only=True, material=request.item if request else None))
+        first = {name: params[name] for name in FIRST_ONLY if params[name] is not None}
+        inspect = self.ask(dict(files, compare_only=True, material=request.item if request else None, **first))
         self.prepared = request is not None
         if external:
             self.from_your_ca(request, inspect["material"], external, params)
@@ -155,7 +158,8 @@ class ActionModule(IssuingAction):
                         RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"]))
         install = bool(request and request.install)
         changes = list(inspect["changes"])
-        result = {"reasons": request.reasons if request else [], "changes": changes, "issued": bool(request and
+        result = {"reasons": request.reasons if request else [], "changes": changes,
+                  "key_group_changes": inspect.get("key_group_changes", []), "issued": bool(request and
                   request.issued), "snapshot_taken": False,
                   "stale_snapshot_removed": inspect.get("stale_snapshot_removed", False)}
         if "served" in inspect:
@@ -191,7 +195,7 @@ class ActionModule(IssuingAction):
         if getattr(self, "csr_written", False):
             result["csr_written"] = True
         result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
-                                 result.get("csr_written"))
+                                 result.get("csr_written") or result["key_group_changes"])
         if self._task.diff:
             result["diff"] = ([diff_for([request])] if request and request.reasons else []) + inspect.get("diff", [])
         return result

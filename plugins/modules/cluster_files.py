@@ -327,6 +327,21 @@ options:
         description: How long to wait for the new certificate to be served.
         type: int
         default: 5
+  key_group:
+    description:
+      - The root_group layout's key group, ensured first (the folders and files are planned with its gid) - a system
+        group created when missing, O(key_group.user) added to it. A running postmaster sees a new group only after
+        a restart; the caller decides that (M(pgtls.ssl.cluster_info) reports C(key_group_member)).
+    type: dict
+    suboptions:
+      name:
+        description: The group.
+        type: str
+        required: true
+      user:
+        description: The server's OS user.
+        type: str
+        required: true
 """
 
 EXAMPLES = r"""
@@ -353,6 +368,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+key_group_changes:
+  description: What was done for O(key_group) (group created, user added), or would be in check mode.
+  returned: when O(key_group) is set
+  type: list
+  elements: str
 material:
   description:
     - What the host has for O(material) - the key's path, state and public key fingerprint, a CSR for it, the

@@ -32,8 +32,8 @@ attributes:
     platforms: posix
   check_mode:
     support: full
-    details: One execution - the host compares and writes nothing (a missing key is made in memory), the controller
-      signs in memory; no probe.
+    details: One execution - the host compares and writes nothing (a missing key is made in memory, a missing key
+      group is only reported), the controller signs in memory; no probe.
   diff_mode:
     support: full
     details: The certificate's subject, SANs, issuer, expiry and fingerprints, and each changed file (a CRL's content
@@ -314,6 +314,21 @@ options:
       crl_path:
         description: Your CRLs (every CA's), on the controller; checked with the certificate.
         type: path
+  key_group:
+    description:
+      - The root_group layout's key group, ensured first (the folders and files are planned with its gid) - a system
+        group created when missing, O(key_group.user) added to it. A running postmaster sees a new group only after
+        a restart; the caller decides that (M(pgtls.ssl.cluster_info) reports C(key_group_member)).
+    type: dict
+    suboptions:
+      name:
+        description: The group.
+        type: str
+        required: true
+      user:
+        description: The server's OS user.
+        type: str
+        required: true
 """
 
 EXAMPLES = r"""
@@ -355,6 +370,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+key_group_changes:
+  description: What was done for O(key_group) (group created, user added), or would be in check mode.
+  returned: success
+  type: list
+  elements: str
 reasons:
   description: Why the key or certificate changed (key created, certificate issued, file modes); empty when not.
   returned: success

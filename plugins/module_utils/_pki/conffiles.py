@@ -19,7 +19,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from . import compat, host, probe, snapshot
+from . import accounts, compat, host, probe, snapshot
 from .activation import Activation
 from .errors import PkiError
 from .files import (
@@ -207,15 +207,22 @@ def _material(params: dict, check_mode: bool) -> dict | None:
 
 def cluster_files(params: dict, check_mode: bool) -> dict:
     """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
-    plan included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first)."""
+    plan included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key
+    group comes first: the folders and files are planned with its gid."""
+    group_changes = []
+    if params.get("key_group"):
+        group_changes = accounts.ensure_member(params["key_group"]["name"], params["key_group"]["user"], check_mode)
     entries = _plan(params)
     changed = [e for e in entries if e.changes]
-    result = {"changed": bool(changed), "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed],
-              "snapshot_taken": False, "stale_snapshot_removed": False}
+    result = {"changed": bool(changed or group_changes),
+              "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
+              "stale_snapshot_removed": False}
+    if params.get("key_group"):
+        result["key_group_changes"] = group_changes
     folder = params.get("snapshot_dir")
     if params.get("compare_only"):
         material = _material(params, check_mode)
-        result["changed"] = bool(material and material["changes"])
+        result["changed"] = bool(material and material["changes"]) or bool(group_changes)
         if material is not None:
             result["material"] = material
         if not check_mode:

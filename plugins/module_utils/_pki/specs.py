@@ -281,6 +281,10 @@ CLUSTER_FILES = {
     "probe_port": {"type": "int"},
     "probe_cert_path": {"type": "path"},
     "activate": {"type": "dict", "options": ACTIVATE},
+    "key_group": {"type": "dict", "options": {
+        "name": {"type": "str", "required": True},
+        "user": {"type": "str", "required": True},
+    }},
 }
 
 # What the server role hands pgtls.ssl.cluster_tls for one cluster: the key and certificate (as server_cert takes

@@ -4,8 +4,11 @@ unchanged cluster then answers with no change at all; bad input stops before the
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import stat
+import subprocess
 
 import pytest
 from pkitools import Pki, pem
@@ -121,3 +124,31 @@ def test_served_compares_the_leaf_with_the_file(cert, tmp_path):  # noqa: F811
     assert answer["matches_file"] is False and answer["fingerprint_sha256"]
     refused = served(1, cert_path)  # nothing listens on port 1
     assert refused["matches_file"] is False and "cannot connect" in refused["error"]
+
+
+def test_key_group_created_and_joined_once():
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki import accounts
+
+    calls = []
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert accounts.ensure_member("pgtls-no-such-group", user, check_mode=True, run=run) == [
+        "group pgtls-no-such-group created", f"{user} added to group pgtls-no-such-group"]
+    assert calls == []  # check mode: said, not done
+    accounts.ensure_member("pgtls-no-such-group", user, check_mode=False, run=run)
+    assert [c[1:] for c in calls] == [["--system", "pgtls-no-such-group"], ["-a", "-G", "pgtls-no-such-group", user]]
+    primary = grp.getgrgid(pwd.getpwuid(os.geteuid()).pw_gid).gr_name
+    assert accounts.ensure_member(primary, user, check_mode=False, run=run) == []  # already in it: nothing runs
+    assert len(calls) == 2
+
+    def refuse(argv, **kwargs):
+        return subprocess.CompletedProcess(argv, 10, "", "groupadd: cannot lock /etc/group")
+
+    with pytest.raises(PkiError, match="cannot lock /etc/group"):
+        accounts.ensure_member("pgtls-no-such-group", user, check_mode=False, run=refuse)
+    with pytest.raises(PkiError, match="user pgtls-no-such-user does not exist"):
+        accounts.ensure_member(primary, "pgtls-no-such-user", check_mode=False, run=run)
