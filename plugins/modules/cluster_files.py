@@ -145,7 +145,7 @@ options:
         type: path
         required: true
       root_path:
-        description: Where O(items[].root) is written (a client's C(root.crt)).
+        description: Where O(material.root) is written (a client's C(root.crt)).
         type: path
       csr_path:
         description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
@@ -156,7 +156,7 @@ options:
         default: ec-p256
         choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
       common_name:
-        description: CN of the CSR. Defaults to O(items[].name).
+        description: CN of the CSR. Defaults to O(material.name).
         type: str
       subject_alt_names:
         description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
@@ -193,23 +193,23 @@ options:
         version_added: 0.2.0
       pkcs12_path:
         description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
-          O(items[].pkcs12_passphrase) (owner and mode of the key).
+          O(material.pkcs12_passphrase) (owner and mode of the key).
         type: path
         version_added: 0.2.0
       pkcs12_passphrase:
-        description: Passphrase of O(items[].pkcs12_path). Never logged.
+        description: Passphrase of O(material.pkcs12_path). Never logged.
         type: str
         version_added: 0.2.0
       certificate:
-        description: With O(stage=install), the chain to install, PEM, leaf first.
+        description: The chain to install, PEM, leaf first.
         type: str
       root:
-        description: With O(stage=install), the trust anchors for O(items[].root_path), PEM.
+        description: With O(material.certificate), the trust anchors for O(material.root_path), PEM.
         type: str
       snapshot_dir:
         description:
-          - With O(stage=install), copies of O(items[].snapshot_paths) are taken in this folder before the first
-            file is replaced (see M(pgtls.ssl.server_cert)), unless O(items[].snapshot_taken).
+          - With O(material.certificate), copies of O(material.snapshot_paths) are taken in this folder before the first
+            file is replaced (see M(pgtls.ssl.server_cert)), unless O(material.snapshot_taken).
         type: path
         version_added: 0.2.0
       snapshot_paths:
@@ -398,6 +398,11 @@ served:
       the probe failed (a stopped server, SSL off).
   returned: when O(probe_port) is set with O(compare_only), not in check mode
   type: dict
+  contains:
+    matches_file:
+      description: Whether the served leaf is the leaf of the certificate file.
+      returned: success
+      type: bool
 changes:
   description: What changed (or would change), one C(path - what) entry per folder, file or line.
   returned: success

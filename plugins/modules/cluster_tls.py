@@ -74,7 +74,7 @@ options:
         default: ec-p256
         choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
       common_name:
-        description: CN of the certificate. Defaults to the first entry of O(subject_alt_names).
+        description: CN of the certificate. Defaults to the first entry of O(material.subject_alt_names).
         type: str
       subject:
         description: Other subject fields (C(country), C(state), C(locality), C(organization), C(organizational_unit)).
@@ -206,7 +206,7 @@ options:
     default: false
   probe_port:
     description:
-      - With O(compare_only), also ask the server on C(127.0.0.1) at this port which certificate it serves
+      - Also ask the server on C(127.0.0.1) at this port which certificate it serves
         (SSLRequest, then TLS) and compare its leaf with the certificate file (RV(served)). Not in check mode.
     type: int
   probe_cert_path:
@@ -395,6 +395,11 @@ served:
       certificate), the served leaf's C(fingerprint_sha256), or C(error).
   returned: when O(probe_port) is set, not in check mode
   type: dict
+  contains:
+    matches_file:
+      description: Whether the served leaf is the leaf of the installed certificate file.
+      returned: success
+      type: bool
 certificate:
   description: Facts about the leaf now in place (or that would be, in check mode), as M(pgtls.ssl.ca) returns them.
   returned: when O(material) is set

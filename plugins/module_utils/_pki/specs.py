@@ -281,7 +281,7 @@ CLUSTER_FILES = {
     "probe_port": {"type": "int"},
     "probe_cert_path": {"type": "path"},
     "activate": {"type": "dict", "options": ACTIVATE},
-    "key_group": {"type": "dict", "options": {
+    "key_group": {"type": "dict", "no_log": False, "options": {
         "name": {"type": "str", "required": True},
         "user": {"type": "str", "required": True},
     }},

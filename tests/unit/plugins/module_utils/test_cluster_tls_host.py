@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from pkitools import Pki, pem
-from test_probe import _server, cert  # noqa: F401 - the stand-in server and its certificate fixture
+from test_probe import _server  # the stand-in server
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import cluster_files, served
@@ -21,6 +21,15 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import PENDING
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import issue_certificate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import SERVER
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("served")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(tmp / "k.pem"), "-out", str(tmp / "c.pem"), "-days", "2", "-subj", "/CN=db1"],
+                   check=True, capture_output=True)
+    return str(tmp / "c.pem"), str(tmp / "k.pem")
 
 
 @pytest.fixture
@@ -113,7 +122,7 @@ def test_the_snapshot_of_an_earlier_step_is_kept_when_asked(conf):
     assert not snap.exists()
 
 
-def test_served_compares_the_leaf_with_the_file(cert, tmp_path):  # noqa: F811
+def test_served_compares_the_leaf_with_the_file(cert, tmp_path):
     cert_path, _key = cert
     port = _server(cert, accept_direct=False, alpn=None)
     assert served(port, cert_path)["matches_file"] is True
