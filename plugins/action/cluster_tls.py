@@ -74,8 +74,11 @@ class ActionModule(IssuingAction):
         return result
 
     def leftovers_note(self) -> str:
-        # A failure of the install-and-activate execution says itself what was restored.
-        return "" if getattr(self, "applying", False) else super().leftovers_note()
+        # A failure of the install-and-activate execution says itself what was restored; so does the wait for
+        # your own CA's certificate.
+        if getattr(self, "applying", False) or getattr(self, "said_what_stays", False):
+            return ""
+        return super().leftovers_note()
 
     def ask(self, args: dict) -> dict:
         self.executions += 1
@@ -109,6 +112,7 @@ class ActionModule(IssuingAction):
             if cluster:
                 where += f" {cluster.get('version')}/{cluster.get('name')}"
             crls = f" and the CRLs of every CA as {external['crl_path']}" if external["crl_path"] else ""
+            self.said_what_stays = True
             raise PkiError(f"{where}: sign {csr_path} with your CA and save the certificate (leaf, then "
                            f"intermediates) as {external['cert_path']}, your root as {external['root_path']}{crls}, "
                            "then run again. The key (and its folder) stay on the host; nothing else was changed.")
@@ -172,7 +176,7 @@ class ActionModule(IssuingAction):
         served = inspect.get("served")
         result["stale"] = bool(served and not served["matches_file"] and not (install or changes or result["reasons"]))
         activate = params["activate"]
-        if (install or changes or result["reasons"] or result["stale"] or (activate and activate["always"])) \
+        if (install or changes or result["reasons"] or (activate and (result["stale"] or activate["always"]))) \
                 and not self._task.check_mode:
             item = dict(request.item, certificate=pem(request.chain), root=request.root_pem) if install else None
             args = dict(files, material=item)
