@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
   - pgtls.ssl.record
+  - pgtls.ssl.cluster_files
 attributes:
   platform:
     platforms: posix
@@ -112,106 +113,6 @@ options:
       group:
         description: Group of the files on the host.
         type: str
-  directories:
-    description: Folders that must exist, created (parent first in the list) or given this owner, group and mode.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      path:
-        description: The folder.
-        type: path
-        required: true
-      owner:
-        description: Owner (name or uid); unset leaves it.
-        type: str
-      group:
-        description: Group (name or gid); unset leaves it.
-        type: str
-      mode:
-        description: Octal mode.
-        type: str
-        default: "0755"
-  files:
-    description: Files with their whole content.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      path:
-        description: The file.
-        type: path
-        required: true
-      content:
-        description: What the file holds.
-        type: str
-        required: true
-      owner:
-        description: Owner (name or uid); unset leaves it.
-        type: str
-      group:
-        description: Group (name or gid); unset leaves it.
-        type: str
-      mode:
-        description: Octal mode.
-        type: str
-        default: "0644"
-      diff:
-        description: Show the content in diff mode (false for a large file such as a CRL).
-        type: bool
-        default: true
-  lines:
-    description:
-      - A line in an existing file (for instance C(include_dir = 'conf.d') in C(postgresql.conf)), with
-        M(ansible.builtin.lineinfile)'s rule - the last line matching O(lines[].regexp) is replaced by
-        O(lines[].line), or the line is appended. The file keeps its owner and mode.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      path:
-        description: The file; it must exist.
-        type: path
-        required: true
-      regexp:
-        description: Python regular expression for the line to replace.
-        type: str
-        required: true
-      line:
-        description: The line.
-        type: str
-        required: true
-  snapshot_dir:
-    description: Folder for the snapshot (created with mode 0750, owner root). No snapshot when unset.
-    type: path
-  snapshot_paths:
-    description: The files to copy into the snapshot (those that exist); usually every file the caller may change.
-    type: list
-    elements: path
-    default: []
-  snapshot_group:
-    description: Group of the snapshot folder.
-    type: str
-  snapshot_taken:
-    description:
-      - This run already took its snapshot (the task that replaced the key or certificate did, for example
-        M(pgtls.ssl.server_cert)); take none and keep it.
-    type: bool
-    default: false
-  remove_legacy_snapshots:
-    description:
-      - Also remove the snapshots releases before 0.2 kept in C(/tmp/ansible.*.pgtls) (owned by root, older than an
-        hour - never a run in progress) when a killed run left them behind; they may hold key copies.
-    type: bool
-    default: false
-  probe_port:
-    description:
-      - Also ask the server on C(127.0.0.1) at this port which certificate it serves
-        (SSLRequest, then TLS) and compare its leaf with the certificate file (RV(served)). Not in check mode.
-    type: int
-  probe_cert_path:
-    description: The certificate file the probe compares with (default the certificate of O(material)).
-    type: path
   renew_before_days:
     description: Issue again when fewer than this many days are left. V(0) turns the day rule off.
     type: int
@@ -314,21 +215,6 @@ options:
       crl_path:
         description: Your CRLs (every CA's), on the controller; checked with the certificate.
         type: path
-  key_group:
-    description:
-      - The root_group layout's key group, ensured first (the folders and files are planned with its gid) - a system
-        group created when missing, O(key_group.user) added to it. A running postmaster sees a new group only after
-        a restart; the caller decides that (M(pgtls.ssl.cluster_info) reports C(key_group_member)).
-    type: dict
-    suboptions:
-      name:
-        description: The group.
-        type: str
-        required: true
-      user:
-        description: The server's OS user.
-        type: str
-        required: true
 """
 
 EXAMPLES = r"""
