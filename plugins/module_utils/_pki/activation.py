@@ -21,10 +21,9 @@ import subprocess
 import tempfile
 import time
 
-from . import compat, snapshot
+from . import snapshot
 from .errors import PkiError
-from .files import read_bytes
-from .info import fingerprint
+from .info import fingerprint, leaf_fingerprint
 from .probe import served_chain
 from .specs import VALIDATE
 
@@ -112,11 +111,6 @@ class Commands:
 
 def _output(done: subprocess.CompletedProcess) -> str:
     return " ".join(part.strip() for part in (done.stdout, done.stderr) if part and part.strip())
-
-
-def _leaf_fingerprint(path: str) -> str | None:
-    data = read_bytes(path, "activate.cert_path", missing_ok=True, nofollow=True)
-    return fingerprint(compat.load_certificates(data, path)[0]) if data else None
 
 
 class Activation:
@@ -221,7 +215,7 @@ class Activation:
                      as_server=True, status="changed", timeout=90)
 
     def wait_served(self) -> None:
-        wanted = _leaf_fingerprint(self.p["cert_path"])
+        wanted = leaf_fingerprint(self.p["cert_path"], "activate.cert_path")
         seen = "nothing"
         for attempt in range(self.p["wait_seconds"] + 1):
             try:

@@ -19,7 +19,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from . import accounts, compat, host, probe, snapshot
+from . import accounts, host, probe, snapshot
 from .activation import Activation
 from .errors import PkiError
 from .files import (
@@ -34,7 +34,7 @@ from .files import (
     resolve_uid,
     write_atomic,
 )
-from .info import fingerprint
+from .info import fingerprint, leaf_fingerprint
 
 LEGACY_AGE = 3600
 
@@ -182,14 +182,9 @@ def served(port: int, cert_path: str) -> dict:
         chain = probe.served_chain("127.0.0.1", port)["chain"]
     except PkiError as exc:
         return {"matches_file": False, "error": str(exc)}
-    answer = {"matches_file": False, "fingerprint_sha256": fingerprint(chain[0])}
-    data = read_bytes(cert_path, "probe_cert_path", missing_ok=True, nofollow=True)
-    try:
-        leaf = compat.load_certificates(data, cert_path)[0] if data else None
-    except PkiError:
-        leaf = None
-    answer["matches_file"] = leaf is not None and fingerprint(leaf) == answer["fingerprint_sha256"]
-    return answer
+    served_leaf = fingerprint(chain[0])
+    return {"matches_file": served_leaf == leaf_fingerprint(cert_path, "probe_cert_path"),
+            "fingerprint_sha256": served_leaf}
 
 
 def _material(params: dict, check_mode: bool) -> dict | None:

@@ -13,6 +13,8 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
     x509 = hashes = MISSING
 
 from . import compat
+from .errors import PkiError
+from .files import read_bytes
 from .keys import colon_hex, key_type_of, public_fingerprint
 from .names import cert_sans, san_strings
 from .profiles import extension
@@ -20,6 +22,16 @@ from .profiles import extension
 
 def fingerprint(cert: x509.Certificate) -> str:
     return colon_hex(cert.fingerprint(hashes.SHA256()))
+
+
+def leaf_fingerprint(path: str, where: str) -> str | None:
+    """SHA-256 of the first certificate in ``path`` (the leaf a server serves from it); None when the file is
+    missing, empty or unreadable."""
+    data = read_bytes(path, where, missing_ok=True, nofollow=True)
+    try:
+        return fingerprint(compat.load_certificates(data, path)[0]) if data else None
+    except PkiError:
+        return None
 
 
 def serial_hex(serial: int) -> str:
