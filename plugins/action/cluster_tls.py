@@ -15,6 +15,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, check_lifetime
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes, write_atomic
@@ -55,11 +56,18 @@ class ActionModule(IssuingAction):
         result = ActionBase.run(self, tmp, task_vars)
         del tmp
         try:
-            _validation, params = self.validate_argument_spec(argument_spec=CLUSTER_TLS,
-                                                              mutually_exclusive=ISSUER_EXCLUSIVE)
+            _validation, params = self.validate_argument_spec(
+                argument_spec=CLUSTER_TLS, mutually_exclusive=ISSUER_EXCLUSIVE + [
+                    ("ca_folder", name) for name in ("issuer_cert_path", "issuer_cert_content", "issuer_key_path",
+                                                     "issuer_key_content", "issuer_chain_path", "issuer_chain_content",
+                                                     "record_dir")])
         except AnsibleActionFail as exc:
             result.update(failed=True, msg=str(exc))
             return result
+        if params["ca_folder"]:
+            layout = Layout(params["ca_folder"])
+            params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
+                          issuer_chain_path=layout.root_cert, record_dir=layout.archive)
         self.executions = 0
         self.task_vars = task_vars
         self.prepared = False
@@ -196,6 +204,8 @@ class ActionModule(IssuingAction):
         if request:
             result["certificate"] = cert_info(request.chain[0])
             result["chain_length"] = len(request.chain)
+            if activate:
+                result["summary"] = summary(activate["cluster"], material, result)
         if getattr(self, "csr_written", False):
             result["csr_written"] = True
         result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
@@ -203,6 +213,15 @@ class ActionModule(IssuingAction):
         if self._task.diff:
             result["diff"] = ([diff_for([request])] if request and request.reasons else []) + inspect.get("diff", [])
         return result
+
+
+def summary(cluster: dict, material: dict, result: dict) -> dict:
+    """One row for the role's callers (pgtls_server_certificates): the cluster and the certificate it has now."""
+    cert = result["certificate"]
+    return {"cluster": f"{cluster['version']}/{cluster['name']}", "port": cluster["port"],
+            "running": cluster.get("running", True), "tls_dir": os.path.dirname(material["cert_path"]),
+            "not_after": cert["not_after"], "days_left": cert["days_left"],
+            "fingerprint_sha256": cert["fingerprint_sha256"], "issuer": cert["issuer"], "reasons": result["reasons"]}
 
 
 def _text(path: str) -> str:

@@ -48,19 +48,30 @@ options:
       running: {description: Whether the cluster runs., type: bool, default: true}
       bin_dir: {description: "Folder of pg_ctl, initdb and postgres (found when not given).", type: path}
   layout:
-    description: V(debian) (postgresql-common) or V(datadir) (configuration inside the data directory).
+    description:
+      - V(debian) (postgresql-common) or V(datadir) (configuration inside the data directory).
+      - When not given, the entry of O(os_defaults) for the host's OS family, else V(debian).
     type: str
-    default: debian
     choices: [debian, datadir]
   bin_dir_default:
-    description: The layout's program folder; C({version}) is replaced by the major version.
+    description:
+      - The layout's program folder; C({version}) is replaced by the major version.
+      - When not given, the entry of O(os_defaults) for the host's OS family, else C(/usr/lib/postgresql/{version}/bin).
     type: str
-    default: /usr/lib/postgresql/{version}/bin
   datadir_globs:
-    description: With O(layout=datadir), the data directories to look at (shell patterns).
+    description:
+      - With O(layout=datadir), the data directories to look at (shell patterns).
+      - When not given, the entry of O(os_defaults) for the host's OS family, else none.
     type: list
     elements: str
-    default: []
+  os_defaults:
+    description:
+      - Per OS family as Ansible names it (C(Debian), C(RedHat), ...), the values of O(layout), O(bin_dir_default),
+        O(datadir_globs) and O(key_group) to use when the task does not give them. The family is found on the host
+        the way C(ansible.builtin.setup) finds C(ansible_facts.os_family), so no facts need gathering.
+      - A host whose family has no entry is refused, naming the family.
+    type: dict
+    version_added: 0.2.0
   probe_ready:
     description:
       - Ask each cluster with C(pg_isready) (its own from C(bin_dir), else the one in C(PATH); no login) - on its
@@ -80,7 +91,13 @@ options:
     description:
       - A group (the root_group key layout's) to check each running postmaster against - returned as
         C(key_group_member). A server joins a group only when it restarts.
+      - When not given and O(probe_key_group=true), the entry of O(os_defaults) for the host's OS family.
     type: str
+    version_added: 0.2.0
+  probe_key_group:
+    description: Check the postmasters against O(key_group) or, without it, the OS family's group of O(os_defaults).
+    type: bool
+    default: false
     version_added: 0.2.0
 """
 
@@ -96,6 +113,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+os_family:
+  description: The host's OS family, as C(ansible_facts.os_family) names it.
+  returned: success
+  type: str
+  sample: Debian
+host_names:
+  description: The host's names as C(ansible.builtin.setup) reports them (C(hostname), C(nodename), C(fqdn)).
+  returned: success
+  type: dict
+  sample: {hostname: db1, nodename: db1.example.com, fqdn: db1.example.com}
+defaults:
+  description:
+    - The O(layout), O(bin_dir_default), O(datadir_globs) and O(key_group) used (given, the OS family's, or the
+      fallback).
+  returned: success
+  type: dict
 clusters:
   description: One entry per cluster.
   returned: success
@@ -133,14 +166,17 @@ clusters:
         - Whether the running postmaster is in O(key_group) (false when the group does not exist yet); null when
           no postmaster runs.
       type: bool
-      returned: O(key_group) is set
+      returned: O(key_group) is set or O(probe_key_group=true)
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.facts.system.distribution import DistributionFactCollector
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import (
     describe,
+    host_names,
     read_trust_file,
+    resolve_defaults,
     with_key_group,
     with_state,
 )
@@ -153,18 +189,24 @@ NULLABLE = ("trusted_root", "key_group_member", "pid")
 def main() -> None:
     module = AnsibleModule(argument_spec=CLUSTER_INFO, supports_check_mode=True)
     params = module.params
+    # The OS family as setup names it (its own collector), and the names setup reports: no facts gathered.
+    family = DistributionFactCollector().collect(module=module).get("os_family")
     try:
-        clusters = describe(params["clusters"], params["layout"], params["bin_dir_default"], params["datadir_globs"])
+        chosen = resolve_defaults(params, family, params["os_defaults"])
+        clusters = describe(params["clusters"], chosen["layout"], chosen["bin_dir_default"], chosen["datadir_globs"])
         if params["probe_ready"]:
             clusters = with_state(clusters)
         if params["trust_file"]:
             clusters = read_trust_file(clusters, params["trust_file"])
-        if params["key_group"]:
-            clusters = with_key_group(clusters, params["key_group"])
+        if chosen["key_group"] and (params["key_group"] or params["probe_key_group"]):
+            clusters = with_key_group(clusters, chosen["key_group"])
+        elif params["probe_key_group"]:
+            raise PkiError("no group to check the postmasters against: give key_group, or one in os_defaults",
+                           where="key_group")
     except PkiError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, clusters=[{k: v for k, v in c.items() if v is not None or k in NULLABLE}
-                                              for c in clusters])
+    module.exit_json(changed=False, os_family=family, host_names=host_names(), defaults=chosen,
+                     clusters=[{k: v for k, v in c.items() if v is not None or k in NULLABLE} for c in clusters])
 
 
 if __name__ == "__main__":

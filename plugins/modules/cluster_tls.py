@@ -113,6 +113,14 @@ options:
       group:
         description: Group of the files on the host.
         type: str
+  ca_folder:
+    description:
+      - The CA folder M(pgtls.ssl.ca_folder) keeps on the controller. Its intermediate signs (C(intermediate.crt),
+        C(intermediate.key)), its root completes the chain (C(root.crt)) and every certificate issued is archived in
+        its C(issued/) - instead of O(issuer_cert_path), O(issuer_key_path), O(issuer_chain_path) and O(record_dir),
+        which it excludes (and their C(_content) forms).
+    type: path
+    version_added: 0.2.0
   renew_before_days:
     description: Issue again when fewer than this many days are left. V(0) turns the day rule off.
     type: int
@@ -244,9 +252,7 @@ EXAMPLES = r"""
       key_path: /etc/postgresql/15/main/tls/server.key
       ca_path: /etc/postgresql/15/main/tls/root.crt
       hostnames: ["{{ inventory_hostname }}"]
-    issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
-    issuer_key_path: "{{ pki_dir }}/intermediate.key"
-    issuer_chain_path: "{{ pki_dir }}/root.crt"
+    ca_folder: "{{ pki_dir }}"
   register: tls
 
 - name: What the activation did
@@ -289,6 +295,12 @@ served:
 certificate:
   description: Facts about the leaf now in place (or that would be, in check mode), as M(pgtls.ssl.ca) returns them.
   returned: when O(material) is set
+  type: dict
+summary:
+  description:
+    - One row per cluster for callers (the server role's C(pgtls_server_certificates)) - C(cluster) (version/name),
+      C(port), C(running), C(tls_dir), C(not_after), C(days_left), C(fingerprint_sha256), C(issuer) and C(reasons).
+  returned: when O(material) and O(activate) are set
   type: dict
 chain_length:
   description: Certificates in the certificate file (leaf and intermediates).

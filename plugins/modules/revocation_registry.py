@@ -30,9 +30,41 @@ attributes:
     support: none
 options:
   path:
-    description: The registry file, YAML (a list of entries), written with mode 0600.
+    description:
+      - The registry file, YAML (a list of entries), written with mode 0600.
+      - Exactly one of O(path) and O(pki_dir).
     type: path
-    required: true
+  pki_dir:
+    description:
+      - The CA folder; the registry is its C(revoked.yml), and O(names) are looked up in its C(issued/) archive.
+      - Exactly one of O(path) and O(pki_dir).
+    type: path
+    version_added: 0.2.0
+  names:
+    description:
+      - Role (certificate) names whose every certificate in the C(issued/) archive of O(pki_dir) is revoked. A name
+        with no archived certificate is refused, naming it.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
+  serials:
+    description: Serials to revoke (decimal, C(0x) hex, or colon-separated hex).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
+  reason:
+    description: RFC 5280 reason code of the entries for O(names) and O(serials).
+    type: str
+    default: unspecified
+    choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
+              cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
+    version_added: 0.2.0
+  revocation_date:
+    description: ISO 8601 date of the entries for O(names) and O(serials); now (UTC) when not given.
+    type: str
+    version_added: 0.2.0
   add:
     description: Entries to add. Other keys than those below are kept as given.
     type: list
@@ -62,6 +94,15 @@ options:
 """
 
 EXAMPLES = r"""
+- name: Revoke every certificate issued to mallory, and one serial
+  pgtls.ssl.revocation_registry:
+    pki_dir: "{{ pki_dir }}"
+    names: [mallory]
+    serials: ["0x3AF1079C"]
+    reason: key_compromise
+  delegate_to: localhost
+  run_once: true
+
 - name: Record two revocations
   pgtls.ssl.revocation_registry:
     path: "{{ pki_dir }}/revoked.yml"
@@ -72,6 +113,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+issued:
+  description: For each of O(names), its archived certificate files (what was revoked).
+  returned: success
+  type: dict
+  sample: {mallory: [/srv/pki/issued/mallory/3AF1079C.crt]}
 added:
   description: The entries this run added.
   returned: success
@@ -100,7 +146,8 @@ except ImportError:  # cryptography missing: run() reports it
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=REVOCATION_REGISTRY, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=REVOCATION_REGISTRY, supports_check_mode=True,
+                           required_one_of=[("path", "pki_dir")], mutually_exclusive=[("path", "pki_dir")])
     run(module, ensure_entries)
 
 

@@ -35,8 +35,10 @@ def verify_full(cluster, base):
 def test_owner_layout_reloads_with_pg_reload_conf(role_env):
     cluster, extra = role_env
     done = run_playbook("role_local.yml", dict(extra, pgtls_key_layout="owner"))
-    # What the activation ran, step by step (the role prints it: "cluster | What the activation ran for 15/e2e").
-    assert "cluster | What the activation ran for 15/e2e" in done.stdout, done.stdout
+    # What the activation ran, step by step (the role's task "cluster | What the activation ran, and why" prints
+    # "What the activation ran for 15/e2e:", then each step with its status).
+    assert "cluster | What the activation ran, and why" in done.stdout, done.stdout
+    assert "What the activation ran for 15/e2e:" in done.stdout, done.stdout
     assert "Reload with pg_reload_conf() (no service manager): changed" in done.stdout, done.stdout
     assert "Connect with libpq, sslmode=verify-full by name: ok" in done.stdout, done.stdout
     connected = verify_full(cluster, cluster.data)

@@ -46,7 +46,7 @@ def client_side(pki_dir: str, window_days: int, now) -> dict:
         except ValueError:
             continue
     expiring = []
-    issued = layout.path("issued")
+    issued = layout.archive
     for name in sorted(os.listdir(issued)) if os.path.isdir(issued) else []:
         newest = None
         for file in sorted(os.listdir(os.path.join(issued, name))):

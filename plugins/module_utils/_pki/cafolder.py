@@ -16,6 +16,7 @@ import json
 import os
 import time
 
+from .constants import folder_name
 from .errors import PkiError
 from .files import MAX_PEM_BYTES, Attrs, read_bytes, write_atomic
 from .keys import public_fingerprint
@@ -33,6 +34,38 @@ class Layout:
     @property
     def intermediate_files(self) -> tuple[str, ...]:
         return ("intermediate.crt", "intermediate.key", "intermediate.crl")
+
+    @property
+    def root_cert(self) -> str:
+        return self.path("root.crt")
+
+    @property
+    def intermediate_cert(self) -> str:
+        """The intermediate that signs servers and clients (the current generation's)."""
+        return self.path("intermediate.crt")
+
+    @property
+    def intermediate_key(self) -> str:
+        return self.path("intermediate.key")
+
+    @property
+    def crl_bundle(self) -> str:
+        """The CRL of every CA in one file (a server's ssl_crl_file)."""
+        return self.path("crl.pem")
+
+    @property
+    def archive(self) -> str:
+        """Every certificate issued, per role name (issued/<name>/<SERIAL>.crt): revocation by name reads it."""
+        return self.path("issued")
+
+    @property
+    def registry(self) -> str:
+        """The revocations the revoke playbook added (YAML list), turned into the intermediate's CRL."""
+        return self.path("revoked.yml")
+
+    def issued(self, name: str) -> str:
+        """The archive folder of the certificates issued to a role name (one <SERIAL>.crt each)."""
+        return os.path.join(self.archive, folder_name(name))
 
     @property
     def generation_file(self) -> str:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import glob
 import grp
 import os
+import platform
 import re
 import shutil
+import socket
 import subprocess
 
 from .errors import PkiError
@@ -324,4 +326,35 @@ def with_key_group(clusters: list[dict], group: str, proc: str = "/proc") -> lis
         groups = postmaster_groups(pid, proc) if pid else None
         member = None if groups is None else (gid is not None and gid in groups)
         out.append(dict(cluster, pid=pid, key_group_member=member))
+    return out
+
+
+# What the OS family decides when the task does not (the server role's per-family defaults).
+OS_DEFAULTS_FIELDS = ("layout", "bin_dir_default", "datadir_globs", "key_group")
+FALLBACKS = {"layout": "debian", "bin_dir_default": "/usr/lib/postgresql/{version}/bin", "datadir_globs": []}
+
+
+def host_names() -> dict:
+    """The host's names as setup's platform facts give them (``hostname``, ``fqdn``): the certificates' names,
+    without gathering facts."""
+    node = platform.node()
+    return {"hostname": node.split(".")[0], "nodename": node, "fqdn": socket.getfqdn()}
+
+
+def resolve_defaults(params: dict, family: str | None, os_defaults: dict | None) -> dict:
+    """``layout``, ``bin_dir_default``, ``datadir_globs`` and ``key_group``: given in the task, else from the
+    host's OS family's entry of ``os_defaults``, else the module's fallbacks. An ``os_defaults`` without an entry
+    for this family is an error naming both (nothing is guessed)."""
+    entry = {}
+    if os_defaults:
+        if family not in os_defaults:
+            raise PkiError(f"no entry for this host's OS family {family!r} (known: {', '.join(sorted(os_defaults))})",
+                           where="os_defaults")
+        entry = os_defaults[family] or {}
+    out = {}
+    for field in OS_DEFAULTS_FIELDS:
+        value = params.get(field)
+        if value in (None, "") and entry.get(field) not in (None, ""):
+            value = entry[field]
+        out[field] = FALLBACKS.get(field) if value in (None, "") else value
     return out

@@ -116,7 +116,7 @@ def _ensure_crls(layout: Layout, params: dict, root: dict, inter: dict, check_mo
     steps.append(("intermediate.crl", _defaults(
         CRL, path=inter["crl"], revoked=revocations, issuer_cert_path=inter["crt"], issuer_key_path=inter["key"],
         next_update_days=params["crl_next_update_days"], renew_before_days=params["crl_renew_before_days"],
-        combined_path=layout.path("crl.pem"),
+        combined_path=layout.crl_bundle,
         combine_with=[root["crl"]] + ([previous["crl"]] if has_previous else []),
         **common)))
     for label, crl_params in steps:

@@ -8,6 +8,7 @@ holds the lock. Entries are never removed here: a CRL entry is undone with the c
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 
 from . import cafolder
@@ -37,20 +38,54 @@ def _load(path: str) -> list[dict]:
     return entries
 
 
+def issued_to(pki_dir: str, names: list[str]) -> dict[str, list[str]]:
+    """The archived certificates of each role name (<pki_dir>/issued/<name>/<SERIAL>.crt), sorted; a name with
+    none is an error naming it and the archive (revocation by name reads nothing else)."""
+    layout = cafolder.Layout(pki_dir)
+    found = {}
+    for name in names:
+        folder = layout.issued(name)
+        try:
+            found[name] = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                                 if f.endswith(".crt") and os.path.isfile(os.path.join(folder, f)))
+        except OSError:
+            found[name] = []
+    missing = [name for name, paths in found.items() if not paths]
+    if missing:
+        raise PkiError(f"no certificate issued to {', '.join(missing)} in {layout.path('issued')} (the archive "
+                       "revocation by name reads); check the name, or give serials", where="names")
+    return found
+
+
+def by_name_and_serial(params: dict) -> tuple[list[dict], dict]:
+    """The entries for ``names`` (each archived certificate's serial) and ``serials``, with ``reason`` and
+    ``revocation_date`` (now, UTC, when not given), and the archived files per name."""
+    if not params["pki_dir"] and params["names"]:
+        raise PkiError("names need pki_dir (the CA folder whose issued/ archive lists them)", where="names")
+    date = params["revocation_date"] or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    common = {"reason": params["reason"], "revocation_date": date}
+    issued = issued_to(params["pki_dir"], params["names"]) if params["names"] else {}
+    entries = [dict(common, serial_number="0x" + os.path.basename(path)[:-len(".crt")], name=name)
+               for name, paths in issued.items() for path in paths]
+    entries += [dict(common, serial_number=str(serial)) for serial in params["serials"]]
+    return entries, issued
+
+
 def ensure_entries(params: dict, check_mode: bool) -> dict:
     if yaml is None:
         raise PkiError("PyYAML is needed to read the registry", where="path")
-    path = params["path"]
-    check_folder(path, "path")
+    path = params["path"] or cafolder.Layout(params["pki_dir"]).registry
+    check_folder(path, "pki_dir" if params["pki_dir"] else "path")
+    extra, issued = by_name_and_serial(params)
     new = []
-    for index, entry in enumerate(params["add"]):
+    for index, entry in enumerate(params["add"] + extra):
         serial = parse_serial(entry["serial_number"], f"add[{index}].serial_number")
         new.append((serial, {k: v for k, v in entry.items() if v not in (None, "")}))
-    plan = _apply(path, new, True)
+    plan = dict(_apply(path, new, True), issued=issued)
     if check_mode or not plan["changed"]:
         return plan
     with cafolder.locked(os.path.dirname(os.path.abspath(path)), params["lock_timeout"]):
-        return _apply(path, new, False)
+        return dict(_apply(path, new, False), issued=issued)
 
 
 def _apply(path: str, new: list, check_mode: bool) -> dict:

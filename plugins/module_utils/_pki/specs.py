@@ -184,7 +184,12 @@ HOST_MATERIAL = {
 }
 
 REVOCATION_REGISTRY = {
-    "path": {"type": "path", "required": True},
+    "path": {"type": "path"},
+    "pki_dir": {"type": "path"},
+    "names": {"type": "list", "elements": "str", "default": []},
+    "serials": {"type": "list", "elements": "str", "default": []},
+    "reason": {"type": "str", "default": "unspecified", "choices": list(REVOCATION_REASONS)},
+    "revocation_date": {"type": "str"},
     "add": {"type": "list", "elements": "dict", "default": [], "options": {
         "serial_number": {"type": "str", "required": True},
         "name": {"type": "str"},
@@ -216,12 +221,14 @@ CLUSTER = {
 
 CLUSTER_INFO = {
     "clusters": {"type": "list", "elements": "dict", "default": [], "options": CLUSTER},
-    "layout": {"type": "str", "default": "debian", "choices": ["debian", "datadir"]},
-    "bin_dir_default": {"type": "str", "default": "/usr/lib/postgresql/{version}/bin"},
-    "datadir_globs": {"type": "list", "elements": "str", "default": []},
+    "layout": {"type": "str", "choices": ["debian", "datadir"]},
+    "bin_dir_default": {"type": "str"},
+    "datadir_globs": {"type": "list", "elements": "str"},
     "probe_ready": {"type": "bool", "default": False},
     "trust_file": {"type": "str"},
     "key_group": {"type": "str", "no_log": False},
+    "probe_key_group": {"type": "bool", "default": False},
+    "os_defaults": {"type": "dict"},
 }
 
 AUDIT_REPORT = {
@@ -305,6 +312,8 @@ CLUSTER_TLS = {
         "root_path": {"type": "path", "required": True},
         "crl_path": {"type": "path"},
     }},
+    # The collection's CA folder: issuer, chain and archive by its layout (instead of the issuer_* paths).
+    "ca_folder": {"type": "path"},
     **RENEWAL,
     **RECORD,
     **ISSUER,

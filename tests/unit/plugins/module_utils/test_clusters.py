@@ -186,3 +186,43 @@ def test_trust_file_is_read_inside_the_configuration_folder_only(tmp_path):
     for bad in ("/etc/passwd", "../b/x", "tls/../../x"):
         with pytest.raises(PkiError, match="inside the configuration folder"):
             read_trust_file([{"config_dir": str(tmp_path / "a")}], bad)
+
+
+# Per OS family defaults (the server role's __pgtls_os_defaults), picked on the host without gathered facts.
+OS_DEFAULTS = {
+    "Debian": {"layout": "debian", "bin_dir_default": "/usr/lib/postgresql/{version}/bin", "key_group": "ssl-cert"},
+    "RedHat": {"layout": "datadir", "bin_dir_default": "/usr/pgsql-{version}/bin",
+               "datadir_globs": ["/var/lib/pgsql/*/data"], "key_group": "pgtls-ssl"},
+}
+UNSET = {"layout": None, "bin_dir_default": None, "datadir_globs": None, "key_group": None}
+
+
+def test_the_families_entry_fills_what_the_task_leaves_unset():
+    chosen = cl.resolve_defaults(UNSET, "RedHat", OS_DEFAULTS)
+    assert chosen == {"layout": "datadir", "bin_dir_default": "/usr/pgsql-{version}/bin",
+                      "datadir_globs": ["/var/lib/pgsql/*/data"], "key_group": "pgtls-ssl"}
+
+
+def test_what_the_task_gives_wins_over_the_family():
+    given = dict(UNSET, layout="debian", key_group="pg-keys", datadir_globs=[])
+    chosen = cl.resolve_defaults(given, "RedHat", OS_DEFAULTS)
+    assert chosen["layout"] == "debian" and chosen["key_group"] == "pg-keys"
+    assert chosen["bin_dir_default"] == "/usr/pgsql-{version}/bin"
+
+
+def test_without_os_defaults_the_fallbacks_apply():
+    assert cl.resolve_defaults(UNSET, "Debian", None) == {
+        "layout": "debian", "bin_dir_default": "/usr/lib/postgresql/{version}/bin", "datadir_globs": [],
+        "key_group": None}
+
+
+def test_a_family_without_an_entry_is_refused_by_name():
+    with pytest.raises(PkiError, match=r"os_defaults: no entry for this host's OS family 'Suse' \(known: Debian, RedHat\)"):
+        cl.resolve_defaults(UNSET, "Suse", OS_DEFAULTS)
+
+
+def test_host_names_are_setups(monkeypatch):
+    monkeypatch.setattr(cl.platform, "node", lambda: "db7.dc1.example.com")
+    monkeypatch.setattr(cl.socket, "getfqdn", lambda: "db7.dc1.example.com")
+    assert cl.host_names() == {"hostname": "db7", "nodename": "db7.dc1.example.com",
+                                     "fqdn": "db7.dc1.example.com"}

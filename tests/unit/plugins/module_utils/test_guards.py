@@ -334,11 +334,47 @@ def test_host_checks_every_folder_before_the_first_write(tmp_path):
 
 
 # The revocation registry ------------------------------------------------------------------------------------------
+def _registry_params(**given):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import REVOCATION_REGISTRY  # noqa: PLC0415
+
+    return dict({name: entry.get("default") for name, entry in REVOCATION_REGISTRY.items()}, **given)
+
+
 def _add_entry(path, serial):
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
 
-    ensure_entries({"path": path, "add": [{"serial_number": serial, "name": None, "reason": "key_compromise",
-                                           "revocation_date": None}], "lock_timeout": 30}, False)
+    ensure_entries(_registry_params(path=path, add=[{"serial_number": serial, "name": None, "reason": "key_compromise",
+                                                     "revocation_date": None}], lock_timeout=30), False)
+
+
+def test_names_are_revoked_from_the_ca_folders_archive(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    archive = tmp_path / "issued" / "app%2Fx"
+    archive.mkdir(parents=True)
+    for serial in ("3AF1079C", "0B12"):
+        (archive / f"{serial}.crt").write_text("archived")
+    (archive / "notes.txt").write_text("not a certificate")
+    done = ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app/x"], serials=["17"],
+                                           reason="key_compromise", revocation_date="2026-11-28T00:00:00+00:00"),
+                          False)
+    assert done["path"] == str(tmp_path / "revoked.yml") and done["changed"]
+    assert done["issued"] == {"app/x": [str(archive / "0B12.crt"), str(archive / "3AF1079C.crt")]}
+    assert sorted((e["serial_number"], e.get("name"), e["reason"]) for e in done["added"]) == [
+        ("0x0B12", "app/x", "key_compromise"), ("0x3AF1079C", "app/x", "key_compromise"),
+        ("17", None, "key_compromise")]
+    again = ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app/x"]), False)
+    assert not again["changed"] and len(again["entries"]) == 3
+
+
+def test_a_name_without_archived_certificates_is_refused_and_nothing_written(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    (tmp_path / "issued" / "app").mkdir(parents=True)
+    (tmp_path / "issued" / "app" / "0A.crt").write_text("archived")
+    with pytest.raises(PkiError, match=rf"names: no certificate issued to nobody in {tmp_path}/issued"):
+        ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app", "nobody"]), False)
+    assert not (tmp_path / "revoked.yml").exists()
 
 
 def test_registry_runs_at_once_keep_every_entry(tmp_path):
