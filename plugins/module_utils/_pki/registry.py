@@ -50,6 +50,12 @@ def issued_to(pki_dir: str, names: list[str]) -> dict[str, list[str]]:
                                  if f.endswith(".crt") and os.path.isfile(os.path.join(folder, f)))
         except OSError:
             found[name] = []
+    for paths in found.values():
+        for path in paths:
+            stem = os.path.basename(path)[:-len(".crt")]
+            if not stem or any(c not in "0123456789ABCDEFabcdef" for c in stem):
+                raise PkiError(f"{path} is not named <SERIAL>.crt (hex): the archive holds what the collection "
+                               "issued, one file per serial; move that file out", where="names")
     missing = [name for name, paths in found.items() if not paths]
     if missing:
         raise PkiError(f"no certificate issued to {', '.join(missing)} in {layout.path('issued')} (the archive "

@@ -432,3 +432,14 @@ def test_rotation_start_then_retire(tmp_path):
         _rotate(tmp_path, "retire")
     with pytest.raises(PkiError, match="^pki_dir: no intermediate CA in"):
         _rotate(tmp_path, "start")
+
+
+def test_a_stray_file_in_the_archive_is_named_not_revoked_as_garbage(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    (tmp_path / "issued" / "app").mkdir(parents=True)
+    (tmp_path / "issued" / "app" / "0A.crt").write_text("archived")
+    (tmp_path / "issued" / "app" / "backup copy.crt").write_text("someone's copy")
+    with pytest.raises(PkiError, match=r"names: .*/issued/app/backup copy.crt is not named <SERIAL>.crt"):
+        ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app"]), False)
+    assert not (tmp_path / "revoked.yml").exists()
