@@ -69,7 +69,7 @@ options:
       - Per OS family as Ansible names it (C(Debian), C(RedHat), ...), the values of O(layout), O(bin_dir_default),
         O(datadir_globs) and O(key_group) to use when the task does not give them. The family is found on the host
         the way C(ansible.builtin.setup) finds C(ansible_facts.os_family), so no facts need gathering.
-      - A host whose family has no entry is refused, naming the family.
+      - A host whose family has no entry is refused, naming the family, unless O(clusters) describes its clusters.
     type: dict
     version_added: 0.2.0
   probe_ready:
@@ -190,7 +190,10 @@ def main() -> None:
     module = AnsibleModule(argument_spec=CLUSTER_INFO, supports_check_mode=True)
     params = module.params
     # The OS family as setup names it (its own collector), and the names setup reports: no facts gathered.
-    family = DistributionFactCollector().collect(module=module).get("os_family")
+    try:
+        family = DistributionFactCollector().collect(module=module).get("os_family")
+    except Exception:  # setup's own collector; a host it cannot read is "no family", refused below if it matters
+        family = None
     try:
         chosen = resolve_defaults(params, family, params["os_defaults"])
         clusters = describe(params["clusters"], chosen["layout"], chosen["bin_dir_default"], chosen["datadir_globs"])

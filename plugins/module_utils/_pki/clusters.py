@@ -343,14 +343,17 @@ def host_names() -> dict:
 
 def resolve_defaults(params: dict, family: str | None, os_defaults: dict | None) -> dict:
     """``layout``, ``bin_dir_default``, ``datadir_globs`` and ``key_group``: given in the task, else from the
-    host's OS family's entry of ``os_defaults``, else the module's fallbacks. An ``os_defaults`` without an entry
-    for this family is an error naming both (nothing is guessed)."""
+    host's OS family's entry of ``os_defaults``, else the module's fallbacks. When ``os_defaults`` has no entry for
+    this family, discovery would guess where PostgreSQL lives: an error naming the family, unless ``clusters`` are
+    given (then only the program folder's and the key group's fallbacks apply)."""
     entry = {}
     if os_defaults:
-        if family not in os_defaults:
-            raise PkiError(f"no entry for this host's OS family {family!r} (known: {', '.join(sorted(os_defaults))})",
+        if family in os_defaults:
+            entry = os_defaults[family] or {}
+        elif not params.get("clusters"):
+            raise PkiError(f"no entry for this host's OS family {family!r} (known: {', '.join(sorted(os_defaults))}); "
+                           "describe the clusters instead (clusters, the server role's pgtls_clusters)",
                            where="os_defaults")
-        entry = os_defaults[family] or {}
     out = {}
     for field in OS_DEFAULTS_FIELDS:
         value = params.get(field)

@@ -221,6 +221,11 @@ def test_a_family_without_an_entry_is_refused_by_name():
         cl.resolve_defaults(UNSET, "Suse", OS_DEFAULTS)
 
 
+def test_a_family_without_an_entry_is_fine_when_the_clusters_are_described():
+    given = dict(UNSET, clusters=[{"version": 16, "name": "main"}])
+    assert cl.resolve_defaults(given, "Suse", OS_DEFAULTS)["bin_dir_default"] == "/usr/lib/postgresql/{version}/bin"
+
+
 def test_host_names_are_setups(monkeypatch):
     monkeypatch.setattr(cl.platform, "node", lambda: "db7.dc1.example.com")
     monkeypatch.setattr(cl.socket, "getfqdn", lambda: "db7.dc1.example.com")
