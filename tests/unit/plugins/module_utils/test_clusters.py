@@ -230,4 +230,4 @@ def test_host_names_are_setups(monkeypatch):
     monkeypatch.setattr(cl.platform, "node", lambda: "db7.dc1.example.com")
     monkeypatch.setattr(cl.socket, "getfqdn", lambda: "db7.dc1.example.com")
     assert cl.host_names() == {"hostname": "db7", "nodename": "db7.dc1.example.com",
-                                     "fqdn": "db7.dc1.example.com"}
+                               "fqdn": "db7.dc1.example.com"}
