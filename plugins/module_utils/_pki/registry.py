@@ -52,15 +52,20 @@ def issued_to(pki_dir: str, names: list[str]) -> dict[str, list[str]]:
             found[name] = []
     for paths in found.values():
         for path in paths:
-            stem = os.path.basename(path)[:-len(".crt")]
+            stem = _serial_of(path)
             if not stem or any(c not in "0123456789ABCDEFabcdef" for c in stem):
                 raise PkiError(f"{path} is not named <SERIAL>.crt (hex): the archive holds what the collection "
                                "issued, one file per serial; move that file out", where="names")
     missing = [name for name, paths in found.items() if not paths]
     if missing:
-        raise PkiError(f"no certificate issued to {', '.join(missing)} in {layout.path('issued')} (the archive "
+        raise PkiError(f"no certificate issued to {', '.join(missing)} in {layout.archive} (the archive "
                        "revocation by name reads); check the name, or give serials", where="names")
     return found
+
+
+def _serial_of(path: str) -> str:
+    """The serial an archived certificate is named for (<SERIAL>.crt)."""
+    return os.path.basename(path)[:-len(".crt")]
 
 
 def by_name_and_serial(params: dict) -> tuple[list[dict], dict]:
@@ -71,7 +76,7 @@ def by_name_and_serial(params: dict) -> tuple[list[dict], dict]:
     date = params["revocation_date"] or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     common = {"reason": params["reason"], "revocation_date": date}
     issued = issued_to(params["pki_dir"], params["names"]) if params["names"] else {}
-    entries = [dict(common, serial_number="0x" + os.path.basename(path)[:-len(".crt")], name=name)
+    entries = [dict(common, serial_number="0x" + _serial_of(path), name=name)
                for name, paths in issued.items() for path in paths]
     entries += [dict(common, serial_number=str(serial)) for serial in params["serials"]]
     return entries, issued
