@@ -318,7 +318,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTE
 
 def main() -> None:
     module = AnsibleModule(argument_spec=CLUSTER_FILES, supports_check_mode=True)
-    run(module, cluster_files)
+    run(module, lambda params, check_mode: cluster_files(params, check_mode, module.run_command))
 
 
 if __name__ == "__main__":

@@ -196,9 +196,10 @@ def main() -> None:
         family = None
     try:
         chosen = resolve_defaults(params, family, params["os_defaults"])
-        clusters = describe(params["clusters"], chosen["layout"], chosen["bin_dir_default"], chosen["datadir_globs"])
+        clusters = describe(params["clusters"], chosen["layout"], chosen["bin_dir_default"], chosen["datadir_globs"],
+                            run_command=module.run_command)
         if params["probe_ready"]:
-            clusters = with_state(clusters)
+            clusters = with_state(clusters, module.run_command)
         if params["trust_file"]:
             clusters = read_trust_file(clusters, params["trust_file"])
         if chosen["key_group"] and (params["key_group"] or params["probe_key_group"]):

@@ -76,37 +76,28 @@ def parse_sql(settings_file: str, version: int) -> str:
 
 
 class Commands:
-    """Runs programs, as root or as the server's user (as ``become_user`` would: its groups, its home, cwd /)."""
+    """Runs programs through the module's ``run_command``, as root or as the server's user (``runuser -u``: its
+    groups, its home, cwd /, as ``become_user`` would), each under coreutils' ``timeout``: 124 means no answer."""
 
-    def __init__(self, server_user: str, run=subprocess.run) -> None:
-        self.run_ = run
+    def __init__(self, server_user: str, run_command) -> None:
+        self.run_command = run_command
         try:
             self.user = pwd.getpwnam(server_user)
         except KeyError:
             raise PkiError(f"user {server_user} does not exist", where="activate.server_user") from None
 
-    def _switch(self):
-        user = self.user
-
-        def switch() -> None:
-            os.initgroups(user.pw_name, user.pw_gid)
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-
-        return switch
+    def argv(self, argv: list[str], as_server: bool, timeout: float) -> list[str]:
+        limited = ["timeout", str(int(timeout)), *argv]
+        if as_server and os.geteuid() != self.user.pw_uid:
+            return ["runuser", "-u", self.user.pw_name, "--", *limited]
+        return limited
 
     def run(self, argv: list[str], as_server: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
-        kwargs = {}
-        if as_server and os.geteuid() != self.user.pw_uid:
-            kwargs = {"preexec_fn": self._switch(), "cwd": "/",
-                      "env": dict(os.environ, HOME=self.user.pw_dir, USER=self.user.pw_name,
-                                  LOGNAME=self.user.pw_name)}
-        try:
-            return self.run_(argv, capture_output=True, text=True, check=False, timeout=timeout, **kwargs)
-        except FileNotFoundError:
-            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: not found")
-        except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]}: no answer in {timeout:.0f} s")
+        rc, out, err = self.run_command(self.argv(argv, as_server, timeout), cwd="/" if as_server else None,
+                                        expand_user_and_vars=False)
+        if rc == 124:
+            err = f"{argv[0]}: no answer in {timeout:.0f} s"
+        return subprocess.CompletedProcess(argv, rc, out, err)
 
 
 def _output(done: subprocess.CompletedProcess) -> str:
@@ -114,10 +105,11 @@ def _output(done: subprocess.CompletedProcess) -> str:
 
 
 class Activation:
-    def __init__(self, params: dict, commands: Commands | None = None, probe=served_chain, sleep=time.sleep) -> None:
+    def __init__(self, params: dict, commands: Commands | None = None, probe=served_chain, sleep=time.sleep,
+                 run_command=None) -> None:
         self.p = params
         self.cluster = params["cluster"]
-        self.commands = commands or Commands(params["server_user"])
+        self.commands = commands or Commands(params["server_user"], run_command)
         self.probe = probe
         self.sleep = sleep
         self.steps: list[dict] = []

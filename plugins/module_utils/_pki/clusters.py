@@ -20,7 +20,6 @@ import platform
 import re
 import shutil
 import socket
-import subprocess
 
 from .errors import PkiError
 from .files import read_bytes
@@ -97,19 +96,17 @@ def postmaster_pid(data_dir: str, proc: str = "/proc") -> int | None:
 
 
 def bin_dir(version: int, pid: int | None, default: str, pg_config: str | None = None, proc: str = "/proc",
-            run=subprocess.run) -> tuple[str, str]:
-    """``(folder, how it was found)`` of a cluster's programs."""
+            run_command=None) -> tuple[str, str]:
+    """``(folder, how it was found)`` of a cluster's programs. ``run_command`` is the module's (needed with
+    ``pg_config``)."""
     if pid is not None:
         exe = _executable(pid, proc)
         if exe:
             return os.path.dirname(exe), f"the running postmaster (pid {pid})"
     if pg_config:
-        try:
-            done = run([pg_config, "--bindir", "--version"], capture_output=True, text=True, check=False, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            done = None
-        if done is not None and done.returncode == 0:
-            lines = done.stdout.split("\n")
+        rc, out, _err = run_command(["timeout", "10", pg_config, "--bindir", "--version"], expand_user_and_vars=False)
+        if rc == 0:
+            lines = out.split("\n")
             folder, ver = lines[0].strip(), (lines[1] if len(lines) > 1 else "")
             match = re.search(r"PostgreSQL\)?\s+(\d+)", ver)
             if folder and match and int(match.group(1)) == int(version):
@@ -207,7 +204,7 @@ def parse_lsclusters(text: str) -> list[dict]:
 
 def describe(given: list[dict], layout: str, bin_default: str, datadir_globs: list[str],
              etc: str = "/etc/postgresql", proc: str = "/proc", pg_config: str | None = "pg_config",
-             run=subprocess.run) -> list[dict]:
+             run_command=None) -> list[dict]:
     """The clusters to manage: ``given`` (pgtls_clusters, completed) or, when empty, the discovered ones; each with
     ``bin_dir``, ``bin_dir_source`` and ``missing_programs``."""
     if given:
@@ -234,7 +231,7 @@ def describe(given: list[dict], layout: str, bin_default: str, datadir_globs: li
             cluster["bin_dir_source"] = "pgtls_clusters"
         else:
             cluster["bin_dir"], cluster["bin_dir_source"] = bin_dir(
-                cluster["version"], cluster.get("pid"), bin_default, pg_config, proc, run)
+                cluster["version"], cluster.get("pid"), bin_default, pg_config, proc, run_command)
         cluster["missing_programs"] = missing_programs(cluster["bin_dir"])
     return clusters
 
@@ -256,9 +253,10 @@ def _int(value) -> int:
         raise PkiError(f"{value!r} is not a number") from None
 
 
-def ready_code(cluster: dict, run=subprocess.run) -> int:
+def ready_code(cluster: dict, run_command) -> int:
     """pg_isready's answer for a cluster (no login needed): 0 accepts connections, 1 starting or stopping, 2 no
-    answer; asked on the cluster's socket, then on 127.0.0.1. -1 when there is no pg_isready."""
+    answer (coreutils' timeout's 124 too); asked on the cluster's socket, then on 127.0.0.1. -1 when there is no
+    pg_isready. ``run_command`` is the module's."""
     own = os.path.join(cluster.get("bin_dir") or "", "pg_isready")
     program = own if os.access(own, os.X_OK) else shutil.which("pg_isready")
     if not program:
@@ -267,11 +265,10 @@ def ready_code(cluster: dict, run=subprocess.run) -> int:
     # The cluster's socket folder (libpq's default when unknown), then 127.0.0.1.
     targets = [["-h", cluster["socket_dir"]] if cluster.get("socket_dir") else [], ["-h", "127.0.0.1"]]
     for index, host in enumerate(targets):
-        args = [program, "-q", "-t", "5", "-p", str(cluster["port"]), *host]
-        try:
-            answer = run(args, capture_output=True, text=True, check=False, timeout=15).returncode
-        except (OSError, subprocess.TimeoutExpired):
-            answer = 2
+        args = ["timeout", "15", program, "-q", "-t", "5", "-p", str(cluster["port"]), *host]
+        answer = run_command(args, expand_user_and_vars=False)[0]
+        if answer not in (0, 1, 2, 3):
+            answer = 2  # 124: no answer in 15 s; 126, 127: pg_isready could not run
         if index == 0 or answer == 0:
             code = answer
         if code == 0:
@@ -279,11 +276,11 @@ def ready_code(cluster: dict, run=subprocess.run) -> int:
     return code
 
 
-def with_state(clusters: list[dict], run=subprocess.run) -> list[dict]:
+def with_state(clusters: list[dict], run_command) -> list[dict]:
     """Each cluster with ``running`` and ``ready_code`` from pg_isready (no pg_isready: discovery's ``running``)."""
     out = []
     for cluster in clusters:
-        code = ready_code(cluster, run)
+        code = ready_code(cluster, run_command)
         running = {0: True, 1: False, 2: False}.get(code, cluster.get("running", True))
         out.append(dict(cluster, running=bool(running), ready_code=code))
     return out

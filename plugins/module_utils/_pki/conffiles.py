@@ -200,7 +200,7 @@ def _material(params: dict, check_mode: bool) -> dict | None:
     return host.host_material({"stage": "install", "items": [item]}, check_mode)["items"][0]
 
 
-def cluster_files(params: dict, check_mode: bool) -> dict:
+def cluster_files(params: dict, check_mode: bool, run_command=None) -> dict:
     """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
     plan included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key
     group comes first: the folders and files are planned with its gid."""
@@ -259,7 +259,7 @@ def cluster_files(params: dict, check_mode: bool) -> dict:
         if activate and (result["changed"] or activate.get("always")):
             # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.
             activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])
-            result["activation"] = Activation(activate).run()
+            result["activation"] = Activation(activate, run_command=run_command).run()
             result["changed"] = True
     result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
     return result

@@ -4,6 +4,7 @@ on every failure the snapshot restored, the server reloaded and the step named. 
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
@@ -183,4 +184,48 @@ def test_parse_sql_by_version():
 
 def test_an_unknown_server_user_is_named():
     with pytest.raises(PkiError, match="user no-such-user-pgtls does not exist"):
-        activation.Commands("no-such-user-pgtls")
+        activation.Commands("no-such-user-pgtls", run_command=None)
+
+
+@pytest.fixture
+def run_command(monkeypatch):
+    """A real AnsibleModule's run_command (what the cluster_files module passes in), on this machine."""
+    from ansible.module_utils import basic
+
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": {}}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+    return basic.AnsibleModule(argument_spec={}).run_command
+
+
+def test_commands_run_under_timeout_and_as_the_server_user_with_runuser():
+    seen = []
+
+    def record(argv, **kwargs):
+        seen.append((argv, kwargs))
+        return 0, "", ""
+
+    other = next(u for u in pwd.getpwall() if u.pw_uid != os.geteuid())
+    commands = activation.Commands(other.pw_name, record)
+    commands.run(["psql", "-c", "select 1"], as_server=True, timeout=30)
+    commands.run(["systemctl", "reload", "x"])
+    assert seen[0] == (["runuser", "-u", other.pw_name, "--", "timeout", "30", "psql", "-c", "select 1"],
+                       {"cwd": "/", "expand_user_and_vars": False})
+    assert seen[1] == (["timeout", "120", "systemctl", "reload", "x"], {"cwd": None, "expand_user_and_vars": False})
+    own = activation.Commands(pwd.getpwuid(os.geteuid()).pw_name, record)
+    own.run(["pg_ctl", "status"], as_server=True, timeout=60)  # already that user: no switch
+    assert seen[2][0] == ["timeout", "60", "pg_ctl", "status"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runuser needs root")
+def test_commands_really_switch_user_and_time_out(run_command, tmp_path):
+    user = next((u for u in pwd.getpwall() if u.pw_uid != 0 and u.pw_dir not in ("", "/nonexistent")
+                 and u.pw_shell.endswith("sh")), None) or pwd.getpwnam("nobody")
+    commands = activation.Commands(user.pw_name, run_command)
+    done = commands.run(["sh", "-c", "id -un; id -G; pwd; echo $HOME"], as_server=True)
+    name, groups, cwd, home = done.stdout.split("\n")[:4]
+    assert done.returncode == 0 and name == user.pw_name and cwd == "/" and home == user.pw_dir
+    assert set(map(int, groups.split())) == set(os.getgrouplist(user.pw_name, user.pw_gid))
+    slow = commands.run(["sleep", "5"], timeout=1)
+    assert (slow.returncode, slow.stderr) == (124, "sleep: no answer in 1 s")
+    missing = commands.run([str(tmp_path / "no-such-program")])
+    assert missing.returncode == 127 and "No such file" in missing.stderr

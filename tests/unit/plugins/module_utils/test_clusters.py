@@ -4,7 +4,6 @@ cluster's program folder."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
@@ -82,10 +81,11 @@ def test_datadir_clusters(tmp_path):
 
 
 def _fake_pg_config(out: str, rc: int = 0):
-    def run(cmd, **_kw):
-        assert cmd[1:] == ["--bindir", "--version"]
-        return subprocess.CompletedProcess(cmd, rc, stdout=out, stderr="")
-    return run
+    """The module's run_command: (rc, stdout, stderr); pg_config runs under coreutils' timeout."""
+    def run_command(cmd, **_kw):
+        assert cmd[:2] == ["timeout", "10"] and cmd[3:] == ["--bindir", "--version"]
+        return rc, out, ""
+    return run_command
 
 
 @pytest.mark.parametrize("pid, pg_config_out, expected, source", [
@@ -159,10 +159,10 @@ def test_ready_code_socket_then_loopback_and_running(tmp_path):
     calls = []
 
     def answers(codes):
-        def run(args, **_kw):
+        def run_command(args, **_kw):
             calls.append(args)
-            return type("Done", (), {"returncode": codes[len(calls) - 1]})()
-        return run
+            return codes[len(calls) - 1], "", ""
+        return run_command
 
     cluster = {"bin_dir": str(tmp_path), "port": 5433, "socket_dir": "/run/pg", "running": True}
     assert ready_code(cluster, answers([2, 0])) == 0
@@ -171,6 +171,9 @@ def test_ready_code_socket_then_loopback_and_running(tmp_path):
     assert ready_code(cluster, answers([1, 2])) == 1
     calls.clear()
     assert ready_code(cluster, answers([0])) == 0 and len(calls) == 1
+    calls.clear()
+    assert ready_code(cluster, answers([124, 127])) == 2  # timeout's "no answer", then no program: not running
+    assert calls[0][:2] == ["timeout", "15"]
     calls.clear()
     states = with_state([dict(cluster), dict(cluster)], answers([0, 2, 2]))
     assert [s["running"] for s in states] == [True, False] and [s["ready_code"] for s in states] == [0, 2]
