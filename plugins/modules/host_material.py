@@ -176,8 +176,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-items:
-  description: One entry per item, in order.
+item_results:
+  description: One entry per entry of O(items), in order.
   returned: success
   type: list
   elements: dict

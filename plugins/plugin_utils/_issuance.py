@@ -118,7 +118,7 @@ class IssuingAction(ActionBase):
 
     def host_material(self, args: dict) -> list[dict]:
         try:
-            return host_material(args, self._task.check_mode)["items"]
+            return host_material(args, self._task.check_mode)["item_results"]
         except PkiError as exc:
             raise PkiError(self.option_names(str(exc))) from None
 
@@ -132,7 +132,7 @@ class IssuingAction(ActionBase):
         answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
         if answer.get("failed"):
             raise PkiError(self.option_names(answer.get("msg", "the host half failed")))
-        return answer["items"]
+        return answer["item_results"]
 
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
         renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])

@@ -194,10 +194,10 @@ def _material(params: dict, check_mode: bool) -> dict | None:
     if not raw:
         return None
     if not raw.get("certificate"):
-        return host.host_material({"stage": "prepare", "items": [raw]}, check_mode)["items"][0]
+        return host.host_material({"stage": "prepare", "items": [raw]}, check_mode)["item_results"][0]
     item = dict(raw, snapshot_dir=params.get("snapshot_dir"), snapshot_paths=params.get("snapshot_paths") or [],
                 snapshot_group=params.get("snapshot_group"), snapshot_taken=bool(params.get("snapshot_taken")))
-    return host.host_material({"stage": "install", "items": [item]}, check_mode)["items"][0]
+    return host.host_material({"stage": "install", "items": [item]}, check_mode)["item_results"][0]
 
 
 def cluster_files(params: dict, check_mode: bool, run_command=None) -> dict:

@@ -348,7 +348,7 @@ def host_material(params: dict, check_mode: bool) -> dict:
     check_plan(items, params["stage"])
     if params["stage"] == "prepare":
         results = [prepare(item, check_mode) for item in items]
-        return {"changed": any(r["changes"] for r in results), "items": results}
+        return {"changed": any(r["changes"] for r in results), "item_results": results}
     checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
     results = []
     for item, raw, checks in zip(items, raws, checked):
@@ -362,4 +362,4 @@ def host_material(params: dict, check_mode: bool) -> dict:
             taken = True
         changes = _install(item, raw["certificate"], raw.get("root"), checks, check_mode)
         results.append({"name": item.name, "changes": changes, "snapshot_taken": taken})
-    return {"changed": any(r["changes"] for r in results), "items": results}
+    return {"changed": any(r["changes"] for r in results), "item_results": results}

@@ -20,7 +20,7 @@ def _client(tmp_path, passphrase="Pa55-word"):
 
 
 def _issue(pki, item):
-    prepared = host_material({"stage": "prepare", "items": [item]}, False)["items"][0]
+    prepared = host_material({"stage": "prepare", "items": [item]}, False)["item_results"][0]
     cert = _sign(pki, prepared["csr"])
     chain = pem(cert, pki.int)
     host_material({"stage": "install", "items": [dict(item, certificate=chain.decode())]}, False)
@@ -55,10 +55,10 @@ def test_formats_are_idempotent_and_follow_the_passphrase(tmp_path):
     item = _client(tmp_path)
     _issue(pki, item)
     before = {p: os.stat(item[p]).st_ino for p in ("pkcs8_path", "pkcs12_path")}
-    again = host_material({"stage": "prepare", "items": [item]}, False)["items"][0]
+    again = host_material({"stage": "prepare", "items": [item]}, False)["item_results"][0]
     assert again["changes"] == []
     assert {p: os.stat(item[p]).st_ino for p in before} == before
-    changed = host_material({"stage": "prepare", "items": [_client(tmp_path, "other")]}, False)["items"][0]
+    changed = host_material({"stage": "prepare", "items": [_client(tmp_path, "other")]}, False)["item_results"][0]
     assert changed["changes"] == [f"{item['pkcs12_path']}: rewritten"]
     assert openssl("pkcs12", "-in", item["pkcs12_path"], "-passin", "pass:other", "-nokeys").returncode == 0
 

@@ -276,12 +276,12 @@ def test_a_stop_between_install_and_activation_is_completed(tmp_path):
 
     pki = Pki()
     item = _item(tmp_path)
-    prepared = host_material({"stage": "prepare", "items": [item]}, False)["items"][0]
+    prepared = host_material({"stage": "prepare", "items": [item]}, False)["item_results"][0]
     cert = _sign(pki, prepared["csr"])
     # What an interrupted install leaves: the certificate written, the key still pending.
     write(tmp_path / "server.crt", pem(cert))
     assert os.path.exists(item["key_path"] + PENDING_SUFFIX) and not os.path.exists(item["key_path"])
-    again = host_material({"stage": "prepare", "items": [item]}, False)["items"][0]
+    again = host_material({"stage": "prepare", "items": [item]}, False)["item_results"][0]
     assert any("pending key activated" in c for c in again["changes"])
     assert not os.path.exists(item["key_path"] + PENDING_SUFFIX)
     key = compat.load_csr(again["csr"].encode(), "csr").public_key()

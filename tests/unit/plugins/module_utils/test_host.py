@@ -31,13 +31,13 @@ def _sign(pki, csr_pem):
 
 def test_check_mode_writes_nothing(tmp_path):
     result = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=True)
-    assert result["changed"] and result["items"][0]["key"]["state"] == "created"
+    assert result["changed"] and result["item_results"][0]["key"]["state"] == "created"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_first_issue_then_unchanged(tmp_path):
     pki = Pki()
-    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
     pending = tmp_path / ("server.key" + PENDING_SUFFIX)
     assert pending.exists() and not (tmp_path / "server.key").exists()
     assert stat.S_IMODE(os.stat(pending).st_mode) == 0o600
@@ -47,12 +47,12 @@ def test_first_issue_then_unchanged(tmp_path):
     assert not pending.exists() and (tmp_path / "server.key").exists()
     again = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)
     assert not again["changed"]
-    assert again["items"][0]["certificate"] == chain
+    assert again["item_results"][0]["certificate"] == chain
 
 
 def test_install_of_a_foreign_certificate_changes_nothing(tmp_path):
     pki = Pki()
-    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
     good = pem(_sign(pki, prepared["csr"])).decode()
     host_material({"stage": "install", "items": [_item(tmp_path, certificate=good)]}, check_mode=False)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -82,12 +82,12 @@ def test_bad_item_fails_before_writing(tmp_path, extra, message):
 
 def test_key_type_change_goes_through_a_pending_key(tmp_path):
     pki = Pki()
-    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
     host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(_sign(pki, first["csr"])).decode())]},
                   check_mode=False)
     old_key = (tmp_path / "server.key").read_bytes()
     second = host_material({"stage": "prepare", "items": [_item(tmp_path, key_type="rsa2048")]},
-                           check_mode=False)["items"][0]
+                           check_mode=False)["item_results"][0]
     assert second["key"]["state"] == "replaced"
     assert (tmp_path / "server.key").read_bytes() == old_key, "the active key must stay until the cert is installed"
     host_material({"stage": "install", "items": [_item(tmp_path, key_type="rsa2048",
@@ -103,7 +103,7 @@ def test_install_snapshots_the_files_it_replaces_once(tmp_path):
     snap = tmp_path / ".pgtls-snapshot"
     conf = tmp_path / "pg_hba.conf"
     conf.write_text("before\n")
-    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["items"][0]
+    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
     old_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
     host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain)]}, check_mode=False)
     old_key = (tmp_path / "server.key").read_bytes()
@@ -112,12 +112,12 @@ def test_install_snapshots_the_files_it_replaces_once(tmp_path):
     # Unchanged install: nothing replaced, no snapshot.
     same = host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain, **snap_opts)]},
                          check_mode=False)
-    assert same["items"][0] == {"name": "server", "changes": [], "snapshot_taken": False} and not snap.exists()
+    assert same["item_results"][0] == {"name": "server", "changes": [], "snapshot_taken": False} and not snap.exists()
     # A new certificate: the snapshot holds the old one, the key copy keeps the key's mode.
     new_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
     done = host_material({"stage": "install", "items": [_item(tmp_path, certificate=new_chain, **snap_opts)]},
                          check_mode=False)
-    assert done["items"][0]["snapshot_taken"]
+    assert done["item_results"][0]["snapshot_taken"]
     copies = {p.name: p for p in snap.iterdir()}
     assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain
     key_copy = copies[str(tmp_path / "server.key").replace("/", "_")]
@@ -127,5 +127,5 @@ def test_install_snapshots_the_files_it_replaces_once(tmp_path):
     third = pem(_sign(pki, first["csr"]), pki.int).decode()
     item = _item(tmp_path, certificate=third, snapshot_taken=True, **snap_opts)
     kept = host_material({"stage": "install", "items": [item]}, check_mode=False)
-    assert not kept["items"][0]["snapshot_taken"]
+    assert not kept["item_results"][0]["snapshot_taken"]
     assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain
