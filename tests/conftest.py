@@ -1,10 +1,14 @@
-"""Make ``ansible_collections.pgtls.ssl`` importable from a plain checkout, whatever its folder is called."""
+"""Make ``ansible_collections.pgtls.ssl`` importable from a plain checkout, whatever its folder is called; fail a
+test module that leaves a process of its Ansible runs behind."""
 
 from __future__ import annotations
 
 import os
 import sys
 import uuid
+
+import pgtls_harness
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,3 +32,12 @@ COLLECTIONS = _collection_root()
 os.environ["PGTLS_COLLECTIONS_PATH"] = COLLECTIONS  # for tests that run ansible-playbook
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_process_left_behind():
+    """After each test module: no process started by its ansible-playbook or ansible-runner runs is alive."""
+    yield
+    left = pgtls_harness.leftovers()
+    assert not left, "processes left behind by this module's Ansible runs (now killed):\n" + "\n".join(
+        f"{pid}: {cmd[:300]}" for pid, cmd in sorted(left.items()))

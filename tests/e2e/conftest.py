@@ -1,4 +1,5 @@
-"""Helpers for end-to-end tests: run the collection's playbooks, start a throwaway PostgreSQL as postgres."""
+"""Helpers for end-to-end tests: run the collection's playbooks (no deprecation warning allowed), start a throwaway
+PostgreSQL as postgres."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pgtls_harness import assert_no_deprecation, run_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -35,6 +37,7 @@ def ansible_env(**extra) -> dict:
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
+        **run_env(),
     )
     env.update(extra)
     return env
@@ -47,6 +50,7 @@ def run_playbook(name: str, extra_vars: dict, *args: str, check: bool = True, **
     done = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(**env), check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
+    assert_no_deprecation(cmd, done.stdout, done.stderr)
     return done
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 from conftest import ROOT, TARGET_PYTHON, plain_cluster, role_vars, run_playbook
+from pgtls_harness import assert_no_deprecation, run_env
 
 BIN = Path(sys.executable).parent
 PROJECT = ROOT / "examples" / "awx-project"
@@ -116,6 +117,7 @@ def test_awx_project_jobs_through_ansible_runner(workdir):
                 "ANSIBLE_LOCALHOST_WARNING": "false",
                 "ANSIBLE_NOCOLOR": "1",
                 "PATH": f"{BIN}:{os.environ['PATH']}",
+                **run_env(),
             }))
             _write(pdd / "env" / "settings", yaml.safe_dump({"idle_timeout": 120, "job_timeout": 600}))
             done = subprocess.run([str(BIN / "ansible-runner"), "run", str(pdd), "-p", f"{ident}.yml", "--ident", ident],
@@ -125,6 +127,7 @@ def test_awx_project_jobs_through_ansible_runner(workdir):
             stdout = (artifacts / "stdout").read_text()
             assert status == "successful", f"{ident}: {status} (rc {done.returncode})\n{stdout[-6000:]}"
             assert "PLAY RECAP" in stdout
+            assert_no_deprecation(f"job {ident}", stdout)
             events = [json.loads(p.read_text()) for p in sorted((artifacts / "job_events").glob("*.json"))]
             assert any(e.get("event") == "playbook_on_stats" for e in events)
             if ident == "site":

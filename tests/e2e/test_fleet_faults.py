@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import stat
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from conftest import TARGET_PYTHON, ansible_env, plain_cluster
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+from pgtls_harness import assert_no_deprecation, kill_tree
 
 HOSTS = ("db1", "db2")
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
@@ -66,6 +66,7 @@ def play(fleet, playbook: str, check: bool = True, **extra) -> subprocess.Comple
     done = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"{playbook} failed ({done.returncode}):\n{done.stdout[-8000:]}\n{done.stderr[-2000:]}")
+    assert_no_deprecation(cmd, done.stdout, done.stderr)
     return done
 
 
@@ -228,9 +229,10 @@ PATH={os.environ["PATH"]} exec psql "$@"
     deadline = time.monotonic() + 300
     while not reached.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    os.killpg(run.pid, signal.SIGKILL)
+    kill_tree(run)  # the run's process group, and its workers, which setsid()
     seen = run.stdout.readlines()
     run.wait()
+    assert_no_deprecation(cmd, "".join(seen))
     assert reached.exists(), "".join(seen[-80:])
     # Hosts run their clusters one include at a time: the first host has its new files, not loaded; maybe not all.
     interrupted = [h for h in HOSTS if first_cert(tls(fleet, h) / "server.crt").serial_number != old[h].serial_number]

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pgtls_harness import assert_no_deprecation, kill_tree, run_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -62,7 +62,7 @@ def ansible_env(**extra) -> dict:
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_PIPELINING="1",
         ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
+        **run_env(),
     )
     env.update(extra)
     return env
@@ -86,52 +86,8 @@ def run_playbook(playbook: Path, *args: str, timeout: float = 600, check: bool =
     done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{out[-6000:]}\n{err[-3000:]}")
+    assert_no_deprecation(cmd, out, err)
     return done
-
-
-def process_tree(root_pid: int) -> set[int]:
-    """``root_pid``, its process group and every descendant (read from /proc). Ansible's workers start process
-    groups of their own, so the group of ansible-playbook alone misses them and the modules they run."""
-    parents, groups = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        groups[int(entry)] = int(fields[2])
-    found = {pid for pid, pgid in groups.items() if pgid == root_pid} | {root_pid}
-    grew = True
-    while grew:
-        more = {pid for pid, ppid in parents.items() if ppid in found} - found
-        found |= more
-        grew = bool(more)
-    return found
-
-
-def kill_tree(proc: subprocess.Popen) -> int:
-    """SIGKILL every process of a run: ansible-playbook, its workers and the module processes they started. All
-    are stopped first (until no new one appears), so none forks or cleans up in between. Returns how many."""
-    stopped: set[int] = set()
-    while True:
-        pids = process_tree(proc.pid) - stopped
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-        stopped |= pids
-    for pid in stopped:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return len(stopped)
 
 
 def write_playbook(path: Path, tasks: list[dict], name: str = "faults") -> Path:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from faults_conftest import (
     ansible_env,
+    assert_no_deprecation,
     build_material,
     playbook_cmd,
     pubkey_of_cert,
@@ -46,6 +47,8 @@ def _parallel(books: list[Path]) -> list[subprocess.CompletedProcess]:
     procs = [subprocess.Popen(playbook_cmd(b), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=ansible_env(), start_new_session=True) for b in books]
     outs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outs):
+        assert_no_deprecation(proc.args, out, err)
     return [subprocess.CompletedProcess(p.args, p.returncode, o, e) for p, (o, e) in zip(procs, outs)]
 
 

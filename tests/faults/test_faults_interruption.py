@@ -23,15 +23,14 @@ from cryptography.x509.oid import NameOID
 from faults_conftest import (
     ansible_env,
     build_material,
-    kill_tree,
     playbook_cmd,
-    process_tree,
     pubkey_of_cert,
     pubkey_of_key,
     recording_playbook,
     run_playbook,
     write_base,
 )
+from pgtls_harness import kill_tree, process_tree
 
 CLIENTS = int(os.environ.get("PGTLS_FAULTS_CLIENTS", "2000"))
 KILLS = 4
