@@ -159,8 +159,8 @@ EXAMPLES = r"""
     root_cert_path: /etc/postgresql/15/main/root.crt
     subject_alt_names:
       - "{{ inventory_hostname }}"
-      - "{{ ansible_fqdn }}"
-      - "IP:{{ ansible_default_ipv4.address }}"
+      - "{{ ansible_facts['fqdn'] }}"
+      - "IP:{{ ansible_facts['default_ipv4']['address'] }}"
     owner: root
     group: ssl-cert
     key_mode: '0640'

@@ -122,7 +122,7 @@ EXAMPLES = r"""
     key_path: /etc/postgresql/15/main/server.key
     ca_path: /etc/postgresql/15/main/root.crt
     crl_path: /etc/postgresql/15/main/root.crl
-    hostnames: ["{{ inventory_hostname }}", "{{ ansible_fqdn }}"]
+    hostnames: ["{{ inventory_hostname }}", "{{ ansible_facts['fqdn'] }}"]
     server_user: postgres
     warn_days: 30
 
