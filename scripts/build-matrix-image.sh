@@ -16,7 +16,7 @@ esac
 IMAGE=localhost/pgtls-$release:latest
 here=$(cd "$(dirname "$0")" && pwd)
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/../tests/podman/containers.conf}
-stamp=$(cat "$0" | sha256sum | cut -c1-16)-$release
+stamp=$(sha256sum <"$0" | cut -c1-16)-$release
 if podman image exists "$IMAGE" && [ "$(podman image inspect -f '{{ index .Labels "pgtls.build" }}' "$IMAGE" 2>/dev/null)" = "$stamp" ]; then
   echo "image $IMAGE is up to date"
   exit 0
@@ -27,7 +27,7 @@ if [ -z "$MIRROR" ]; then
            | awk '{print $2}' | grep -E '^https?://[^ ]+/debian/?$' | head -n1 || true)
 fi
 [ -n "$MIRROR" ] || { echo "no Debian mirror in this machine's apt sources; set PGTLS_DEBIAN_MIRROR" >&2; exit 1; }
-root=$(mktemp -d /var/tmp/pgtls-rootfs-$release.XXXXXX)
+root=$(mktemp -d "/var/tmp/pgtls-rootfs-$release.XXXXXX")
 trap 'rm -rf "$root" "$root.log"' EXIT
 start=$(date +%s)
 echo "debootstrap $release from $MIRROR into $root"
@@ -37,6 +37,7 @@ debootstrap --variant=minbase \
     echo "debootstrap failed:"; tail -n 20 "$root.log"; tail -n 20 "$root/debootstrap/debootstrap.log" 2>/dev/null; exit 1; }
 # debootstrap's resolver pulls libjson-perl in on bullseye, where postgresql-common only suggests it: take it out
 # (dpkg refuses if anything really depends on it), so `pg_lsclusters --json` fails as on a stock Debian 11 host.
+# shellcheck disable=SC2016  # ${Status}, ${Package}...: dpkg-query's format fields, not shell expansions
 if [ "$release" = bullseye ] && chroot "$root" dpkg-query -W -f='${Status}' libjson-perl 2>/dev/null | grep -q installed; then
   chroot "$root" dpkg --purge libjson-perl >/dev/null || {
     echo "libjson-perl cannot be removed; reverse dependencies:" >&2
