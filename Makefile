@@ -16,7 +16,7 @@ ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 NODE_PG := .cache/node/node_modules/pg/package.json
 
 .PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
-	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip
+	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip $(CORE_JOBS) core221 core220
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
 MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections
@@ -26,6 +26,7 @@ help:
 	@echo "make demo-clean - remove the demo fleet"
 	@echo "make test   - everything CI runs: lint, units (newest, 38.0.4 and 3.3.2 cryptography), sanity, integration, e2e"
 	@echo "make units | units-crypto38 | units-crypto33 | sanity | integration | e2e | molecule | matrix | lint | bench"
+	@echo "make core221 | core220 - units, sanity and the real-playbook subset on ansible-core 2.21 (Python 3.13) / 2.20 (3.12)"
 	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | awx (AWX project via ansible-runner)"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
@@ -59,11 +60,12 @@ $(VENVSSLYZE)/bin/sslyze: requirements-sslyze.txt
 venv: $(BIN)/ansible-playbook
 
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
-# python3-cryptography 38.0.4, Chromium (renders the audit page), the client drivers the e2e tests prove (JDBC with
-# a JDK to compile its test program, psycopg 3, asyncpg, Node.js for node-postgres). Installed only when missing.
+# python3-cryptography 38.0.4, Chromium (renders the audit page and the docsite), the client drivers the e2e tests
+# prove (JDBC with a JDK to compile its test program, psycopg 3, asyncpg, Node.js for node-postgres), shellcheck
+# (ansible-test sanity skips its shellcheck test without it). Installed only when missing.
 system-deps:
 	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core \
-	    default-jdk-headless libpostgresql-jdbc-java python3-asyncpg python3-psycopg nodejs; do \
+	    default-jdk-headless libpostgresql-jdbc-java python3-asyncpg python3-psycopg nodejs shellcheck; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
@@ -141,13 +143,53 @@ tree:
 	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(TREE)/ 2>/dev/null || true
 	cd $(TREE) && git init -q && git add -A
 
-# ansible-test downloads a get-pip script from a host we cannot reach: put the offline stand-in in its cache.
+# ansible-test downloads a get-pip script from a host we cannot reach: put the offline stand-in in its cache, under
+# the pip version the given venv's ansible-test bootstraps ($(call get_pip,<venv bin folder>)).
+define get_pip
+ver=$$($(1)/python scripts/ansible_test_pip_version.py); \
+mkdir -p $$HOME/.ansible/test/cache; cp scripts/get_pip_offline.py $$HOME/.ansible/test/cache/get_pip_$$ver.py
+endef
 get-pip:
-	@ver=$$($(BIN)/python scripts/ansible_test_pip_version.py); \
-	mkdir -p $$HOME/.ansible/test/cache; cp scripts/get_pip_offline.py $$HOME/.ansible/test/cache/get_pip_$$ver.py
+	@$(call get_pip,$(BIN))
 
-sanity: venv tree get-pip
+sanity: venv system-deps tree get-pip
 	cd $(TREE) && $(CURDIR)/$(BIN)/ansible-test sanity $(ANSIBLE_TEST_VERSION_ARGS) --requirements
+
+# The current ansible-core releases (docs: "Supported versions"), each in its own venv on its own Python (pyenv's,
+# as on CI), with its own pinned requirements: the units, ansible-test sanity with that release's rules (and its
+# empty tests/sanity/ignore-2.2x.txt), and the real-playbook subset E2E_CORE. The subset is the e2e tests that run
+# the roles and the playbooks against a real PostgreSQL (templating, loops, includes, action plugins, facts: what
+# changes between ansible-core releases), about two minutes; not the fault suite (each module alone with bad input:
+# the same module code on every release, and many minutes), nor sslyze, the drivers and AWX (TLS, client libraries
+# and ansible-runner, not ansible-core). The whole e2e suite and everything else run on 2.19 (.venv).
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+PYTHON_CORE221 ?= $(PYENV_ROOT)/versions/3.13.0/bin/python3
+PYTHON_CORE220 ?= $(PYENV_ROOT)/versions/3.12.1/bin/python3
+CORES := 221 220
+CORE_JOBS := $(foreach c,$(CORES),units-core$(c) sanity-core$(c) e2e-core$(c))
+E2E_CORE := tests/e2e/test_harness.py tests/e2e/test_role_without_service_manager.py tests/e2e/test_fleet_faults.py \
+	tests/e2e/test_role_external_ca.py tests/e2e/test_client_role_libpq.py tests/e2e/test_audit_report.py \
+	tests/e2e/test_secrets_and_executions.py tests/e2e/test_postgresql.py
+
+.venv-core%/bin/pytest: requirements-core%.txt
+	$(PYTHON_CORE$*) -m venv .venv-core$*
+	.venv-core$*/bin/pip install --quiet --upgrade pip
+	.venv-core$*/bin/pip install --quiet -r $<
+	touch $@
+
+$(foreach c,$(CORES),units-core$(c)): units-core%: .venv-core%/bin/pytest
+	.venv-core$*/bin/python -m pytest -q tests/unit
+
+$(foreach c,$(CORES),sanity-core$(c)): sanity-core%: .venv-core%/bin/pytest system-deps tree
+	@$(call get_pip,.venv-core$*/bin)
+	cd $(TREE) && $(CURDIR)/.venv-core$*/bin/ansible-test sanity --requirements \
+	  --python $$($(CURDIR)/.venv-core$*/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+$(foreach c,$(CORES),e2e-core$(c)): e2e-core%: .venv-core%/bin/pytest system-deps
+	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) .venv-core$*/bin/python -m pytest -q $(E2E_CORE)
+
+core221: units-core221 sanity-core221 e2e-core221
+core220: units-core220 sanity-core220 e2e-core220
 
 # Three times: targets on Debian's python3-cryptography 38.0.4, on the floor 3.3.2, then on the newest (the venv's).
 integration: venv tree system-deps $(VENV33)/bin/pytest
@@ -214,7 +256,7 @@ docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
 awx: venv $(BIN)/ansible-lint system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e/test_awx_project.py
 
-test: lint docs-lint units units-crypto38 units-crypto33 sanity build-check integration faults molecule e2e
+test: lint docs-lint units units-crypto38 units-crypto33 sanity core221 core220 build-check integration faults molecule e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py
