@@ -22,7 +22,7 @@ NOT_FACTS = re.compile(
     r"|become\w*|ssh_\w+|private_key_file|pipelining|timeout|check_mode|diff_mode|verbosity|version|managed"
     r"|play_\w+|failed_\w+|loop\w*|index_var|parent_role_\w+|role_\w+|run_tags|skip_tags|limit|forks"
     r"|inventory_sources|config_file|search_path|dependent_role_names|collection_name|collections|core|runner"
-    r"|test|builtin)$")
+    r"|test\w*|builtin)$")
 VARIABLE = re.compile(r"\bansible_[a-z0-9_]+")
 
 
