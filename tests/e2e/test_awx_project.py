@@ -63,7 +63,7 @@ def _install_built_collection(dest: Path) -> Path:
 
 
 def _credential(vault: Path) -> dict:
-    """The injectors' extra vars of the pgtls CA credential type (README, AWX and execution environments)."""
+    """The injectors' extra vars of the pgtls CA credential type (docs: "AWX and execution environments")."""
     return {
         "pgtls_root_ca_cert_content": (vault / "root.crt").read_text(),
         "pgtls_root_ca_key_content": (vault / "root.key").read_text(),
