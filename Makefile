@@ -160,7 +160,7 @@ sanity: venv system-deps tree get-pip
 # as on CI), with its own pinned requirements: the units, ansible-test sanity with that release's rules (and its
 # empty tests/sanity/ignore-2.2x.txt), and the real-playbook subset E2E_CORE. The subset is the e2e tests that run
 # the roles and the playbooks against a real PostgreSQL (templating, loops, includes, action plugins, facts: what
-# changes between ansible-core releases), about two minutes; not the fault suite (each module alone with bad input:
+# changes between ansible-core releases), under three minutes; not the fault suite (each module alone with bad input:
 # the same module code on every release, and many minutes), nor sslyze, the drivers and AWX (TLS, client libraries
 # and ansible-runner, not ansible-core). The whole e2e suite and everything else run on 2.19 (.venv).
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
