@@ -14,11 +14,11 @@ import re
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, check_lifetime
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes, write_atomic
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import load_issuer
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import (
@@ -108,9 +108,12 @@ class ActionModule(IssuingAction):
         request.reasons.extend(answer["changes"])
         csr_path = external["csr_path"]
         if not os.path.exists(csr_path) or answer["key"]["state"] != "present":
-            if not self._task.check_mode:
-                os.makedirs(os.path.dirname(os.path.abspath(csr_path)), mode=0o755, exist_ok=True)
-                write_atomic(csr_path, answer["csr"].encode(), Attrs(0o644, None, None), "external.csr_path")
+            def build(plan: planner.Plan) -> dict:
+                plan.folders(os.path.dirname(os.path.abspath(csr_path)), Attrs(0o755), where="external.csr_path")
+                plan.write(csr_path, answer["csr"].encode(), Attrs(0o644), kind="csr", where="external.csr_path")
+                return {}
+
+            planner.run("cluster_tls", build, self._task.check_mode)
             self.csr_written = True
         missing = [p for p in (external["cert_path"], external["root_path"], external["crl_path"]) if p and
                    not os.path.isfile(p)]

@@ -19,7 +19,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     Encoding = MISSING
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
     RenewPolicy,
     Wanted,
@@ -28,7 +28,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
 )
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, write_atomic
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
@@ -221,16 +221,18 @@ def preflight_key(params: dict, issuer: Issuer) -> None:
 
 
 def record(record_dir: str, name: str, leaf) -> None:
-    """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it)."""
+    """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it). An
+    archived file is never replaced: one that holds another certificate is refused."""
     folder = os.path.join(record_dir, folder_name(name))
     path = os.path.join(folder, serial_hex(leaf.serial_number).replace(":", "") + ".crt")
-    if os.path.exists(path):
-        return
-    try:
-        os.makedirs(folder, mode=0o750, exist_ok=True)
-    except OSError as exc:
-        raise PkiError(f"cannot create {folder}: {exc.strerror}", where="record_dir") from None
-    write_atomic(path, leaf.public_bytes(Encoding.PEM), Attrs(0o644, None, None), "record_dir")
+    data = leaf.public_bytes(Encoding.PEM)
+
+    def build(plan: planner.Plan) -> dict:
+        plan.folders(folder, Attrs(0o750), where="record_dir")
+        plan.write(path, data, Attrs(0o644), kind="archive", where="record_dir")
+        return {}
+
+    planner.run("archive", build, False)
 
 
 def diff_for(requests: list[Request]) -> dict:

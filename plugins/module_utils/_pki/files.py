@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import stat
 import time
 from dataclasses import dataclass
@@ -176,7 +177,10 @@ def remove_stale_temporaries(folder: str) -> list[str]:
         else:
             continue
         try:
-            os.unlink(path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)  # a folder made with its first files (planner.Plan.mkdir), cut short
+            else:
+                os.unlink(path)
             removed.append(name)
         except OSError:
             pass
