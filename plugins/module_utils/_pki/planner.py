@@ -527,7 +527,7 @@ class Plan:
         if parent is not None and parent.op not in ("mkdir",) and parent.kind not in ("folder", "snapshot"):
             raise PkiError(f"{step.path} would be inside {parent.path}, which {parent.where} names as a file",
                            where=step.where)
-        if step.op in ("keep", "attrs", "delete"):
+        if step.op in ("keep", "attrs", "delete") and not step.extra.get("claim"):
             return
         if parent is not None and parent.op == "mkdir":
             return
@@ -539,6 +539,9 @@ class Plan:
         problem = not_writable(folder)
         if problem:
             raise PkiError(f"cannot write in {folder}: {problem}", where=step.where)
+        if os.path.isfile(step.real) and not os.path.islink(step.real) and not os.access(step.real, os.W_OK):
+            raise PkiError(f"cannot replace {step.path}: it is not writable (immutable or read-only)",
+                           where=step.where)
 
     def _check_existing(self, step: Step) -> None:
         st = _lstat(step.path)
