@@ -65,6 +65,11 @@ class ActionModule(IssuingAction):
             result.update(failed=True, msg=str(exc))
             return result
         if params["ca_folder"]:
+            try:
+                planner.check_ca_folder(params["ca_folder"], "ca_folder")
+            except PkiError as exc:
+                result.update(failed=True, msg=str(exc))
+                return result
             layout = Layout(params["ca_folder"])
             params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
                           issuer_chain_path=layout.root_cert, record_dir=layout.archive)
@@ -203,7 +208,7 @@ class ActionModule(IssuingAction):
             if item:
                 request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
         if request and params["record_dir"] and not external and not self._task.check_mode:
-            record(params["record_dir"], request.item["common_name"], request.chain[0])
+            record(params["record_dir"], request.item["common_name"], request.chain[0], params["ca_folder"])
         if request:
             result["certificate"] = cert_info(request.chain[0])
             result["chain_length"] = len(request.chain)

@@ -220,19 +220,20 @@ def preflight_key(params: dict, issuer: Issuer) -> None:
         issuer.key()
 
 
-def record(record_dir: str, name: str, leaf) -> None:
+def record(record_dir: str, name: str, leaf, ca_folder: str | None = None) -> None:
     """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it). An
-    archived file is never replaced: one that holds another certificate is refused."""
+    archived file is never replaced: one that holds another certificate is refused. ``ca_folder``: the CA folder
+    the archive belongs to, as the task named it (it may be a link; any other link into a CA folder is refused)."""
     folder = os.path.join(record_dir, folder_name(name))
     path = os.path.join(folder, serial_hex(leaf.serial_number).replace(":", "") + ".crt")
     data = leaf.public_bytes(Encoding.PEM)
 
     def build(plan: planner.Plan) -> dict:
-        plan.folders(folder, Attrs(0o750), where="record_dir")
+        plan.folders(folder, Attrs(0o750), where="record_dir", base=record_dir)
         plan.write(path, data, Attrs(0o644), kind="archive", where="record_dir")
         return {}
 
-    planner.run("archive", build, False)
+    planner.run("archive", build, False, ca_folders=[ca_folder])
 
 
 def diff_for(requests: list[Request]) -> dict:

@@ -79,6 +79,7 @@ def audit_report(params: dict, check_mode: bool) -> dict:
     for option in ("window_days", "min_days"):
         if params[option] < 0:
             raise PkiError(f"must not be negative, got {params[option]}", where=option)
+    planner.check_ca_folder(params.get("pki_dir"), "pki_dir")
     now = compat.now()
     servers = [report.record(entry, params["allow_stopped"], f"servers[{index}]")
                for index, entry in enumerate(params["servers"])]

@@ -177,6 +177,7 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
                 entries = plan_entries(plan, params)
         else:
             entries = plan_entries(plan, params)
+        plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
         material = _material(plan, params, check_mode)
         changed = [e for e in entries if e.changes]
         material_changes = bool(material and material["changes"])

@@ -52,9 +52,7 @@ def ensure_folder(params: dict, check_mode: bool) -> dict:
     check_crl_numbers(params, "crl_")
     check_ca_numbers(params)
     folder = params["path"]
-    st = os.lstat(folder) if os.path.lexists(folder) else None
-    if st is not None and not os.path.isdir(folder):
-        raise PkiError(f"{folder} exists and is not a folder", where="path")
+    planner.check_ca_folder(folder, "path")
     return planner.run("ca_folder", lambda plan: plan_folder(plan, params), check_mode, lock=folder,
                        lock_timeout=params["lock_timeout"], ca_folders=[folder])
 

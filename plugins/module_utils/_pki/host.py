@@ -80,6 +80,10 @@ def parse_item(raw: dict, index: int) -> Item:
                     f"{where}.key_path (pending key)": raw["key_path"] + PENDING_SUFFIX})
     for path in (raw["key_path"], raw["key_path"] + PENDING_SUFFIX):
         refuse_symlink(path, f"{where}.key_path")
+    folder = os.path.dirname(os.path.abspath(raw["key_path"]))
+    if os.path.islink(folder):
+        raise PkiError(f"{folder} is a symbolic link (to {os.readlink(folder)}): the key is made in a real folder, "
+                       "never through a link", where=f"{where}.key_path")
     if raw.get("base_dir"):
         _check_inside(raw, where)
     item = Item(
@@ -105,7 +109,11 @@ def parse_item(raw: dict, index: int) -> Item:
 
 
 def _check_inside(raw: dict, where: str) -> None:
-    """Every file of a client bundle stays inside ``base_dir`` (O(dest)), symbolic links resolved."""
+    """Every file of a client bundle stays inside ``base_dir`` (O(dest)), which is a real folder, symbolic links
+    resolved."""
+    if os.path.islink(raw["base_dir"]):
+        raise PkiError(f"{raw['base_dir']} is a symbolic link (to {os.readlink(raw['base_dir'])}): the bundles go in "
+                       "a real folder", where=f"{where}.base_dir")
     base = os.path.realpath(raw["base_dir"])
     for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path"):
         path = raw.get(option)
@@ -275,7 +283,13 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
         raise PkiError("stage=install needs a certificate for every item", where=f"{item.where}.certificate")
     chain = compat.load_certificates(certificate.encode(), f"{item.where}.certificate")
     if root:
-        compat.load_certificates(root.encode(), f"{item.where}.root")
+        from .issue import signed_by
+
+        anchor = compat.load_certificates(root.encode(), f"{item.where}.root")[0]
+        if not signed_by(chain[-1], anchor) and not (chain[-1].subject == anchor.subject and signed_by(anchor, anchor)):
+            raise PkiError(f"{anchor.subject.rfc4514_string()} did not issue {chain[-1].subject.rfc4514_string()}, the "
+                           "top of the certificate's chain: the root installed next to it must be its own",
+                           where=f"{item.where}.root")
     pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
     key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path", nofollow=True)
     key = load_private_key(key_data, None, f"{item.where}.key_path ({item.key_path})")
@@ -305,6 +319,8 @@ def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: s
     """Declare every item's files to ``plan`` (prepare: key, CSR, owner and mode; install: certificate, root, key
     activation, other formats, and the snapshot when an item asks for one); return the module's result."""
     check_plan(items, stage)
+    for item, raw in zip(items, raws):
+        plan.protect(raw.get("snapshot_paths") or [], f"{item.where}.snapshot_paths")
     if stage == "prepare":
         results = [prepare(plan, item) for item in items]
         return {"changed": any(r["changes"] for r in results), "items": results}

@@ -301,8 +301,13 @@ class Plan:
         self.writer = writer
         self.steps: list[Step] = []
         self.comparing = False  # steps declared meanwhile are checked and compared, never applied
-        self.ca_folders = {os.path.realpath(f) for f in ca_folders if f}
+        given = [f for f in ca_folders if f]
+        self.ca_folders = {os.path.realpath(f) for f in given}
+        # The ways into each CA folder that the writer was given (the folder's own path, or a link to it it named).
+        self._entries = {os.path.realpath(f): {os.path.normpath(os.path.abspath(f)), os.path.realpath(f)}
+                         for f in given}
         self.inputs: dict[str, str] = {}
+        self.protected: list[tuple[str, str]] = []
         self._claims: dict[str, Step] = {}
         self._detected: dict[str, bool] = {}
         self.applied: list[str] = []
@@ -369,6 +374,11 @@ class Plan:
         of the same plan, read by a later one - the ca_folder's root.crl in crl.pem - is the plan's own file.)"""
         if path and resolve(path) not in self._claims:
             self.inputs.setdefault(resolve(path), where)
+
+    def protect(self, paths: Iterable[str], where: str) -> None:
+        """The files a snapshot protects (checked with the plan: regular files or missing, whether or not this run
+        takes the snapshot - a link or a folder is never copied or restored)."""
+        self.protected += [(path, f"{where}[{index}]") for index, path in enumerate(paths)]
 
     def options(self, outputs: dict[str, str | None], inputs: dict[str, str | None] | None = None) -> None:
         """The file options of a run, before anything is read: two that name one file are refused at once (after
@@ -453,8 +463,20 @@ class Plan:
         self._add(Step("mkdir", path, resolve(path), "folder", where, attrs=attrs, extra={"files": files or {}}))
         return ["created"]
 
-    def folders(self, path: str, attrs: Attrs, *, where: str) -> None:
-        """Make ``path`` and the folders above it that are missing (``mkdir -p``)."""
+    def folders(self, path: str, attrs: Attrs, *, where: str, base: str | None = None) -> None:
+        """Make ``path`` and the folders above it that are missing (``mkdir -p``). ``base``: the folder an option
+        names, at or above ``path``; it and every folder between it and ``path`` must be real folders, not links."""
+        if base:
+            here = os.path.abspath(path)
+            top = os.path.abspath(base)
+            while True:
+                st = _lstat(here)
+                if st is not None and (stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode)):
+                    what = f"a symbolic link (to {os.readlink(here)})" if stat.S_ISLNK(st.st_mode) else "not a folder"
+                    raise PkiError(f"{here} is {what}: pgtls.ssl writes in real folders only", where=where)
+                if here == top or os.path.dirname(here) == here:
+                    break
+                here = os.path.dirname(here)
         missing = []
         here = os.path.abspath(path)
         while not self.isdir(here) and not os.path.lexists(here):
@@ -518,6 +540,11 @@ class Plan:
                 self._check_delete(step)
             elif step.op == "snapshot":
                 self._check_snapshot(step, claimed)
+        for path, where in self.protected:
+            st = _lstat(path)
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                raise PkiError(f"{path} is {describe_entry(path)}, not a regular file: a snapshot protects regular "
+                               "files only", where=where)
 
     def _check_place(self, step: Step, claimed: dict[str, Step]) -> None:
         """A file never goes where a folder is declared and the reverse; the folder to write in exists or is made
@@ -671,12 +698,17 @@ class Plan:
                                where=f"snapshot_paths[{index}]")
 
     def _check_ca_folder(self, step: Step) -> None:
-        for real in (step.real, step.source):
+        for real, named in ((step.real, step.path), (step.source, step.extra.get("source_path"))):
             if real is None:
                 continue
             folder = self._ca_folder_of(real)
             if folder is None:
                 continue
+            given = os.path.normpath(os.path.abspath(named))
+            entries = self._entries.get(folder, {folder})
+            if not any(given == entry or given.startswith(entry.rstrip(os.sep) + os.sep) for entry in entries):
+                raise PkiError(f"{step.path} reaches the CA folder {folder} through a symbolic link: pgtls.ssl writes "
+                               "in a CA folder only by its own path", where=step.where)
             relative = os.path.relpath(real, folder)
             here = folder
             for part in relative.split(os.sep)[:-1]:
@@ -800,6 +832,34 @@ def describe_file(data: bytes | None) -> str:
             return "a JSON document"
         return "text" + (" (an HTML page)" if b"<html" in data[:4096].lower() else "")
     return describe(data)
+
+
+def links_in(folder: str, limit: int = 100000) -> list[str]:
+    """The symbolic links anywhere in ``folder`` (a CA folder holds none), up to ``limit`` entries looked at."""
+    found = []
+    seen = 0
+    for base, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            seen += 1
+            if os.path.islink(os.path.join(base, name)):
+                found.append(os.path.join(base, name))
+        if seen > limit:
+            break
+    return found
+
+
+def check_ca_folder(folder: str | None, where: str) -> None:
+    """Refuse a CA folder option that is not a folder or that holds a symbolic link (every module that is given a
+    CA folder: a link inside one would read or write material outside it)."""
+    if not folder or not os.path.lexists(folder):
+        return
+    if not os.path.isdir(folder):
+        raise PkiError(f"{folder} exists and is not a folder: the option names a CA folder", where=where)
+    links = links_in(folder)
+    if links:
+        raise PkiError(f"{links[0]} is a symbolic link (to {os.readlink(links[0])}) inside the CA folder {folder}: a "
+                       "CA folder holds real files and folders only (replace the link by what it points to)",
+                       where=where)
 
 
 def is_ca_folder(folder: str) -> bool:

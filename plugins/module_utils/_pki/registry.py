@@ -155,6 +155,7 @@ def by_name_and_serial(params: dict, read=read_bytes) -> tuple[list[dict], dict]
 def ensure_entries(params: dict, check_mode: bool) -> dict:
     """Module entry (pgtls.ssl.revocation_registry)."""
     check_params(params)
+    planner.check_ca_folder(params["pki_dir"], "pki_dir")
     path = params["path"] or Layout(params["pki_dir"]).registry
     return planner.run("revocation_registry", lambda plan: plan_entries(plan, params, path), check_mode,
                        lock=os.path.dirname(os.path.abspath(path)), lock_timeout=params["lock_timeout"],

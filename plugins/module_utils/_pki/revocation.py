@@ -86,7 +86,8 @@ def check_numbers(params: dict, prefix: str = "") -> None:
 
 
 def _combine_parts(params: dict, read) -> list[bytes]:
-    """Read and check every file of O(combine_with) before anything is written."""
+    """Read and check every file of O(combine_with) before anything is written (CRLs of any CA: a bundle for
+    ssl_crl_file holds the CRL of every CA the servers trust, a previous intermediate's during a rotation)."""
     parts = []
     for index, other in enumerate(params.get("combine_with") or []):
         where = f"combine_with[{index}]"

@@ -38,6 +38,7 @@ def rotate(params: dict, check_mode: bool) -> dict:
     layout = Layout(params["pki_dir"])
     if not os.path.isdir(layout.folder):
         raise PkiError(f"the CA folder {layout.folder} does not exist", where="pki_dir")
+    planner.check_ca_folder(layout.folder, "pki_dir")
     step = _start if params["step"] == "start" else _retire
     return planner.run("intermediate_rotation", lambda plan: step(plan, layout), check_mode, lock=layout.folder,
                        lock_timeout=params["lock_timeout"], ca_folders=[layout.folder])

@@ -365,7 +365,8 @@ MODULE_SPECS = {
 #   ca_dir   a CA folder                         relative   a path inside another folder (cluster_info's trust_file)
 #   descriptor  names a file the module neither reads nor writes before its activation step (no cases)
 # Kinds are the write planner's (planner.NOUNS): ca_certificate, ca_key, certificate, key, crl, csr, pkcs8, pkcs12,
-# registry, report_json, report_metrics, report_html, file, folder, snapshot, archive; "any" for a file copied as it is.
+# registry, report_json, report_metrics, report_html, file, folder, snapshot, archive; "any" for a file copied as it is,
+# "any_crl" for the CRL of any CA (crl's combine_with: a bundle holds the CRL of every CA the servers trust).
 ISSUER_FILES = {
     "issuer_cert_path": ("in", "certificate"), "issuer_cert_content": ("content", "certificate"),
     "issuer_key_path": ("in", "key"), "issuer_key_content": ("content", "key"),
@@ -389,7 +390,7 @@ _ITEM_FILES = {
 }
 FILE_OPTIONS = {
     "ca": {"cert_path": ("out", "ca_certificate"), "key_path": ("out", "ca_key"), **ISSUER_FILES},
-    "crl": {"path": ("out", "crl"), "combined_path": ("out", "crl"), "combine_with": ("in", "crl"),
+    "crl": {"path": ("out", "crl"), "combined_path": ("out", "crl"), "combine_with": ("in", "any_crl"),
             "revoked[].certificate_path": ("in", "certificate"),
             "revoked[].certificate_content": ("content", "certificate"), **ISSUER_FILES},
     "server_cert": {"key_path": ("out", "key"), "cert_path": ("out", "certificate"), "csr_path": ("out", "csr"),
