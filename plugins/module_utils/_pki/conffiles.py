@@ -80,7 +80,7 @@ def plan_entries(plan: planner.Plan, params: dict) -> list[_Entry]:
         entry = _Entry("file", raw["path"], where, raw["content"].encode(), diff=raw.get("diff", True))
         entry.before = _regular_before(entry.path, f"{where}.path")
         entry.changes = plan.write(entry.path, entry.data, _attrs(raw, where, "0644"), kind="file",
-                                   where=f"{where}.path")
+                                   where=f"{where}.path", source=f"{where}.content")
         entries.append(entry)
     # Lines: every line given for one file is set in order on that file's text (lineinfile run once per line), and
     # the file is written once: two lines on one file never undo each other from one run to the next.
@@ -178,6 +178,8 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
         else:
             entries = plan_entries(plan, params)
         plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
+        if folder:
+            plan.claim(folder, kind="snapshot", where="snapshot_dir")
         material = _material(plan, params, check_mode)
         changed = [e for e in entries if e.changes]
         material_changes = bool(material and material["changes"])

@@ -211,12 +211,6 @@ def prepare(plan: planner.Plan, item: Item) -> dict:
         chain = _chain_for(item, cert, key)
         if chain:
             changes += formats.ensure_formats(plan, item, key, chain)
-    # What the install writes later is claimed now: a file of another kind there stops the run before the key.
-    for option, path, kind in (("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path,
-                                                                              "certificate"),
-                               ("pkcs8_path", item.pkcs8_path, "pkcs8"), ("pkcs12_path", item.pkcs12_path, "pkcs12")):
-        if path:
-            plan.claim(path, kind=kind, where=f"{item.where}.{option}")
     return {
         "name": item.name,
         "key": {"path": item.key_path, "state": state, "type": item.key_type,
@@ -305,7 +299,8 @@ def install(plan: planner.Plan, item: Item, certificate: str, root: str | None, 
     changes = [f"{item.cert_path}: {c}" for c in
                plan.write(item.cert_path, certificate.encode(), item.file_attrs, kind="certificate",
                           where=f"{item.where}.cert_path")]
-    if item.root_path and root:
+    if item.root_path and root and not (_shared_root(plan, item.root_path) and
+                                        plan._claim_of(item.root_path).where != f"{item.where}.root_path"):
         changes += [f"{item.root_path}: {c}" for c in
                     plan.write(item.root_path, root.encode(), item.file_attrs, kind="certificate",
                                where=f"{item.where}.root_path")]
@@ -315,10 +310,32 @@ def install(plan: planner.Plan, item: Item, certificate: str, root: str | None, 
     return changes + formats.ensure_formats(plan, item, key, chain)
 
 
+def claim(plan: planner.Plan, item: Item) -> None:
+    """Every file of an item, claimed before anything is read: a link, a folder, a file of another kind, or a CA
+    folder's file at any of them stops the run here, naming the option (prepare claims what the install writes)."""
+    for option, path, kind in (("key_path", item.key_path, "key"), ("key_path (pending key)", item.pending_path, "key"),
+                               ("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path,
+                                                                             "certificate"),
+                               ("csr_path", item.csr_path, "csr"), ("pkcs8_path", item.pkcs8_path, "pkcs8"),
+                               ("pkcs12_path", item.pkcs12_path, "pkcs12")):
+        if path and not (option == "root_path" and _shared_root(plan, path)):
+            plan.claim(path, kind=kind, where=f"{item.where}.{option}")
+
+
+def _shared_root(plan: planner.Plan, path: str) -> bool:
+    """Items may share one root file (the same root for all): the first one's claim or write stands for all."""
+    step = plan._claim_of(path)
+    return step is not None and step.where.endswith(".root_path")
+
+
 def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: str, check_mode: bool) -> dict:
     """Declare every item's files to ``plan`` (prepare: key, CSR, owner and mode; install: certificate, root, key
     activation, other formats, and the snapshot when an item asks for one); return the module's result."""
     check_plan(items, stage)
+    for item, raw in zip(items, raws):
+        claim(plan, item)
+        if raw.get("snapshot_dir"):
+            plan.claim(raw["snapshot_dir"], kind="snapshot", where=f"{item.where}.snapshot_dir")
     for item, raw in zip(items, raws):
         plan.protect(raw.get("snapshot_paths") or [], f"{item.where}.snapshot_paths")
     if stage == "prepare":

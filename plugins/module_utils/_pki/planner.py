@@ -247,7 +247,18 @@ def _parse_generation(data: bytes, where: str, _passphrase=None):
         raise PkiError("is not a generation number", where=where)
 
 
+def _whole_pem(data: bytes, where: str) -> None:
+    """Every PEM block begun is ended: a file cut short is refused, even when an earlier block in it is whole."""
+    begun = len(re.findall(rb"-----BEGIN [A-Z0-9 ]{1,40}-----", data))
+    ended = len(re.findall(rb"-----END [A-Z0-9 ]{1,40}-----", data))
+    if begun != ended:
+        raise PkiError(f"holds {begun} PEM block(s) begun but {ended} ended: it was cut short (truncated)",
+                       where=where)
+
+
 def _parse_file(data: bytes, where: str, _passphrase=None):
+    if b"\x00" in data:
+        raise PkiError("holds NUL bytes: a configuration file is text", where=where)
     found = content_class(data)
     if found == "crl":
         return _parse_crls(data, where)
@@ -321,7 +332,9 @@ class Plan:
         return resolve(path)
 
     def claimed(self, path: str) -> bool:
-        return self._claim_of(path) is not None
+        """Does a step of the plan (not a mere claim) already name ``path``?"""
+        step = self._claim_of(path)
+        return step is not None and not step.extra.get("claim")
 
     def read(self, path: str, where: str, *, missing_ok: bool = False, limit: int = MAX_CRL_BYTES,
              nofollow: bool = False) -> bytes | None:
@@ -340,7 +353,7 @@ class Plan:
 
     def exists(self, path: str) -> bool:
         step = self._claim_of(path)
-        if step is not None:
+        if step is not None and not step.extra.get("claim"):
             return step.op not in ("delete",)
         if self._moved_away(path):
             return False
@@ -348,7 +361,7 @@ class Plan:
 
     def isdir(self, path: str) -> bool:
         step = self._claim_of(path)
-        if step is not None:
+        if step is not None and not step.extra.get("claim"):
             return step.op == "mkdir" or (step.op == "keep" and step.kind == "folder")
         return os.path.isdir(path)
 
@@ -400,16 +413,28 @@ class Plan:
     def _add(self, step: Step) -> Step:
         step.extra.setdefault("compare_only", self.comparing)
         earlier = self._claims.get(step.real)
+        if earlier is not None and earlier.extra.get("claim") and earlier.where == step.where:
+            # A claim made early (what a later stage writes) is taken up by the step that writes it.
+            self.steps.remove(earlier)
+            del self._claims[earlier.real]
+            earlier = None
         if earlier is not None:
             same = "" if os.path.normpath(earlier.path) == os.path.normpath(step.path) else f" ({step.real})"
             raise PkiError(f"{step.path} is the same file as {earlier.where}{same}: each output needs its own file",
                            where=step.where)
+        # What a path is and where it lies is checked at once, before the run reads on: a link, a folder where a file
+        # goes, a file of another kind, or a CA folder's file the writer does not own stops it here, naming the
+        # option (the content and what depends on the whole plan are checked by check()).
+        self._check_ca_folder(step)
+        if step.op in ("write", "attrs", "keep", "mkdir"):
+            self._check_existing(step)
         self._claims[step.real] = step
         self.steps.append(step)
         return step
 
     def write(self, path: str, data: bytes, attrs: Attrs, *, kind: str, where: str, passphrase: str | None = None,
-              matches: str | None = None, issued_by=None, signed_by=None, again: bool = False) -> list[str]:
+              matches: str | None = None, issued_by=None, signed_by=None, again: bool = False,
+              source: str | None = None) -> list[str]:
         """Make ``path`` hold ``data`` with ``attrs``; returns what changes (empty when nothing does). The path is
         claimed either way: no other output of the run may name it. ``again``: a later step of the same writer
         declares the same output anew (state.json after each CRL), replacing its earlier declaration."""
@@ -418,7 +443,8 @@ class Plan:
             self.steps.remove(earlier)
             del self._claims[earlier.real]
         current = self._current(path, where)
-        extra = {"passphrase": passphrase, "matches": matches, "issued_by": issued_by, "signed_by": signed_by}
+        extra = {"passphrase": passphrase, "matches": matches, "issued_by": issued_by, "signed_by": signed_by,
+                 "source": source}
         if current is not None and current == data:
             changes = differences(path, attrs)
             self._add(Step("attrs" if changes else "keep", path, resolve(path), kind, where, data, attrs,
@@ -441,9 +467,9 @@ class Plan:
 
     def claim(self, path: str, *, kind: str, where: str) -> None:
         """A file this run may write later (a later stage, another execution): nothing changes now, but no other
-        output may name it, and what it holds now must be of ``kind``."""
-        if not self.claimed(path):
-            self._add(Step("keep", path, resolve(path), kind, where, extra={"claim": True}))
+        output may name it, and what it holds now must be of ``kind``. A step of the same option that writes it
+        later in the plan takes the claim's place."""
+        self._add(Step("keep", path, resolve(path), kind, where, extra={"claim": True}))
 
     def mkdir(self, path: str, attrs: Attrs, *, where: str, files: dict[str, bytes] | None = None) -> list[str]:
         """Make a folder (its parent must exist or be made earlier in the plan), or fix an existing one's owner and
@@ -529,9 +555,6 @@ class Plan:
                 raise PkiError(f"{step.path} is also read as {other}: an output must not be one of the run's inputs",
                                where=step.where)
             self._check_place(step, claimed)
-            self._check_ca_folder(step)
-            if step.op in ("write", "attrs", "keep", "mkdir"):
-                self._check_existing(step)
             if step.op == "write":
                 self._check_content(step)
             elif step.op == "move":
@@ -576,6 +599,12 @@ class Plan:
             if step.op in ("keep", "attrs") and step.kind != "folder" and not step.extra.get("claim"):
                 raise PkiError(f"file {step.path} does not exist", where=step.where)
             return
+        if step.kind == "snapshot":
+            problem = not_a_snapshot(step.path)
+            if problem:
+                raise PkiError(f"{step.path} {problem}; refusing to use it as a snapshot folder (point the option at a "
+                               "folder of its own)", where=step.where)
+            return
         if stat.S_ISLNK(st.st_mode):
             raise PkiError(f"{step.path} is a symbolic link (to {os.readlink(step.path)}): pgtls.ssl writes real "
                            "files only and never follows a link at an output; point the option at the real file",
@@ -602,7 +631,10 @@ class Plan:
                                "another file, or move that file away)", where=step.where)
 
     def _check_content(self, step: Step) -> None:
-        loaded = _parse(step.kind, step.data, step.label, step.extra.get("passphrase"))
+        source = step.extra.get("source")
+        label = f"{source} (for {step.path})" if source else step.label
+        _whole_pem(step.data, label)
+        loaded = _parse(step.kind, step.data, label, step.extra.get("passphrase"))
         from .keys import same_public_key
 
         matches = step.extra.get("matches")
@@ -719,14 +751,14 @@ class Plan:
                                    "through a link there (replace it by a real folder)", where=step.where)
             from .cafolder import Layout
 
-            owners = Layout(folder).owners(relative)
+            owners = Layout(folder).owners(relative) if relative != "." else frozenset({"ca_folder"})
             if self.writer not in owners:
-                what = Layout(folder).describe(relative)
+                what = Layout(folder).describe(relative) if relative != "." else "the folder itself"
                 raise PkiError(f"{step.path} is {what} of the CA folder {folder}, which {self.writer} does not "
                                "write; point the option outside the CA folder", where=step.where)
 
     def _ca_folder_of(self, real: str) -> str | None:
-        folder = os.path.dirname(real)
+        folder = real if os.path.isdir(real) and not os.path.islink(real) else os.path.dirname(real)
         while True:
             if folder in self.ca_folders or self._is_ca_folder(folder):
                 return folder

@@ -363,6 +363,7 @@ MODULE_SPECS = {
 #   out      a file the module writes            out_dir    a folder the module makes or writes in
 #   in       a file the module reads             content    material given as PEM text
 #   ca_dir   a CA folder                         relative   a path inside another folder (cluster_info's trust_file)
+#   awaited  a file the module waits for: missing, it asks for it (your own CA's certificate); present, it is read
 #   descriptor  names a file the module neither reads nor writes before its activation step (no cases)
 # Kinds are the write planner's (planner.NOUNS): ca_certificate, ca_key, certificate, key, crl, csr, pkcs8, pkcs12,
 # registry, report_json, report_metrics, report_html, file, folder, snapshot, archive; "any" for a file copied as it is,
@@ -409,13 +410,16 @@ FILE_OPTIONS = {
                      "trust_file": ("relative", "certificate")},
     "audit_report": {"pki_dir": ("ca_dir", "folder"), "json_path": ("out", "report_json"),
                      "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
+    # cluster_files takes the one snapshot itself: the material's own snapshot options are not used there.
     "cluster_files": {**_CONF_FILES, **{f"material.{name}": role for name, role in _ITEM_FILES.items()},
+                      "material.snapshot_dir": ("descriptor", "snapshot"), "material.snapshot_paths": ("descriptor",
+                                                                                                       "any"),
                       **{f"activate.cluster.{name}": ("descriptor", "folder") for name in
                          ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}},
     "cluster_tls": {**_CONF_FILES, "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
                     "material.root_cert_path": ("out", "certificate"), "external.csr_path": ("out", "csr"),
-                    "external.cert_path": ("in", "certificate"), "external.root_path": ("in", "certificate"),
-                    "external.crl_path": ("in", "crl"), "ca_folder": ("ca_dir", "folder"),
+                    "external.cert_path": ("awaited", "certificate"), "external.root_path": ("awaited", "certificate"),
+                    "external.crl_path": ("awaited", "crl"), "ca_folder": ("ca_dir", "folder"),
                     "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
     "ca_folder": {"path": ("ca_dir", "folder"), "root_cert_content": ("content", "ca_certificate"),
                   "root_key_content": ("content", "ca_key"),

@@ -164,11 +164,11 @@ def test_snapshot_taken_by_an_earlier_task_is_kept(host):
     snap = host / "conf" / "tls" / ".pgtls-snapshot"
     (host / "conf" / "tls").mkdir()
     snap.mkdir()
-    (snap / "marker").write_text("taken by server_cert")
+    (snap / ".pgtls-snapshot-of").write_text('{"paths": []}')  # taken by server_cert
     cluster_files(params(host, snapshot_taken=True), False)
-    assert (snap / "marker").read_text() == "taken by server_cert"
+    assert (snap / ".pgtls-snapshot-of").read_text() == '{"paths": []}'
     cluster_files(params(host, snapshot_taken=True), False)  # nothing to change: still kept
-    assert (snap / "marker").exists()
+    assert (snap / ".pgtls-snapshot-of").exists()
 
 
 def test_line_replaced_not_duplicated(host):
