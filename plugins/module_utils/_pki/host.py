@@ -37,6 +37,7 @@ from .files import (
 from .issue import make_csr
 from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
 from .names import build_name, parse_sans, san_strings
+from .profiles import extension
 
 PENDING_SUFFIX = ".pgtls-new"
 
@@ -280,7 +281,13 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
         from .issue import signed_by
 
         anchor = compat.load_certificates(root.encode(), f"{item.where}.root")[0]
-        if not signed_by(chain[-1], anchor) and not (chain[-1].subject == anchor.subject and signed_by(anchor, anchor)):
+        top = chain[-1]
+        # A chain of a leaf alone cannot be followed up to the root here; one that holds its intermediates must end
+        # at a certificate this root issued (or at the root itself).
+        constraints = extension(top, x509.BasicConstraints)
+        leaf_only = not (constraints and constraints.ca) and top.issuer != anchor.subject
+        if not leaf_only and not signed_by(top, anchor) and not (top.subject == anchor.subject and
+                                                                 signed_by(anchor, anchor)):
             raise PkiError(f"{anchor.subject.rfc4514_string()} did not issue {chain[-1].subject.rfc4514_string()}, the "
                            "top of the certificate's chain: the root installed next to it must be its own",
                            where=f"{item.where}.root")

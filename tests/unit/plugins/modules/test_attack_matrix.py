@@ -486,6 +486,12 @@ CASES = generate()
 
 
 # Running a case ------------------------------------------------------------------------------------------------------
+def _cut(text: str) -> str:
+    """PEM cut short inside its first block (what a damaged copy or a half-pasted credential holds)."""
+    end = text.find("-----END")
+    return text[: max(end // 2, 1)] if end > 0 else text[: len(text) // 2]
+
+
 def resolve(value, world: World, root: str):
     if isinstance(value, dict):
         return {k: resolve(v, world, root) for k, v in value.items()}
@@ -494,8 +500,7 @@ def resolve(value, world: World, root: str):
     if not isinstance(value, str):
         return value
     if value.startswith("@TRUNCATED:"):
-        text = resolve(value[len("@TRUNCATED:"):], world, root)
-        return text[: len(text) // 2]
+        return _cut(resolve(value[len("@TRUNCATED:"):], world, root))
     if value.startswith("@FILE:"):
         return world.files[value[6:-1]].decode(errors="replace")
     for name, text in world.pems.items():
@@ -521,8 +526,7 @@ def lay(case: Case, world: World, root: str) -> list[str]:
         elif what == "file":
             _write(path, world.files[detail])
         elif what == "truncated":
-            data = open(detail, "rb").read() if os.path.isfile(detail) else b""
-            _write(path, data[: len(data) // 2])
+            _write(path, _cut(open(detail).read() if os.path.isfile(detail) else ""))
         elif what == "other":
             _write(path, world.pems[f"other_{_other_pem(detail)}"])
         elif what == "move":
