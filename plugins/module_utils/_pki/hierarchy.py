@@ -208,7 +208,7 @@ def _plan_crls(plan: planner.Plan, layout: Layout, params: dict) -> list[str]:
         **common)))
     for label, crl_params in steps:
         try:
-            done = plan_crl(plan, crl_params)
+            done = plan_crl(plan, crl_params, layout.folder)
         except PkiError as exc:
             raise PkiError(f"{label}: {exc}") from None
         if done["changed"]:

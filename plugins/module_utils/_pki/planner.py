@@ -1006,35 +1006,47 @@ def _fsync_folder(folder: str) -> None:
 # The flow every writer shares --------------------------------------------------------------------------------------
 def run(writer: str, build: Callable[[Plan], dict], check_mode: bool, *, lock: str | None = None,
         lock_timeout: float = 120, ca_folders: Iterable[str | None] = ()) -> dict:
-    """``build(plan)`` reads what is there, declares every output and returns the result. A dry run first (bad input
-    fails here, before the lock or anything else is made); then, unless in check mode or when nothing changes,
-    again under the lock of ``lock`` (a CA folder: what a concurrent run wrote is read again), checked, applied."""
-    plan = Plan(writer, ca_folders)
-    result = build(plan)
-    plan.check()
-    if check_mode or not plan.changes:
-        return result
-    if lock is None:  # nothing to serialise with: the plan just checked is the one applied
-        plan.apply()
-        return result
+    """``build(plan)`` reads what is there, declares every output and returns the result; the plan is checked, then
+    applied unless in check mode. With ``lock`` (a CA folder), the reads, the check and the writes happen under its
+    lock, so what a concurrent run does is never seen half-done; only a folder that has no lock file yet (its first
+    run) is planned once without it first, so bad input fails before the lock file is made."""
+    if lock and not os.path.isfile(os.path.join(lock, LOCK_NAME)):
+        plan = Plan(writer, ca_folders)
+        result = build(plan)
+        plan.check()
+        if check_mode or not plan.changes:
+            return result
     with locked(lock, lock_timeout):
         plan = Plan(writer, ca_folders)
         result = build(plan)
         plan.check()
-        plan.apply()
+        if check_mode:
+            return result
+        # What a run killed before its renames left (temporaries of dead processes) goes, whether or not this run
+        # changes anything: no stray copy of a key stays behind.
+        tidy_temporaries([f for f in {os.path.dirname(s.real) for s in plan.steps} | ({lock} if lock else set())
+                          if os.path.isdir(f)])
+        if plan.changes:
+            plan.apply()
     return result
 
 
 @contextlib.contextmanager
 def locked(folder: str | None, timeout: float = 120, where: str = "lock_timeout"):
-    """Hold the CA folder's exclusive lock (``<folder>/.pgtls.lock``) for the ``with`` block; fail naming the holder
-    after ``timeout`` seconds. No folder (or one that does not exist yet): nothing to lock."""
+    """Hold the CA folder's exclusive lock (``<folder>/.pgtls.lock``, made when missing) for the ``with`` block;
+    fail naming the holder after ``timeout`` seconds. Taking it writes nothing. No folder (or one that does not
+    exist yet): nothing to lock."""
     if not folder or not os.path.isdir(folder):
         yield
         return
     path = os.path.join(folder, LOCK_NAME)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise PkiError(f"cannot make the CA folder's lock {path}: {exc.strerror}", where=where) from None
     except OSError as exc:
         raise PkiError(f"cannot open the CA folder's lock {path}: {exc.strerror}", where=where) from None
     try:
@@ -1052,19 +1064,25 @@ def locked(folder: str | None, timeout: float = 120, where: str = "lock_timeout"
                                    "raise lock_timeout", where=where) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the lock
 
 
 def _holder(fd: int) -> str:
+    """The process holding the lock, from /proc/locks (the lock file itself is never written)."""
+    st = os.fstat(fd)
     try:
-        pid = os.pread(fd, 32, 0).decode().strip()
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
     except OSError:
         return ""
-    return f", held by process {pid}" if pid.isdigit() else ""
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(st.st_ino) \
+                and fields[4].isdigit() and int(fields[4]) != os.getpid():
+            return f", held by process {fields[4]}"
+    return ""
 
 
 @contextlib.contextmanager

@@ -106,8 +106,9 @@ def ensure_crl(params: dict, check_mode: bool) -> dict:
                        lock_timeout=params.get("lock_timeout", 120))
 
 
-def plan_crl(plan: planner.Plan, params: dict) -> dict:
-    """Declare one CA's CRL (and the combined file) to ``plan``; return the module's result."""
+def plan_crl(plan: planner.Plan, params: dict, state_folder: str | None = None) -> dict:
+    """Declare one CA's CRL (and the combined file) to ``plan``; return the module's result. ``state_folder``: where
+    the last CRL numbers are kept (the CA folder's state.json; by default the CRL's own folder)."""
     path, combined = params["path"], params.get("combined_path")
     plan.options({"path": path, "combined_path": combined},
                  {**{f"combine_with[{i}]": p for i, p in enumerate(params.get("combine_with") or [])},
@@ -117,7 +118,7 @@ def plan_crl(plan: planner.Plan, params: dict) -> dict:
     wanted = wanted_revocations(params, issuer, plan.read)
     attrs = Attrs(parse_mode(params["mode"], "mode"), resolve_uid(params.get("owner"), "owner"),
                   resolve_gid(params.get("group"), "group"))
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = state_folder or os.path.dirname(os.path.abspath(path))
     existing_data = plan.read(path, "path", missing_ok=True, limit=MAX_CRL_BYTES)
     check_replaceable(path, "crl", "path", existing_data)
     parts = _combine_parts(params, plan.read)

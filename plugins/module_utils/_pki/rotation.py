@@ -25,6 +25,9 @@ from .info import serial_hex
 
 MARKER = "generation"
 MOVED = ("intermediate.key", "intermediate.crl", "intermediate.crt")  # the key first, the certificate last
+# previous/state.json: the CRL numbers of the previous intermediate as releases before 0.3 kept them (now in the CA
+# folder's own state.json); destroyed with the rest on retire.
+LEGACY_STATE = "state.json"
 
 
 def check_params(params: dict) -> None:
@@ -63,7 +66,7 @@ def _previous_entries(layout: Layout) -> list[str]:
     names = sorted(os.listdir(layout.previous))
     for name in names:
         st = os.lstat(layout.previous_file(name))
-        if name not in (*MOVED, MARKER) or not stat.S_ISREG(st.st_mode):
+        if name not in (*MOVED, MARKER, LEGACY_STATE) or not stat.S_ISREG(st.st_mode):
             raise PkiError(f"{layout.previous_file(name)} is not an intermediate's file: previous/ holds "
                            f"{', '.join(MOVED)} and {MARKER} only; move it out", where="pki_dir")
     return names
