@@ -17,14 +17,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
 from . import compat, planner
 from .errors import PkiError
-from .files import (
-    Attrs,
-    check_replaceable,
-    parse_mode,
-    refuse_symlink,
-    resolve_gid,
-    resolve_uid,
-)
+from .files import Attrs, parse_mode, resolve_gid, resolve_uid
 from .info import cert_info, diff_text
 from .issue import ca_problem, issue_certificate, load_issuer, signed_by
 from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
@@ -40,7 +33,6 @@ MAX_DAYS = 36500
 def _check_options(params: dict, issuer) -> object:
     """Everything about the options that can be refused before a file is written; returns the profile."""
     check_numbers(params)
-    refuse_symlink(params["key_path"], "key_path")
     if issuer is None:
         return ROOT_CA
     profile = INTERMEDIATE_CA
@@ -83,6 +75,8 @@ def plan_ca(plan: planner.Plan, params: dict) -> dict:
                  {"issuer_cert_path": params.get("issuer_cert_path"),
                   "issuer_key_path": params.get("issuer_key_path"),
                   "issuer_chain_path": params.get("issuer_chain_path")})
+    plan.claim(params["key_path"], kind="ca_key", where="key_path")
+    plan.claim(params["cert_path"], kind="ca_certificate", where="cert_path")
     issuer = load_issuer(params, "issuer", read=plan.read)
     profile = _check_options(params, issuer)
     valid_days = params.get("valid_days") or DEFAULT_DAYS[profile.name]
@@ -95,8 +89,6 @@ def plan_ca(plan: planner.Plan, params: dict) -> dict:
     passphrase = params.get("key_passphrase")
     cert_data = plan.read(cert_path, "cert_path", missing_ok=True)
     key_data = plan.read(key_path, "key_path", missing_ok=True, nofollow=True)
-    check_replaceable(cert_path, "certificate", "cert_path", cert_data)
-    check_replaceable(key_path, "key", "key_path", key_data)
     cert = compat.load_certificates(cert_data, f"cert_path ({cert_path})")[0] if cert_data else None
     key = load_private_key(key_data, passphrase, f"key_path ({key_path})") if key_data else None
     if issuer is not None and key is not None and same_public_key(key, issuer.cert.public_key()):

@@ -30,7 +30,6 @@ from .files import (
     key_permission_problem,
     parse_mode,
     read_bytes,
-    refuse_symlink,
     resolve_gid,
     resolve_uid,
 )
@@ -79,8 +78,6 @@ def parse_item(raw: dict, index: int) -> Item:
                     f"{where}.root_path": raw.get("root_path"), f"{where}.csr_path": raw.get("csr_path"),
                     f"{where}.pkcs8_path": raw.get("pkcs8_path"), f"{where}.pkcs12_path": raw.get("pkcs12_path"),
                     f"{where}.key_path (pending key)": raw["key_path"] + PENDING_SUFFIX})
-    for path in (raw["key_path"], raw["key_path"] + PENDING_SUFFIX):
-        refuse_symlink(path, f"{where}.key_path")
     folder = os.path.dirname(os.path.abspath(raw["key_path"]))
     if os.path.islink(folder):
         raise PkiError(f"{folder} is a symbolic link (to {os.readlink(folder)}): the key is made in a real folder, "

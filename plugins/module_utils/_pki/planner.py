@@ -468,7 +468,10 @@ class Plan:
     def claim(self, path: str, *, kind: str, where: str) -> None:
         """A file this run may write later (a later stage, another execution): nothing changes now, but no other
         output may name it, and what it holds now must be of ``kind``. A step of the same option that writes it
-        later in the plan takes the claim's place."""
+        later in the plan takes the claim's place; a file the plan already writes as that kind needs no claim."""
+        earlier = self._claims.get(resolve(path))
+        if earlier is not None and not earlier.extra.get("claim") and earlier.kind == kind:
+            return
         self._add(Step("keep", path, resolve(path), kind, where, extra={"claim": True}))
 
     def mkdir(self, path: str, attrs: Attrs, *, where: str, files: dict[str, bytes] | None = None) -> list[str]:
@@ -1028,6 +1031,9 @@ def run(writer: str, build: Callable[[Plan], dict], check_mode: bool, *, lock: s
                           if os.path.isdir(f)])
         if plan.changes:
             plan.apply()
+    if lock and os.path.isdir(lock) and not os.path.lexists(os.path.join(lock, LOCK_NAME)):
+        with locked(lock, lock_timeout):  # a folder this run made: its lock exists from now on
+            pass
     return result
 
 

@@ -27,15 +27,7 @@ from .crl import (
     resign_reasons,
 )
 from .errors import PkiError
-from .files import (
-    MAX_CRL_BYTES,
-    Attrs,
-    check_replaceable,
-    parse_mode,
-    read_bytes,
-    resolve_gid,
-    resolve_uid,
-)
+from .files import MAX_CRL_BYTES, Attrs, parse_mode, read_bytes, resolve_gid, resolve_uid
 from .info import crl_info, diff_text
 from .issue import load_issuer
 from .profiles import extension
@@ -114,13 +106,15 @@ def plan_crl(plan: planner.Plan, params: dict, state_folder: str | None = None) 
                  {**{f"combine_with[{i}]": p for i, p in enumerate(params.get("combine_with") or [])},
                   "issuer_cert_path": params.get("issuer_cert_path"),
                   "issuer_key_path": params.get("issuer_key_path")})
+    plan.claim(path, kind="crl", where="path")
+    if combined:
+        plan.claim(combined, kind="crl", where="combined_path")
     issuer = load_issuer(params, "issuer", read=plan.read)
     wanted = wanted_revocations(params, issuer, plan.read)
     attrs = Attrs(parse_mode(params["mode"], "mode"), resolve_uid(params.get("owner"), "owner"),
                   resolve_gid(params.get("group"), "group"))
     folder = state_folder or os.path.dirname(os.path.abspath(path))
     existing_data = plan.read(path, "path", missing_ok=True, limit=MAX_CRL_BYTES)
-    check_replaceable(path, "crl", "path", existing_data)
     parts = _combine_parts(params, plan.read)
     existing = None
     reasons: list[str] = []

@@ -23,7 +23,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
     describe,
     read_bytes,
     remove_stale_temporaries,
-    replaceable,
 )
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import PENDING_SUFFIX, host_material
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import serial_hex
@@ -67,9 +66,20 @@ def test_distinct_files_pass(tmp_path):
     (b"-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n", "certificate", False),
     (b"hello world\n", "key", False),
     (b"\x30\x82\x01\x0a\x02", "crl", False),
+    (b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n", "report_html", False),
+    (b"<!DOCTYPE html>\n<html><head><title>PostgreSQL TLS audit</title>", "report_html", True),
+    (b"<!DOCTYPE html>\n<html><head><title>My page</title>", "report_html", False),
+    (b'{"schema": "pgtls.ssl/audit-report/1"}', "report_json", True),
+    (b'{"schema": "other"}', "report_json", False),
+    (b"# HELP pgtls_x y\n# TYPE pgtls_x gauge\npgtls_x{a=\"b\"} 1\n", "report_metrics", True),
+    (b"node_load1 0.5\n", "report_metrics", False),
+    (b"port = 5432\n", "file", True),
+    (b"-----BEGIN EC PRIVATE KEY-----\nMIIB\n-----END EC PRIVATE KEY-----\n", "file", False),
+    (b"- serial_number: 1\n", "registry", True),
+    (b"serial: [1\n", "registry", False),
 ])
 def test_only_a_file_of_the_same_kind_is_replaceable(data, kind, ok):
-    assert replaceable(data, kind) is ok
+    assert planner.replaceable(kind, data) is ok
 
 
 def test_describe_names_the_kind_never_the_bytes():
