@@ -43,7 +43,8 @@ class ActionModule(IssuingAction):
     SPEC = CLIENT_CERT
 
     def option_names(self, msg):
-        # "items[3] (app).key_path: ..." is about clients[3] (app)'s key file.
+        # "items[3] (app).key_path: ..." is about clients[3] (app)'s key file; its base_dir is dest.
+        msg = re.sub(r"items\[\d+\] \([^)]*\)\.base_dir", "dest", msg)
         return re.sub(r"items\[(\d+)\] \(", r"clients[\1] (", msg)
 
     def on_controller(self, params):

@@ -14,11 +14,11 @@ import re
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, check_lifetime
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes, write_atomic
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import load_issuer
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import (
@@ -29,7 +29,10 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import (
 )
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     IssuingAction,
+    check_controller_paths,
     diff_for,
+    issuer_inputs,
+    item_paths,
     pem,
     preflight_key,
     record,
@@ -65,6 +68,11 @@ class ActionModule(IssuingAction):
             result.update(failed=True, msg=str(exc))
             return result
         if params["ca_folder"]:
+            try:
+                planner.check_ca_folder(params["ca_folder"], "ca_folder")
+            except PkiError as exc:
+                result.update(failed=True, msg=str(exc))
+                return result
             layout = Layout(params["ca_folder"])
             params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
                           issuer_chain_path=layout.root_cert, record_dir=layout.archive)
@@ -98,19 +106,57 @@ class ActionModule(IssuingAction):
             raise PkiError(msg)
         return answer
 
-    def from_your_ca(self, request, answer: dict, external: dict, params: dict) -> None:
-        """Your own CA signs: the host's CSR goes next to where your certificate is expected (written for a new key
-        or a missing file only - a CSR's bytes differ on every signing); your certificate is checked here as
-        PostgreSQL and libpq will check it, then installed (the host refuses it when it is not for its key)."""
+    def check_your_ca(self, request, external: dict, params: dict, host_paths: dict) -> None:
+        """Before the host is asked: your CA's files name files of their own, the CSR's place can be written (in a CA
+        folder only in its external/ folder), and the certificate, root and CRLs that are already there are checked
+        as PostgreSQL and libpq will check them."""
         # cryptography's verification helpers, imported here (the controller has them; the sanity test does not).
         from ansible_collections.pgtls.ssl.plugins.module_utils._pki.validation import validate
 
+        names = {"external.csr_path": external["csr_path"], "external.cert_path": external["cert_path"],
+                 "external.root_path": external["root_path"], "external.crl_path": external["crl_path"]}
+        for option, path in names.items():
+            for where, other in host_paths.items():
+                if path and other and os.path.normpath(os.path.abspath(path)) == os.path.normpath(os.path.abspath(
+                        other)):
+                    raise PkiError(f"{path} is also {where}: your CA's files are files of their own", where=option)
+        plan = planner.Plan("cluster_tls", ca_folders=[params["ca_folder"]])
+        plan.options({"external.csr_path": external["csr_path"]},
+                     {k: v for k, v in names.items() if k != "external.csr_path" and v})
+        plan.claim(external["csr_path"], kind="csr", where="external.csr_path")
+        plan.folders(os.path.dirname(os.path.abspath(external["csr_path"])), Attrs(0o755), where="external.csr_path")
+        plan.check()
+        for option in ("external.cert_path", "external.root_path", "external.crl_path"):
+            path = names[option]
+            if path and os.path.lexists(path) and not os.path.isfile(path):
+                raise PkiError(f"{path} is not a regular file", where=option)
+        if not all(os.path.isfile(p) for p in (external["cert_path"], external["root_path"], external["crl_path"])
+                   if p):
+            return  # not signed yet: the run asks for them once the CSR is written
+        checks = {name: entry.get("default") for name, entry in VALIDATE.items()}
+        checks.update(certificate_path=external["cert_path"], ca_path=external["root_path"],
+                      crl_path=external["crl_path"], hostnames=list(request.item["subject_alt_names"]),
+                      warn_days=params["renew_before_days"])
+        try:
+            found = validate(checks)
+        except PkiError as exc:
+            raise PkiError(_external_words(str(exc))) from None
+        if not found["ok"]:
+            raise PkiError(_external_words(f"{external['cert_path']}: {found['msg']}"))
+
+    def from_your_ca(self, request, answer: dict, external: dict, params: dict) -> None:
+        """Your own CA signs: the host's CSR goes next to where your certificate is expected (written for a new key
+        or a missing file only - a CSR's bytes differ on every signing); your certificate (checked before the host
+        was asked) is then installed (the host refuses it when it is not for its key)."""
         request.reasons.extend(answer["changes"])
         csr_path = external["csr_path"]
         if not os.path.exists(csr_path) or answer["key"]["state"] != "present":
-            if not self._task.check_mode:
-                os.makedirs(os.path.dirname(os.path.abspath(csr_path)), mode=0o755, exist_ok=True)
-                write_atomic(csr_path, answer["csr"].encode(), Attrs(0o644, None, None), "external.csr_path")
+            def build(plan: planner.Plan) -> dict:
+                plan.folders(os.path.dirname(os.path.abspath(csr_path)), Attrs(0o755), where="external.csr_path")
+                plan.write(csr_path, answer["csr"].encode(), Attrs(0o644), kind="csr", where="external.csr_path")
+                return {}
+
+            planner.run("cluster_tls", build, self._task.check_mode)
             self.csr_written = True
         missing = [p for p in (external["cert_path"], external["root_path"], external["crl_path"]) if p and
                    not os.path.isfile(p)]
@@ -124,13 +170,6 @@ class ActionModule(IssuingAction):
             raise PkiError(f"{where}: sign {csr_path} with your CA and save the certificate (leaf, then "
                            f"intermediates) as {external['cert_path']}, your root as {external['root_path']}{crls}, "
                            "then run again. The key (and its folder) stay on the host; nothing else was changed.")
-        checks = {name: entry.get("default") for name, entry in VALIDATE.items()}
-        checks.update(certificate_path=external["cert_path"], ca_path=external["root_path"],
-                      crl_path=external["crl_path"], hostnames=list(request.item["subject_alt_names"]),
-                      warn_days=params["renew_before_days"])
-        found = validate(checks)
-        if not found["ok"]:
-            raise PkiError(f"{external['cert_path']}: {found['msg']}")
         chain_pem, root_pem = (_text(external[name]) for name in ("cert_path", "root_path"))
         request.chain = compat.load_certificates(chain_pem.encode(), external["cert_path"])
         request.root_pem = root_pem
@@ -159,6 +198,14 @@ class ActionModule(IssuingAction):
             request = server_request(material, issuer)
             preflight_key(params, issuer)
         files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
+        if request:
+            paths = {**item_paths([request], self.option_names), "snapshot_dir": params["snapshot_dir"],
+                     **{f"files[{i}].path": f["path"] for i, f in enumerate(params["files"])},
+                     **{f"directories[{i}].path": d["path"] for i, d in enumerate(params["directories"])},
+                     **{f"lines[{i}].path": line["path"] for i, line in enumerate(params["lines"])}}
+            check_controller_paths(params["record_dir"], params["ca_folder"], paths, issuer_inputs(params))
+            if external:
+                self.check_your_ca(request, external, params, paths)
         # 1. The host, once: key ensured (made there if missing), CSR, every file compared, what is served.
         first = {name: params[name] for name in FIRST_ONLY if params[name] is not None}
         inspect = self.ask(dict(files, compare_only=True, material=request.item if request else None, **first))
@@ -200,7 +247,7 @@ class ActionModule(IssuingAction):
             if item:
                 request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
         if request and params["record_dir"] and not external and not self._task.check_mode:
-            record(params["record_dir"], request.item["common_name"], request.chain[0])
+            record(params["record_dir"], request.item["common_name"], request.chain[0], params["ca_folder"])
         if request:
             result["certificate"] = cert_info(request.chain[0])
             result["chain_length"] = len(request.chain)
@@ -222,6 +269,14 @@ def summary(cluster: dict, material: dict, result: dict) -> dict:
             "running": cluster.get("running", True), "tls_dir": os.path.dirname(material["cert_path"]),
             "not_after": cert["not_after"], "days_left": cert["days_left"],
             "fingerprint_sha256": cert["fingerprint_sha256"], "issuer": cert["issuer"], "reasons": result["reasons"]}
+
+
+def _external_words(msg: str) -> str:
+    """validate's option names, in the words of cluster_tls's external options."""
+    for ours, theirs in (("certificate_path", "external.cert_path"), ("ca_path", "external.root_path"),
+                         ("crl_path", "external.crl_path")):
+        msg = msg.replace(ours, theirs)
+    return msg
 
 
 def _text(path: str) -> str:

@@ -309,8 +309,11 @@ legacy_snapshots_removed:
   elements: str
 """
 
+from functools import partial
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.activation import Activation
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import cluster_files
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_FILES
@@ -318,7 +321,8 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTE
 
 def main() -> None:
     module = AnsibleModule(argument_spec=CLUSTER_FILES, supports_check_mode=True)
-    run(module, lambda params, check_mode: cluster_files(params, check_mode, module.run_command))
+    activation = partial(Activation, run_command=module.run_command)  # its programs run through run_command
+    run(module, lambda params, check_mode: cluster_files(params, check_mode, activation))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     Encoding = MISSING
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
     RenewPolicy,
     Wanted,
@@ -28,7 +28,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
 )
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, write_atomic
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
@@ -136,6 +136,8 @@ class IssuingAction(ActionBase):
 
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
         renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
+        check_controller_paths(params.get("record_dir"), None, item_paths(requests, self.option_names),
+                               issuer_inputs(params))
         prepared = self.host(params, "prepare", [r.item for r in requests])
         self.prepared = True
         for request, answer in zip(requests, prepared):
@@ -220,17 +222,63 @@ def preflight_key(params: dict, issuer: Issuer) -> None:
         issuer.key()
 
 
-def record(record_dir: str, name: str, leaf) -> None:
-    """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it)."""
+def check_controller_paths(record_dir: str | None, ca_folder: str | None, host_paths: dict, inputs: dict) -> None:
+    """Before the host is asked for anything: no file the controller reads (the issuer's) is one of the host's files
+    (the same path on a host that is the controller itself), and the archive (record_dir) is a real folder (or can
+    be made), in a CA folder only as its issued/ folder, naming none of the task's other files."""
+    for option, path in inputs.items():
+        for where, other in host_paths.items():
+            if path and other and os.path.normpath(os.path.abspath(path)) == os.path.normpath(os.path.abspath(other)):
+                raise PkiError(f"{path} is also {where}: the CA's files are never the host's", where=option)
+    if not record_dir:
+        return
+    given = {os.path.normpath(os.path.abspath(record_dir)), os.path.realpath(record_dir)}
+    for where, path in list(host_paths.items()) + list(inputs.items()):
+        if path and (os.path.normpath(os.path.abspath(path)) in given or os.path.realpath(path) in given):
+            raise PkiError(f"{record_dir} is also {where}: the archive needs a folder of its own", where="record_dir")
+    plan = planner.Plan("archive", ca_folders=[ca_folder])
+    plan.options({"record_dir": record_dir}, {k: v for k, v in inputs.items() if v})
+    plan.claim(record_dir, kind="folder", where="record_dir")
+    plan.folders(record_dir, Attrs(0o750), where="record_dir", base=record_dir)
+    plan.check()
+    problem = planner.not_writable(record_dir) if os.path.isdir(record_dir) else None
+    if problem:
+        raise PkiError(f"cannot write in {record_dir}: {problem}", where="record_dir")
+
+
+def item_paths(requests: list[Request], words) -> dict:
+    """The host files of the requests, by the option that names them in the task's words (``words``: the action's
+    option_names)."""
+    found = {}
+    for index, request in enumerate(requests):
+        item = request.item
+        for option in ("key_path", "cert_path", "csr_path", "root_path", "pkcs8_path", "pkcs12_path", "base_dir",
+                       "snapshot_dir"):
+            if item.get(option):
+                found[words(f"items[{index}] ({item['name']}).{option}")] = item[option]
+        found[words(f"items[{index}] ({item['name']}).key_path") + " (its folder)"] = os.path.dirname(
+            item["key_path"])
+    return found
+
+
+def issuer_inputs(params: dict) -> dict:
+    return {name: params.get(name) for name in ("issuer_cert_path", "issuer_key_path", "issuer_chain_path")}
+
+
+def record(record_dir: str, name: str, leaf, ca_folder: str | None = None) -> None:
+    """Archive a leaf on the controller as <record_dir>/<name>/<SERIAL>.crt, once (the revoke playbook reads it). An
+    archived file is never replaced: one that holds another certificate is refused. ``ca_folder``: the CA folder
+    the archive belongs to, as the task named it (it may be a link; any other link into a CA folder is refused)."""
     folder = os.path.join(record_dir, folder_name(name))
     path = os.path.join(folder, serial_hex(leaf.serial_number).replace(":", "") + ".crt")
-    if os.path.exists(path):
-        return
-    try:
-        os.makedirs(folder, mode=0o750, exist_ok=True)
-    except OSError as exc:
-        raise PkiError(f"cannot create {folder}: {exc.strerror}", where="record_dir") from None
-    write_atomic(path, leaf.public_bytes(Encoding.PEM), Attrs(0o644, None, None), "record_dir")
+    data = leaf.public_bytes(Encoding.PEM)
+
+    def build(plan: planner.Plan) -> dict:
+        plan.folders(folder, Attrs(0o750), where="record_dir", base=record_dir)
+        plan.write(path, data, Attrs(0o644), kind="archive", where="record_dir")
+        return {}
+
+    planner.run("archive", build, False, ca_folders=[ca_folder])
 
 
 def diff_for(requests: list[Request]) -> dict:

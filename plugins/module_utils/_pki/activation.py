@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
-import tempfile
 import time
 
-from . import snapshot
+from . import planner, snapshot
 from .errors import PkiError
 from .info import fingerprint, leaf_fingerprint
 from .probe import served_chain
@@ -161,9 +159,7 @@ class Activation:
     def precheck(self) -> None:
         started = time.monotonic()
         bin_dir = self.cluster.get("bin_dir") or ""
-        scratch = tempfile.mkdtemp(prefix="pgtls-precheck.")
-        try:
-            os.chown(scratch, self.commands.user.pw_uid, self.commands.user.pw_gid)
+        with planner.scratch("pgtls-precheck.", self.commands.user.pw_uid, self.commands.user.pw_gid) as scratch:
             data = os.path.join(scratch, "data")
             done = self.commands.run([os.path.join(bin_dir, "initdb"), "-D", data, "-A", "trust", "-U", "precheck",
                                       "--no-sync"], as_server=True)
@@ -171,8 +167,8 @@ class Activation:
                 raise StepFailed(PRECHECK, f"non-zero return code {done.returncode}: initdb failed: {_output(done)}")
             with open(self.p["settings_file"], encoding="utf-8") as ours:
                 settings = ours.read()
-            with open(os.path.join(data, "postgresql.conf"), "a", encoding="utf-8") as conf:
-                conf.write(f"\nlisten_addresses = ''\nunix_socket_directories = '{scratch}'\n{settings}\n")
+            planner.append_text(os.path.join(data, "postgresql.conf"),
+                                f"\nlisten_addresses = ''\nunix_socket_directories = '{scratch}'\n{settings}\n")
             log = os.path.join(scratch, "log")
             started_ok = self.commands.run([os.path.join(bin_dir, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "20",
                                             "-s", "start"], as_server=True, timeout=60).returncode == 0
@@ -182,8 +178,6 @@ class Activation:
                 lines = [line for line in _read_text(log).splitlines()
                          if any(word in line for word in ("FATAL", "could not", "error"))][:5]
                 raise StepFailed(PRECHECK, "non-zero return code: " + " ".join(lines))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         self.precheck_ms = int((time.monotonic() - started) * 1000)
         self.step(PRECHECK, elapsed_ms=self.precheck_ms)
 
@@ -278,19 +272,5 @@ def _read_text(path: str) -> str:
 
 
 def restore(folder: str | None, paths: list[str]) -> bool:
-    """Put the snapshot's copies back (a file without a copy did not exist before: removed), then remove it.
-    False when there is no snapshot (this run replaced no file)."""
-    if not folder or not os.path.isdir(folder):
-        return False
-    for path in paths:
-        saved = os.path.join(folder, snapshot.copy_name(path))
-        if os.path.exists(saved):
-            tmp = path + ".pgtls-restore"
-            shutil.copy2(saved, tmp)
-            st = os.stat(saved)
-            os.chown(tmp, st.st_uid, st.st_gid)
-            os.replace(tmp, path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-    snapshot.remove(folder)
-    return True
+    """Put the snapshot's copies back and remove it (snapshot.restore); False when there is none."""
+    return snapshot.restore(folder, paths)

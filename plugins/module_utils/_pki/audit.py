@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from urllib.parse import unquote
 
 try:
@@ -15,44 +16,28 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     x509 = ExtendedKeyUsageOID = MISSING
 
-from . import compat, report
+from . import compat, planner, registry, report
 from .cafolder import Layout
+from .crl import parse_serial
 from .errors import PkiError
-from .files import Attrs, ensure_file, read_bytes
+from .files import Attrs, read_bytes
 from .info import days_left, serial_hex
 from .profiles import extension
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    yaml = None
 
 
 def client_side(pki_dir: str, window_days: int, now) -> dict:
     """Client certificates from the issued/ archive that expire within the window (revoked ones left out), and the
-    registry of revocations."""
+    registry of revocations. The archive is read by content; what is not a folder of certificates is passed over."""
     layout = Layout(pki_dir)
-    revoked = []
-    data = read_bytes(layout.path("revoked.yml"), "pki_dir", missing_ok=True)
-    if data and yaml is not None:
-        loaded = yaml.safe_load(data) or []
-        revoked = [{k: str(v) for k, v in e.items()} for e in loaded if isinstance(e, dict) and "serial_number" in e]
-    gone = set()
-    for entry in revoked:
-        text = entry["serial_number"].lower()
-        try:
-            gone.add(int(text[2:], 16) if text.startswith("0x") else int(text.replace(":", ""), 16) if ":" in text
-                     else int(text))
-        except ValueError:
-            continue
+    revoked = [{k: str(v) for k, v in entry.items()} for entry in registry.load(layout.registry)]
+    gone = {parse_serial(entry["serial_number"], f"pki_dir ({layout.registry})") for entry in revoked}
     expiring = []
-    issued = layout.archive
-    for name in sorted(os.listdir(issued)) if os.path.isdir(issued) else []:
+    for name in _real_entries(layout.archive, stat.S_ISDIR):
         newest = None
-        for file in sorted(os.listdir(os.path.join(issued, name))):
-            path = os.path.join(issued, name, file)
+        for file in _real_entries(os.path.join(layout.archive, name), stat.S_ISREG):
+            path = os.path.join(layout.archive, name, file)
             try:
-                cert = compat.load_certificates(read_bytes(path, "pki_dir"), path)[0]
+                cert = compat.load_certificates(read_bytes(path, "pki_dir", nofollow=True), path)[0]
             except PkiError:
                 continue
             if not is_client(cert):
@@ -66,6 +51,15 @@ def client_side(pki_dir: str, window_days: int, now) -> dict:
     return {"expiring": expiring, "revoked": revoked}
 
 
+def _real_entries(folder: str, wanted) -> list[str]:
+    """The names in ``folder`` that are of the wanted type (stat.S_ISDIR or S_ISREG); links and others left out."""
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [n for n in names if wanted(os.lstat(os.path.join(folder, n)).st_mode)]
+
+
 def is_client(cert) -> bool:
     usage = extension(cert, x509.ExtendedKeyUsage)
     return usage is not None and ExtendedKeyUsageOID.CLIENT_AUTH in usage
@@ -76,17 +70,27 @@ def _role(folder: str) -> str:
     return unquote(folder)
 
 
+OUTPUTS = (("json_path", "report_json", report.to_json), ("metrics_path", "report_metrics", report.to_prometheus),
+           ("html_path", "report_html", report.to_html))
+
+
 def audit_report(params: dict, check_mode: bool) -> dict:
+    """Module entry (pgtls.ssl.audit_report): every record typed first, then the outputs planned and written."""
+    for option in ("window_days", "min_days"):
+        if params[option] < 0:
+            raise PkiError(f"must not be negative, got {params[option]}", where=option)
+    planner.check_ca_folder(params.get("pki_dir"), "pki_dir")
     now = compat.now()
-    servers = [report.record(entry, params["allow_stopped"]) for entry in params["servers"]]
+    servers = [report.record(entry, params["allow_stopped"], f"servers[{index}]")
+               for index, entry in enumerate(params["servers"])]
     clients = client_side(params["pki_dir"], params["window_days"], now) if params.get("pki_dir") else None
     built = report.build(servers, clients, params["min_days"], now)
-    outputs = {"json_path": report.to_json, "metrics_path": report.to_prometheus, "html_path": report.to_html}
-    changed = []
-    for option, render in outputs.items():
-        path = params.get(option)
-        if path:
-            if ensure_file(path, render(built).encode(), Attrs(0o644), option, check_mode):
-                changed.append(path)
-    return {"changed": bool(changed), "written": changed, "summary": built["summary"], "servers": servers,
-            "clients": built["clients"], "intermediates": built["intermediates"]}
+
+    def outputs(plan) -> dict:
+        plan.options({option: params.get(option) for option, _kind, _render in OUTPUTS})
+        written = [params[option] for option, kind, render in OUTPUTS if params.get(option) and
+                   plan.write(params[option], render(built).encode(), Attrs(0o644), kind=kind, where=option)]
+        return {"changed": bool(written), "written": written, "summary": built["summary"], "servers": servers,
+                "clients": built["clients"], "intermediates": built["intermediates"]}
+
+    return planner.run("audit_report", outputs, check_mode, ca_folders=[params.get("pki_dir")])

@@ -15,22 +15,9 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     x509 = Encoding = MISSING
 
-from . import cafolder, compat
+from . import compat, planner
 from .errors import PkiError
-from .files import (
-    Attrs,
-    apply_attributes,
-    check_distinct,
-    check_folder,
-    check_replaceable,
-    differences,
-    parse_mode,
-    read_bytes,
-    refuse_symlink,
-    resolve_gid,
-    resolve_uid,
-    write_atomic,
-)
+from .files import Attrs, parse_mode, resolve_gid, resolve_uid
 from .info import cert_info, diff_text
 from .issue import ca_problem, issue_certificate, load_issuer, signed_by
 from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
@@ -44,18 +31,8 @@ MAX_DAYS = 36500
 
 
 def _check_options(params: dict, issuer) -> object:
-    """Everything about the options that can be refused before a file is read or written; returns the profile."""
-    if params.get("valid_days") is not None and not 1 <= params["valid_days"] <= MAX_DAYS:
-        raise PkiError(f"must be between 1 and {MAX_DAYS} days, got {params['valid_days']}", where="valid_days")
-    if params.get("path_length") is not None and params["path_length"] < 0:
-        raise PkiError(f"must be 0 or more, got {params['path_length']}", where="path_length")
-    if params.get("lock_timeout", 0) < 0:
-        raise PkiError("must not be negative", where="lock_timeout")
-    check_distinct({"cert_path": params["cert_path"], "key_path": params["key_path"],
-                    "issuer_cert_path": params.get("issuer_cert_path"),
-                    "issuer_key_path": params.get("issuer_key_path"),
-                    "issuer_chain_path": params.get("issuer_chain_path")})
-    refuse_symlink(params["key_path"], "key_path")
+    """Everything about the options that can be refused before a file is written; returns the profile."""
+    check_numbers(params)
     if issuer is None:
         return ROOT_CA
     profile = INTERMEDIATE_CA
@@ -73,8 +50,34 @@ def _check_options(params: dict, issuer) -> object:
     return profile
 
 
+def check_numbers(params: dict) -> None:
+    """The numbers of a CA's options, refused before anything is read or written."""
+    if params.get("valid_days") is not None and not 1 <= params["valid_days"] <= MAX_DAYS:
+        raise PkiError(f"must be between 1 and {MAX_DAYS} days, got {params['valid_days']}", where="valid_days")
+    if params.get("path_length") is not None and params["path_length"] < 0:
+        raise PkiError(f"must be 0 or more, got {params['path_length']}", where="path_length")
+    if params.get("lock_timeout", 0) < 0:
+        raise PkiError(f"must not be negative, got {params['lock_timeout']}", where="lock_timeout")
+
+
 def ensure_ca(params: dict, check_mode: bool) -> dict:
-    issuer = load_issuer(params, "issuer")
+    """Module entry (pgtls.ssl.ca): the CA planned, checked, then written under the CA folder's lock."""
+    check_numbers(params)
+    folder = os.path.dirname(os.path.abspath(params["cert_path"]))
+    return planner.run("ca", lambda plan: plan_ca(plan, params), check_mode, lock=folder,
+                       lock_timeout=params.get("lock_timeout", 120))
+
+
+def plan_ca(plan: planner.Plan, params: dict) -> dict:
+    """Declare one CA's key and certificate to ``plan``; return the module's result. Reads go through the plan, so
+    an issuer planned earlier in the same run (the ca_folder's root) signs here."""
+    plan.options({"cert_path": params["cert_path"], "key_path": params["key_path"]},
+                 {"issuer_cert_path": params.get("issuer_cert_path"),
+                  "issuer_key_path": params.get("issuer_key_path"),
+                  "issuer_chain_path": params.get("issuer_chain_path")})
+    plan.claim(params["key_path"], kind="ca_key", where="key_path")
+    plan.claim(params["cert_path"], kind="ca_certificate", where="cert_path")
+    issuer = load_issuer(params, "issuer", read=plan.read)
     profile = _check_options(params, issuer)
     valid_days = params.get("valid_days") or DEFAULT_DAYS[profile.name]
     subject = build_name(params["common_name"], params.get("subject"), where="subject")
@@ -83,25 +86,9 @@ def ensure_ca(params: dict, check_mode: bool) -> dict:
     key_attrs = Attrs(parse_mode(params["key_mode"], "key_mode"), uid, gid)
     cert_attrs = Attrs(parse_mode(params["cert_mode"], "cert_mode"), uid, gid)
     cert_path, key_path = params["cert_path"], params["key_path"]
-    check_folder(key_path, "key_path")
-    check_folder(cert_path, "cert_path")
-    folder = os.path.dirname(os.path.abspath(cert_path))
-    args = (params, issuer, profile, valid_days, subject, key_attrs, cert_attrs)
-    # A dry run first: bad input fails here, before the lock file or anything else is created.
-    plan = _ensure_ca_locked(True, *args)
-    if check_mode or not plan["changed"]:
-        return plan
-    with cafolder.locked(folder, params.get("lock_timeout", 120)):
-        return _ensure_ca_locked(False, *args)
-
-
-def _ensure_ca_locked(check_mode, params, issuer, profile, valid_days, subject, key_attrs, cert_attrs) -> dict:
-    cert_path, key_path = params["cert_path"], params["key_path"]
     passphrase = params.get("key_passphrase")
-    cert_data = read_bytes(cert_path, "cert_path", missing_ok=True)
-    key_data = read_bytes(key_path, "key_path", missing_ok=True, nofollow=True)
-    check_replaceable(cert_path, "certificate", "cert_path", cert_data)
-    check_replaceable(key_path, "key", "key_path", key_data)
+    cert_data = plan.read(cert_path, "cert_path", missing_ok=True)
+    key_data = plan.read(key_path, "key_path", missing_ok=True, nofollow=True)
     cert = compat.load_certificates(cert_data, f"cert_path ({cert_path})")[0] if cert_data else None
     key = load_private_key(key_data, passphrase, f"key_path ({key_path})") if key_data else None
     if issuer is not None and key is not None and same_public_key(key, issuer.cert.public_key()):
@@ -131,30 +118,25 @@ def _ensure_ca_locked(check_mode, params, issuer, profile, valid_days, subject, 
         if drift:
             result["warnings"].append(f"existing CA {cert_path} kept although " + "; ".join(drift)
                                       + " (set force=true to replace it)")
-        for path, attrs in ((key_path, key_attrs), (cert_path, cert_attrs)):
-            changes = differences(path, attrs)
+        for path, attrs, kind, where in ((key_path, key_attrs, "ca_key", "key_path"),
+                                         (cert_path, cert_attrs, "ca_certificate", "cert_path")):
+            changes = plan.keep(path, attrs, kind=kind, where=where)
             if changes:
                 result["changed"] = True
                 result["reasons"].append(f"{path}: {', '.join(changes)}")
-                if not check_mode:
-                    apply_attributes(path, attrs)
         return _finish(result, cert, key, cert_path, key_path, before=cert)
 
     result["changed"] = True
     result["reasons"].append("forced" if cert is not None else "no CA certificate yet")
     if key is None or params["force"] or key_type_of(key) != params["key_type"]:
         key = generate_key(params["key_type"])
-        new_key = True
-    else:
-        new_key = False
+        key_data = private_key_pem(key, passphrase)
     new_cert = issue_certificate(subject=subject, public_key=key.public_key(), profile=profile,
                                  valid_days=valid_days, issuer=issuer, self_signing_key=key)
-    if not check_mode:
-        if new_key:
-            write_atomic(key_path, private_key_pem(key, passphrase), key_attrs, "key_path")
-        else:
-            apply_attributes(key_path, key_attrs)
-        write_atomic(cert_path, new_cert.public_bytes(Encoding.PEM), cert_attrs, "cert_path")
+    plan.write(key_path, key_data, key_attrs, kind="ca_key", where="key_path", passphrase=passphrase,
+               matches=cert_path)
+    plan.write(cert_path, new_cert.public_bytes(Encoding.PEM), cert_attrs, kind="ca_certificate", where="cert_path",
+               issued_by=issuer.cert if issuer is not None else new_cert)
     return _finish(result, new_cert, key, cert_path, key_path, before=cert)
 
 

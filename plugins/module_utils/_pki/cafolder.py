@@ -1,35 +1,83 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""The controller's CA folder: its layout, its lock and its state.
+"""The controller's CA folder: its layout (every name in it, and who may write it) and its state.
 
 Every read-modify-write of controller state (a CA being created, a CRL being signed, the revocation registry)
-happens under an exclusive lock on ``<folder>/.pgtls.lock``, so two runs on one CA folder queue instead of losing
-each other's work. ``<folder>/state.json`` keeps what must survive the loss of a file: the last CRL number each CA
-signed (RFC 5280 5.2.3 wants them strictly increasing, also when ``intermediate.crl`` was deleted).
+happens under an exclusive lock on ``<folder>/.pgtls.lock`` (planner.locked), so two runs on one CA folder queue
+instead of losing each other's work. ``<folder>/state.json`` keeps what must survive the loss of a file: the last CRL
+number each CA signed (RFC 5280 5.2.3 wants them strictly increasing, also when ``intermediate.crl`` was deleted).
+The write planner refuses any output in a CA folder whose name ``Layout.owners`` does not give to the writer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import time
 
 from .constants import folder_name
 from .errors import PkiError
-from .files import MAX_PEM_BYTES, Attrs, read_bytes, write_atomic
+from .files import MAX_PEM_BYTES, Attrs, read_bytes
 from .keys import public_fingerprint
+
+# Who writes what in a CA folder (the write planner's writer names). The low-level ca and crl modules may also name
+# files of their own at the top of the folder; no other writer writes in a CA folder outside its own sub-folder.
+CA_WRITERS = frozenset({"ca", "ca_folder"})
+CRL_WRITERS = frozenset({"crl", "ca_folder"})
+ROTATION = "intermediate_rotation"
+_FILES = {
+    "root.crt": (CA_WRITERS, "the root CA's certificate"),
+    "root.key": (CA_WRITERS, "the root CA's private key"),
+    "root.crl": (CRL_WRITERS, "the root CA's CRL"),
+    "intermediate.crt": (CA_WRITERS | {ROTATION}, "the intermediate CA's certificate"),
+    "intermediate.key": (CA_WRITERS | {ROTATION}, "the intermediate CA's private key"),
+    "intermediate.crl": (CRL_WRITERS | {ROTATION}, "the intermediate CA's CRL"),
+    "intermediate.generation": (frozenset({ROTATION}), "the intermediate's generation number"),
+    "crl.pem": (CRL_WRITERS, "the CRL bundle (crl.pem)"),
+    "state.json": (CRL_WRITERS, "the CA folder's state (last CRL numbers)"),
+    "revoked.yml": (frozenset({"revocation_registry"}), "the revocation registry (revoked.yml)"),
+    ".pgtls.lock": (frozenset(), "the CA folder's lock"),
+}
+_FOLDERS = {
+    "previous": (frozenset({ROTATION}), "the previous intermediate (previous/)"),
+    "retired": (frozenset({ROTATION}), "the retired intermediates (retired/)"),
+    "issued": (frozenset({"archive"}), "the archive of issued certificates (issued/)"),
+    "clients": (frozenset({"host"}), "the client bundles (clients/)"),
+    "external": (frozenset({"cluster_tls"}), "your own CA's exchange folder (external/)"),
+}
 
 
 class Layout:
-    """Where each thing lives in a CA folder (the server role, the playbooks and the modules use these names)."""
+    """Where each thing lives in a CA folder (the server role, the playbooks and the modules use these names), and
+    which writer may write each of them."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.folder, *parts)
+
+    @staticmethod
+    def owners(relative: str) -> frozenset:
+        """The writers that may write ``relative`` (a path inside the folder)."""
+        parts = relative.split(os.sep)
+        if len(parts) == 1:
+            return _FILES[relative][0] if relative in _FILES else \
+                (_FOLDERS[relative][0] if relative in _FOLDERS else frozenset({"ca", "crl"}))
+        if parts[0] in _FOLDERS:
+            owners = _FOLDERS[parts[0]][0]
+            if parts[0] == "previous" and parts[1:] == ["intermediate.crl"]:
+                owners = owners | CRL_WRITERS
+            return owners
+        return frozenset()
+
+    @staticmethod
+    def describe(relative: str) -> str:
+        parts = relative.split(os.sep)
+        if relative in _FILES:
+            return _FILES[relative][1]
+        if parts[0] in _FOLDERS:
+            return f"{relative}, in {_FOLDERS[parts[0]][1]}"
+        return f"{relative}, a file"
 
     @property
     def intermediate_files(self) -> tuple[str, ...]:
@@ -38,6 +86,14 @@ class Layout:
     @property
     def root_cert(self) -> str:
         return self.path("root.crt")
+
+    @property
+    def root_key(self) -> str:
+        return self.path("root.key")
+
+    @property
+    def root_crl(self) -> str:
+        return self.path("root.crl")
 
     @property
     def intermediate_cert(self) -> str:
@@ -49,9 +105,17 @@ class Layout:
         return self.path("intermediate.key")
 
     @property
+    def intermediate_crl(self) -> str:
+        return self.path("intermediate.crl")
+
+    @property
     def crl_bundle(self) -> str:
         """The CRL of every CA in one file (a server's ssl_crl_file)."""
         return self.path("crl.pem")
+
+    @property
+    def state(self) -> str:
+        return self.path(STATE_NAME)
 
     @property
     def archive(self) -> str:
@@ -76,81 +140,42 @@ class Layout:
         """An intermediate being rotated out: still trusted, its CRL still on the servers."""
         return self.path("previous")
 
+    def previous_file(self, name: str) -> str:
+        return os.path.join(self.previous, name)
+
     @property
     def retired(self) -> str:
         """Certificates of retired intermediates (the root's CRL revokes them)."""
         return self.path("retired")
 
-    def generation(self) -> int:
-        data = read_bytes(self.generation_file, "pki_dir", missing_ok=True)
+    @property
+    def clients(self) -> str:
+        """Client bundles made on the controller (the client role's pgtls_client_bundle_dir by default)."""
+        return self.path("clients")
+
+    def generation(self, read=None) -> int:
+        data = (read or read_bytes)(self.generation_file, "pki_dir", missing_ok=True)
         text = (data or b"1").decode(errors="replace").strip()
         if not text.isdigit():
             raise PkiError(f"{self.generation_file} holds {text[:20]!r}, not a generation number", where="pki_dir")
         return int(text)
 
 
-LOCK_NAME = ".pgtls.lock"
 STATE_NAME = "state.json"
 DEFAULT_LOCK_TIMEOUT = 120
 
 
-@contextlib.contextmanager
-def locked(folder: str, timeout: float = DEFAULT_LOCK_TIMEOUT, where: str = "lock_timeout"):
-    """Hold the CA folder's exclusive lock for the ``with`` block; fail naming the holder after ``timeout`` s."""
-    if not os.path.isdir(folder):
-        yield
-        return
-    path = os.path.join(folder, LOCK_NAME)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise PkiError(f"cannot open the CA folder's lock {path}: {exc.strerror}", where=where) from None
-    try:
-        deadline = time.monotonic() + max(0.0, float(timeout))
-        delay = 0.02
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _holder(fd)
-                    raise PkiError(f"another run holds the lock on the CA folder {folder} ({LOCK_NAME}{holder}) "
-                                   f"and did not release it within {timeout:g} s; wait for it to finish, or "
-                                   "raise lock_timeout", where=where) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _holder(fd: int) -> str:
-    try:
-        pid = os.pread(fd, 32, 0).decode().strip()
-    except OSError:
-        return ""
-    return f", held by process {pid}" if pid.isdigit() else ""
-
-
-def read_state(folder: str) -> dict:
-    data = read_bytes(os.path.join(folder, STATE_NAME), "state", missing_ok=True, limit=MAX_PEM_BYTES)
+def read_state(folder: str, read=None) -> dict:
+    path = os.path.join(folder, STATE_NAME)
+    data = (read or read_bytes)(path, "state", missing_ok=True, limit=MAX_PEM_BYTES)
     if not data:
         return {}
     try:
         state = json.loads(data)
     except ValueError:
-        raise PkiError(f"{os.path.join(folder, STATE_NAME)} is not valid JSON: restore it from a backup (it keeps "
-                       "the last CRL numbers), or remove it to start from the numbers in the CRL files",
-                       where="state") from None
+        raise PkiError(f"{path} is not valid JSON: restore it from a backup (it keeps the last CRL numbers), or "
+                       "remove it to start from the numbers in the CRL files", where="state") from None
     return state if isinstance(state, dict) else {}
-
-
-def write_state(folder: str, state: dict) -> None:
-    data = (json.dumps(state, indent=2, sort_keys=True) + "\n").encode()
-    write_atomic(os.path.join(folder, STATE_NAME), data, Attrs(0o600), "state")
 
 
 def issuer_key(cert) -> str:
@@ -159,13 +184,16 @@ def issuer_key(cert) -> str:
     return f"{cert.subject.rfc4514_string()} {public_fingerprint(cert.public_key())[:23]}"
 
 
-def last_crl_number(folder: str, cert) -> int:
-    return int(read_state(folder).get("crl_numbers", {}).get(issuer_key(cert), 0))
+def last_crl_number(folder: str, cert, plan=None) -> int:
+    return int(read_state(folder, plan.read if plan else None).get("crl_numbers", {}).get(issuer_key(cert), 0))
 
 
-def record_crl_number(folder: str, cert, number: int) -> None:
-    state = read_state(folder)
+def record_crl_number(plan, folder: str, cert, number: int) -> None:
+    """Declare state.json with ``number`` as the last CRL number of ``cert`` (never lower than what it holds)."""
+    state = read_state(folder, plan.read)
     numbers = state.setdefault("crl_numbers", {})
     key = issuer_key(cert)
     numbers[key] = max(int(numbers.get(key, 0)), number)
-    write_state(folder, state)
+    data = (json.dumps(state, indent=2, sort_keys=True) + "\n").encode()
+    path = os.path.join(folder, STATE_NAME)
+    plan.write(path, data, Attrs(0o600), kind="state", where="state", again=True)

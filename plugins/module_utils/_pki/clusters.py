@@ -21,6 +21,14 @@ import re
 import shutil
 import socket
 
+try:
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
+    from .deps import MISSING
+
+    serialization = MISSING
+
+from . import compat
 from .errors import PkiError
 from .files import read_bytes
 
@@ -155,7 +163,7 @@ def debian_clusters(etc: str = "/etc/postgresql", proc: str = "/proc") -> list[d
         log_file = _link(os.path.join(config_dir, "log")) or f"/var/log/postgresql/postgresql-{version}-{name}.log"
         pid = postmaster_pid(data_dir, proc)
         found.append({
-            "version": _int(version), "name": name, "port": _int(settings.get("port", "5432")),
+            "version": _int(version), "name": name, "port": _port(settings, conf),
             "config_dir": config_dir, "data_dir": data_dir, "service": f"postgresql@{version}-{name}",
             "log_file": log_file, "running": pid is not None, "pid": pid,
             "socket_dir": _socket_dir(settings),
@@ -181,7 +189,7 @@ def datadir_clusters(patterns: list[str], proc: str = "/proc") -> list[dict]:
             service = f"postgresql-{version}" if data_dir.rstrip("/").endswith(f"/{version}/data") else "postgresql"
             pid = postmaster_pid(data_dir, proc)
             found.append({
-                "version": version, "name": service, "port": _int(settings.get("port", "5432")),
+                "version": version, "name": service, "port": _port(settings, os.path.join(data_dir, "postgresql.conf")),
                 "config_dir": data_dir, "data_dir": data_dir, "service": service, "log_file": "",
                 "running": pid is not None, "pid": pid, "socket_dir": _socket_dir(settings),
             })
@@ -214,7 +222,7 @@ def describe(given: list[dict], layout: str, bin_default: str, datadir_globs: li
             for field in ("version", "name", "port", "config_dir", "data_dir"):
                 if cluster.get(field) in (None, ""):
                     raise PkiError(f"{field} is missing", where=f"pgtls_clusters[{index}]")
-            cluster["version"] = _int(cluster["version"])
+            cluster["version"] = _int(cluster["version"], f"pgtls_clusters[{index}].version")
             cluster.setdefault("pid", postmaster_pid(cluster["data_dir"], proc))
             clusters.append(cluster)
     elif layout == "debian":
@@ -246,11 +254,19 @@ def _link(path: str) -> str:
     return os.path.realpath(path) if os.path.islink(path) else ""
 
 
-def _int(value) -> int:
+def _int(value, where: str | None = None) -> int:
     try:
         return int(str(value).strip().split(".", maxsplit=1)[0])
     except ValueError:
-        raise PkiError(f"{value!r} is not a number") from None
+        raise PkiError(f"{str(value)[:40]!r} is not a number", where=where) from None
+
+
+def _port(settings: dict, conf: str) -> int:
+    """The port setting of a configuration (5432 when unset), named with its file when it is not a port."""
+    port = _int(settings.get("port", "5432"), f"port in {conf}")
+    if not 1 <= port <= 65535:
+        raise PkiError(f"{port} is not a port number (1-65535)", where=f"port in {conf}")
+    return port
 
 
 def ready_code(cluster: dict, run_command) -> int:
@@ -287,14 +303,26 @@ def with_state(clusters: list[dict], run_command) -> list[dict]:
 
 
 def read_trust_file(clusters: list[dict], relative: str) -> list[dict]:
-    """Each cluster with ``trusted_root``: the PEM text of ``<config_dir>/<relative>`` (a root.crt), or None."""
+    """Each cluster with ``trusted_root``: the certificates of ``<config_dir>/<relative>`` (a root.crt) as PEM, or
+    None when it is missing or holds none. Only certificates ever leave the host: a file holding a private key is
+    refused (naming it, never showing it)."""
     if os.path.isabs(relative) or ".." in relative.split("/"):
         raise PkiError(f"{relative!r} must be a path inside the configuration folder", where="trust_file")
     out = []
     for cluster in clusters:
         path = os.path.join(cluster["config_dir"], relative)
         data = read_bytes(path, "trust_file", missing_ok=True, nofollow=True)
-        out.append(dict(cluster, trusted_root=data.decode(errors="replace") if data is not None else None))
+        text = None
+        if data is not None:
+            if b"PRIVATE KEY-----" in data:
+                raise PkiError(f"{path} holds a private key: trust_file names the root certificate a cluster trusts "
+                               "(root.crt); a key is never read back", where="trust_file")
+            try:
+                certs = compat.load_certificates(data, f"trust_file ({path})")
+            except PkiError:
+                certs = []  # damaged or empty: it trusts nothing (the role replaces it)
+            text = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs) or None
+        out.append(dict(cluster, trusted_root=text))
     return out
 
 

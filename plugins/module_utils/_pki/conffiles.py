@@ -6,7 +6,8 @@
 
 The server role renders its templates on the controller and hands the results here, with the folders and the
 ``include_dir`` line it needs, so an unchanged cluster costs one module execution instead of one or two per file.
-Everything is planned (owners, groups, modes, folders, symbolic links, one path per file) before the first write.
+The key and certificate (``material``), the folders, files and lines, the snapshot and its removal are one write plan
+(planner.Plan): everything is checked together (one path per file, kinds, links, folders) before the first write.
 """
 
 from __future__ import annotations
@@ -14,29 +15,14 @@ from __future__ import annotations
 import glob
 import os
 import re
-import shutil
 import stat
-import time
 from dataclasses import dataclass
 
-from . import accounts, host, probe, snapshot
+from . import accounts, host, planner, probe, snapshot
 from .activation import Activation
 from .errors import PkiError
-from .files import (
-    MAX_CRL_BYTES,
-    Attrs,
-    apply_attributes,
-    check_distinct,
-    differences,
-    parse_mode,
-    read_bytes,
-    resolve_gid,
-    resolve_uid,
-    write_atomic,
-)
+from .files import MAX_CRL_BYTES, Attrs, parse_mode, read_bytes, resolve_gid, resolve_uid
 from .info import fingerprint, leaf_fingerprint
-
-LEGACY_AGE = 3600
 
 
 @dataclass
@@ -44,7 +30,6 @@ class _Entry:
     kind: str  # directory, file or line
     path: str
     where: str
-    attrs: Attrs | None = None
     data: bytes | None = None
     before: bytes | None = None
     diff: bool = True
@@ -54,21 +39,6 @@ class _Entry:
 def _attrs(raw: dict, where: str, default_mode: str) -> Attrs:
     return Attrs(parse_mode(raw.get("mode") or default_mode, f"{where}.mode"),
                  resolve_uid(raw.get("owner"), f"{where}.owner"), resolve_gid(raw.get("group"), f"{where}.group"))
-
-
-def _regular(path: str, where: str, want_dir: bool = False) -> os.stat_result | None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        raise PkiError(f"{path} is a symbolic link (to {os.readlink(path)}): the role writes real files only; "
-                       "point the role at the real path", where=where)
-    if want_dir and not stat.S_ISDIR(st.st_mode):
-        raise PkiError(f"{path} exists but is not a folder", where=where)
-    if not want_dir and not stat.S_ISREG(st.st_mode):
-        raise PkiError(f"{path} exists but is not a regular file", where=where)
-    return st
 
 
 def _with_line(text: str, regexp: str, line: str, where: str) -> str:
@@ -87,53 +57,60 @@ def _with_line(text: str, regexp: str, line: str, where: str) -> str:
     return "".join(lines) + line + "\n"
 
 
-def _plan(params: dict) -> list[_Entry]:
+def _regular_before(path: str, where: str) -> bytes | None:
+    """What a file holds now (None when missing, or when it is not a regular file: the plan refuses that)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return read_bytes(path, where, limit=MAX_CRL_BYTES, nofollow=True)
+
+
+def plan_entries(plan: planner.Plan, params: dict) -> list[_Entry]:
+    """Declare the folders, files and lines to ``plan``; return them with what each changes."""
     entries: list[_Entry] = []
-    folders = set()
     for index, raw in enumerate(params["directories"]):
         where = f"directories[{index}]"
-        entry = _Entry("directory", raw["path"], where, _attrs(raw, where, "0755"))
-        st = _regular(entry.path, where, want_dir=True)
-        if st is None and not os.path.isdir(os.path.dirname(os.path.abspath(entry.path))):
-            raise PkiError(f"cannot create {entry.path}: its parent folder does not exist", where=f"{where}.path")
-        entry.changes = ["created"] if st is None else differences(entry.path, entry.attrs)
-        folders.add(os.path.abspath(entry.path))
-        entries.append(entry)
-    check_distinct({f"files[{i}].path": raw["path"] for i, raw in enumerate(params["files"])})
+        changes = plan.mkdir(raw["path"], _attrs(raw, where, "0755"), where=f"{where}.path")
+        entries.append(_Entry("directory", raw["path"], where, changes=changes))
     for index, raw in enumerate(params["files"]):
         where = f"files[{index}]"
-        entry = _Entry("file", raw["path"], where, _attrs(raw, where, "0644"), raw["content"].encode(),
-                       diff=raw.get("diff", True))
-        folder = os.path.dirname(os.path.abspath(entry.path))
-        if folder not in folders and not os.path.isdir(folder):
-            raise PkiError(f"folder {folder} does not exist (for {entry.path})", where=f"{where}.path")
-        st = _regular(entry.path, f"{where}.path")
-        entry.before = read_bytes(entry.path, f"{where}.path", limit=MAX_CRL_BYTES, nofollow=True) if st else None
-        if entry.before is None:
-            entry.changes = ["created"]
-        elif entry.before != entry.data:
-            entry.changes = ["content changed"]
-        else:
-            entry.changes = differences(entry.path, entry.attrs)
+        entry = _Entry("file", raw["path"], where, raw["content"].encode(), diff=raw.get("diff", True))
+        entry.before = _regular_before(entry.path, f"{where}.path")
+        entry.changes = plan.write(entry.path, entry.data, _attrs(raw, where, "0644"), kind="file",
+                                   where=f"{where}.path", source=f"{where}.content")
         entries.append(entry)
-    written = {os.path.realpath(e.path) for e in entries if e.kind == "file"}
+    # Lines: every line given for one file is set in order on that file's text (lineinfile run once per line), and
+    # the file is written once: two lines on one file never undo each other from one run to the next.
+    by_file: dict[str, list[tuple[int, dict]]] = {}
     for index, raw in enumerate(params["lines"]):
+        by_file.setdefault(planner.resolve(raw["path"]), []).append((index, raw))
+    for group in by_file.values():
+        index, first = group[0]
         where = f"lines[{index}]"
-        if os.path.realpath(raw["path"]) in written:
-            raise PkiError(f"{raw['path']} is also written whole by files: give it one way", where=f"{where}.path")
-        st = _regular(raw["path"], f"{where}.path")
-        if st is None:
-            raise PkiError(f"{raw['path']} does not exist: a line is added to an existing file only",
-                           where=f"{where}.path")
-        before = read_bytes(raw["path"], f"{where}.path", limit=MAX_CRL_BYTES, nofollow=True)
+        path = first["path"]
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise PkiError(f"{path} does not exist: a line is added to an existing file only",
+                           where=f"{where}.path") from None
+        before = _regular_before(path, f"{where}.path")
+        if before is None:
+            plan.keep(path, None, kind="file", where=f"{where}.path")  # refused by the check: a link or a folder
+            continue
         try:
             text = before.decode()
         except UnicodeDecodeError:
-            raise PkiError(f"{raw['path']} is not UTF-8 text", where=f"{where}.path") from None
-        after = _with_line(text, raw["regexp"], raw["line"], where).encode()
-        entry = _Entry("line", raw["path"], where, Attrs(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), after,
-                       before)
-        entry.changes = [] if after == before else [f"line {raw['line']!r} set"]
+            raise PkiError(f"{path} is not UTF-8 text", where=f"{where}.path") from None
+        for line_index, raw in group:
+            text = _with_line(text, raw["regexp"], raw["line"], f"lines[{line_index}]")
+        after = text.encode()
+        entry = _Entry("line", path, where, after, before)
+        plan.write(path, after, Attrs(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), kind="file",
+                   where=f"{where}.path")
+        entry.changes = [] if after == before else [f"line {raw['line']!r} set" for _i, raw in group]
         entries.append(entry)
     return entries
 
@@ -147,33 +124,11 @@ def _diff(entry: _Entry) -> dict:
             "before": (entry.before or b"").decode(errors="replace"), "after": entry.data.decode(errors="replace")}
 
 
-def _apply(entry: _Entry) -> None:
-    if entry.kind == "directory":
-        if entry.changes == ["created"]:
-            try:
-                os.mkdir(entry.path, 0o700)
-            except OSError as exc:
-                raise PkiError(f"cannot create {entry.path}: {exc.strerror}", where=f"{entry.where}.path") from None
-        apply_attributes(entry.path, entry.attrs)
-    elif entry.before is not None and entry.before == entry.data:
-        apply_attributes(entry.path, entry.attrs)
-    else:
-        write_atomic(entry.path, entry.data, entry.attrs, f"{entry.where}.path")
-
-
-def remove_legacy_snapshots(tmp: str = "/tmp", age: int = LEGACY_AGE) -> list[str]:
-    """Snapshots of releases before 0.2 (``/tmp/ansible.*.pgtls``, root's) that killed runs left behind, older than
-    ``age`` seconds (not a run in progress): removed. Returns their paths."""
-    removed = []
-    for path in glob.glob(os.path.join(tmp, "ansible.*.pgtls")):
-        try:
-            st = os.lstat(path)
-        except OSError:
-            continue
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and time.time() - st.st_mtime > age:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+def legacy_snapshots(tmp: str = "/tmp") -> list[str]:
+    """Snapshots of releases before 0.2 (``/tmp/ansible.*.pgtls``, root's) that killed runs left behind, untouched for
+    an hour (planner.not_a_legacy_snapshot)."""
+    return [path for path in sorted(glob.glob(os.path.join(tmp, "ansible.*.pgtls")))
+            if planner.not_a_legacy_snapshot(path) is None]
 
 
 def served(port: int, cert_path: str) -> dict:
@@ -187,79 +142,84 @@ def served(port: int, cert_path: str) -> dict:
             "fingerprint_sha256": served_leaf}
 
 
-def _material(params: dict, check_mode: bool) -> dict | None:
-    """The server key and certificate (pgtls.ssl.host_material's logic): without a certificate, ensure the key and
-    return its CSR and the files in place; with one, install it, taking the run's snapshot first when it writes."""
+def _material(plan: planner.Plan, params: dict, check_mode: bool) -> dict | None:
+    """The server key and certificate (pgtls.ssl.host_material's logic, in this plan): without a certificate, ensure
+    the key and return its CSR and the files in place; with one, install it."""
     raw = params.get("material")
     if not raw:
         return None
-    if not raw.get("certificate"):
-        return host.host_material({"stage": "prepare", "items": [raw]}, check_mode)["item_results"][0]
-    item = dict(raw, snapshot_dir=params.get("snapshot_dir"), snapshot_paths=params.get("snapshot_paths") or [],
-                snapshot_group=params.get("snapshot_group"), snapshot_taken=bool(params.get("snapshot_taken")))
-    return host.host_material({"stage": "install", "items": [item]}, check_mode)["item_results"][0]
+    raw = {k: v for k, v in raw.items() if not k.startswith("snapshot_")}  # this plan takes the one snapshot
+    stage = "install" if raw.get("certificate") else "prepare"
+    item = host.parse_item(raw, 0)
+    return host.plan_items(plan, [item], [raw], stage, check_mode)["item_results"][0]
 
 
-def cluster_files(params: dict, check_mode: bool, run_command=None) -> dict:
+def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict:
     """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
-    plan included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key
-    group comes first: the folders and files are planned with its gid."""
+    included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key group
+    comes first: the folders and files are planned with its gid. A snapshot is taken only when this execution also
+    activates (nothing else would ever restore it), and removed by the activation."""
     group_changes = []
     if params.get("key_group"):
         group_changes = accounts.ensure_member(params["key_group"]["name"], params["key_group"]["user"], check_mode)
-    entries = _plan(params)
-    changed = [e for e in entries if e.changes]
-    result = {"changed": bool(changed or group_changes),
-              "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
-              "stale_snapshot_removed": False}
-    if params.get("key_group"):
-        result["key_group_changes"] = group_changes
     folder = params.get("snapshot_dir")
-    if params.get("compare_only"):
-        material = _material(params, check_mode)
-        result["changed"] = bool(material and material["changes"]) or bool(group_changes)
+    compare_only = params.get("compare_only")
+    activate = params.get("activate")
+    if params.get("material") and not compare_only and not check_mode:
+        item = host.parse_item(params["material"], 0)
+        host.tidy([item])
+
+    def build(plan: planner.Plan) -> dict:
+        # The folders, files and lines first (a folder they name is made with their owner and mode when the key
+        # goes there too), then the key and certificate.
+        if compare_only:
+            with plan.compare_only():
+                entries = plan_entries(plan, params)
+        else:
+            entries = plan_entries(plan, params)
+        plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
+        if folder:
+            plan.claim(folder, kind="snapshot", where="snapshot_dir")
+        material = _material(plan, params, check_mode)
+        changed = [e for e in entries if e.changes]
+        material_changes = bool(material and material["changes"])
+        result = {"changed": bool(changed or group_changes or material_changes),
+                  "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
+                  "stale_snapshot_removed": False}
         if material is not None:
             result["material"] = material
-        if not check_mode:
-            if folder and not changed and not (material and material["changes"]) and not params.get("snapshot_taken"):
-                result["stale_snapshot_removed"] = snapshot.remove(folder)
-            if params.get("remove_legacy_snapshots"):
-                result["legacy_snapshots_removed"] = remove_legacy_snapshots()
-            if params.get("probe_port"):
-                cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
-                result["served"] = served(params["probe_port"], cert_path)
+        if params.get("key_group"):
+            result["key_group_changes"] = group_changes
+        if compare_only:
+            result["changed"] = material_changes or bool(group_changes)
+        if folder and (changed or material_changes) and not compare_only and activate \
+                and not params.get("snapshot_taken"):
+            snapshot.take(plan, folder, params["snapshot_paths"], resolve_gid(params.get("snapshot_group"),
+                                                                              "snapshot_group"))
+            result["snapshot_taken"] = not check_mode
+        elif folder and not changed and not material_changes and not params.get("snapshot_taken"):
+            # Nothing to change: a snapshot an interrupted run left behind goes.
+            result["stale_snapshot_removed"] = snapshot.declare_remove(plan, folder) and not check_mode
+        if params.get("remove_legacy_snapshots"):
+            legacy = legacy_snapshots()
+            for path in legacy:
+                plan.delete(path, kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
+            if not check_mode:
+                result["legacy_snapshots_removed"] = legacy
         result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
         return result
-    material = _material(params, check_mode)
-    taken = bool(params.get("snapshot_taken"))
-    if material is not None:
-        result["material"] = material
-        result["snapshot_taken"] = taken = taken or bool(material.get("snapshot_taken"))
-        result["changed"] = result["changed"] or bool(material["changes"])
-    if not check_mode:
-        # Folders first (the snapshot lives in one of them; a new folder has nothing to restore), then the
-        # snapshot of every file the role may change, then the files.
-        for entry in changed:
-            if entry.kind == "directory":
-                _apply(entry)
-        if folder and taken:
-            pass  # this run's snapshot, taken before the key or certificate was replaced
-        elif folder and changed:
-            gid = resolve_gid(params.get("snapshot_group"), "snapshot_group")
-            snapshot.take(folder, params["snapshot_paths"], gid, "snapshot_dir")
-            result["snapshot_taken"] = True
-        elif folder:
-            result["stale_snapshot_removed"] = snapshot.remove(folder)
-        for entry in changed:
-            if entry.kind != "directory":
-                _apply(entry)
-        if params.get("remove_legacy_snapshots"):
-            result["legacy_snapshots_removed"] = remove_legacy_snapshots()
-        activate = params.get("activate")
-        if activate and (result["changed"] or activate.get("always")):
-            # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.
-            activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])
-            result["activation"] = Activation(activate, run_command=run_command).run()
-            result["changed"] = True
-    result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
+
+    result = planner.run("host", build, check_mode)
+    if check_mode:
+        return result
+    if compare_only:
+        if params.get("probe_port"):
+            cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
+            result["served"] = served(params["probe_port"], cert_path)
+        return result
+    if activate and (result["changed"] or activate.get("always")):
+        # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.
+        activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])
+        result["activation"] = activation(activate).run()
+        result["changed"] = True
     return result

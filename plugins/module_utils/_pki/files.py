@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""File reads and writes: atomic, with the final owner and mode from the first byte, and PostgreSQL's key rule."""
+"""File primitives: bounded reads, the atomic write (final owner and mode from the first byte), owners and modes,
+and PostgreSQL's key rule. Only the write planner (planner.py) writes, moves or deletes; it uses these."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import stat
 import time
 from dataclasses import dataclass
@@ -99,24 +101,6 @@ def describe(data: bytes) -> str:
     return "text that is not PEM"
 
 
-def replaceable(data: bytes | None, kind: str) -> bool:
-    """May a file holding ``data`` be replaced by a file of ``kind``? Yes when it is missing or blank, or when
-    every PEM block in it is of that kind (a damaged one included: repairs must stay possible)."""
-    if data is None or not data.strip():
-        return True
-    labels = {m.group(1).decode() for m in _LABEL.finditer(data)}
-    return bool(labels) and labels <= set(KINDS[kind])
-
-
-def check_replaceable(path: str, kind: str, where: str, data: bytes | None = None) -> None:
-    """Refuse to overwrite an existing non-empty file that is not of ``kind``, saying what it holds."""
-    if data is None:
-        data = read_bytes(path, where, missing_ok=True, limit=MAX_CRL_BYTES)
-    if not replaceable(data, kind):
-        raise PkiError(f"{path} already exists and holds {describe(data)}, not {_NOUNS[kind]}; refusing to "
-                       "replace it (point the option at another file, or move that file away)", where=where)
-
-
 def check_distinct(paths: dict[str, str | None]) -> None:
     """Refuse two options that name one file, after ``..`` and symbolic links are resolved."""
     seen: dict[str, str] = {}
@@ -129,28 +113,6 @@ def check_distinct(paths: dict[str, str | None]) -> None:
             raise PkiError(f"{path} is the same file as {seen[real]}{same}: each output needs its own file",
                            where=where)
         seen[real] = where
-
-
-def refuse_symlink(path: str, where: str) -> None:
-    """A private key path must not be a symbolic link: following it would change (or certify) another key."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise PkiError(f"cannot inspect {path}: {exc.strerror}", where=where) from None
-    if stat.S_ISLNK(st.st_mode):
-        raise PkiError(f"{path} is a symbolic link (to {os.readlink(path)}): pgtls.ssl never follows a link at a "
-                       "private key path; point the option at the real file", where=where)
-    if not stat.S_ISREG(st.st_mode):
-        raise PkiError(f"{path} exists but is not a regular file", where=where)
-
-
-def check_folder(path: str, where: str) -> None:
-    """The folder a file goes to must exist (checked before the first write of a run)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise PkiError(f"folder {folder} does not exist (for {path})", where=where)
 
 
 def remove_stale_temporaries(folder: str) -> list[str]:
@@ -176,7 +138,10 @@ def remove_stale_temporaries(folder: str) -> list[str]:
         else:
             continue
         try:
-            os.unlink(path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)  # a folder made with its first files (planner.Plan.mkdir), cut short
+            else:
+                os.unlink(path)
             removed.append(name)
         except OSError:
             pass
@@ -304,27 +269,6 @@ def write_atomic(path: str, data: bytes, attrs: Attrs, where: str) -> None:
             os.close(dir_fd)
     except OSError:
         pass
-
-
-def ensure_file(path: str, data: bytes, attrs: Attrs, where: str, check_mode: bool,
-                kind: str | None = None) -> list[str]:
-    """Make ``path`` hold ``data`` with ``attrs``; return what changed (or would change), empty if nothing.
-    With ``kind``, an existing file of another kind is refused rather than replaced."""
-    current = read_bytes(path, where, missing_ok=True, limit=MAX_CRL_BYTES)
-    if kind is not None:
-        check_replaceable(path, kind, where, current)
-    if current is None:
-        changes = ["created"]
-    elif current != data:
-        changes = ["content changed"]
-    else:
-        changes = differences(path, attrs)
-        if changes and not check_mode:
-            apply_attributes(path, attrs)
-        return changes
-    if not check_mode:
-        write_atomic(path, data, attrs, where)
-    return changes
 
 
 def readable_by(path: str, user: str) -> str | None:

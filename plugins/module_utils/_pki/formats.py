@@ -16,7 +16,6 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
     serialization = pkcs12 = MISSING
 
 from .errors import PkiError
-from .files import apply_attributes, differences, ensure_file, read_bytes, write_atomic
 from .info import fingerprint
 from .keys import same_public_key
 
@@ -54,27 +53,24 @@ def is_der_or_blank(data: bytes | None) -> bool:
     return data is None or not data.strip() or (data[:1] == b"\x30" and b"-----BEGIN" not in data)
 
 
-def ensure_formats(item, key, chain: list, check_mode: bool) -> list[str]:
-    """Write the item's PKCS#8 DER and PKCS#12 files for ``key`` and ``chain``; return what changed."""
+def ensure_formats(plan, item, key, chain: list) -> list[str]:
+    """Declare the item's PKCS#8 DER and PKCS#12 files for ``key`` and ``chain`` to ``plan``; return what changes."""
     changes = []
     if item.pkcs8_path:
         changes += [f"{item.pkcs8_path}: {c}" for c in
-                    ensure_file(item.pkcs8_path, pkcs8_der(key), item.key_attrs, f"{item.where}.pkcs8_path",
-                                check_mode)]
+                    plan.write(item.pkcs8_path, pkcs8_der(key), item.key_attrs, kind="pkcs8",
+                               where=f"{item.where}.pkcs8_path")]
     if item.pkcs12_path:
         where = f"{item.where}.pkcs12_path"
-        current = read_bytes(item.pkcs12_path, where, missing_ok=True)
+        current = plan.read(item.pkcs12_path, where, missing_ok=True, nofollow=True)
         if not pkcs12_current(current, item.pkcs12_passphrase, key, chain):
             changes.append(f"{item.pkcs12_path}: {'written' if current is None else 'rewritten'}")
-            if not check_mode:
-                write_atomic(item.pkcs12_path, pkcs12_bytes(key, chain, item.pkcs12_passphrase),
-                             item.key_attrs, where)
+            plan.write(item.pkcs12_path, pkcs12_bytes(key, chain, item.pkcs12_passphrase), item.key_attrs,
+                       kind="pkcs12", where=where, passphrase=item.pkcs12_passphrase)
         else:
-            attr_changes = differences(item.pkcs12_path, item.key_attrs)
+            attr_changes = plan.keep(item.pkcs12_path, item.key_attrs, kind="pkcs12", where=where)
             if attr_changes:
                 changes.append(f"{item.pkcs12_path}: {', '.join(attr_changes)}")
-                if not check_mode:
-                    apply_attributes(item.pkcs12_path, item.key_attrs)
     return changes
 
 

@@ -21,30 +21,22 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     x509 = Encoding = MISSING
 
-from . import compat, formats, snapshot
+from . import compat, formats, planner
 from .constants import DEFAULT_KEY_TYPE
 from .errors import PkiError
 from .files import (
     Attrs,
-    apply_attributes,
     check_distinct,
-    check_folder,
-    check_replaceable,
-    describe,
-    differences,
-    ensure_file,
     key_permission_problem,
     parse_mode,
     read_bytes,
-    refuse_symlink,
-    remove_stale_temporaries,
     resolve_gid,
     resolve_uid,
-    write_atomic,
 )
 from .issue import make_csr
 from .keys import generate_key, key_type_of, load_private_key, private_key_pem, public_fingerprint, same_public_key
 from .names import build_name, parse_sans, san_strings
+from .profiles import extension
 
 PENDING_SUFFIX = ".pgtls-new"
 
@@ -86,8 +78,10 @@ def parse_item(raw: dict, index: int) -> Item:
                     f"{where}.root_path": raw.get("root_path"), f"{where}.csr_path": raw.get("csr_path"),
                     f"{where}.pkcs8_path": raw.get("pkcs8_path"), f"{where}.pkcs12_path": raw.get("pkcs12_path"),
                     f"{where}.key_path (pending key)": raw["key_path"] + PENDING_SUFFIX})
-    for path in (raw["key_path"], raw["key_path"] + PENDING_SUFFIX):
-        refuse_symlink(path, f"{where}.key_path")
+    folder = os.path.dirname(os.path.abspath(raw["key_path"]))
+    if os.path.islink(folder):
+        raise PkiError(f"{folder} is a symbolic link (to {os.readlink(folder)}): the key is made in a real folder, "
+                       "never through a link", where=f"{where}.key_path")
     if raw.get("base_dir"):
         _check_inside(raw, where)
     item = Item(
@@ -113,7 +107,11 @@ def parse_item(raw: dict, index: int) -> Item:
 
 
 def _check_inside(raw: dict, where: str) -> None:
-    """Every file of a client bundle stays inside ``base_dir`` (O(dest)), symbolic links resolved."""
+    """Every file of a client bundle stays inside ``base_dir`` (O(dest)), which is a real folder, symbolic links
+    resolved."""
+    if os.path.islink(raw["base_dir"]):
+        raise PkiError(f"{raw['base_dir']} is a symbolic link (to {os.readlink(raw['base_dir'])}): the bundles go in "
+                       "a real folder", where=f"{where}.base_dir")
     base = os.path.realpath(raw["base_dir"])
     for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path"):
         path = raw.get(option)
@@ -123,8 +121,7 @@ def _check_inside(raw: dict, where: str) -> None:
 
 
 def check_plan(items: list[Item], stage: str) -> None:
-    """Before the first write of a run: no two items share a file, every folder exists (or may be created), and
-    no existing file is of another kind than the one that will replace it."""
+    """Before the first write of a run: no two items share a file, and the key's folder exists (or may be made)."""
     owners: dict[str, str] = {}
     for item in items:
         for option, path in (("key_path", item.key_path), ("cert_path", item.cert_path),
@@ -143,70 +140,44 @@ def check_plan(items: list[Item], stage: str) -> None:
             if not os.path.isdir(os.path.dirname(folder)):
                 raise PkiError(f"cannot create folder {folder}: its parent does not exist",
                                where=f"{item.where}.key_path")
-        for option, path in (("cert_path", item.cert_path), ("root_path", item.root_path),
-                             ("csr_path", item.csr_path), ("pkcs8_path", item.pkcs8_path),
-                             ("pkcs12_path", item.pkcs12_path)):
-            if path and os.path.dirname(os.path.abspath(path)) != folder:
-                check_folder(path, f"{item.where}.{option}")
-        for option, path in (("pkcs8_path", item.pkcs8_path), ("pkcs12_path", item.pkcs12_path)):
-            data = read_bytes(path, f"{item.where}.{option}", missing_ok=True) if path else None
-            if not formats.is_der_or_blank(data):
-                raise PkiError(f"{path} already exists and holds {describe(data)}, not DER data; refusing to "
-                               "replace it", where=f"{item.where}.{option}")
-        for option, path, kind in (("cert_path", item.cert_path, "certificate"),
-                                   ("root_path", item.root_path, "certificate"),
-                                   ("csr_path", item.csr_path, "csr"),
-                                   ("key_path", item.key_path, "key"),
-                                   ("key_path", item.pending_path, "key")):
-            if path:
-                check_replaceable(path, kind, f"{item.where}.{option}")
 
 
-def _ensure_dir(item: Item, check_mode: bool) -> list[str]:
+def _ensure_dir(plan: planner.Plan, item: Item) -> list[str]:
     folder = os.path.dirname(os.path.abspath(item.key_path))
     if os.path.isdir(folder):
         return []
-    if not item.create_dir:
-        raise PkiError(f"folder {folder} does not exist", where=f"{item.where}.key_path")
-    if not os.path.isdir(os.path.dirname(folder)):
-        raise PkiError(f"cannot create folder {folder}: its parent does not exist", where=f"{item.where}.key_path")
-    if not check_mode:
-        try:
-            os.mkdir(folder, 0o700)
-            apply_attributes(folder, Attrs(0o700, item.key_attrs.uid, item.key_attrs.gid))
-        except OSError as exc:
-            raise PkiError(f"cannot create folder {folder}: {exc.strerror}", where=f"{item.where}.key_path") from None
+    plan.mkdir(folder, Attrs(0o700, item.key_attrs.uid, item.key_attrs.gid), where=f"{item.where}.key_path")
     return [f"folder {folder} created"]
 
 
-def prepare(item: Item, check_mode: bool) -> dict:
-    """Ensure the key (and its owner/mode), make a CSR for it, and report the files in place."""
-    changes = _ensure_dir(item, check_mode)
-    changes += _tidy(item, check_mode)
-    pending_data = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
-    current_data = read_bytes(item.key_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
+def prepare(plan: planner.Plan, item: Item) -> dict:
+    """Ensure the key (and its owner/mode), make a CSR for it, and report the files in place (declared to ``plan``)."""
+    changes = _ensure_dir(plan, item)
+    key_where = f"{item.where}.key_path"
+    pending_data = plan.read(item.pending_path, key_where, missing_ok=True, nofollow=True)
+    current_data = plan.read(item.key_path, key_where, missing_ok=True, nofollow=True)
     if pending_data is not None and _installed_for(item, pending_data):
         # A run stopped between installing the certificate and activating its key: finish the activation.
         changes.append(f"{item.key_path}: pending key activated (an earlier run stopped before it)")
-        if not check_mode:
-            _activate(item)
+        plan.move(item.pending_path, item.key_path, kind="key", where=key_where, replace=True)
         pending_data, current_data = None, pending_data
     key = None
     state = "present"
     if pending_data is not None:
-        key = load_private_key(pending_data, None, f"{item.where}.key_path ({item.pending_path})")
+        key = load_private_key(pending_data, None, f"{key_where} ({item.pending_path})")
         state = "pending"
         if key_type_of(key) != item.key_type:
             key = None
+        else:
+            plan.keep(item.pending_path, item.key_attrs, kind="key", where=f"{key_where} (pending key)")
     if key is None and current_data is not None:
-        current = load_private_key(current_data, None, f"{item.where}.key_path ({item.key_path})")
+        current = load_private_key(current_data, None, f"{key_where} ({item.key_path})")
         if key_type_of(current) == item.key_type:
             key, state = current, "present"
-            attr_changes = differences(item.key_path, item.key_attrs)
-            if attr_changes:
-                changes.append(f"{item.key_path}: {', '.join(attr_changes)}")
-                if not check_mode:
-                    apply_attributes(item.key_path, item.key_attrs)
+            if not plan.claimed(item.key_path):
+                attr_changes = plan.keep(item.key_path, item.key_attrs, kind="key", where=key_where)
+                if attr_changes:
+                    changes.append(f"{item.key_path}: {', '.join(attr_changes)}")
         else:
             state = "replaced"
             changes.append(f"key type is {key_type_of(current)}, wanted {item.key_type}: new key")
@@ -215,29 +186,29 @@ def prepare(item: Item, check_mode: bool) -> dict:
         if state != "replaced":
             state = "created"
             changes.append("new private key")
-        if not check_mode:
-            write_atomic(item.pending_path, private_key_pem(key), item.key_attrs, f"{item.where}.key_path")
+        plan.write(item.pending_path, private_key_pem(key), item.key_attrs, kind="key",
+                   where=f"{key_where} (pending key)")
 
-    for path in (item.cert_path, item.root_path):
-        if path:
-            attr_changes = differences(path, item.file_attrs)
+    for option, path in (("cert_path", item.cert_path), ("root_path", item.root_path)):
+        if path and plan.exists(path):
+            attr_changes = plan.keep(path, item.file_attrs, kind="certificate", where=f"{item.where}.{option}")
             if attr_changes:
                 changes.append(f"{path}: {', '.join(attr_changes)}")
-                if not check_mode:
-                    apply_attributes(path, item.file_attrs)
 
     csr = make_csr(key, item.subject, item.sans)
     csr_pem = csr.public_bytes(Encoding.PEM)
-    if item.csr_path and not _csr_current(item, csr):
-        changes.append(f"{item.csr_path}: written")
-        if not check_mode:
-            write_atomic(item.csr_path, csr_pem, item.file_attrs, f"{item.where}.csr_path")
-    cert = read_bytes(item.cert_path, f"{item.where}.cert_path", missing_ok=True)
-    root = read_bytes(item.root_path, f"{item.where}.root_path", missing_ok=True) if item.root_path else None
+    if item.csr_path:
+        if _csr_current(item, csr):
+            plan.keep(item.csr_path, None, kind="csr", where=f"{item.where}.csr_path")
+        else:
+            changes.append(f"{item.csr_path}: written")
+            plan.write(item.csr_path, csr_pem, item.file_attrs, kind="csr", where=f"{item.where}.csr_path")
+    cert = plan.read(item.cert_path, f"{item.where}.cert_path", missing_ok=True)
+    root = plan.read(item.root_path, f"{item.where}.root_path", missing_ok=True) if item.root_path else None
     if state == "present" and cert and (item.pkcs8_path or item.pkcs12_path):
         chain = _chain_for(item, cert, key)
         if chain:
-            changes += formats.ensure_formats(item, key, chain, check_mode)
+            changes += formats.ensure_formats(plan, item, key, chain)
     return {
         "name": item.name,
         "key": {"path": item.key_path, "state": state, "type": item.key_type,
@@ -258,14 +229,10 @@ def _chain_for(item: Item, cert: bytes, key) -> list:
     return chain if same_public_key(chain[0].public_key(), key) else []
 
 
-def _tidy(item: Item, check_mode: bool) -> list[str]:
-    """Remove temporaries a killed run left in the item's folders (never a pending key: it is reused)."""
-    paths = (item.key_path, item.cert_path, item.root_path, item.csr_path)
-    folders = {os.path.dirname(os.path.abspath(p)) for p in paths if p}
-    if check_mode:
-        return []
-    return [f"{folder}: stale temporary {name} removed" for folder in sorted(folders)
-            for name in remove_stale_temporaries(folder)]
+def tidy(items: list[Item]) -> list[str]:
+    """Remove temporaries a killed run left in the items' folders (never a pending key: it is reused)."""
+    return planner.tidy_temporaries(os.path.dirname(os.path.abspath(p)) for item in items
+                                    for p in (item.key_path, item.cert_path, item.root_path, item.csr_path) if p)
 
 
 def _installed_for(item: Item, pending_data: bytes) -> bool:
@@ -279,13 +246,6 @@ def _installed_for(item: Item, pending_data: bytes) -> bool:
     except PkiError:
         return False
     return same_public_key(leaf.public_key(), pending)
-
-
-def _activate(item: Item) -> None:
-    try:
-        os.rename(item.pending_path, item.key_path)
-    except OSError as exc:
-        raise PkiError(f"cannot activate the new key: {exc.strerror}", where=f"{item.where}.key_path") from None
 
 
 def _csr_current(item: Item, csr) -> bool:
@@ -315,7 +275,19 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
         raise PkiError("stage=install needs a certificate for every item", where=f"{item.where}.certificate")
     chain = compat.load_certificates(certificate.encode(), f"{item.where}.certificate")
     if root:
-        compat.load_certificates(root.encode(), f"{item.where}.root")
+        from .issue import signed_by
+
+        anchor = compat.load_certificates(root.encode(), f"{item.where}.root")[0]
+        top = chain[-1]
+        # A chain of a leaf alone cannot be followed up to the root here; one that holds its intermediates must end
+        # at a certificate this root issued (or at the root itself).
+        constraints = extension(top, x509.BasicConstraints)
+        leaf_only = not (constraints and constraints.ca) and top.issuer != anchor.subject
+        if not leaf_only and not signed_by(top, anchor) and not (top.subject == anchor.subject and
+                                                                 signed_by(anchor, anchor)):
+            raise PkiError(f"{anchor.subject.rfc4514_string()} did not issue {chain[-1].subject.rfc4514_string()}, the "
+                           "top of the certificate's chain: the root installed next to it must be its own",
+                           where=f"{item.where}.root")
     pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
     key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path", nofollow=True)
     key = load_private_key(key_data, None, f"{item.where}.key_path ({item.key_path})")
@@ -325,41 +297,78 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     return pending is not None, key, chain
 
 
-def _install(item: Item, certificate: str, root: str | None, checked: tuple, check_mode: bool) -> list[str]:
+def install(plan: planner.Plan, item: Item, certificate: str, root: str | None, checked: tuple) -> list[str]:
+    """Declare the certificate, the root, the pending key taking its place, and the other formats."""
     has_pending, key, chain = checked
     changes = [f"{item.cert_path}: {c}" for c in
-               ensure_file(item.cert_path, certificate.encode(), item.file_attrs, f"{item.where}.cert_path",
-                           check_mode, kind="certificate")]
-    if item.root_path and root:
+               plan.write(item.cert_path, certificate.encode(), item.file_attrs, kind="certificate",
+                          where=f"{item.where}.cert_path")]
+    if item.root_path and root and not (_shared_root(plan, item.root_path) and
+                                        plan._claim_of(item.root_path).where != f"{item.where}.root_path"):
         changes += [f"{item.root_path}: {c}" for c in
-                    ensure_file(item.root_path, root.encode(), item.file_attrs, f"{item.where}.root_path", check_mode,
-                                kind="certificate")]
+                    plan.write(item.root_path, root.encode(), item.file_attrs, kind="certificate",
+                               where=f"{item.where}.root_path")]
     if has_pending:
         changes.append(f"{item.key_path}: new key activated")
-        if not check_mode:
-            _activate(item)
-    return changes + formats.ensure_formats(item, key, chain, check_mode)
+        plan.move(item.pending_path, item.key_path, kind="key", where=f"{item.where}.key_path", replace=True)
+    return changes + formats.ensure_formats(plan, item, key, chain)
 
 
-def host_material(params: dict, check_mode: bool) -> dict:
-    """Module entry: parse and check every item first, then act, so bad input changes no file."""
-    raws = params["items"]
-    items = [parse_item(raw, index) for index, raw in enumerate(raws)]
-    check_plan(items, params["stage"])
-    if params["stage"] == "prepare":
-        results = [prepare(item, check_mode) for item in items]
+def claim(plan: planner.Plan, item: Item) -> None:
+    """Every file of an item, claimed before anything is read: a link, a folder, a file of another kind, or a CA
+    folder's file at any of them stops the run here, naming the option (prepare claims what the install writes)."""
+    for option, path, kind in (("key_path", item.key_path, "key"), ("key_path (pending key)", item.pending_path, "key"),
+                               ("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path,
+                                                                             "certificate"),
+                               ("csr_path", item.csr_path, "csr"), ("pkcs8_path", item.pkcs8_path, "pkcs8"),
+                               ("pkcs12_path", item.pkcs12_path, "pkcs12")):
+        if path and not (option == "root_path" and _shared_root(plan, path)):
+            plan.claim(path, kind=kind, where=f"{item.where}.{option}")
+
+
+def _shared_root(plan: planner.Plan, path: str) -> bool:
+    """Items may share one root file (the same root for all): the first one's claim or write stands for all."""
+    step = plan._claim_of(path)
+    return step is not None and step.where.endswith(".root_path")
+
+
+def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: str, check_mode: bool) -> dict:
+    """Declare every item's files to ``plan`` (prepare: key, CSR, owner and mode; install: certificate, root, key
+    activation, other formats, and the snapshot when an item asks for one); return the module's result."""
+    check_plan(items, stage)
+    for item, raw in zip(items, raws):
+        claim(plan, item)
+        if raw.get("snapshot_dir"):
+            plan.claim(raw["snapshot_dir"], kind="snapshot", where=f"{item.where}.snapshot_dir")
+    for item, raw in zip(items, raws):
+        plan.protect(raw.get("snapshot_paths") or [], f"{item.where}.snapshot_paths")
+    if stage == "prepare":
+        results = [prepare(plan, item) for item in items]
         return {"changed": any(r["changes"] for r in results), "item_results": results}
     checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
     results = []
     for item, raw, checks in zip(items, raws, checked):
+        before = len(plan.changes)
+        changes = install(plan, item, raw["certificate"], raw.get("root"), checks)
         taken = False
-        if raw.get("snapshot_dir") and not raw.get("snapshot_taken") and not check_mode and \
-                _install(item, raw["certificate"], raw.get("root"), checks, True):
-            # The server role's snapshot (pgtls.ssl.cluster_files takes it when it changes files itself).
-            snapshot.take(raw["snapshot_dir"], raw.get("snapshot_paths") or [],
+        if raw.get("snapshot_dir") and not raw.get("snapshot_taken") and len(plan.changes) > before:
+            # The server_cert module's snapshot, of the files as they are before this install changes them.
+            plan.snapshot(raw["snapshot_dir"], raw.get("snapshot_paths") or [],
                           resolve_gid(raw.get("snapshot_group"), f"{item.where}.snapshot_group"),
-                          f"{item.where}.snapshot_dir")
-            taken = True
-        changes = _install(item, raw["certificate"], raw.get("root"), checks, check_mode)
+                          where=f"{item.where}.snapshot_dir")
+            taken = not check_mode
         results.append({"name": item.name, "changes": changes, "snapshot_taken": taken})
     return {"changed": any(r["changes"] for r in results), "item_results": results}
+
+
+def host_material(params: dict, check_mode: bool) -> dict:
+    """Module entry: parse and check every item first, then one plan for all of them, so bad input changes no file."""
+    raws = params["items"]
+    items = [parse_item(raw, index) for index, raw in enumerate(raws)]
+    check_plan(items, params["stage"])
+    tidied = [] if check_mode else tidy(items)
+    result = planner.run("host", lambda plan: plan_items(plan, items, raws, params["stage"], check_mode), check_mode)
+    if tidied and params["stage"] == "prepare":
+        result["item_results"][0]["changes"][:0] = tidied
+        result["changed"] = True
+    return result

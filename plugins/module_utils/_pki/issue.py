@@ -91,10 +91,11 @@ class Issuer:
         return None
 
 
-def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = True) -> Issuer | None:
+def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = True, read=read_bytes) -> Issuer | None:
     """Build an Issuer from ``<prefix>_cert_path|content``, ``_chain_path|content``, ``_key_path|content`` and
-    ``_key_passphrase``. Returns None when no issuer certificate is given."""
-    cert_data, cert_where = _material(params, f"{prefix}_cert")
+    ``_key_passphrase``. Returns None when no issuer certificate is given. ``read``: how files are read (a write
+    plan's read sees what the run will have written)."""
+    cert_data, cert_where = _material(params, f"{prefix}_cert", read)
     if cert_data is None:
         return None
     cert = compat.load_certificates(cert_data, cert_where)[0]
@@ -102,7 +103,7 @@ def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = T
         problem = ca_problem(cert)
         if problem:
             raise PkiError(problem, where=cert_where)
-    chain_data, chain_where = _material(params, f"{prefix}_chain")
+    chain_data, chain_where = _material(params, f"{prefix}_chain", read)
     chain = compat.load_certificates(chain_data, chain_where) if chain_data is not None else []
     previous = cert
     for index, parent in enumerate(chain):
@@ -123,20 +124,20 @@ def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = T
             return load_private_key(key_content.encode(), passphrase, f"{prefix}_key_content")
     elif key_path:
         def loader():
-            return load_private_key(read_bytes(key_path, f"{prefix}_key_path"), passphrase,
+            return load_private_key(read(key_path, f"{prefix}_key_path"), passphrase,
                                     f"{prefix}_key_path ({key_path})")
     key_source = (f"{prefix}_key_content" if key_content else f"{prefix}_key_path ({key_path})" if key_path
                   else f"{prefix}_key_path")
     return Issuer(cert=cert, chain=chain, where=prefix, key_loader=loader, source=cert_where, key_source=key_source)
 
 
-def _material(params: dict, stem: str) -> tuple[bytes | None, str]:
+def _material(params: dict, stem: str, read=read_bytes) -> tuple[bytes | None, str]:
     content = params.get(f"{stem}_content")
     if content:
         return content.encode(), f"{stem}_content"
     path = params.get(f"{stem}_path")
     if path:
-        return read_bytes(path, f"{stem}_path"), f"{stem}_path ({path})"
+        return read(path, f"{stem}_path"), f"{stem}_path ({path})"
     return None, stem
 
 

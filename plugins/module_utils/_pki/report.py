@@ -10,6 +10,8 @@ import datetime as dt
 import html
 import json
 
+from .errors import PkiError
+
 SCHEMA_ID = "pgtls.ssl/audit-report/1"
 
 # JSON Schema (draft 2020-12) of the report; tests validate every report against it.
@@ -206,7 +208,7 @@ def _timeline(report: dict, now: dt.datetime) -> str:
             end = _parse(r["installed"]["not_after"])
             parts.append(f'<rect x="{left}" y="{y + 3}" width="{max(x(end) - left, 2):.1f}" height="14" rx="3" '
                          f'fill="{colour}"><title>{_esc(r["installed"]["subject"])} until {_esc(end.isoformat())} '
-                         f'({r["installed"]["days_left"]} days)</title></rect>')
+                         f'({_esc(r["installed"]["days_left"])} days)</title></rect>')
         for crl in r["crls"]:
             when = _parse(crl.get("next_update"))
             if when is not None:
@@ -239,17 +241,18 @@ def to_html(report: dict) -> str:
             serving = "yes" if served and served["matches_installed"] else "NO"
         problems = "<br>".join(f"[{_esc(f['check'])}] {_esc(f['message'])}" for f in r["findings"]
                                if f["status"] != "ok") or "-"
-        until = f"{_esc(installed.get('not_after', '-')[:10])} ({installed.get('days_left', '-')} d)"
+        until = f"{_esc(installed.get('not_after', '-')[:10])} ({_esc(installed.get('days_left', '-'))} d)"
         key_text = f"{_esc(key['owner'])}:{_esc(key['group'])} {_esc(key['mode'])}" if key else "-"
         rows.append(
             f'<tr class="cluster" data-host="{_esc(r["host"])}"><td>{_esc(r["host"])}</td>'
-            f'<td>{_esc(r["cluster"])}:{r["port"]}</td><td class="{r["status"]}">{r["status"]}</td><td>{until}</td>'
+            f'<td>{_esc(r["cluster"])}:{_esc(r["port"])}</td><td class="{_esc(r["status"])}">{_esc(r["status"])}</td>'
+            f'<td>{until}</td>'
             f'<td>{serving}</td><td>{_esc(installed.get("issuer", "-"))}</td>'
             f"<td>{key_text}</td>"
             f"<td>{problems}</td></tr>")
     clients = report["clients"]
     client_rows = "".join(f'<tr><td>{_esc(c["name"])}</td><td>{_esc(c["serial"])}</td><td>{_esc(c["not_after"][:10])}'
-                          f' ({c["days_left"]} d)</td></tr>' for c in clients["expiring"]) or \
+                          f' ({_esc(c["days_left"])} d)</td></tr>' for c in clients["expiring"]) or \
         '<tr><td colspan="3">none</td></tr>'
     revoked = ", ".join(_esc(e.get("name") or e["serial_number"]) for e in clients["revoked"]) or "none"
     return (
@@ -266,40 +269,141 @@ def to_html(report: dict) -> str:
     )
 
 
-# From the audit's raw results ---------------------------------------------------------------------------------------
-def _cert_fields(info: dict | None) -> dict | None:
+# From the audit's raw results -------------------------------------------------------------------------------------
+# What comes from hosts is data: typed here, where it enters (a wrong type is an error naming the entry and field,
+# never a traceback), and escaped where it leaves (HTML, the Prometheus exposition format, JSON).
+def _text(value, where: str, *, required: bool = True) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise PkiError("is missing", where=where)
+        return None
+    if isinstance(value, (dict, list)):
+        raise PkiError(f"is a {type(value).__name__}, not text", where=where)
+    return str(value)
+
+
+def _integer(value, where: str, low: int | None = None, high: int | None = None, *, noun: str = "a whole number"):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise PkiError(f"{str(value)[:40]!r} is not {noun}", where=where)
+    text = str(value).strip()
+    if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())):
+        raise PkiError(f"{text[:40]!r} is not {noun}", where=where)
+    number = int(text)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise PkiError(f"{number} is not {noun}", where=where)
+    return number
+
+
+def _date(value, where: str, *, required: bool = True) -> str | None:
+    text = _text(value, where, required=required)
+    if text is None:
+        return None
+    try:
+        _parse(text)
+    except ValueError:
+        raise PkiError(f"{text[:40]!r} is not an ISO 8601 date and time", where=where) from None
+    return text
+
+
+def _flag(value, where: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "yes", "1"):
+        return True
+    if str(value).lower() in ("false", "no", "0"):
+        return False
+    raise PkiError(f"{str(value)[:40]!r} is not true or false", where=where)
+
+
+def _dict(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PkiError(f"is a {type(value).__name__}, not a dictionary", where=where)
+    return value
+
+
+def _list(value, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PkiError(f"is a {type(value).__name__}, not a list", where=where)
+    return value
+
+
+def _cert_fields(info, where: str) -> dict | None:
     if not info:
         return None
-    return {key: info[key] for key in ("subject", "issuer", "serial", "not_after", "days_left", "fingerprint_sha256")}
+    info = _dict(info, where)
+    fields = {key: _text(info.get(key), f"{where}.{key}") for key in ("subject", "issuer", "serial",
+                                                                       "fingerprint_sha256")}
+    fields["not_after"] = _date(info.get("not_after"), f"{where}.not_after")
+    fields["days_left"] = _integer(info.get("days_left"), f"{where}.days_left")
+    return fields
 
 
-def record(entry: dict, allow_stopped: bool = False) -> dict:
-    """One server record from the audit's entry: host, cluster, port, running and the validate result. A stopped
-    cluster is a failure, or a warning when stopped clusters are accepted (pgtls_allow_stopped)."""
-    result = entry.get("result") or {}
-    findings = [dict(check=f["check"], status=f["status"], message=f["message"]) for f in result.get("findings", [])]
+def _finding(raw, where: str) -> dict:
+    raw = _dict(raw, where)
+    status = _text(raw.get("status"), f"{where}.status")
+    if status not in ("ok", "warn", "fail"):
+        raise PkiError(f"{status[:20]!r} is not ok, warn or fail", where=f"{where}.status")
+    return {"check": _text(raw.get("check"), f"{where}.check"), "status": status,
+            "message": _text(raw.get("message"), f"{where}.message", required=False) or ""}
+
+
+def _crl(raw, where: str) -> dict:
+    raw = _dict(raw, where)
+    return {"issuer": _text(raw.get("issuer"), f"{where}.issuer"),
+            "crl_number": None if raw.get("crl_number") is None else _integer(raw["crl_number"], f"{where}.crl_number",
+                                                                              0),
+            "next_update": _date(raw.get("next_update"), f"{where}.next_update", required=False),
+            "revoked_count": _integer(raw.get("revoked_count", 0), f"{where}.revoked_count", 0)}
+
+
+def record(entry, allow_stopped: bool = False, where: str = "servers[0]") -> dict:
+    """One server record from the audit's entry: host, cluster, port, running and the validate result, each field
+    typed. A stopped cluster is a failure, or a warning when stopped clusters are accepted (pgtls_allow_stopped)."""
+    entry = _dict(entry, where)
+    host = _text(entry.get("host"), f"{where}.host")
+    cluster = _text(entry.get("cluster"), f"{where}.cluster")
+    port = _integer(entry.get("port"), f"{where}.port", 1, 65535, noun="a port number (1-65535)")
+    result = _dict(entry.get("result"), f"{where}.result")
+    found = [_finding(f, f"{where}.result.findings[{i}]")
+             for i, f in enumerate(_list(result.get("findings"), f"{where}.result.findings"))]
+    findings = list(found)
     if not findings and result.get("msg"):
-        findings = [{"check": "audit", "status": "fail", "message": str(result["msg"])}]
-    running = bool(entry.get("running", True))
+        findings = [{"check": "audit", "status": "fail", "message": _text(result["msg"], f"{where}.result.msg")}]
+    running = _flag(entry.get("running"), f"{where}.running", True)
     if not running:
         findings = [f for f in findings if f["check"] not in ("probe", "audit")]
         findings.append({"check": "running", "status": "warn" if allow_stopped else "fail",
                          "message": "PostgreSQL is not running: it serves nothing"})
-    served = result.get("served")
-    status = "fail" if any(f["status"] == "fail" for f in findings) or not (result.get("findings") or not running) \
+    served = _dict(result.get("served"), f"{where}.result.served")
+    if served:
+        served = {"fingerprint_sha256": _text(_dict(served.get("certificate"), f"{where}.result.served.certificate")
+                                              .get("fingerprint_sha256"),
+                                              f"{where}.result.served.certificate.fingerprint_sha256"),
+                  "matches_installed": _flag(served.get("matches_file"), f"{where}.result.served.matches_file", False),
+                  "protocol": _text(served.get("protocol"), f"{where}.result.served.protocol", required=False)}
+    key = _dict(result.get("key"), f"{where}.result.key")
+    if key:
+        key = {name: _text(key.get(name), f"{where}.result.key.{name}") for name in ("path", "owner", "group", "mode")}
+    status = "fail" if any(f["status"] == "fail" for f in findings) or not (found or not running) \
         else "warn" if any(f["status"] == "warn" for f in findings) else "ok"
     return {
-        "host": str(entry["host"]),
-        "cluster": str(entry["cluster"]),
-        "port": int(entry["port"]),
+        "host": host,
+        "cluster": cluster,
+        "port": port,
         "status": status,
         "running": running,
-        "installed": _cert_fields(result.get("certificate")),
-        "served": None if not served else {"fingerprint_sha256": served["certificate"]["fingerprint_sha256"],
-                                           "matches_installed": bool(served["matches_file"]),
-                                           "protocol": served.get("protocol")},
-        "chain": [_cert_fields(c) for c in result.get("chain", [])],
-        "crls": result.get("crls", []),
-        "key": result.get("key"),
+        "installed": _cert_fields(result.get("certificate"), f"{where}.result.certificate"),
+        "served": served or None,
+        "chain": [_cert_fields(c, f"{where}.result.chain[{i}]")
+                  for i, c in enumerate(_list(result.get("chain"), f"{where}.result.chain"))],
+        "crls": [_crl(c, f"{where}.result.crls[{i}]") for i, c in enumerate(_list(result.get("crls"),
+                                                                                    f"{where}.result.crls"))],
+        "key": key or None,
         "findings": findings,
     }

@@ -338,3 +338,93 @@ CA_FOLDER = {
     "crl_renew_before_days": {"type": "int", "default": 7},
     "lock_timeout": {"type": "int", "default": 120},
 }
+
+# Every module of the collection and the argument spec that validates its input (the modules and the action plugins
+# use these; tests/unit checks each against the DOCUMENTATION of its module).
+MODULE_SPECS = {
+    "ca": CA,
+    "server_cert": SERVER_CERT,
+    "client_cert": CLIENT_CERT,
+    "crl": CRL,
+    "validate": VALIDATE,
+    "host_material": HOST_MATERIAL,
+    "revocation_registry": REVOCATION_REGISTRY,
+    "intermediate_rotation": INTERMEDIATE_ROTATION,
+    "audit_report": AUDIT_REPORT,
+    "cluster_info": CLUSTER_INFO,
+    "cluster_files": CLUSTER_FILES,
+    "cluster_tls": CLUSTER_TLS,
+    "ca_folder": CA_FOLDER,
+}
+
+# What each file option of each module names: (role, kind). The attack matrix (tests/unit/plugins/modules/
+# test_attack_matrix.py) generates its hostile cases from this table, and fails when a path or content option of a
+# spec is missing here, so a new option is attacked from the day it is added. Roles:
+#   out      a file the module writes            out_dir    a folder the module makes or writes in
+#   in       a file the module reads             content    material given as PEM text
+#   ca_dir   a CA folder                         relative   a path inside another folder (cluster_info's trust_file)
+#   awaited  a file the module waits for: missing, it asks for it (your own CA's certificate); present, it is read
+#   descriptor  names a file the module neither reads nor writes before its activation step (no cases)
+# Kinds are the write planner's (planner.NOUNS): ca_certificate, ca_key, certificate, key, crl, csr, pkcs8, pkcs12,
+# registry, report_json, report_metrics, report_html, file, folder, snapshot, archive; "any" for a file copied as it is,
+# "any_crl" for the CRL of any CA (crl's combine_with: a bundle holds the CRL of every CA the servers trust).
+ISSUER_FILES = {
+    "issuer_cert_path": ("in", "certificate"), "issuer_cert_content": ("content", "certificate"),
+    "issuer_key_path": ("in", "key"), "issuer_key_content": ("content", "key"),
+    "issuer_chain_path": ("in", "certificate"), "issuer_chain_content": ("content", "certificate"),
+}
+_SNAPSHOT_FILES = {"snapshot_dir": ("out_dir", "snapshot"), "snapshot_paths": ("in", "any")}
+_CLUSTER_DESCRIPTORS = {f"{prefix}cluster.{name}": ("descriptor", "folder") for prefix in ("activate.", "")
+                        for name in ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}
+_ACTIVATE_DESCRIPTORS = {f"activate.{name}": ("descriptor", "file")
+                         for name in ("settings_file", "cert_path", "key_path", "ca_path", "crl_path")}
+_CONF_FILES = {
+    "directories[].path": ("out_dir", "folder"), "files[].path": ("out", "file"), "files[].content": ("content", "file"),
+    "lines[].path": ("out", "file"), **_SNAPSHOT_FILES, "probe_cert_path": ("descriptor", "certificate"),
+    **_ACTIVATE_DESCRIPTORS,
+}
+_ITEM_FILES = {
+    "key_path": ("out", "key"), "cert_path": ("out", "certificate"), "root_path": ("out", "certificate"),
+    "csr_path": ("out", "csr"), "base_dir": ("descriptor", "folder"), "pkcs8_path": ("out", "pkcs8"),
+    "pkcs12_path": ("out", "pkcs12"), "certificate": ("content", "certificate"), "root": ("content", "certificate"),
+    **_SNAPSHOT_FILES,
+}
+FILE_OPTIONS = {
+    "ca": {"cert_path": ("out", "ca_certificate"), "key_path": ("out", "ca_key"), **ISSUER_FILES},
+    "crl": {"path": ("out", "crl"), "combined_path": ("out", "crl"), "combine_with": ("in", "any_crl"),
+            "revoked[].certificate_path": ("in", "certificate"),
+            "revoked[].certificate_content": ("content", "certificate"), **ISSUER_FILES},
+    "server_cert": {"key_path": ("out", "key"), "cert_path": ("out", "certificate"), "csr_path": ("out", "csr"),
+                    "root_cert_path": ("out", "certificate"), **_SNAPSHOT_FILES, "record_dir": ("out_dir", "archive"),
+                    **ISSUER_FILES},
+    "client_cert": {"clients[].dir": ("out_dir", "folder"), "dest": ("out_dir", "folder"),
+                    "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
+    "validate": {"certificate_path": ("in", "certificate"), "certificate_content": ("content", "certificate"),
+                 "key_path": ("in", "key"), "ca_path": ("in", "certificate"), "ca_content": ("content", "certificate"),
+                 "crl_path": ("in", "crl")},
+    "host_material": {f"items[].{name}": role for name, role in _ITEM_FILES.items()},
+    "revocation_registry": {"path": ("out", "registry"), "pki_dir": ("ca_dir", "folder")},
+    "intermediate_rotation": {"pki_dir": ("ca_dir", "folder")},
+    "cluster_info": {**{f"clusters[].{name}": ("descriptor", "folder") for name in
+                        ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")},
+                     "trust_file": ("relative", "certificate")},
+    "audit_report": {"pki_dir": ("ca_dir", "folder"), "json_path": ("out", "report_json"),
+                     "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
+    # cluster_files takes the one snapshot itself: the material's own snapshot options are not used there.
+    "cluster_files": {**_CONF_FILES, **{f"material.{name}": role for name, role in _ITEM_FILES.items()},
+                      "material.snapshot_dir": ("descriptor", "snapshot"), "material.snapshot_paths": ("descriptor",
+                                                                                                       "any"),
+                      **{f"activate.cluster.{name}": ("descriptor", "folder") for name in
+                         ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}},
+    "cluster_tls": {**_CONF_FILES, "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
+                    "material.root_cert_path": ("out", "certificate"), "external.csr_path": ("out", "csr"),
+                    "external.cert_path": ("awaited", "certificate"), "external.root_path": ("awaited", "certificate"),
+                    "external.crl_path": ("awaited", "crl"), "ca_folder": ("ca_dir", "folder"),
+                    "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
+    "ca_folder": {"path": ("ca_dir", "folder"), "root_cert_content": ("content", "ca_certificate"),
+                  "root_key_content": ("content", "ca_key"),
+                  "intermediate_cert_content": ("content", "ca_certificate"),
+                  "intermediate_key_content": ("content", "ca_key"),
+                  "revoked[].certificate_path": ("in", "certificate"),
+                  "revoked[].certificate_content": ("content", "certificate")},
+}

@@ -93,6 +93,8 @@ def validate(params: dict) -> dict:
         served = _probe(params, chain, findings)
 
     failed = [f for f in findings if f.status == "fail"]
+    inputs = [cert_where] + [f"{option} ({params[option]})" for option in ("key_path", "ca_path", "crl_path")
+                             if params.get(option)] + (["ca_content"] if params.get("ca_content") else [])
     return {
         "ok": not failed,
         "findings": [asdict(f) for f in findings],
@@ -104,8 +106,8 @@ def validate(params: dict) -> dict:
         "crls": crl_facts,
         "key": key_facts,
         "served": served,
-        "msg": ("validation failed: " + "; ".join(f"[{f.check}] {f.message}" for f in failed)) if failed
-        else "all checks passed",
+        "msg": ("validation failed: " + "; ".join(f"[{f.check}] {f.message}" for f in failed)
+                + f" (checked: {', '.join(inputs)})") if failed else "all checks passed",
     }
 
 

@@ -78,13 +78,21 @@ def test_ask_install_then_one_unchanged_answer(conf):
 
     chain = sign(pki, asked["material"]["csr"])
     material = dict(params(conf)["material"], certificate=chain)
-    done = cluster_files(params(conf, material=material), False)
+    seen = []
+
+    class Activation:
+        def __init__(self, given):
+            seen.append(sorted(p.name for p in (tls / ".pgtls-snapshot").iterdir()))
+
+        def run(self):
+            return {"steps": []}  # the snapshot stays, as a run killed before its end would leave it
+
+    done = cluster_files(params(conf, material=material, activate={"always": False}), False, Activation)
     assert done["changed"] and done["snapshot_taken"]
     assert (tls / "server.crt").read_text() == chain and not (tls / ("server.key" + PENDING_SUFFIX)).exists()
     assert (conf / "pg_hba.conf").read_text() == "hostssl all all all cert\n"
-    # One snapshot, before the first replacement: the old pg_hba.conf (no key or certificate existed).
-    copies = {p.name for p in (tls / ".pgtls-snapshot").iterdir()}
-    assert copies == {str(conf / "pg_hba.conf").replace("/", "_")}
+    # One snapshot, before the first replacement: the old pg_hba.conf (no key or certificate existed), and the marker.
+    assert seen == [sorted([str(conf / "pg_hba.conf").replace("/", "_"), ".pgtls-snapshot-of"])]
 
     again = cluster_files(dict(params(conf), compare_only=True), False)
     assert not again["changed"] and again["changes"] == [] and again["material"]["changes"] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from pkitools import Pki, key_pem, pem
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import clusters as cl
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
@@ -181,11 +182,20 @@ def test_ready_code_socket_then_loopback_and_running(tmp_path):
 
 def test_trust_file_is_read_inside_the_configuration_folder_only(tmp_path):
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import read_trust_file
+    pki = Pki()
     (tmp_path / "a" / "tls").mkdir(parents=True)
-    (tmp_path / "a" / "tls" / "root.crt").write_text("ROOT\n")
+    (tmp_path / "a" / "tls" / "root.crt").write_bytes(b"# a comment\n" + pem(pki.root))
     (tmp_path / "b").mkdir()
-    found = read_trust_file([{"config_dir": str(tmp_path / "a")}, {"config_dir": str(tmp_path / "b")}], "tls/root.crt")
-    assert [c["trusted_root"] for c in found] == ["ROOT\n", None]
+    (tmp_path / "c" / "tls").mkdir(parents=True)
+    (tmp_path / "c" / "tls" / "root.crt").write_text("damaged\n")
+    found = read_trust_file([{"config_dir": str(tmp_path / d)} for d in "abc"], "tls/root.crt")
+    # The certificates only (as PEM), never anything else the file holds; a damaged one trusts nothing.
+    assert [c["trusted_root"] for c in found] == [pem(pki.root).decode(), None, None]
+    (tmp_path / "a" / "tls" / "root.crt").write_bytes(pem(pki.root) + key_pem(pki.root_key))
+    with pytest.raises(PkiError) as err:
+        read_trust_file([{"config_dir": str(tmp_path / "a")}], "tls/root.crt")
+    assert str(err.value).startswith("trust_file: ") and "holds a private key" in str(err.value)
+    assert "PRIVATE KEY-----" not in str(err.value)
     for bad in ("/etc/passwd", "../b/x", "tls/../../x"):
         with pytest.raises(PkiError, match="inside the configuration folder"):
             read_trust_file([{"config_dir": str(tmp_path / "a")}], bad)

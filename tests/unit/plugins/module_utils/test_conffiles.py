@@ -3,6 +3,7 @@ on bad input, truthful check mode and diff."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -54,27 +55,88 @@ def host(tmp_path):
     return tmp_path
 
 
+class SeenAtActivation:
+    """Stands in for the activation (tested on its own in test_activation.py, and against real servers in e2e): it
+    records the snapshot as the activation finds it, then removes it as a successful activation does."""
+
+    seen: list = []
+
+    def __init__(self, params):
+        self.params = params
+
+    def run(self):
+        folder = self.params["snapshot_dir"]
+        copies = {name: (open(os.path.join(folder, name), "rb").read(),
+                         stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)) for name in os.listdir(folder)}
+        SeenAtActivation.seen.append((stat.S_IMODE(os.stat(folder).st_mode), copies))
+        snapshot.remove(folder)
+        return {"steps": [], "snapshot_removed": True}
+
+
+ACTIVATE = {"always": False}
+
+
 def test_first_run_writes_all_then_nothing(host):
     conf = host / "conf"
-    first = cluster_files(params(host), False)
-    assert first["changed"] and first["snapshot_taken"]
+    SeenAtActivation.seen.clear()
+    first = cluster_files(params(host, activate=ACTIVATE), False, SeenAtActivation)
+    assert first["changed"] and first["snapshot_taken"] and "activation" in first
     assert (conf / "conf.d" / "pgtls.conf").read_text() == "ssl = on\n"
     assert stat.S_IMODE(os.stat(conf / "pg_hba.conf").st_mode) == 0o640
     assert stat.S_IMODE(os.stat(conf / "tls").st_mode) == 0o750
     assert (conf / "postgresql.conf").read_text() == "port = 5432\n# include_dir = 'conf.d'\ninclude_dir = 'conf.d'\n"
-    snap = conf / "tls" / ".pgtls-snapshot"
-    assert stat.S_IMODE(snap.stat().st_mode) == 0o750
-    # The copies are the files as they were before the run, with their modes; files that did not exist have none.
-    copy = snap / snapshot.copy_name(str(conf / "pg_hba.conf"))
-    assert copy.read_text() == "local all all peer\n" and stat.S_IMODE(copy.stat().st_mode) == 0o600
-    assert not (snap / snapshot.copy_name(str(conf / "conf.d" / "pgtls.conf"))).exists()
+    # The activation found the copies of the files as they were before the run, with their modes; files that did not
+    # exist have none; the marker lists what the snapshot protects.
+    ((mode, copies),) = SeenAtActivation.seen
+    assert mode == 0o750
+    assert copies[snapshot.copy_name(str(conf / "pg_hba.conf"))] == (b"local all all peer\n", 0o600)
+    assert snapshot.copy_name(str(conf / "conf.d" / "pgtls.conf")) not in copies
+    assert sorted(json.loads(copies[".pgtls-snapshot-of"][0])["paths"]) == sorted(params(host)["snapshot_paths"])
+    assert not (conf / "tls" / ".pgtls-snapshot").exists()
     assert sorted(first["changes"])[0].startswith(str(conf))
-    second = cluster_files(params(host), False)
-    assert not second["changed"] and not second["snapshot_taken"]
-    assert second["stale_snapshot_removed"] and not snap.exists()
-    third = cluster_files(params(host), False)
-    assert third == {"changed": False, "changes": [], "snapshot_taken": False, "stale_snapshot_removed": False,
-                     "diff": []}
+    second = cluster_files(params(host, activate=ACTIVATE), False, SeenAtActivation)
+    assert second == {"changed": False, "changes": [], "snapshot_taken": False, "stale_snapshot_removed": False,
+                      "diff": []}
+    assert len(SeenAtActivation.seen) == 1  # nothing changed: nothing to activate
+
+
+def test_a_run_that_does_not_activate_takes_no_snapshot(host):
+    """Nothing would ever restore it: a complete run without activation leaves no snapshot behind."""
+    first = cluster_files(params(host), False)
+    assert first["changed"] and not first["snapshot_taken"]
+    assert not (host / "conf" / "tls" / ".pgtls-snapshot").exists()
+
+
+def test_a_stale_snapshot_is_removed_when_nothing_changes(host):
+    cluster_files(params(host), False)
+    snap = host / "conf" / "tls" / ".pgtls-snapshot"
+    snap.mkdir()
+    (snap / snapshot.copy_name(str(host / "conf" / "pg_hba.conf"))).write_text("old\n")  # a killed run's
+    again = cluster_files(params(host), False)
+    assert again["stale_snapshot_removed"] and not snap.exists()
+
+
+@pytest.mark.parametrize("case", ["someone's folder", "a file", "a link"])
+def test_a_snapshot_dir_that_is_not_a_snapshot_is_never_deleted(host, case):
+    cluster_files(params(host), False)
+    target = host / "conf" / "backups"
+    if case == "someone's folder":
+        target.mkdir()
+        (target / "pg_hba.conf.2024").write_text("keep me\n")
+    elif case == "a file":
+        target.write_text("keep me\n")
+    else:
+        (host / "elsewhere").mkdir()
+        target.symlink_to(host / "elsewhere")
+    before = tree(host)
+    for changed in (False, True):
+        p = params(host, snapshot_dir=str(target), activate=ACTIVATE)
+        if changed:
+            p["files"][0]["content"] = "ssl = off\n"
+        with pytest.raises(PkiError) as err:
+            cluster_files(p, False, SeenAtActivation)
+        assert str(err.value).startswith("snapshot_dir: ") and str(target) in str(err.value)
+        assert tree(host) == before
 
 
 def test_check_mode_reports_and_writes_nothing(host):
@@ -102,11 +164,11 @@ def test_snapshot_taken_by_an_earlier_task_is_kept(host):
     snap = host / "conf" / "tls" / ".pgtls-snapshot"
     (host / "conf" / "tls").mkdir()
     snap.mkdir()
-    (snap / "marker").write_text("taken by server_cert")
+    (snap / ".pgtls-snapshot-of").write_text('{"paths": []}')  # taken by server_cert
     cluster_files(params(host, snapshot_taken=True), False)
-    assert (snap / "marker").read_text() == "taken by server_cert"
+    assert (snap / ".pgtls-snapshot-of").read_text() == '{"paths": []}'
     cluster_files(params(host, snapshot_taken=True), False)  # nothing to change: still kept
-    assert (snap / "marker").exists()
+    assert (snap / ".pgtls-snapshot-of").exists()
 
 
 def test_line_replaced_not_duplicated(host):
@@ -153,12 +215,22 @@ def test_bad_input_changes_nothing(host, case):
 
 
 def test_legacy_snapshots_older_than_an_hour_are_removed(tmp_path):
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import remove_legacy_snapshots
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki import planner
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import legacy_snapshots
     old, fresh, other = tmp_path / "ansible.x1.pgtls", tmp_path / "ansible.x2.pgtls", tmp_path / "ansible.x3"
     for folder in (old, fresh, other):
         folder.mkdir()
         (folder / "server.key").write_text("k")
     os.utime(old, (0, 0))
     os.utime(other, (0, 0))
-    assert remove_legacy_snapshots(str(tmp_path)) == [str(old)]
+    assert legacy_snapshots(str(tmp_path)) == [str(old)]
+    plan = planner.Plan("host")
+    plan.delete(str(old), kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
+    plan.check()
+    plan.apply()
     assert not old.exists() and fresh.exists() and other.exists()
+    for folder in (fresh, other):  # in use, or not one of ours: refused
+        plan = planner.Plan("host")
+        plan.delete(str(folder), kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
+        with pytest.raises(PkiError, match="refusing to delete it"):
+            plan.check()

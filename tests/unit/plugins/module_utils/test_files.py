@@ -12,9 +12,7 @@ import pytest
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
     Attrs,
-    ensure_file,
     key_permission_problem,
-    parse_mode,
     readable_by,
     write_atomic,
 )
@@ -52,24 +50,22 @@ def test_write_into_missing_folder_names_it(tmp_path):
         write_atomic(str(tmp_path / "nope" / "k"), b"x", Attrs(0o600), "key_path")
 
 
-def test_ensure_file_reports_then_is_idempotent(tmp_path):
+def test_a_planned_write_reports_then_is_idempotent(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki import planner
+
     path = str(tmp_path / "f")
-    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=True) == ["created"]
-    assert not os.path.exists(path)
-    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=False) == ["created"]
-    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=False) == []
+
+    def write(data, mode=0o644):
+        plan = planner.Plan("host")
+        changes = plan.write(path, data, Attrs(mode), kind="file", where="p")
+        plan.check()
+        plan.apply()
+        return changes
+    assert write(b"a") == ["created"]
+    assert write(b"a") == []
     os.chmod(path, 0o666)
-    assert ensure_file(path, b"a", Attrs(0o644), "p", check_mode=False) == ["mode 0666 -> 0644"]
-    assert ensure_file(path, b"b", Attrs(0o644), "p", check_mode=False) == ["content changed"]
-
-
-@pytest.mark.parametrize("mode", ["0600", "640", "0o600x", "99999"])
-def test_parse_mode(mode):
-    if mode in ("0600", "640"):
-        assert parse_mode(mode, "key_mode") in (0o600, 0o640)
-    else:
-        with pytest.raises(PkiError, match="key_mode"):
-            parse_mode(mode, "key_mode")
+    assert write(b"a") == ["mode 0666 -> 0644"]
+    assert write(b"b") == ["content changed"]
 
 
 def test_readable_by_follows_mode_bits(tmp_path):

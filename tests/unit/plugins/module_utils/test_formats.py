@@ -67,6 +67,6 @@ def test_formats_are_refused_without_a_passphrase_or_over_a_text_file(tmp_path):
     with pytest.raises(PkiError, match=r"pkcs12_passphrase: a PKCS#12 file needs a passphrase"):
         host_material({"stage": "prepare", "items": [_client(tmp_path, None)]}, False)
     (tmp_path / "postgresql.pk8").write_text("notes, not a key\n")
-    with pytest.raises(PkiError, match=r"pkcs8_path: .*holds text that is not PEM, not DER data"):
+    with pytest.raises(PkiError, match=r"pkcs8_path: .*holds text, not a PKCS#8 DER key; refusing to replace it"):
         host_material({"stage": "prepare", "items": [_client(tmp_path)]}, False)
     assert sorted(os.listdir(tmp_path)) == ["postgresql.pk8"]

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pkitools import Pki, key_pem, openssl, pem, write
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import cafolder, compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.authority import ensure_ca
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import check_lifetime
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
@@ -23,9 +23,9 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import (
     describe,
     read_bytes,
     remove_stale_temporaries,
-    replaceable,
 )
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import PENDING_SUFFIX, host_material
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_san
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.revocation import ensure_crl
 
@@ -66,9 +66,20 @@ def test_distinct_files_pass(tmp_path):
     (b"-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n", "certificate", False),
     (b"hello world\n", "key", False),
     (b"\x30\x82\x01\x0a\x02", "crl", False),
+    (b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n", "report_html", False),
+    (b"<!DOCTYPE html>\n<html><head><title>PostgreSQL TLS audit</title>", "report_html", True),
+    (b"<!DOCTYPE html>\n<html><head><title>My page</title>", "report_html", False),
+    (b'{"schema": "pgtls.ssl/audit-report/1"}', "report_json", True),
+    (b'{"schema": "other"}', "report_json", False),
+    (b"# HELP pgtls_x y\n# TYPE pgtls_x gauge\npgtls_x{a=\"b\"} 1\n", "report_metrics", True),
+    (b"node_load1 0.5\n", "report_metrics", False),
+    (b"port = 5432\n", "file", True),
+    (b"-----BEGIN EC PRIVATE KEY-----\nMIIB\n-----END EC PRIVATE KEY-----\n", "file", False),
+    (b"- serial_number: 1\n", "registry", True),
+    (b"serial: [1\n", "registry", False),
 ])
 def test_only_a_file_of_the_same_kind_is_replaceable(data, kind, ok):
-    assert replaceable(data, kind) is ok
+    assert planner.replaceable(kind, data) is ok
 
 
 def test_describe_names_the_kind_never_the_bytes():
@@ -136,7 +147,7 @@ def test_client_folder_names_stay_inside_and_never_collide():
 
 # CA folder: lock and CRL numbers -----------------------------------------------------------------------------------
 def _hold_lock(folder, seconds, ready):
-    with cafolder.locked(folder, 5):
+    with planner.locked(folder, 5):
         ready.set()
         time.sleep(seconds)
 
@@ -147,12 +158,12 @@ def test_the_lock_times_out_naming_the_folder_and_the_holder(tmp_path):
     holder.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(PkiError) as err, cafolder.locked(str(tmp_path), 0.3):
+        with pytest.raises(PkiError) as err, planner.locked(str(tmp_path), 0.3):
             pass
         assert f"lock on the CA folder {tmp_path}" in str(err.value) and f"process {holder.pid}" in str(err.value)
     finally:
         holder.join()
-    with cafolder.locked(str(tmp_path), 1):  # released by the holder's exit
+    with planner.locked(str(tmp_path), 1):  # released by the holder's exit
         pass
 
 
@@ -347,34 +358,109 @@ def _add_entry(path, serial):
                                                      "revocation_date": None}], lock_timeout=30), False)
 
 
+def _archive(folder, name, pki, count=1):
+    """Certificates issued by the folder's intermediate, archived as issued/<name>/<SERIAL>.crt."""
+    write(folder / "intermediate.crt", pem(pki.int))
+    archive = folder / "issued" / folder_name(name)
+    archive.mkdir(parents=True, exist_ok=True)
+    serials = []
+    for _ in range(count):
+        _key, leaf = pki.client(name)
+        (archive / f"{leaf.serial_number:X}.crt").write_bytes(pem(leaf))
+        serials.append(leaf.serial_number)
+    return archive, sorted(serials)
+
+
 def test_names_are_revoked_from_the_ca_folders_archive(tmp_path):
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
 
-    archive = tmp_path / "issued" / "app%2Fx"
-    archive.mkdir(parents=True)
-    for serial in ("3AF1079C", "0B12"):
-        (archive / f"{serial}.crt").write_text("archived")
-    (archive / "notes.txt").write_text("not a certificate")
+    archive, serials = _archive(tmp_path, "app/x", Pki(), 2)
     done = ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app/x"], serials=["17"],
                                            reason="key_compromise", revocation_date="2026-11-28T00:00:00+00:00"),
                           False)
     assert done["path"] == str(tmp_path / "revoked.yml") and done["changed"]
-    assert done["issued"] == {"app/x": [str(archive / "0B12.crt"), str(archive / "3AF1079C.crt")]}
-    assert sorted((e["serial_number"], e.get("name"), e["reason"]) for e in done["added"]) == [
-        ("0x0B12", "app/x", "key_compromise"), ("0x3AF1079C", "app/x", "key_compromise"),
-        ("17", None, "key_compromise")]
-    again = ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app/x"]), False)
+    assert done["issued"] == {"app/x": sorted(str(archive / f"{s:X}.crt") for s in serials)}
+    assert sorted((e["serial_number"], e.get("name"), e["reason"]) for e in done["added"]) == sorted(
+        [(f"0x{s:X}", "app/x", "key_compromise") for s in serials] + [("17", None, "key_compromise")])
+    again = ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app/x"], reason="key_compromise"), False)
     assert not again["changed"] and len(again["entries"]) == 3
 
 
 def test_a_name_without_archived_certificates_is_refused_and_nothing_written(tmp_path):
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
 
-    (tmp_path / "issued" / "app").mkdir(parents=True)
-    (tmp_path / "issued" / "app" / "0A.crt").write_text("archived")
+    _archive(tmp_path, "app", Pki())
     with pytest.raises(PkiError, match=rf"names: no certificate issued to nobody in {tmp_path}/issued"):
         ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app", "nobody"]), False)
     assert not (tmp_path / "revoked.yml").exists()
+
+
+@pytest.mark.parametrize("case", ["misnamed", "another serial", "not a certificate", "other CA", "link", "folder",
+                                  "name link"])
+def test_the_archive_is_read_by_content(tmp_path, case):
+    """A file in issued/ whose name, content or issuer is not what the collection archived is named, and nothing is
+    revoked: a file named for another serial never revokes that serial."""
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    pki = Pki()
+    archive, (serial,) = _archive(tmp_path, "app", pki)
+    _key, other = pki.client("app")
+    if case == "misnamed":
+        (archive / "backup copy.crt").write_bytes(pem(other))
+        expected = "backup copy.crt is not named <SERIAL>.crt"
+    elif case == "another serial":
+        (archive / "0A.crt").write_bytes(pem(other))
+        expected = "0A.crt holds serial .*, not the serial its name says"
+    elif case == "not a certificate":
+        (archive / "0B.crt").write_text("archived")
+        expected = "0B.crt: contains no PEM certificate"
+    elif case == "other CA":
+        _key, foreign = Pki().client("app")
+        (archive / f"{foreign.serial_number:X}.crt").write_bytes(pem(foreign))
+        expected = "holds a certificate issued by CN=Test Intermediate, not by this CA folder's intermediate"
+    elif case == "link":
+        os.symlink(archive / f"{serial:X}.crt", archive / f"{other.serial_number:X}.crt")
+        expected = "is a symbolic link .* inside the CA folder"
+    elif case == "folder":
+        (archive / "0C.crt").mkdir()
+        expected = "0C.crt is not a regular file"
+    else:
+        os.rename(archive, tmp_path / "elsewhere")
+        os.symlink(tmp_path / "elsewhere", archive)
+        expected = "issued/app is a symbolic link .* inside the CA folder"
+    before = snapshot(tmp_path)
+    with pytest.raises(PkiError, match=rf"^(names|pki_dir): .*{expected}"):
+        ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app"]), False)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("revocation_date", "yesterday", "is not an ISO 8601 date"),
+    ("revocation_date", "31/12/2024", "is not an ISO 8601 date"),
+    ("revocation_date", "2999-01-01T00:00:00Z", "is in the future"),
+    ("lock_timeout", -1, "must not be negative"),
+])
+def test_registry_input_is_refused_where_it_enters(tmp_path, field, value, expected):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    with pytest.raises(PkiError, match=rf"^{field}: .*{expected}"):
+        ensure_entries(_registry_params(path=str(tmp_path / "revoked.yml"), serials=["17"], **{field: value}), False)
+    assert not (tmp_path / "revoked.yml").exists()
+
+
+def test_one_serial_with_two_reasons_is_refused(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
+
+    path = str(tmp_path / "revoked.yml")
+    add = [{"serial_number": "0x11", "name": None, "reason": "superseded", "revocation_date": None}]
+    with pytest.raises(PkiError, match="serial 11 is given twice, with reasons superseded and key_compromise"):
+        ensure_entries(_registry_params(path=path, add=add, serials=["17"], reason="key_compromise"), False)
+    ensure_entries(_registry_params(path=path, serials=["17"], reason="superseded"), False)
+    before = snapshot(tmp_path)
+    with pytest.raises(PkiError, match="^reason: serial 11 is already revoked .* with reason superseded"):
+        ensure_entries(_registry_params(path=path, serials=["0x11"], reason="key_compromise"), False)
+    assert snapshot(tmp_path) == before
+    assert not ensure_entries(_registry_params(path=path, serials=["17"], reason="superseded"), False)["changed"]
 
 
 def test_registry_runs_at_once_keep_every_entry(tmp_path):
@@ -393,53 +479,97 @@ def test_registry_runs_at_once_keep_every_entry(tmp_path):
 
 
 # Intermediate rotation ----------------------------------------------------------------------------------------------
-def _rotate(folder, step):
+def _rotate(folder, step, check_mode=False):
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.rotation import rotate  # noqa: PLC0415
 
-    return rotate({"pki_dir": str(folder), "step": step, "lock_timeout": 10}, False)
+    return rotate({"pki_dir": str(folder), "step": step, "lock_timeout": 10}, check_mode)
 
 
-def _fake_intermediate(folder):
-    for name in ("intermediate.crt", "intermediate.key", "intermediate.crl"):
-        (folder / name).write_text(name)
+def _ca_folder(folder):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.hierarchy import ensure_folder  # noqa: PLC0415
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CA_FOLDER  # noqa: PLC0415
+
+    params = {name: entry.get("default") for name, entry in CA_FOLDER.items()}
+    params.update(path=str(folder), root_common_name="Test Root", intermediate_common_name="Test CA")
+    return ensure_folder(params, False)
 
 
 def test_rotation_start_is_resumable_and_never_counts_twice(tmp_path):
-    _fake_intermediate(tmp_path)
-    # A start killed after its first move: generation written, previous/ made, only the key moved.
-    (tmp_path / "intermediate.generation").write_text("2\n")
+    _ca_folder(tmp_path)
+    # A start killed after its first move (previous/ is made with its marker, then the generation, then the key).
     (tmp_path / "previous").mkdir()
+    (tmp_path / "previous" / "generation").write_text("2\n")
+    (tmp_path / "intermediate.generation").write_text("2\n")
     os.rename(tmp_path / "intermediate.key", tmp_path / "previous" / "intermediate.key")
     result = _rotate(tmp_path, "start")
     assert result["changed"] and result["generation"] == 2
-    assert sorted(os.listdir(tmp_path / "previous")) == ["intermediate.crl", "intermediate.crt", "intermediate.key"]
+    assert sorted(os.listdir(tmp_path / "previous")) == ["generation", "intermediate.crl", "intermediate.crt",
+                                                          "intermediate.key"]
     assert (tmp_path / "intermediate.generation").read_text() == "2\n"
     assert _rotate(tmp_path, "start")["changed"] is False  # done: a second start changes nothing
-    (tmp_path / "intermediate.crt").write_text("G2")  # the site playbook made the next intermediate
+    _ca_folder(tmp_path)  # the site playbook made the next intermediate
     with pytest.raises(PkiError, match="^step: a previous intermediate .* is still trusted: retire it first"):
         _rotate(tmp_path, "start")
 
 
+def test_a_start_killed_before_the_generation_is_written_counts_once(tmp_path):
+    _ca_folder(tmp_path)
+    (tmp_path / "previous").mkdir()
+    (tmp_path / "previous" / "generation").write_text("2\n")  # previous/ appears with its marker, at once
+    assert _rotate(tmp_path, "start")["generation"] == 2
+    assert (tmp_path / "intermediate.generation").read_text() == "2\n"
+
+
 def test_rotation_start_then_retire(tmp_path):
-    _fake_intermediate(tmp_path)
+    _ca_folder(tmp_path)
+    crt = (tmp_path / "intermediate.crt").read_bytes()
+    assert _rotate(tmp_path, "start", check_mode=True)["generation"] == 2
+    assert not (tmp_path / "previous").exists()  # check mode: said, not done
     assert _rotate(tmp_path, "start")["generation"] == 2
     assert not (tmp_path / "intermediate.key").exists()
     result = _rotate(tmp_path, "retire")
     assert result["changed"] and not (tmp_path / "previous").exists()
     (archived,) = os.listdir(tmp_path / "retired")
-    assert archived.startswith("intermediate-") and (tmp_path / "retired" / archived).read_text() == "intermediate.crt"
-    with pytest.raises(PkiError, match="^step: no rotation in progress"):
-        _rotate(tmp_path, "retire")
+    serial = compat.load_certificates(crt, "crt")[0].serial_number
+    assert archived == f"intermediate-{serial_hex(serial).replace(':', '')}.crt"
+    assert (tmp_path / "retired" / archived).read_bytes() == crt
+    for check_mode in (True, False):  # a second retire: nothing to do, said so
+        again = _rotate(tmp_path, "retire", check_mode)
+        assert not again["changed"] and again["actions"] == []
     with pytest.raises(PkiError, match="^pki_dir: no intermediate CA in"):
         _rotate(tmp_path, "start")
 
 
-def test_a_stray_file_in_the_archive_is_named_not_revoked_as_garbage(tmp_path):
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries  # noqa: PLC0415
-
-    (tmp_path / "issued" / "app").mkdir(parents=True)
-    (tmp_path / "issued" / "app" / "0A.crt").write_text("archived")
-    (tmp_path / "issued" / "app" / "backup copy.crt").write_text("someone's copy")
-    with pytest.raises(PkiError, match=r"names: .*/issued/app/backup copy.crt is not named <SERIAL>.crt"):
-        ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app"]), False)
-    assert not (tmp_path / "revoked.yml").exists()
+@pytest.mark.parametrize("case", ["previous link", "retired link", "previous file", "previous holds a folder",
+                                  "retired taken"])
+def test_rotation_refuses_what_would_move_keys_out_or_replace_a_retired_one(tmp_path, case):
+    _ca_folder(tmp_path)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    step = "start"
+    if case == "previous link":
+        os.symlink(outside, tmp_path / "previous")
+        expected = "previous is a symbolic link"
+    elif case == "previous file":
+        (tmp_path / "previous").write_text("x")
+        expected = "previous exists and is not a folder"
+    else:
+        _rotate(tmp_path, "start")
+        step = "retire"
+        if case == "retired link":
+            os.symlink(outside, tmp_path / "retired")
+            expected = "retired is a symbolic link"
+        elif case == "previous holds a folder":
+            (tmp_path / "previous" / "keep").mkdir()
+            expected = "previous/keep is not an intermediate's file"
+        else:
+            crt = compat.load_certificates((tmp_path / "previous" / "intermediate.crt").read_bytes(), "c")[0]
+            (tmp_path / "retired").mkdir()
+            name = f"intermediate-{serial_hex(crt.serial_number).replace(':', '')}.crt"
+            (tmp_path / "retired" / name).write_bytes(pem(Pki().int))
+            expected = "already exists and holds another certificate"
+    before = snapshot(tmp_path)
+    outside_before = snapshot(outside)
+    with pytest.raises(PkiError, match=expected):
+        _rotate(tmp_path, step)
+    assert snapshot(tmp_path) == before and snapshot(outside) == outside_before

@@ -12,21 +12,7 @@ import yaml
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import specs
 
-MODULES = {
-    "ca": specs.CA,
-    "server_cert": specs.SERVER_CERT,
-    "client_cert": specs.CLIENT_CERT,
-    "crl": specs.CRL,
-    "validate": specs.VALIDATE,
-    "host_material": specs.HOST_MATERIAL,
-    "revocation_registry": specs.REVOCATION_REGISTRY,
-    "intermediate_rotation": specs.INTERMEDIATE_ROTATION,
-    "audit_report": specs.AUDIT_REPORT,
-    "cluster_info": specs.CLUSTER_INFO,
-    "cluster_files": specs.CLUSTER_FILES,
-    "cluster_tls": specs.CLUSTER_TLS,
-    "ca_folder": specs.CA_FOLDER,
-}
+MODULES = specs.MODULE_SPECS
 
 
 def _documented(module: str) -> dict:
