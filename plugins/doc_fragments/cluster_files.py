@@ -63,6 +63,7 @@ options:
       - A line in an existing file (for instance C(include_dir = 'conf.d') in C(postgresql.conf)), with
         M(ansible.builtin.lineinfile)'s rule - the last line matching O(lines[].regexp) is replaced by
         O(lines[].line), or the line is appended. The file keeps its owner and mode.
+      - Several lines for one file are set in order, in one write.
     type: list
     elements: dict
     default: []
@@ -80,7 +81,11 @@ options:
         type: str
         required: true
   snapshot_dir:
-    description: Folder for the snapshot (created with mode 0750, owner root). No snapshot when unset.
+    description:
+      - Folder for the snapshot (created with mode 0750, owner root), taken only when the same execution activates
+        (O(activate)) and removed by the activation. No snapshot when unset.
+      - It must be missing or a snapshot pgtls.ssl made (its marker C(.pgtls-snapshot-of), or copies only); anything
+        else there is refused, never deleted.
     type: path
   snapshot_paths:
     description: The files to copy into the snapshot (those that exist); usually every file the caller may change.

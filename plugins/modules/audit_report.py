@@ -22,6 +22,11 @@ description:
     C(pgtls_client_certificate_expiry_timestamp_seconds), C(pgtls_client_revoked_total),
     C(pgtls_audit_last_run_timestamp_seconds)), and an HTML page that needs no network to view - a timeline of
     certificate and CRL expiry per cluster, the findings, the intermediate in use.
+  - Every value that comes from the hosts is typed where it enters (a port, a number of days, a date, a status that is
+    not one is refused naming C(servers[i].field)) and escaped where it leaves (HTML, Prometheus label values, JSON).
+  - Each output replaces only a report of its own kind (or a missing or empty file) - never a key, a certificate, a
+    CRL, another file, a file in a CA folder, or another of its outputs (write planner). Nothing is written when any
+    of them is refused.
   - Runs where the files go (normally the controller). Reads no key.
 author:
   - pgtls.ssl maintainers (@pgtls)

@@ -17,9 +17,15 @@ description:
     during a rotation, the intermediate's CRL (O(revoked) and the revoke playbook's C(revoked.yml)), and C(crl.pem),
     every CRL in one file for C(ssl_crl_file).
   - Runs in the controller's own process (an action plugin with no module), so an unchanged CA folder costs no
-    module execution. Each step takes the CA folder's lock and makes its dry run first, as M(pgtls.ssl.ca) and
-    M(pgtls.ssl.crl) do; CRL numbers never go back.
-  - CA material given as content (a vault, an AWX credential) is written first, mode 0600, when it differs.
+    module execution. The whole folder is one write plan under the CA folder's lock - the root, the intermediate it
+    signs and every CRL are computed in memory first (check mode reports the whole run, on a new folder too), every
+    rule is checked, and only then is anything written. CRL numbers never go back.
+  - CA material given as content (a vault, an AWX credential) is parsed and checked before anything is written -
+    each certificate a valid CA, the root self-signed, the intermediate issued by the root, each key matching its
+    certificate (given, or in the folder). It is written (mode 0600) only where the folder has no such file, or a
+    damaged one; a folder file that holds other valid material is never replaced (the task fails naming the option),
+    and the same material in other bytes is kept as it is.
+  - A CA folder that holds a symbolic link, or numbers out of range, are refused before anything is made.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -62,16 +68,16 @@ options:
     description: Passphrase of the root key (a new root key is encrypted with it). Never logged.
     type: str
   root_cert_content:
-    description: The root certificate as PEM text, written to C(root.crt) first.
+    description: The root certificate as PEM text, for C(root.crt) (checked first; see the description).
     type: str
   root_key_content:
-    description: The root key as PEM text, written to C(root.key) first (mode 0600). Never logged.
+    description: The root key as PEM text, for C(root.key) (mode 0600; checked first). Never logged.
     type: str
   intermediate_cert_content:
-    description: The intermediate certificate as PEM text, written to C(intermediate.crt) first.
+    description: The intermediate certificate as PEM text, for C(intermediate.crt) (checked first).
     type: str
   intermediate_key_content:
-    description: The intermediate key as PEM text, written to C(intermediate.key) first (mode 0600). Never logged.
+    description: The intermediate key as PEM text, for C(intermediate.key) (mode 0600; checked first). Never logged.
     type: str
   crl:
     description: Ensure the CRLs and C(crl.pem) (false - the CAs only).

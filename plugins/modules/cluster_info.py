@@ -83,8 +83,8 @@ options:
   trust_file:
     description:
       - A file inside each cluster's configuration folder (for example C(tls/root.crt)) returned as
-        C(trusted_root) - the root the cluster trusts now, for the server role's trust check. Certificates only;
-        never name a key here.
+        C(trusted_root) - the root the cluster trusts now, for the server role's trust check. Only the certificates
+        it holds are returned (as PEM); a file that holds a private key is refused, never shown.
     type: str
     version_added: 0.2.0
   key_group:

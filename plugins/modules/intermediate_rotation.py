@@ -12,10 +12,15 @@ version_added: 0.2.0
 description:
   - O(step=start) moves the current intermediate (C(intermediate.crt), C(.key), C(.crl)) to C(previous/), where it
     stays trusted and its CRL stays on the servers, and raises the generation number in C(intermediate.generation),
-    so the next intermediate the server role makes has a name of its own (C(... G<n>)). A second start while a
-    previous intermediate is still trusted is refused.
-  - O(step=retire) moves the previous intermediate's certificate to C(retired/intermediate-<UTC time>.crt) (the
-    root's CRL then revokes it), destroys its key and CRL, and removes C(previous/).
+    so the next intermediate the server role makes has a name of its own (C(... G<n>)). C(previous/) appears at once
+    with C(previous/generation), the generation it starts. A second start while a previous intermediate is still
+    trusted is refused.
+  - O(step=retire) moves the previous intermediate's certificate to C(retired/intermediate-<SERIAL>.crt) (the
+    root's CRL then revokes it; a file already there is never replaced), destroys its key and CRL, and removes
+    C(previous/). With no rotation in progress it changes nothing.
+  - C(previous/) and C(retired/) must be real folders inside the CA folder; a symbolic link, a file, or anything
+    in C(previous/) other than an intermediate's files is refused before anything moves. Every move and deletion
+    goes through the write planner.
   - Both steps run under the CA folder's lock (C(.pgtls.lock), shared with M(pgtls.ssl.ca) and M(pgtls.ssl.crl)) and
     are resumable - a run killed halfway is finished by the next run of the same step; the generation is never
     counted twice.
@@ -71,6 +76,10 @@ actions:
   returned: success
   type: list
   elements: str
+msg:
+  description: Why nothing was done (a retire with no rotation in progress).
+  returned: O(step=retire) and no C(previous/)
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

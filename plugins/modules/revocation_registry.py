@@ -13,8 +13,15 @@ description:
   - Adds entries to the registry of revocations that the revoke playbook keeps in the CA folder, and returns the
     whole registry. The server role turns it into the intermediate's CRL with M(pgtls.ssl.crl).
   - The file is read and written under the CA folder's lock (C(.pgtls.lock), shared with M(pgtls.ssl.crl) and
-    M(pgtls.ssl.ca)), so two runs at once both keep their entries. An entry whose serial is already listed is
-    left as it is. Entries are never removed.
+    M(pgtls.ssl.ca)), so two runs at once both keep their entries. An entry whose serial is already listed with the
+    same reason is left as it is; with another reason it is refused, naming the recorded entry. Entries are never
+    removed.
+  - Every entry is checked where it enters - the serial, the reason, an ISO 8601 date not in the future - and one
+    serial given twice with different reasons is refused, so a bad entry never reaches C(revoked.yml) (where it would
+    stop the CRLs from being signed again). Entries already in C(revoked.yml) are checked as they are read.
+  - O(names) are looked up in the C(issued/) archive by content - each file must be a certificate that the CA
+    folder's intermediate (current, previous or retired) issued, named for the serial it holds; anything else there
+    is refused, naming it. A CA folder that holds a symbolic link is refused.
   - Runs where the CA folder is (normally the controller).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -62,7 +69,10 @@ options:
               cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
     version_added: 0.2.0
   revocation_date:
-    description: ISO 8601 date of the entries for O(names) and O(serials); now (UTC) when not given.
+    description:
+      - ISO 8601 date of the entries for O(names) and O(serials) (C(2024-12-31), C(2024-12-31T10:00:00Z), with an
+        offset; no zone means UTC); now (UTC) when not given. A date that does not parse, or lies in the future, is
+        refused before anything is written.
     type: str
     version_added: 0.2.0
   add:
@@ -85,7 +95,7 @@ options:
         choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
                   cessation_of_operation, certificate_hold, privilege_withdrawn, aa_compromise]
       revocation_date:
-        description: ISO 8601 date of the revocation.
+        description: ISO 8601 date of the revocation (not in the future).
         type: str
   lock_timeout:
     description: Seconds to wait for the CA folder's lock.

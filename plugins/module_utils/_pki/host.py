@@ -317,11 +317,11 @@ def install(plan: planner.Plan, item: Item, certificate: str, root: str | None, 
 def claim(plan: planner.Plan, item: Item) -> None:
     """Every file of an item, claimed before anything is read: a link, a folder, a file of another kind, or a CA
     folder's file at any of them stops the run here, naming the option (prepare claims what the install writes)."""
-    for option, path, kind in (("key_path", item.key_path, "key"), ("key_path (pending key)", item.pending_path, "key"),
-                               ("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path,
-                                                                             "certificate"),
-                               ("csr_path", item.csr_path, "csr"), ("pkcs8_path", item.pkcs8_path, "pkcs8"),
-                               ("pkcs12_path", item.pkcs12_path, "pkcs12")):
+    files = (("key_path", item.key_path, "key"), ("key_path (pending key)", item.pending_path, "key"),
+             ("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path, "certificate"),
+             ("csr_path", item.csr_path, "csr"), ("pkcs8_path", item.pkcs8_path, "pkcs8"),
+             ("pkcs12_path", item.pkcs12_path, "pkcs12"))
+    for option, path, kind in files:
         if path and not (option == "root_path" and _shared_root(plan, path)):
             plan.claim(path, kind=kind, where=f"{item.where}.{option}")
 

@@ -533,8 +533,8 @@ class Plan:
     def snapshot(self, folder: str, paths: list[str], gid: int | None, *, where: str) -> None:
         """Copies of ``paths`` (those that exist) in ``folder``, which is made anew (an earlier snapshot there is
         replaced; anything else in the way is refused)."""
-        self._add(Step("snapshot", folder, resolve(folder), "snapshot", where, extra={"paths": list(paths),
-                                                                                    "gid": gid}))
+        extra = {"paths": list(paths), "gid": gid}
+        self._add(Step("snapshot", folder, resolve(folder), "snapshot", where, extra=extra))
 
     @property
     def changes(self) -> list[Step]:

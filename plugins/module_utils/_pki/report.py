@@ -337,8 +337,8 @@ def _cert_fields(info, where: str) -> dict | None:
     if not info:
         return None
     info = _dict(info, where)
-    fields = {key: _text(info.get(key), f"{where}.{key}") for key in ("subject", "issuer", "serial",
-                                                                       "fingerprint_sha256")}
+    names = ("subject", "issuer", "serial", "fingerprint_sha256")
+    fields = {key: _text(info.get(key), f"{where}.{key}") for key in names}
     fields["not_after"] = _date(info.get("not_after"), f"{where}.not_after")
     fields["days_left"] = _integer(info.get("days_left"), f"{where}.days_left")
     return fields
@@ -390,6 +390,7 @@ def record(entry, allow_stopped: bool = False, where: str = "servers[0]") -> dic
     key = _dict(result.get("key"), f"{where}.result.key")
     if key:
         key = {name: _text(key.get(name), f"{where}.result.key.{name}") for name in ("path", "owner", "group", "mode")}
+    crls = _list(result.get("crls"), f"{where}.result.crls")
     status = "fail" if any(f["status"] == "fail" for f in findings) or not (found or not running) \
         else "warn" if any(f["status"] == "warn" for f in findings) else "ok"
     return {
@@ -402,8 +403,7 @@ def record(entry, allow_stopped: bool = False, where: str = "servers[0]") -> dic
         "served": served or None,
         "chain": [_cert_fields(c, f"{where}.result.chain[{i}]")
                   for i, c in enumerate(_list(result.get("chain"), f"{where}.result.chain"))],
-        "crls": [_crl(c, f"{where}.result.crls[{i}]") for i, c in enumerate(_list(result.get("crls"),
-                                                                                    f"{where}.result.crls"))],
+        "crls": [_crl(c, f"{where}.result.crls[{i}]") for i, c in enumerate(crls)],
         "key": key or None,
         "findings": findings,
     }

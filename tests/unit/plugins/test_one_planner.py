@@ -40,8 +40,8 @@ def _writes(tree: ast.AST) -> list[str]:
         if name in PRIMITIVES:
             found.append(f"{name} (line {node.lineno})")
         if name == "open":
-            mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"),
-                                                                   None)
+            modes = [k.value for k in node.keywords if k.arg == "mode"]
+            mode = node.args[1] if len(node.args) > 1 else (modes[0] if modes else None)
             if isinstance(mode, ast.Constant) and any(c in str(mode.value) for c in "wax+"):
                 found.append(f"open(..., {mode.value!r}) (line {node.lineno})")
     return found

@@ -364,7 +364,7 @@ def _archive(folder, name, pki, count=1):
     archive = folder / "issued" / folder_name(name)
     archive.mkdir(parents=True, exist_ok=True)
     serials = []
-    for _ in range(count):
+    for _index in range(count):
         _key, leaf = pki.client(name)
         (archive / f"{leaf.serial_number:X}.crt").write_bytes(pem(leaf))
         serials.append(leaf.serial_number)
@@ -503,8 +503,8 @@ def test_rotation_start_is_resumable_and_never_counts_twice(tmp_path):
     os.rename(tmp_path / "intermediate.key", tmp_path / "previous" / "intermediate.key")
     result = _rotate(tmp_path, "start")
     assert result["changed"] and result["generation"] == 2
-    assert sorted(os.listdir(tmp_path / "previous")) == ["generation", "intermediate.crl", "intermediate.crt",
-                                                          "intermediate.key"]
+    moved = ["generation", "intermediate.crl", "intermediate.crt", "intermediate.key"]
+    assert sorted(os.listdir(tmp_path / "previous")) == moved
     assert (tmp_path / "intermediate.generation").read_text() == "2\n"
     assert _rotate(tmp_path, "start")["changed"] is False  # done: a second start changes nothing
     _ca_folder(tmp_path)  # the site playbook made the next intermediate

@@ -222,7 +222,7 @@ def test_two_lines_on_one_file_never_undo_each_other(tmp_path):
                                                  {"path": str(conf), "regexp": "^ssl", "line": "ssl = off"}]}
     first = cluster_files(params, False)
     assert first["changed"] and conf.read_text() == "port = 5432\nssl = off\n"
-    for _ in range(2):
+    for _run in range(2):
         again = cluster_files(params, False)
         assert not again["changed"] and conf.read_text() == "port = 5432\nssl = off\n"
 

@@ -52,8 +52,7 @@ def registry(path, serial):
 def crl(path, serial):
     return ensure_crl(defaults(CRL, path=str(path / "intermediate.crl"), issuer_cert_path=str(path / "intermediate.crt"),
                                issuer_key_path=str(path / "intermediate.key"), lock_timeout=60,
-                               revoked=[defaults({k: v for k, v in CRL["revoked"]["options"].items()},
-                                                 serial_number=serial)]), False)
+                               revoked=[defaults(CRL["revoked"]["options"], serial_number=serial)]), False)
 
 
 def start(path):
@@ -197,8 +196,8 @@ def test_a_run_killed_at_any_step_converges(tmp_path, name, inside):
         if name == "intermediate_rotation start":
             assert (path / "intermediate.generation").read_text() == "2\n", f"killed at {at}: generation"
             assert not start(path)["changed"]
-            assert sorted(os.listdir(path / "previous")) == ["generation", "intermediate.crl", "intermediate.crt",
-                                                              "intermediate.key"]
+            moved = ["generation", "intermediate.crl", "intermediate.crt", "intermediate.key"]
+            assert sorted(os.listdir(path / "previous")) == moved
         if name == "intermediate_rotation retire":
             assert not (path / "previous").exists() and len(os.listdir(path / "retired")) == 1
             assert not retire(path)["changed"]

@@ -66,8 +66,8 @@ def _cert(subject: str, key, issuer: str, signer, ca: bool, sans=(), client=Fals
     now = dt.datetime.now(dt.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=300 if ca
-                                                                                                    else 90))
+               .not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(now + dt.timedelta(days=300 if ca else 90))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
                                             data_encipherment=False, key_agreement=False, key_cert_sign=ca,
@@ -364,8 +364,8 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.base.module}:{self.base.name}:{self.option}:{self.attack}" + (f":{self.target}"
-                                                                                      if self.target else "")
+        target = f":{self.target}" if self.target else ""
+        return f"{self.base.module}:{self.base.name}:{self.option}:{self.attack}{target}"
 
 
 CLASSES = ("text", "key", "certificate", "crl", "csr", "binary", "json")
