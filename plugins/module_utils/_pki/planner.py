@@ -256,9 +256,12 @@ def _whole_pem(data: bytes, where: str) -> None:
                        where=where)
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _parse_file(data: bytes, where: str, _passphrase=None):
-    if b"\x00" in data:
-        raise PkiError("holds NUL bytes: a configuration file is text", where=where)
+    if _CONTROL.search(data):
+        raise PkiError("holds control characters: a configuration file is text", where=where)
     found = content_class(data)
     if found == "crl":
         return _parse_crls(data, where)
@@ -818,7 +821,12 @@ class Plan:
 
 def _make_folder(path: str, attrs: Attrs, files: dict[str, bytes]) -> None:
     if not files:
-        os.mkdir(path, 0o700)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if os.path.islink(path) or not os.path.isdir(path):
+                raise
+            return  # another run made it a moment ago (two archive records at once): it is the folder wanted
         apply_attributes(path, attrs)
         return
     folder = os.path.dirname(os.path.abspath(path))

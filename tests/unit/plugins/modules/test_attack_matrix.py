@@ -175,7 +175,8 @@ def build_world(root: str) -> World:
         "certificate": pem(other_leaf).encode(),
         "crl": pem(_crl("Other CA", other_int_key)).encode(),
         "csr": pem(csr).encode(),
-        "binary": b"\x00\x01\x02 binary garbage \xff\xfe",
+        # No NUL: Python 3.12 and later refuse one in the syslog message AnsibleModule writes, before the module runs.
+        "binary": b"\x01\x02 binary garbage \xff\xfe",
         "json": b'{"something": "else"}\n',
     }
     other_pems = {"certificate": pem(other_leaf), "ca_certificate": pem(other_int), "key": pem(other_leaf_key),
