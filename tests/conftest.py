@@ -32,6 +32,10 @@ COLLECTIONS = _collection_root()
 os.environ["PGTLS_COLLECTIONS_PATH"] = COLLECTIONS  # for tests that run ansible-playbook
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+# The unit tests' helpers (pkitools: test material, the folder snapshot), for every folder of tests/unit.
+HELPERS = os.path.join(ROOT, "tests", "unit", "plugins", "module_utils")
+if HELPERS not in sys.path:
+    sys.path.append(HELPERS)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -261,12 +261,17 @@ def write_atomic(path: str, data: bytes, attrs: Attrs, where: str) -> None:
         except OSError:
             pass
         raise PkiError(f"cannot write {path}: {exc.strerror}", where=where) from None
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (best effort: a file system that cannot is not an error)."""
     try:
-        dir_fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
+            os.fsync(fd)
         finally:
-            os.close(dir_fd)
+            os.close(fd)
     except OSError:
         pass
 

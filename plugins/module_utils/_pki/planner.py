@@ -52,6 +52,7 @@ from .files import (
     check_distinct,
     describe,
     differences,
+    fsync_folder,
     read_bytes,
     remove_stale_temporaries,
     write_atomic,
@@ -606,10 +607,7 @@ class Plan:
                 raise PkiError(f"file {step.path} does not exist", where=step.where)
             return
         if step.kind == "snapshot":
-            problem = not_a_snapshot(step.path)
-            if problem:
-                raise PkiError(f"{step.path} {problem}; refusing to use it as a snapshot folder (point the option at a "
-                               "folder of its own)", where=step.where)
+            _refuse_unless_snapshot(step, "use it as a snapshot folder")
             return
         if stat.S_ISLNK(st.st_mode):
             raise PkiError(f"{step.path} is a symbolic link (to {os.readlink(step.path)}): pgtls.ssl writes real "
@@ -691,16 +689,8 @@ class Plan:
         st = _lstat(step.path)
         if st is None:
             return
-        if step.because == "legacy-snapshot":
-            problem = not_a_legacy_snapshot(step.path)
-            if problem:
-                raise PkiError(f"{step.path} {problem}; refusing to delete it", where=step.where)
-            return
-        if step.because == "snapshot":
-            problem = not_a_snapshot(step.path)
-            if problem:
-                raise PkiError(f"{step.path} {problem}; refusing to delete it (point the option at a folder of its "
-                               "own)", where=step.where)
+        if step.because in ("snapshot", "legacy-snapshot"):
+            _refuse_unless_snapshot(step, "delete it")
             return
         if step.kind == "folder" and step.because == "rotation" and stat.S_ISDIR(st.st_mode):
             left = [n for n in os.listdir(step.path) if os.path.join(step.real, n) not in self._deleted()]
@@ -805,7 +795,7 @@ class Plan:
             _make_folder(step.path, step.attrs, step.extra.get("files") or {})
         elif step.op == "move":
             os.rename(step.source, step.real)
-            _fsync_folder(os.path.dirname(step.real))
+            fsync_folder(os.path.dirname(step.real))
         elif step.op == "delete":
             if not os.path.lexists(step.path):
                 return
@@ -840,7 +830,7 @@ def _make_folder(path: str, attrs: Attrs, files: dict[str, bytes]) -> None:
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
 def _existing_ancestor(path: str) -> str:
@@ -848,6 +838,15 @@ def _existing_ancestor(path: str) -> str:
     while not os.path.isdir(folder):
         folder = os.path.dirname(folder)
     return folder
+
+
+def _refuse_unless_snapshot(step: Step, doing: str) -> None:
+    """A snapshot folder pgtls.ssl made (a legacy one of a release before 0.2, where the step says so), or nothing."""
+    legacy = step.because == "legacy-snapshot"
+    problem = not_a_legacy_snapshot(step.path) if legacy else not_a_snapshot(step.path)
+    if problem:
+        hint = "" if legacy else " (point the option at a folder of its own)"
+        raise PkiError(f"{step.path} {problem}; refusing to {doing}{hint}", where=step.where)
 
 
 def dataclass_replace(step: Step, **changes) -> Step:
@@ -1001,17 +1000,6 @@ def snapshot_paths(folder: str) -> list[str] | None:
     if not isinstance(loaded, dict) or not isinstance(loaded.get("paths"), list):
         return None
     return [str(p) for p in loaded["paths"]]
-
-
-def _fsync_folder(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 # The flow every writer shares --------------------------------------------------------------------------------------

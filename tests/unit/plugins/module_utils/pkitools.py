@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -75,6 +77,20 @@ def openssl_verify(tmp: Path, leaf, untrusted=(), roots=(), crls=(), purpose=Non
     return done.returncode == 0, (done.stdout + done.stderr).decode()
 
 
+def tree(root) -> dict:
+    """Every entry under ``root``: bytes (a link's target), mode, owner, inode and mtime - what a refused run must
+    leave as it was."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            data = open(path, "rb").read() if stat.S_ISREG(st.st_mode) else (
+                os.readlink(path) if stat.S_ISLNK(st.st_mode) else None)
+            found[os.path.relpath(path, root)] = (data, st.st_mode, st.st_uid, st.st_gid, st.st_ino, st.st_mtime_ns)
+    return found
+
+
 def key_pem(key, passphrase=None) -> bytes:
     return private_key_pem(key, passphrase)
 
@@ -83,4 +99,4 @@ def days_ago(days: int) -> dt.datetime:
     return compat.now() - dt.timedelta(days=days)
 
 
-__all__ = ["Pki", "pem", "write", "openssl", "openssl_verify", "key_pem", "days_ago", "x509", "issuer_of"]
+__all__ = ["Pki", "pem", "write", "openssl", "openssl_verify", "key_pem", "days_ago", "x509", "issuer_of", "tree"]

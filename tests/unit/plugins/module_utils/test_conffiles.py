@@ -8,6 +8,7 @@ import os
 import stat
 
 import pytest
+from pkitools import tree
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import snapshot
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import cluster_files
@@ -31,18 +32,6 @@ def params(tmp_path, **extra):
     }
     base.update(extra)
     return base
-
-
-def tree(root):
-    """Every entry under root: content, mode, inode and mtime (what must not move on a refused run)."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            data = open(path, "rb").read() if stat.S_ISREG(st.st_mode) else None
-            found[os.path.relpath(path, root)] = (data, stat.S_IMODE(st.st_mode), st.st_ino, st.st_mtime_ns)
-    return found
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 import yaml
-from pkitools import Pki, key_pem, pem
+from pkitools import Pki, key_pem, pem, tree
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import audit, clusters, report
@@ -20,17 +20,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiEr
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.hierarchy import ensure_folder
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.rotation import rotate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import AUDIT_REPORT, CA_FOLDER
-
-
-def tree(root) -> dict:
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            data = open(path, "rb").read() if stat.S_ISREG(st.st_mode) else None
-            found[os.path.relpath(path, root)] = (data, st.st_mode, st.st_ino, st.st_mtime_ns)
-    return found
 
 
 def folder_params(path, **given) -> dict:

@@ -17,7 +17,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import stat
 import subprocess
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from inprocess import run
+from pkitools import tree
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki import specs
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder import Layout
@@ -540,19 +540,6 @@ def lay(case: Case, world: World, root: str) -> list[str]:
                 pytest.skip("chattr +i is not available here (the sandbox lacks it)")
             immutable.append(target)
     return immutable
-
-
-def tree(root: str) -> dict:
-    """Every entry under ``root``: bytes, mode, owner, inode and mtime (what a refused run must leave as it was)."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            data = open(path, "rb").read() if stat.S_ISREG(st.st_mode) else (
-                os.readlink(path) if stat.S_ISLNK(st.st_mode) else None)
-            found[os.path.relpath(path, root)] = (data, st.st_mode, st.st_uid, st.st_gid, st.st_ino, st.st_mtime_ns)
-    return found
 
 
 def option_pattern(option: str) -> str:
