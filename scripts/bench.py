@@ -92,10 +92,10 @@ def crypto_baseline(count: int) -> float:
     """The same work with cryptography alone: key, CSR, signature, PEM, for ``count`` clients."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, make_csr
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import generate_key, private_key_pem
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT, ROOT_CA
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, make_csr
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key, private_key_pem
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, ROOT_CA
 
     ca_key = generate_key("ec-p256")
     ca = issue_certificate(subject=build_name("Bench CA"), public_key=ca_key.public_key(), profile=ROOT_CA,

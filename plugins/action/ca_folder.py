@@ -9,8 +9,8 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CA_FOLDER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CA_FOLDER
 
 
 class ActionModule(ActionBase):
@@ -27,7 +27,7 @@ class ActionModule(ActionBase):
             return result
         try:
             # cryptography is imported here: the controller has it; the sanity import test loads this file without.
-            from ansible_collections.pgtls.ssl.plugins.module_utils._pki.hierarchy import ensure_folder
+            from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.ca_folder import ensure_folder
 
             done = ensure_folder(params, self._task.check_mode)
         except PkiError as exc:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import Wanted
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import fingerprint, serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLIENT_CERT
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import Wanted
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import folder_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import fingerprint, serial_hex
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLIENT_CERT
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     IssuingAction,
     Request,

@@ -14,14 +14,14 @@ import re
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder import Layout
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import RenewPolicy, check_lifetime
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs, read_bytes
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import load_issuer
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import (
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import RenewPolicy, check_lifetime
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs, read_bytes
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     CLUSTER,
     CLUSTER_TLS,
     ISSUER_EXCLUSIVE,
@@ -111,7 +111,7 @@ class ActionModule(IssuingAction):
         folder only in its external/ folder), and the certificate, root and CRLs that are already there are checked
         as PostgreSQL and libpq will check them."""
         # cryptography's verification helpers, imported here (the controller has them; the sanity test does not).
-        from ansible_collections.pgtls.ssl.plugins.module_utils._pki.validation import validate
+        from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.validate import validate
 
         names = {"external.csr_path": external["csr_path"], "external.cert_path": external["cert_path"],
                  "external.root_path": external["root_path"], "external.crl_path": external["crl_path"]}

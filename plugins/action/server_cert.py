@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import SERVER_CERT
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import SERVER_CERT
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import IssuingAction, diff_for, server_request
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Keep the version in line with plugins/module_utils/_pki/deps.py MINIMUM_CRYPTOGRAPHY_VERSION.
+    # Keep the version in line with plugins/module_utils/_pki/core/deps.py MINIMUM_CRYPTOGRAPHY_VERSION.
     DOCUMENTATION = r"""
 options: {}
 requirements:

@@ -32,7 +32,7 @@ _value:
   type: str
 """
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name  # noqa: E402
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import folder_name  # noqa: E402
 
 
 class FilterModule:

@@ -117,11 +117,11 @@ written:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import AUDIT_REPORT
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import AUDIT_REPORT
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.audit import audit_report
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports.audit_report import audit_report
 except ImportError:  # cryptography missing: run() reports it
     audit_report = None
 

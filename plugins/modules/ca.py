@@ -175,11 +175,11 @@ key:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CA, ISSUER_EXCLUSIVE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CA, ISSUER_EXCLUSIVE
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.authority import ensure_ca
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.ca import ensure_ca
 except ImportError:  # cryptography missing: run() reports it
     ensure_ca = None
 

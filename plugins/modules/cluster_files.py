@@ -313,10 +313,10 @@ from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.activation import Activation
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.conffiles import cluster_files
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_FILES
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLUSTER_FILES
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.activation import Activation
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import cluster_files
 
 
 def main() -> None:

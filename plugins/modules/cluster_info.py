@@ -172,7 +172,9 @@ clusters:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.facts.system.distribution import DistributionFactCollector
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import (
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLUSTER_INFO
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_info import (
     describe,
     host_names,
     read_trust_file,
@@ -180,8 +182,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.clusters import (
     with_key_group,
     with_state,
 )
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CLUSTER_INFO
 
 NULLABLE = ("trusted_root", "key_group_member", "pid")
 

@@ -171,11 +171,11 @@ crl:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import CRL, ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CRL, ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.revocation import ensure_crl
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.crl import ensure_crl
 except ImportError:  # cryptography missing: run() reports it
     ensure_crl = None
 

@@ -201,11 +201,11 @@ item_results:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import HOST_MATERIAL
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import HOST_MATERIAL
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import host_material
 except ImportError:  # cryptography missing: run() reports it
     host_material = None
 

@@ -84,11 +84,11 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import INTERMEDIATE_ROTATION
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import INTERMEDIATE_ROTATION
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.rotation import rotate
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.intermediate_rotation import rotate
 except ImportError:  # cryptography missing: run() reports it
     rotate = None
 

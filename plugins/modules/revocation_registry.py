@@ -146,11 +146,11 @@ path:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import REVOCATION_REGISTRY
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import REVOCATION_REGISTRY
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.registry import ensure_entries
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import ensure_entries
 except ImportError:  # cryptography missing: run() reports it
     ensure_entries = None
 

@@ -208,11 +208,11 @@ served:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import VALIDATE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import VALIDATE
 
 try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.validation import validate
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.validate import validate
 except ImportError:  # cryptography missing: run() reports it
     validate = None
 

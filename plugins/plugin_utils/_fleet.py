@@ -16,9 +16,9 @@ def _describe(pem: bytes, where: str) -> tuple[str, str] | None:
     """(label, SHA-256 fingerprints) of the certificates in ``pem``; None when it holds no readable certificate
     (a truncated or empty root.crt is no trust anchor: the role repairs it)."""
     # cryptography is imported here, not at the top: the filter plugin loads without it (sanity import test).
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import fingerprint
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import fingerprint
 
     try:
         certs = compat.load_certificates(pem, where)

@@ -15,26 +15,26 @@ from ansible.plugins.action import ActionBase
 try:
     from cryptography.hazmat.primitives.serialization import Encoding
 except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.deps import MISSING
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.deps import MISSING
 
     Encoding = MISSING
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat, planner
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.checks import (
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import (
     RenewPolicy,
     Wanted,
     check_lifetime,
     reissue_reasons,
 )
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.constants import folder_name
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.files import Attrs
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import host_material
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.info import cert_info, diff_text, fingerprint, serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate, load_issuer
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import SERVER
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import folder_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info, diff_text, fingerprint, serial_hex
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, parse_sans
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import SERVER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import host_material
 
 HOST_MODULE = "pgtls.ssl.host_material"
 

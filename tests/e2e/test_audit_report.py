@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, plain_cluster, role_vars, run_playbook
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.report import SCHEMA
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports.report import SCHEMA
 
 STOPPED = {"host": "db-stopped.example", "cluster": "15/other", "port": 5999, "running": False,
            "result": {"msg": "not running"}}

@@ -32,7 +32,7 @@ ROOT = HERE.parents[1]
 # Modules run on "targets" with this interpreter: Debian's python3 with python3-cryptography 38.0.4 when present.
 TARGET_PYTHON = os.environ.get("PGTLS_TARGET_PYTHON", "/usr/bin/python3")
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
-# The CA folder's lock (plugins/module_utils/_pki/cafolder.py): its bytes (the holder's pid) and mtime change on
+# The CA folder's lock (plugins/module_utils/_pki/core/layout.py): its bytes (the holder's pid) and mtime change on
 # every run that takes it, failed runs included. It holds no data, so only its existence is compared.
 LOCK_NAME = ".pgtls.lock"
 

@@ -38,7 +38,7 @@ DIRT = {
     ".ruff_cache/0.9.0/12345": "cache",
     ".pytest_cache/v/cache/lastfailed": "{}",
     "plugins/modules/__pycache__/ca.cpython-311.pyc": "bytecode",
-    "plugins/module_utils/_pki/keys.pyc": "bytecode",
+    "plugins/module_utils/_pki/core/keys.pyc": "bytecode",
     "tests/unit/.pytest_cache/README.md": "cache",
     ".venv/bin/python": "venv",
     ".venv-crypto38/pyvenv.cfg": "venv",

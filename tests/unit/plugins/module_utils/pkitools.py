@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
+import ssl
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import compat
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.issue import Issuer, issue_certificate
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.keys import generate_key, private_key_pem
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.names import build_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA, SERVER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key, private_key_pem
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, parse_sans
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.probe import SSL_REQUEST
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, INTERMEDIATE_CA, ROOT_CA, SERVER
 
 
 def issuer_of(cert, key, chain=()):
@@ -91,6 +95,58 @@ def tree(root) -> dict:
     return found
 
 
+def openssl_server_cert(folder) -> tuple[str, str]:
+    """A self-signed server certificate and key made by openssl (the oracle), for a stand-in TLS server."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(folder / "k.pem"), "-out", str(folder / "c.pem"), "-days", "2", "-subj", "/CN=db1"],
+                   check=True, capture_output=True)
+    return str(folder / "c.pem"), str(folder / "k.pem")
+
+
+def stand_in_server(cert, accept_direct: bool, alpn: list[str] | None):
+    """One connection: like PostgreSQL 17, a first byte 0x16 (TLS record) is direct TLS, else an SSLRequest."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    if alpn:
+        context.set_alpn_protocols(alpn)
+
+    def serve():
+        conn = listener.accept()[0]
+        with conn:
+            first = conn.recv(1, socket.MSG_PEEK)
+            if first == b"\x16":
+                if not accept_direct:
+                    return  # PostgreSQL 16 and older: not a startup packet, connection closed
+            else:
+                assert conn.recv(8) == SSL_REQUEST
+                conn.sendall(b"S")
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def host_item(folder, **extra) -> dict:
+    """One item of pgtls.ssl.host_material: a server key and certificate in ``folder`` (a Path)."""
+    item = {"name": "server", "key_path": str(folder / "server.key"), "cert_path": str(folder / "server.crt"),
+            "common_name": "db1", "subject_alt_names": ["db1"], "key_mode": "0600"}
+    item.update(extra)
+    return item
+
+
+def sign_csr(pki: Pki, csr_pem: str):
+    """A server certificate for the key of a CSR, signed by ``pki``'s intermediate."""
+    csr = compat.load_csr(csr_pem.encode(), "csr")
+    return issue_certificate(subject=build_name("db1"), public_key=csr.public_key(), profile=SERVER, valid_days=30,
+                             issuer=pki.issuer)
+
+
 def key_pem(key, passphrase=None) -> bytes:
     return private_key_pem(key, passphrase)
 
@@ -99,4 +155,5 @@ def days_ago(days: int) -> dt.datetime:
     return compat.now() - dt.timedelta(days=days)
 
 
-__all__ = ["Pki", "pem", "write", "openssl", "openssl_verify", "key_pem", "days_ago", "x509", "issuer_of", "tree"]
+__all__ = ["Pki", "pem", "write", "openssl", "openssl_verify", "key_pem", "days_ago", "x509", "issuer_of", "tree",
+           "openssl_server_cert", "stand_in_server", "host_item", "sign_csr"]

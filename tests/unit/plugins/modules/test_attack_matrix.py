@@ -28,8 +28,8 @@ from cryptography.x509.oid import NameOID
 from inprocess import run
 from pkitools import tree
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import specs
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder import Layout
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import specs
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 
 W = "@W@"  # the case's work folder
 CA_FILES = {"root.crt": "ca_certificate", "root.key": "ca_key", "root.crl": "crl", "intermediate.crt": "ca_certificate",

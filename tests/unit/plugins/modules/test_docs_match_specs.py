@@ -10,7 +10,7 @@ import importlib
 import pytest
 import yaml
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki import specs
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import specs
 
 MODULES = specs.MODULE_SPECS
 

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""The CA folder's revocation registry (``revoked.yml``), changed only under the CA folder's lock.
+
+Two revoke runs at once each add their entries; neither loses the other's, since each reads the file after it
+holds the lock. Entries are never removed here: a CRL entry is undone with the crl module's ``revoked_mode=exact``.
+Every entry is checked where it enters (serial, reason, an ISO 8601 date not in the future), so a bad one can never
+stop the CRLs from being signed again later. Revocation by name reads the ``issued/`` archive by content: each
+certificate's serial and issuer come from the certificate, never from its file name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import stat
+
+from ..core import compat, planner
+from ..core.crls import parse_reason, parse_revocation_date, parse_serial
+from ..core.errors import PkiError
+from ..core.files import Attrs, read_bytes
+from ..core.info import serial_hex
+from ..core.layout import Layout
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core on the controller
+    yaml = None
+
+
+def load(path: str, read=read_bytes) -> list[dict]:
+    """The registry's entries, each checked (a bad one is named with the file, never skipped: it is a revocation)."""
+    data = read(path, "path", missing_ok=True)
+    if not data or not data.strip():
+        return []
+    if yaml is None:
+        raise PkiError("PyYAML is needed to read the registry", where="path")
+    try:
+        entries = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise PkiError(f"{path} is not valid YAML ({type(exc).__name__}); it lists revocations, restore it from a "
+                       "backup", where="path") from None
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "serial_number" in e for e in entries):
+        raise PkiError(f"{path} is not a list of entries with a serial_number", where="path")
+    for index, entry in enumerate(entries):
+        where = f"{path} entry {index + 1}"
+        parse_serial(entry["serial_number"], f"{where}.serial_number")
+        parse_reason(entry.get("reason"), f"{where}.reason")
+        if entry.get("revocation_date") not in (None, ""):
+            parse_revocation_date(entry["revocation_date"], f"{where}.revocation_date")
+    return entries
+
+
+def issued_to(pki_dir: str, names: list[str], read=read_bytes) -> dict[str, list[tuple[str, object]]]:
+    """The archived certificates of each role name (<pki_dir>/issued/<name>/<SERIAL>.crt), read by content: each
+    must be a certificate this CA folder's intermediate (current, previous or retired) issued, in a file named for
+    its serial. A name with none is an error naming it and the archive."""
+    layout = Layout(pki_dir)
+    issuers = _issuers(layout, read)
+    found = {}
+    for name in names:
+        folder = layout.issued(name)
+        st = _lstat(folder)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise PkiError(f"{folder} is {'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'not a folder'}: the "
+                           "archive holds one real folder per name", where="names")
+        certs = []
+        for file in sorted(os.listdir(folder)) if st is not None else []:
+            path = os.path.join(folder, file)
+            certs.append((path, _archived(path, issuers)))
+        found[name] = certs
+    missing = [name for name, certs in found.items() if not certs]
+    if missing:
+        raise PkiError(f"no certificate issued to {', '.join(missing)} in {layout.archive} (the archive "
+                       "revocation by name reads); check the name, or give serials", where="names")
+    return found
+
+
+def _lstat(path: str):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _issuers(layout: Layout, read) -> list:
+    """The CAs whose certificates the archive may hold: the intermediate, the previous one, the retired ones."""
+    paths = [layout.intermediate_cert, layout.previous_file("intermediate.crt")]
+    if os.path.isdir(layout.retired) and not os.path.islink(layout.retired):
+        paths += [os.path.join(layout.retired, n) for n in sorted(os.listdir(layout.retired)) if n.endswith(".crt")]
+    issuers = []
+    for path in paths:
+        data = read(path, "pki_dir", missing_ok=True, nofollow=True)
+        if data:
+            issuers.append(compat.load_certificates(data, f"pki_dir ({path})")[0])
+    return issuers
+
+
+def _archived(path: str, issuers: list):
+    """The certificate in an archive file, checked: a regular file, a certificate, issued by one of ``issuers``,
+    named for its own serial."""
+    from ..core.issue import signed_by
+
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise PkiError(f"{path} is not a regular file: the archive holds certificate files only; move it out",
+                       where="names")
+    named = _serial_of(path)
+    if not path.endswith(".crt") or not named or any(c not in "0123456789ABCDEFabcdef" for c in named):
+        raise PkiError(f"{path} is not named <SERIAL>.crt (hex): the archive holds what the collection issued, one "
+                       "file per serial; move that file out", where="names")
+    try:
+        cert = compat.load_certificates(read_bytes(path, "names", nofollow=True), path)[0]
+    except PkiError as exc:
+        raise PkiError(f"{exc} - the archive holds what the collection issued; move that file out",
+                       where="names") from None
+    if not any(signed_by(cert, issuer) for issuer in issuers):
+        raise PkiError(f"{path} holds a certificate issued by {cert.issuer.rfc4514_string()}, not by this CA folder's "
+                       "intermediate (current, previous or retired): it is not what the collection issued; move it "
+                       "out", where="names")
+    if int(named, 16) != cert.serial_number:
+        raise PkiError(f"{path} holds serial {serial_hex(cert.serial_number)}, not the serial its name says: the "
+                       "archive names each file for its certificate's serial; move that file out", where="names")
+    return cert
+
+
+def _serial_of(path: str) -> str:
+    """The serial an archived certificate is named for (<SERIAL>.crt)."""
+    return os.path.basename(path)[:-len(".crt")]
+
+
+def check_params(params: dict) -> None:
+    if params.get("lock_timeout", 0) < 0:
+        raise PkiError(f"must not be negative, got {params['lock_timeout']}", where="lock_timeout")
+    if not params["pki_dir"] and params["names"]:
+        raise PkiError("names need pki_dir (the CA folder whose issued/ archive lists them)", where="names")
+    if params.get("revocation_date"):
+        parse_revocation_date(params["revocation_date"], "revocation_date")
+
+
+def by_name_and_serial(params: dict, read=read_bytes) -> tuple[list[dict], dict]:
+    """The entries for ``names`` (each archived certificate's serial) and ``serials``, with ``reason`` and
+    ``revocation_date`` (now, UTC, when not given), and the archived files per name."""
+    date = params["revocation_date"] or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    common = {"reason": params["reason"], "revocation_date": date}
+    issued = issued_to(params["pki_dir"], params["names"], read) if params["names"] else {}
+    entries = [dict(common, serial_number="0x" + f"{cert.serial_number:X}", name=name)
+               for name, certs in issued.items() for _path, cert in certs]
+    entries += [dict(common, serial_number=str(serial)) for serial in params["serials"]]
+    return entries, {name: [path for path, _cert in certs] for name, certs in issued.items()}
+
+
+def ensure_entries(params: dict, check_mode: bool) -> dict:
+    """Module entry (pgtls.ssl.revocation_registry)."""
+    check_params(params)
+    planner.check_ca_folder(params["pki_dir"], "pki_dir")
+    path = params["path"] or Layout(params["pki_dir"]).registry
+    return planner.run("revocation_registry", lambda plan: plan_entries(plan, params, path), check_mode,
+                       lock=os.path.dirname(os.path.abspath(path)), lock_timeout=params["lock_timeout"],
+                       ca_folders=[params["pki_dir"]])
+
+
+def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
+    extra, issued = by_name_and_serial(params, plan.read)
+    new: dict[int, dict] = {}
+    for index, entry in enumerate(params["add"] + extra):
+        where = f"add[{index}]" if index < len(params["add"]) else ("names" if entry.get("name") else "serials")
+        serial = parse_serial(entry["serial_number"], f"{where}.serial_number" if where.startswith("add") else where)
+        reason = parse_reason(entry.get("reason"), f"{where}.reason" if where.startswith("add") else "reason")
+        if entry.get("revocation_date"):
+            parse_revocation_date(entry["revocation_date"], f"{where}.revocation_date")
+        if serial in new and new[serial]["reason"] != reason:
+            raise PkiError(f"serial {serial:X} is given twice, with reasons {new[serial]['reason']} and {reason}",
+                           where=where)
+        new.setdefault(serial, dict({k: v for k, v in entry.items() if v not in (None, "")}, reason=reason))
+    entries = load(path, plan.read)
+    known = {parse_serial(e["serial_number"], f"path ({path})"): e for e in entries}
+    added = []
+    for serial, entry in new.items():
+        listed = known.get(serial)
+        if listed is None:
+            added.append(entry)
+        elif parse_reason(listed.get("reason"), "path") != entry["reason"]:
+            raise PkiError(f"serial {serial:X} is already revoked in {path} with reason "
+                           f"{listed.get('reason') or 'unspecified'} (dated {listed.get('revocation_date', '-')}); "
+                           f"refusing to record it again with reason {entry['reason']}", where="reason")
+    if added:
+        text = yaml.safe_dump(entries + added, default_flow_style=False, sort_keys=True, indent=2)
+        plan.write(path, text.encode(), Attrs(0o600), kind="registry", where="pki_dir" if params["pki_dir"] else "path")
+    return {"changed": bool(added), "added": added, "entries": entries + added, "path": path, "issued": issued}

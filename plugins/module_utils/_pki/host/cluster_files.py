@@ -1,0 +1,227 @@
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""One pass over a cluster's configuration files: compare all, snapshot once, write only what differs.
+
+The server role renders its templates on the controller and hands the results here, with the folders and the
+``include_dir`` line it needs, so an unchanged cluster costs one module execution instead of one or two per file.
+The key and certificate (``material``), the folders, files and lines, the snapshot and its removal are one write plan
+(planner.Plan): everything is checked together (one path per file, kinds, links, folders) before the first write.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import stat
+from dataclasses import dataclass
+
+from ..core import planner, probe
+from ..core.errors import PkiError
+from ..core.files import MAX_CRL_BYTES, Attrs, parse_mode, read_bytes, resolve_gid, resolve_uid
+from ..core.info import fingerprint, leaf_fingerprint
+from . import accounts, snapshot
+from . import host_material as host
+from .activation import Activation
+
+
+@dataclass
+class _Entry:
+    kind: str  # directory, file or line
+    path: str
+    where: str
+    data: bytes | None = None
+    before: bytes | None = None
+    diff: bool = True
+    changes: list | None = None
+
+
+def _attrs(raw: dict, where: str, default_mode: str) -> Attrs:
+    return Attrs(parse_mode(raw.get("mode") or default_mode, f"{where}.mode"),
+                 resolve_uid(raw.get("owner"), f"{where}.owner"), resolve_gid(raw.get("group"), f"{where}.group"))
+
+
+def _with_line(text: str, regexp: str, line: str, where: str) -> str:
+    """lineinfile's rule: replace the last line matching ``regexp`` by ``line``, or append ``line``."""
+    try:
+        pattern = re.compile(regexp)
+    except re.error as exc:
+        raise PkiError(f"regexp {regexp!r} is not a regular expression: {exc}", where=f"{where}.regexp") from None
+    lines = text.splitlines(keepends=True)
+    found = [i for i, current in enumerate(lines) if pattern.search(current.rstrip("\r\n"))]
+    if found:
+        lines[found[-1]] = line + "\n"
+        return "".join(lines)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines) + line + "\n"
+
+
+def _regular_before(path: str, where: str) -> bytes | None:
+    """What a file holds now (None when missing, or when it is not a regular file: the plan refuses that)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return read_bytes(path, where, limit=MAX_CRL_BYTES, nofollow=True)
+
+
+def plan_entries(plan: planner.Plan, params: dict) -> list[_Entry]:
+    """Declare the folders, files and lines to ``plan``; return them with what each changes."""
+    entries: list[_Entry] = []
+    for index, raw in enumerate(params["directories"]):
+        where = f"directories[{index}]"
+        changes = plan.mkdir(raw["path"], _attrs(raw, where, "0755"), where=f"{where}.path")
+        entries.append(_Entry("directory", raw["path"], where, changes=changes))
+    for index, raw in enumerate(params["files"]):
+        where = f"files[{index}]"
+        entry = _Entry("file", raw["path"], where, raw["content"].encode(), diff=raw.get("diff", True))
+        entry.before = _regular_before(entry.path, f"{where}.path")
+        entry.changes = plan.write(entry.path, entry.data, _attrs(raw, where, "0644"), kind="file",
+                                   where=f"{where}.path", source=f"{where}.content")
+        entries.append(entry)
+    # Lines: every line given for one file is set in order on that file's text (lineinfile run once per line), and
+    # the file is written once: two lines on one file never undo each other from one run to the next.
+    by_file: dict[str, list[tuple[int, dict]]] = {}
+    for index, raw in enumerate(params["lines"]):
+        by_file.setdefault(planner.resolve(raw["path"]), []).append((index, raw))
+    for group in by_file.values():
+        index, first = group[0]
+        where = f"lines[{index}]"
+        path = first["path"]
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise PkiError(f"{path} does not exist: a line is added to an existing file only",
+                           where=f"{where}.path") from None
+        before = _regular_before(path, f"{where}.path")
+        if before is None:
+            plan.keep(path, None, kind="file", where=f"{where}.path")  # refused by the check: a link or a folder
+            continue
+        try:
+            text = before.decode()
+        except UnicodeDecodeError:
+            raise PkiError(f"{path} is not UTF-8 text", where=f"{where}.path") from None
+        for line_index, raw in group:
+            text = _with_line(text, raw["regexp"], raw["line"], f"lines[{line_index}]")
+        after = text.encode()
+        entry = _Entry("line", path, where, after, before)
+        plan.write(path, after, Attrs(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), kind="file",
+                   where=f"{where}.path")
+        entry.changes = [] if after == before else [f"line {raw['line']!r} set" for _i, raw in group]
+        entries.append(entry)
+    return entries
+
+
+def _diff(entry: _Entry) -> dict:
+    if not entry.diff:
+        return {"before_header": entry.path, "after_header": entry.path,
+                "before": "(content not shown)\n" if entry.before is not None else "",
+                "after": "(content not shown: changed)\n"}
+    return {"before_header": entry.path, "after_header": entry.path,
+            "before": (entry.before or b"").decode(errors="replace"), "after": entry.data.decode(errors="replace")}
+
+
+def legacy_snapshots(tmp: str = "/tmp") -> list[str]:
+    """Snapshots of releases before 0.2 (``/tmp/ansible.*.pgtls``, root's) that killed runs left behind, untouched for
+    an hour (planner.not_a_legacy_snapshot)."""
+    return [path for path in sorted(glob.glob(os.path.join(tmp, "ansible.*.pgtls")))
+            if planner.not_a_legacy_snapshot(path) is None]
+
+
+def served(port: int, cert_path: str) -> dict:
+    """What 127.0.0.1:``port`` serves, compared with the leaf of ``cert_path`` (a failure is an answer too)."""
+    try:
+        chain = probe.served_chain("127.0.0.1", port)["chain"]
+    except PkiError as exc:
+        return {"matches_file": False, "error": str(exc)}
+    served_leaf = fingerprint(chain[0])
+    return {"matches_file": served_leaf == leaf_fingerprint(cert_path, "probe_cert_path"),
+            "fingerprint_sha256": served_leaf}
+
+
+def _material(plan: planner.Plan, params: dict, check_mode: bool) -> dict | None:
+    """The server key and certificate (pgtls.ssl.host_material's logic, in this plan): without a certificate, ensure
+    the key and return its CSR and the files in place; with one, install it."""
+    raw = params.get("material")
+    if not raw:
+        return None
+    raw = {k: v for k, v in raw.items() if not k.startswith("snapshot_")}  # this plan takes the one snapshot
+    stage = "install" if raw.get("certificate") else "prepare"
+    item = host.parse_item(raw, 0)
+    return host.plan_items(plan, [item], [raw], stage, check_mode)["item_results"][0]
+
+
+def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict:
+    """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
+    included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key group
+    comes first: the folders and files are planned with its gid. A snapshot is taken only when this execution also
+    activates (nothing else would ever restore it), and removed by the activation."""
+    group_changes = []
+    if params.get("key_group"):
+        group_changes = accounts.ensure_member(params["key_group"]["name"], params["key_group"]["user"], check_mode)
+    folder = params.get("snapshot_dir")
+    compare_only = params.get("compare_only")
+    activate = params.get("activate")
+    if params.get("material") and not compare_only and not check_mode:
+        item = host.parse_item(params["material"], 0)
+        host.tidy([item])
+
+    def build(plan: planner.Plan) -> dict:
+        # The folders, files and lines first (a folder they name is made with their owner and mode when the key
+        # goes there too), then the key and certificate.
+        if compare_only:
+            with plan.compare_only():
+                entries = plan_entries(plan, params)
+        else:
+            entries = plan_entries(plan, params)
+        plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
+        if folder:
+            plan.claim(folder, kind="snapshot", where="snapshot_dir")
+        material = _material(plan, params, check_mode)
+        changed = [e for e in entries if e.changes]
+        material_changes = bool(material and material["changes"])
+        result = {"changed": bool(changed or group_changes or material_changes),
+                  "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
+                  "stale_snapshot_removed": False}
+        if material is not None:
+            result["material"] = material
+        if params.get("key_group"):
+            result["key_group_changes"] = group_changes
+        if compare_only:
+            result["changed"] = material_changes or bool(group_changes)
+        if folder and (changed or material_changes) and not compare_only and activate \
+                and not params.get("snapshot_taken"):
+            snapshot.take(plan, folder, params["snapshot_paths"], resolve_gid(params.get("snapshot_group"),
+                                                                              "snapshot_group"))
+            result["snapshot_taken"] = not check_mode
+        elif folder and not changed and not material_changes and not params.get("snapshot_taken"):
+            # Nothing to change: a snapshot an interrupted run left behind goes.
+            result["stale_snapshot_removed"] = snapshot.declare_remove(plan, folder) and not check_mode
+        if params.get("remove_legacy_snapshots"):
+            legacy = legacy_snapshots()
+            for path in legacy:
+                plan.delete(path, kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
+            if not check_mode:
+                result["legacy_snapshots_removed"] = legacy
+        result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
+        return result
+
+    result = planner.run("host", build, check_mode)
+    if check_mode:
+        return result
+    if compare_only:
+        if params.get("probe_port"):
+            cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
+            result["served"] = served(params["probe_port"], cert_path)
+        return result
+    if activate and (result["changed"] or activate.get("always")):
+        # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.
+        activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])
+        result["activation"] = activation(activate).run()
+        result["changed"] = True
+    return result

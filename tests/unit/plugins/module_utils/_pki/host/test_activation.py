@@ -1,0 +1,235 @@
+"""Activation in one execution (the server role's last step): the steps in order, each program as which user, and
+on every failure the snapshot restored, the server reloaded and the step named. Programs are recorded, not run
+(the e2e and Molecule suites run them against real servers); the material check is the real one, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from pkitools import Pki, key_pem, pem
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import activation, snapshot
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.activation import (
+    Activation,
+    ActivationFailed,
+    parse_sql,
+)
+
+
+class FakeCommands:
+    """Answers by the first word that matches the command line; records (argv, as_server)."""
+
+    def __init__(self, answers=None):
+        self.user = SimpleNamespace(pw_uid=os.geteuid(), pw_gid=os.getegid(), pw_name="postgres", pw_dir="/")
+        self.answers = answers or {}
+        self.calls = []
+
+    def run(self, argv, as_server=False, timeout=120):
+        self.calls.append((argv, as_server))
+        line = " ".join(argv)
+        for word, (rc, out, err) in self.answers.items():
+            if word in line:
+                return subprocess.CompletedProcess(argv, rc, out, err)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+@pytest.fixture
+def cluster_files(tmp_path):
+    pki = Pki()
+    key, leaf = pki.leaf(name="db1", sans=("db1",))
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    (tls / "server.crt").write_bytes(pem(leaf, pki.int))
+    (tls / "root.crt").write_bytes(pem(pki.root))
+    (tls / "server.key").write_bytes(key_pem(key))
+    os.chmod(tls / "server.key", 0o600)
+    (tmp_path / "pgtls.conf").write_text("ssl = on\n")
+    (tmp_path / "pg_hba.conf").write_text("new\n")
+    snap = tls / ".pgtls-snapshot"
+    snap.mkdir()
+    (snap / snapshot.copy_name(str(tmp_path / "pg_hba.conf"))).write_text("old\n")
+    log = tmp_path / "postgresql.log"
+    log.write_text("LOG:  received SIGHUP, reloading configuration files\n"
+                   "LOG:  pg_hba.conf was not reloaded\n")
+    return SimpleNamespace(pki=pki, leaf=leaf, tls=tls, root=tmp_path, snap=snap, log=log)
+
+
+def params(files, **extra):
+    cluster = {"version": 15, "name": "main", "port": 5432, "config_dir": str(files.root), "data_dir": "/data",
+               "service": "postgresql@15-main", "socket_dir": "/run/pg", "log_file": str(files.log), "running": True,
+               "bin_dir": "/usr/lib/postgresql/15/bin"}
+    cluster.update(extra.pop("cluster", {}))
+    # The server's user: the key's owner here (the material check asks whether it can read the key).
+    base = {"cluster": cluster, "server_user": pwd.getpwuid(os.geteuid()).pw_name,
+            "settings_file": str(files.root / "pgtls.conf"),
+            "cert_path": str(files.tls / "server.crt"), "key_path": str(files.tls / "server.key"),
+            "ca_path": str(files.tls / "root.crt"), "crl_path": None, "hostnames": ["db1"], "warn_days": 30,
+            "precheck_postmaster": False, "verify": True, "restart": False, "always": True, "wait_seconds": 5,
+            "snapshot_dir": str(files.snap), "snapshot_paths": [str(files.root / "pg_hba.conf"),
+                                                                str(files.root / "pg_ident.conf")]}
+    base.update(extra)
+    return base
+
+
+def serving(*certs):
+    """A probe that answers with each certificate in turn (the last one from then on)."""
+    answers = list(certs)
+
+    def probe(host, port):
+        assert (host, port) == ("127.0.0.1", 5432)
+        return {"chain": [answers.pop(0) if len(answers) > 1 else answers[0]]}
+
+    return probe
+
+
+def test_steps_in_order_with_a_service(cluster_files):
+    commands = FakeCommands()
+    done = Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert [s["step"] for s in done["steps"]] == [activation.PARSE, activation.MATERIAL, activation.RELOAD,
+                                                  activation.WAIT, activation.LIBPQ]
+    assert [s["status"] for s in done["steps"]] == ["ok", "ok", "changed", "ok", "ok"]
+    parse, reload_, libpq = commands.calls
+    assert parse[0][:7] == ["psql", "-X", "-At", "-h", "/run/pg", "-p", "5432"] and parse[1] is True
+    assert "pg_hba_file_rules" in parse[0][-1] and "pg_ident_file_mappings" in parse[0][-1]
+    assert reload_ == (["systemctl", "reload", "postgresql@15-main"], False)
+    assert libpq[1] is False and "host=db1 hostaddr=127.0.0.1 port=5432" in libpq[0][-1]
+    assert "sslmode=verify-full" in libpq[0][-1] and done["snapshot_removed"] and not cluster_files.snap.exists()
+    assert (cluster_files.root / "pg_hba.conf").read_text() == "new\n"
+
+
+def test_no_service_manager_reloads_with_sql_and_restarts_with_pg_ctl(cluster_files):
+    commands = FakeCommands()
+    Activation(params(cluster_files, cluster={"service": ""}), commands, probe=serving(cluster_files.leaf),
+               sleep=lambda s: None).run()
+    assert commands.calls[1][0][-2:] == ["-c", "select pg_reload_conf()"] and commands.calls[1][1] is True
+    commands = FakeCommands()
+    done = Activation(params(cluster_files, cluster={"service": ""}, restart=True), commands,
+                      probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert activation.RESTART_PG_CTL in [s["step"] for s in done["steps"]]
+    argv, as_server = commands.calls[1]
+    assert argv[:4] == ["/usr/lib/postgresql/15/bin/pg_ctl", "restart", "-D", "/data"] and as_server
+
+
+def test_a_parse_error_restores_reloads_and_names_the_step(cluster_files):
+    commands = FakeCommands({"pg_hba_file_rules": (0, 'pg_hba.conf line 3: invalid authentication method "md6"\n',
+                                                   "")})
+    (cluster_files.root / "pg_ident.conf").write_text("created by this run\n")
+    with pytest.raises(ActivationFailed) as failed:
+        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    message = str(failed.value)
+    assert message.startswith('15/main: "Configuration files (pg_hba.conf, settings, pg_ident.conf) as PostgreSQL '
+                              'parses them" failed: pg_hba.conf line 3: invalid authentication method "md6"')
+    assert "The previous files were restored and the server reloaded" in message
+    assert (cluster_files.root / "pg_hba.conf").read_text() == "old\n"
+    assert not (cluster_files.root / "pg_ident.conf").exists()  # it had no copy: it did not exist before
+    assert not cluster_files.snap.exists()
+    assert commands.calls[-1][0] == ["systemctl", "reload", "postgresql@15-main"]  # back to the previous files
+    assert failed.value.details["failed_step"] == activation.PARSE
+    assert "pg_hba.conf was not reloaded" in failed.value.details["log_tail"]
+
+
+def test_the_old_certificate_still_served_fails_after_waiting(cluster_files):
+    _key, old = cluster_files.pki.leaf(name="db1", sans=("db1",))
+    waited = []
+    with pytest.raises(ActivationFailed, match="the server still serves the previous certificate") as failed:
+        Activation(params(cluster_files), FakeCommands(), probe=serving(old), sleep=waited.append).run()
+    assert len(waited) == 6 and failed.value.details["failed_step"] == activation.WAIT
+
+
+def test_the_new_certificate_may_take_a_moment(cluster_files):
+    _key, old = cluster_files.pki.leaf(name="db1", sans=("db1",))
+    waited = []
+    done = Activation(params(cluster_files), FakeCommands(), probe=serving(old, old, cluster_files.leaf),
+                      sleep=waited.append).run()
+    assert done["steps"][3] == {"step": activation.WAIT, "status": "ok", "attempts": 3} and len(waited) == 2
+
+
+def test_libpq_refused_by_pg_hba_still_proves_tls_and_name(cluster_files):
+    commands = FakeCommands({"select 1": (2, "", 'FATAL:  no pg_hba.conf entry for host "127.0.0.1"')})
+    Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    commands = FakeCommands({"select 1": (2, "", "server certificate for \"other\" does not match host name")})
+    with pytest.raises(ActivationFailed, match="does not match host name"):
+        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+
+
+def test_a_stopped_cluster_gets_the_checks_without_a_server(cluster_files):
+    commands = FakeCommands()
+    done = Activation(params(cluster_files, cluster={"running": False}), commands,
+                      probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert [s["step"] for s in done["steps"]] == [activation.MATERIAL] and commands.calls == []
+
+
+def test_bad_material_is_refused_before_the_reload(cluster_files):
+    (cluster_files.tls / "root.crt").write_bytes(pem(Pki().root))  # another CA's root
+    commands = FakeCommands()
+    with pytest.raises(ActivationFailed, match="The installed material, as the server will read it"):
+        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert ["systemctl", "reload", "postgresql@15-main"] not in [c[0] for c in commands.calls[:-1]]
+
+
+def test_no_snapshot_means_this_run_replaced_nothing(cluster_files):
+    commands = FakeCommands({"systemctl reload": (1, "", "Job failed")})
+    os.rename(cluster_files.snap, cluster_files.root / "elsewhere")
+    with pytest.raises(ActivationFailed, match="This run replaced no file"):
+        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+
+
+def test_parse_sql_by_version():
+    assert "pg_ident_file_mappings" not in parse_sql("/etc/pg/conf.d/pgtls.conf", 14)
+    sql = parse_sql("/etc/pg/conf.d/pgtls.conf", 16)
+    assert "like '%/pgtls.conf'" in sql and "because SSL is disabled" in sql
+
+
+def test_an_unknown_server_user_is_named():
+    with pytest.raises(PkiError, match="user no-such-user-pgtls does not exist"):
+        activation.Commands("no-such-user-pgtls", run_command=None)
+
+
+@pytest.fixture
+def run_command(monkeypatch):
+    """A real AnsibleModule's run_command (what the cluster_files module passes in), on this machine."""
+    from ansible.module_utils import basic
+
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": {}}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+    return basic.AnsibleModule(argument_spec={}).run_command
+
+
+def test_commands_run_under_timeout_and_as_the_server_user_with_runuser():
+    seen = []
+
+    def record(argv, **kwargs):
+        seen.append((argv, kwargs))
+        return 0, "", ""
+
+    other = next(u for u in pwd.getpwall() if u.pw_uid != os.geteuid())
+    commands = activation.Commands(other.pw_name, record)
+    commands.run(["psql", "-c", "select 1"], as_server=True, timeout=30)
+    commands.run(["systemctl", "reload", "x"])
+    assert seen[0] == (["runuser", "-u", other.pw_name, "--", "timeout", "30", "psql", "-c", "select 1"],
+                       {"cwd": "/", "expand_user_and_vars": False})
+    assert seen[1] == (["timeout", "120", "systemctl", "reload", "x"], {"cwd": None, "expand_user_and_vars": False})
+    own = activation.Commands(pwd.getpwuid(os.geteuid()).pw_name, record)
+    own.run(["pg_ctl", "status"], as_server=True, timeout=60)  # already that user: no switch
+    assert seen[2][0] == ["timeout", "60", "pg_ctl", "status"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runuser needs root")
+def test_commands_really_switch_user_and_time_out(run_command, tmp_path):
+    user = next((u for u in pwd.getpwall() if u.pw_uid != 0 and u.pw_dir not in ("", "/nonexistent")
+                 and u.pw_shell.endswith("sh")), None) or pwd.getpwnam("nobody")
+    commands = activation.Commands(user.pw_name, run_command)
+    done = commands.run(["sh", "-c", "id -un; id -G; pwd; echo $HOME"], as_server=True)
+    name, groups, cwd, home = done.stdout.split("\n")[:4]
+    assert done.returncode == 0 and name == user.pw_name and cwd == "/" and home == user.pw_dir
+    assert set(map(int, groups.split())) == set(os.getgrouplist(user.pw_name, user.pw_gid))
+    slow = commands.run(["sleep", "5"], timeout=1)
+    assert (slow.returncode, slow.stderr) == (124, "sleep: no answer in 1 s")
+    missing = commands.run([str(tmp_path / "no-such-program")])
+    assert missing.returncode == 127 and "No such file" in missing.stderr

@@ -1,0 +1,225 @@
+"""pgtls.ssl.cluster_files: one pass over a cluster's files, the snapshot before the first write, nothing written
+on bad input, truthful check mode and diff."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from pkitools import tree
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import snapshot
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import cluster_files
+
+
+def params(tmp_path, **extra):
+    conf = tmp_path / "conf"
+    base = {
+        "directories": [{"path": str(conf / "tls"), "mode": "0750"}, {"path": str(conf / "conf.d"), "mode": "0755"}],
+        "files": [{"path": str(conf / "conf.d" / "pgtls.conf"), "content": "ssl = on\n", "mode": "0644"},
+                  {"path": str(conf / "pg_hba.conf"), "content": "hostssl all all all cert\n", "mode": "0640"},
+                  {"path": str(conf / "tls" / "root.crl"), "content": "CRL\n", "mode": "0644", "diff": False}],
+        "lines": [{"path": str(conf / "postgresql.conf"), "regexp": r"^\s*include_dir\s*=\s*'conf\.d'",
+                   "line": "include_dir = 'conf.d'"}],
+        "snapshot_dir": str(conf / "tls" / ".pgtls-snapshot"),
+        "snapshot_paths": [str(conf / "pg_hba.conf"), str(conf / "postgresql.conf"), str(conf / "tls" / "server.key"),
+                           str(conf / "conf.d" / "pgtls.conf")],
+        "snapshot_group": None,
+        "snapshot_taken": False,
+    }
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def host(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "postgresql.conf").write_text("port = 5432\n# include_dir = 'conf.d'\n")
+    (conf / "pg_hba.conf").write_text("local all all peer\n")
+    os.chmod(conf / "pg_hba.conf", 0o600)
+    return tmp_path
+
+
+class SeenAtActivation:
+    """Stands in for the activation (tested on its own in test_activation.py, and against real servers in e2e): it
+    records the snapshot as the activation finds it, then removes it as a successful activation does."""
+
+    seen: list = []
+
+    def __init__(self, params):
+        self.params = params
+
+    def run(self):
+        folder = self.params["snapshot_dir"]
+        copies = {name: (open(os.path.join(folder, name), "rb").read(),
+                         stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)) for name in os.listdir(folder)}
+        SeenAtActivation.seen.append((stat.S_IMODE(os.stat(folder).st_mode), copies))
+        snapshot.remove(folder)
+        return {"steps": [], "snapshot_removed": True}
+
+
+ACTIVATE = {"always": False}
+
+
+def test_first_run_writes_all_then_nothing(host):
+    conf = host / "conf"
+    SeenAtActivation.seen.clear()
+    first = cluster_files(params(host, activate=ACTIVATE), False, SeenAtActivation)
+    assert first["changed"] and first["snapshot_taken"] and "activation" in first
+    assert (conf / "conf.d" / "pgtls.conf").read_text() == "ssl = on\n"
+    assert stat.S_IMODE(os.stat(conf / "pg_hba.conf").st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(conf / "tls").st_mode) == 0o750
+    assert (conf / "postgresql.conf").read_text() == "port = 5432\n# include_dir = 'conf.d'\ninclude_dir = 'conf.d'\n"
+    # The activation found the copies of the files as they were before the run, with their modes; files that did not
+    # exist have none; the marker lists what the snapshot protects.
+    ((mode, copies),) = SeenAtActivation.seen
+    assert mode == 0o750
+    assert copies[snapshot.copy_name(str(conf / "pg_hba.conf"))] == (b"local all all peer\n", 0o600)
+    assert snapshot.copy_name(str(conf / "conf.d" / "pgtls.conf")) not in copies
+    assert sorted(json.loads(copies[".pgtls-snapshot-of"][0])["paths"]) == sorted(params(host)["snapshot_paths"])
+    assert not (conf / "tls" / ".pgtls-snapshot").exists()
+    assert sorted(first["changes"])[0].startswith(str(conf))
+    second = cluster_files(params(host, activate=ACTIVATE), False, SeenAtActivation)
+    assert second == {"changed": False, "changes": [], "snapshot_taken": False, "stale_snapshot_removed": False,
+                      "diff": []}
+    assert len(SeenAtActivation.seen) == 1  # nothing changed: nothing to activate
+
+
+def test_a_run_that_does_not_activate_takes_no_snapshot(host):
+    """Nothing would ever restore it: a complete run without activation leaves no snapshot behind."""
+    first = cluster_files(params(host), False)
+    assert first["changed"] and not first["snapshot_taken"]
+    assert not (host / "conf" / "tls" / ".pgtls-snapshot").exists()
+
+
+def test_a_stale_snapshot_is_removed_when_nothing_changes(host):
+    cluster_files(params(host), False)
+    snap = host / "conf" / "tls" / ".pgtls-snapshot"
+    snap.mkdir()
+    (snap / snapshot.copy_name(str(host / "conf" / "pg_hba.conf"))).write_text("old\n")  # a killed run's
+    again = cluster_files(params(host), False)
+    assert again["stale_snapshot_removed"] and not snap.exists()
+
+
+@pytest.mark.parametrize("case", ["someone's folder", "a file", "a link"])
+def test_a_snapshot_dir_that_is_not_a_snapshot_is_never_deleted(host, case):
+    cluster_files(params(host), False)
+    target = host / "conf" / "backups"
+    if case == "someone's folder":
+        target.mkdir()
+        (target / "pg_hba.conf.2024").write_text("keep me\n")
+    elif case == "a file":
+        target.write_text("keep me\n")
+    else:
+        (host / "elsewhere").mkdir()
+        target.symlink_to(host / "elsewhere")
+    before = tree(host)
+    for changed in (False, True):
+        p = params(host, snapshot_dir=str(target), activate=ACTIVATE)
+        if changed:
+            p["files"][0]["content"] = "ssl = off\n"
+        with pytest.raises(PkiError) as err:
+            cluster_files(p, False, SeenAtActivation)
+        assert str(err.value).startswith("snapshot_dir: ") and str(target) in str(err.value)
+        assert tree(host) == before
+
+
+def test_check_mode_reports_and_writes_nothing(host):
+    before = tree(host)
+    result = cluster_files(params(host), True)
+    assert result["changed"] and not result["snapshot_taken"]
+    assert tree(host) == before
+    hba = [d for d in result["diff"] if d["after_header"].endswith("pg_hba.conf")][0]
+    assert hba["before"] == "local all all peer\n" and hba["after"] == "hostssl all all all cert\n"
+    crl = [d for d in result["diff"] if d["after_header"].endswith("root.crl")][0]
+    assert "CRL" not in crl["after"]  # diff: false shows no content
+
+
+def test_mode_only_change_keeps_content_and_inode(host):
+    cluster_files(params(host), False)
+    hba = host / "conf" / "pg_hba.conf"
+    os.chmod(hba, 0o644)
+    inode = hba.stat().st_ino
+    result = cluster_files(params(host), False)
+    assert result["changes"] == [f"{hba}: mode 0644 -> 0640"]
+    assert hba.stat().st_ino == inode and stat.S_IMODE(hba.stat().st_mode) == 0o640
+
+
+def test_snapshot_taken_by_an_earlier_task_is_kept(host):
+    snap = host / "conf" / "tls" / ".pgtls-snapshot"
+    (host / "conf" / "tls").mkdir()
+    snap.mkdir()
+    (snap / ".pgtls-snapshot-of").write_text('{"paths": []}')  # taken by server_cert
+    cluster_files(params(host, snapshot_taken=True), False)
+    assert (snap / ".pgtls-snapshot-of").read_text() == '{"paths": []}'
+    cluster_files(params(host, snapshot_taken=True), False)  # nothing to change: still kept
+    assert (snap / ".pgtls-snapshot-of").exists()
+
+
+def test_line_replaced_not_duplicated(host):
+    pg = host / "conf" / "postgresql.conf"
+    pg.write_text("include_dir='conf.d'   \nport = 1\n")
+    cluster_files(params(host), False)
+    assert pg.read_text() == "include_dir = 'conf.d'\nport = 1\n"
+
+
+@pytest.mark.parametrize("case", ["same path twice", "symlink", "missing parent", "no such group", "bad mode",
+                                  "line file missing", "line and file", "bad regexp", "folder is a file"])
+def test_bad_input_changes_nothing(host, case):
+    conf = host / "conf"
+    p = params(host)
+    where = {"same path twice": "files[1].path", "symlink": "files[1].path", "missing parent": "directories[0].path",
+             "no such group": "files[0].group", "bad mode": "files[2].mode", "line file missing": "lines[0].path",
+             "line and file": "lines[0].path", "bad regexp": "lines[0].regexp",
+             "folder is a file": "directories[1]"}[case]
+    if case == "same path twice":
+        p["files"][1]["path"] = str(conf / "conf.d" / ".." / "conf.d" / "pgtls.conf")
+    elif case == "symlink":
+        (conf / "elsewhere").write_text("x")
+        os.unlink(conf / "pg_hba.conf")
+        os.symlink(conf / "elsewhere", conf / "pg_hba.conf")
+    elif case == "missing parent":
+        p["directories"][0]["path"] = str(conf / "no" / "tls")
+    elif case == "no such group":
+        p["files"][0]["group"] = "pgtls-no-such-group"
+    elif case == "bad mode":
+        p["files"][2]["mode"] = "rw-r--r--"
+    elif case == "line file missing":
+        os.unlink(conf / "postgresql.conf")
+    elif case == "line and file":
+        p["files"].append({"path": str(conf / "postgresql.conf"), "content": "x\n", "mode": "0644"})
+    elif case == "bad regexp":
+        p["lines"][0]["regexp"] = "include_dir = ("
+    elif case == "folder is a file":
+        (conf / "conf.d").write_text("not a folder")
+    before = tree(host)
+    with pytest.raises(PkiError) as err:
+        cluster_files(p, False)
+    assert where in str(err.value), str(err.value)
+    assert tree(host) == before
+
+
+def test_legacy_snapshots_older_than_an_hour_are_removed(tmp_path):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import planner
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import legacy_snapshots
+    old, fresh, other = tmp_path / "ansible.x1.pgtls", tmp_path / "ansible.x2.pgtls", tmp_path / "ansible.x3"
+    for folder in (old, fresh, other):
+        folder.mkdir()
+        (folder / "server.key").write_text("k")
+    os.utime(old, (0, 0))
+    os.utime(other, (0, 0))
+    assert legacy_snapshots(str(tmp_path)) == [str(old)]
+    plan = planner.Plan("host")
+    plan.delete(str(old), kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
+    plan.check()
+    plan.apply()
+    assert not old.exists() and fresh.exists() and other.exists()
+    for folder in (fresh, other):  # in use, or not one of ours: refused
+        plan = planner.Plan("host")
+        plan.delete(str(folder), kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
+        with pytest.raises(PkiError, match="refusing to delete it"):
+            plan.check()

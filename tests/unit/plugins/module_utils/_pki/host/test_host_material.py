@@ -1,0 +1,116 @@
+"""The host half: key created with its final mode, pending keys, install refuses a certificate for another key."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from pkitools import Pki, pem
+from pkitools import host_item as _item
+from pkitools import sign_csr as _sign
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import PENDING_SUFFIX, host_material
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=True)
+    assert result["changed"] and result["item_results"][0]["key"]["state"] == "created"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_first_issue_then_unchanged(tmp_path):
+    pki = Pki()
+    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
+    pending = tmp_path / ("server.key" + PENDING_SUFFIX)
+    assert pending.exists() and not (tmp_path / "server.key").exists()
+    assert stat.S_IMODE(os.stat(pending).st_mode) == 0o600
+    assert "PRIVATE KEY" not in repr(prepared)
+    chain = pem(_sign(pki, prepared["csr"]), pki.int).decode()
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=chain)]}, check_mode=False)
+    assert not pending.exists() and (tmp_path / "server.key").exists()
+    again = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)
+    assert not again["changed"]
+    assert again["item_results"][0]["certificate"] == chain
+
+
+def test_install_of_a_foreign_certificate_changes_nothing(tmp_path):
+    pki = Pki()
+    prepared = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
+    good = pem(_sign(pki, prepared["csr"])).decode()
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=good)]}, check_mode=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    _key, foreign = pki.leaf()
+    with pytest.raises(PkiError, match="does not match the private key"):
+        host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(foreign).decode())]},
+                      check_mode=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+KEY_MODE_ERRORS = [
+    ({"key_mode": "0640"}, "0600 or stricter"),
+    ({"owner": "root", "key_mode": "0644"}, "at most 0640"),
+    ({"owner": "no-such-user-pgtls"}, "user 'no-such-user-pgtls' does not exist"),
+    ({"subject_alt_names": ["bad name"]}, "is neither a DNS name nor an IP address"),
+]
+
+
+@pytest.mark.parametrize("extra,message", KEY_MODE_ERRORS)
+def test_bad_item_fails_before_writing(tmp_path, extra, message):
+    if extra.get("key_mode") == "0640" and "owner" not in extra:
+        extra = dict(extra, owner="nobody")
+    with pytest.raises(PkiError, match=message):
+        host_material({"stage": "prepare", "items": [_item(tmp_path, **extra)]}, check_mode=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_key_type_change_goes_through_a_pending_key(tmp_path):
+    pki = Pki()
+    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(_sign(pki, first["csr"])).decode())]},
+                  check_mode=False)
+    old_key = (tmp_path / "server.key").read_bytes()
+    second = host_material({"stage": "prepare", "items": [_item(tmp_path, key_type="rsa2048")]},
+                           check_mode=False)["item_results"][0]
+    assert second["key"]["state"] == "replaced"
+    assert (tmp_path / "server.key").read_bytes() == old_key, "the active key must stay until the cert is installed"
+    host_material({"stage": "install", "items": [_item(tmp_path, key_type="rsa2048",
+                                                       certificate=pem(_sign(pki, second["csr"])).decode())]},
+                  check_mode=False)
+    assert (tmp_path / "server.key").read_bytes() != old_key
+
+
+def test_install_snapshots_the_files_it_replaces_once(tmp_path):
+    """The server role's snapshot: taken by install before the first replacement (old key, old certificate and
+    the other files listed), not when this run already has one, not when nothing is replaced."""
+    pki = Pki()
+    snap = tmp_path / ".pgtls-snapshot"
+    conf = tmp_path / "pg_hba.conf"
+    conf.write_text("before\n")
+    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
+    old_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain)]}, check_mode=False)
+    old_key = (tmp_path / "server.key").read_bytes()
+    snap_opts = {"snapshot_dir": str(snap),
+                 "snapshot_paths": [str(tmp_path / "server.key"), str(tmp_path / "server.crt"), str(conf)]}
+    # Unchanged install: nothing replaced, no snapshot.
+    same = host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain, **snap_opts)]},
+                         check_mode=False)
+    assert same["item_results"][0] == {"name": "server", "changes": [], "snapshot_taken": False} and not snap.exists()
+    # A new certificate: the snapshot holds the old one, the key copy keeps the key's mode.
+    new_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
+    done = host_material({"stage": "install", "items": [_item(tmp_path, certificate=new_chain, **snap_opts)]},
+                         check_mode=False)
+    assert done["item_results"][0]["snapshot_taken"]
+    copies = {p.name: p for p in snap.iterdir()}
+    assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain
+    key_copy = copies[str(tmp_path / "server.key").replace("/", "_")]
+    assert key_copy.read_bytes() == old_key and stat.S_IMODE(key_copy.stat().st_mode) == 0o600
+    assert stat.S_IMODE(snap.stat().st_mode) == 0o750
+    # This run has its snapshot already: another replacement keeps it.
+    third = pem(_sign(pki, first["csr"]), pki.int).decode()
+    item = _item(tmp_path, certificate=third, snapshot_taken=True, **snap_opts)
+    kept = host_material({"stage": "install", "items": [item]}, check_mode=False)
+    assert not kept["item_results"][0]["snapshot_taken"]
+    assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain

@@ -1,0 +1,35 @@
+"""The audit report's pure parts: records from validate results, the summary, the textfile and page escaping."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pkitools import Pki, pem, write
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.validate import validate
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports import report
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def _result(tmp_path):
+    pki = Pki()
+    _key, leaf = pki.leaf()
+    params = {"certificate_path": write(tmp_path / "s.crt", pem(leaf, pki.int)), "ca_path": write(tmp_path / "r.crt",
+              pem(pki.root)), "purpose": "server", "hostnames": [], "min_days": 0, "warn_days": 30,
+              "fail_on_findings": False, "probe_port": 5432, "probe_timeout": 1.0}
+    return validate(params)
+
+
+def test_records_summary_and_metrics_with_hostile_labels(tmp_path):
+    entries = [{"host": 'db"1\\x', "cluster": "15/main", "port": 5432, "running": True, "result": _result(tmp_path)},
+               {"host": "<db2>", "cluster": "15/main", "port": 5432, "running": False, "result": {"msg": "down"}}]
+    built = report.build([report.record(e) for e in entries], {"expiring": [{"name": "app", "serial": "0A",
+                         "not_after": "2026-12-01T00:00:00+00:00", "days_left": 3}], "revoked": []}, 14, NOW)
+    assert built["summary"]["failed"] == 1 and built["summary"]["clusters"] == 2
+    assert built["servers"][0]["status"] == "fail" and built["servers"][1]["status"] == "ok"
+    text = report.to_prometheus(built)
+    assert 'pgtls_audit_success{host="db\\"1\\\\x",cluster="15/main"} 1' in text
+    assert 'pgtls_client_certificate_expiry_timestamp_seconds{name="app",serial="0A"}' in text
+    page = report.to_html(built)
+    assert "<db2>" not in page and "&lt;db2&gt;" in page
