@@ -1,18 +1,18 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Action for pgtls.ssl.cluster_tls: one cluster's key, certificate and files in one host execution when nothing
-changed. The host answers once (key ensured there, its CSR, every file compared, what the server serves); the
-controller decides and signs; a second execution installs, writes, validates, reloads and proves, only when
-something differs."""
+"""Action for pgtls.ssl.cluster_tls: one cluster's key, certificate and files - the cluster step.
+
+inspect: the host's record of what is there - given (``inspection``: pgtls.ssl.cluster_info made it with the
+discovery, so an unchanged cluster costs no execution of its own), or asked for (pgtls.ssl.cluster_files,
+compare_only); decide: here (plugin_utils/_cluster_step.compare, and _issuance.decide_material signs, or your own
+CA's certificate is checked); apply: one more execution, only when something differs - install, write, validate,
+reload, prove, restore on failure."""
 
 from __future__ import annotations
 
 import os
 import re
-
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import RenewPolicy, check_lifetime
@@ -27,9 +27,13 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     ISSUER_EXCLUSIVE,
     VALIDATE,
 )
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._cluster_step import compare
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
-    IssuingAction,
+    LEFT_ON_THE_HOST,
+    Request,
     check_controller_paths,
+    decide_material,
     diff_for,
     issuer_inputs,
     item_paths,
@@ -41,71 +45,171 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import server_log_lines
 
 HOST_MODULE = "pgtls.ssl.cluster_files"
-FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths", "snapshot_group", "snapshot_taken",
+FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths", "snapshot_group",
                 "remove_legacy_snapshots", "probe_port", "probe_cert_path")
-# Asked once, in the first execution (the second finds the group in place).
-FIRST_ONLY = ("key_group",)
+# key_group goes with the first execution only (the apply execution finds the group in place).
+ISSUING = ("issuer_cert_path", "issuer_cert_content", "issuer_key_path", "issuer_key_content", "issuer_chain_path",
+           "issuer_chain_content", "record_dir")
 
 
-class ActionModule(IssuingAction):
+class ActionModule(PkiAction):
     SPEC = CLUSTER_TLS
+    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + [("ca_folder", name) for name in ISSUING]
 
-    def option_names(self, msg):
+    # The stages, named: what a failure leaves behind depends on which one it stopped in.
+    stage = "decide"
+
+    def option_names(self, msg: str) -> str:
         # The host half names the key and certificate "items[0] (server).<option>": here they are material's.
         return re.sub(r"items\[0\] \(server\)\.(\w+)",
                       lambda m: "material." + {"root_path": "root_cert_path"}.get(m.group(1), m.group(1)), msg)
 
-    def run(self, tmp=None, task_vars=None):
-        result = ActionBase.run(self, tmp, task_vars)
-        del tmp
-        try:
-            _validation, params = self.validate_argument_spec(
-                argument_spec=CLUSTER_TLS, mutually_exclusive=ISSUER_EXCLUSIVE + [
-                    ("ca_folder", name) for name in ("issuer_cert_path", "issuer_cert_content", "issuer_key_path",
-                                                     "issuer_key_content", "issuer_chain_path", "issuer_chain_content",
-                                                     "record_dir")])
-        except AnsibleActionFail as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
+    def failure(self, msg: str) -> str:
+        if self.stage == "apply":
+            # The apply execution says itself what was restored; the server log's lines that explain it follow.
+            log = getattr(self, "log_tail", "")
+            return msg + (" Server log: " + " | ".join(server_log_lines(log)) if log else "")
+        if self.stage == "asked" and not self._task.check_mode:
+            return msg + LEFT_ON_THE_HOST
+        return msg
+
+    # The stages -------------------------------------------------------------------------------------------------
+    def operate(self, params: dict) -> dict:
         if params["ca_folder"]:
-            try:
-                planner.check_ca_folder(params["ca_folder"], "ca_folder")
-            except PkiError as exc:
-                result.update(failed=True, msg=str(exc))
-                return result
+            planner.check_ca_folder(params["ca_folder"], "ca_folder")
             layout = Layout(params["ca_folder"])
             params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
                           issuer_chain_path=layout.root_cert, record_dir=layout.archive)
-        self.executions = 0
-        self.task_vars = task_vars
-        self.prepared = False
+        material, external = params["material"], params["external"]
+        if external and not material:
+            raise PkiError("external needs material (the key on the host and the files your certificate goes to)",
+                           where="external")
+        issuer = None
+        if external:
+            external = dict(external, crl_path=external["crl_path"] or None)
+            request = server_request(material, None)
+        elif material:
+            if not (params["issuer_cert_path"] or params["issuer_cert_content"]):
+                raise PkiError("material needs the issuing CA: issuer_cert_path or issuer_cert_content",
+                               where="issuer_cert_path")
+            check_lifetime(material["valid_days"], params["renew_before_days"], params["renew_before_percent"])
+            issuer = load_issuer(params, "issuer")
+            request = server_request(material, issuer)
+            preflight_key(params, issuer)
+        else:
+            request = None
+        files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
+        if request and not files.get("probe_cert_path"):
+            files["probe_cert_path"] = request.item["cert_path"]
+        if request:
+            paths = {**item_paths([request], self.option_names), "snapshot_dir": params["snapshot_dir"],
+                     **{f"files[{i}].path": f["path"] for i, f in enumerate(params["files"])},
+                     **{f"directories[{i}].path": d["path"] for i, d in enumerate(params["directories"])},
+                     **{f"lines[{i}].path": line["path"] for i, line in enumerate(params["lines"])}}
+            check_controller_paths(params["record_dir"], params["ca_folder"], paths, issuer_inputs(params))
+            if external:
+                self.check_your_ca(request, external, params, paths)
+        inspection = self.inspect(params, request, files)
+        result = self.decide(params, request, issuer, external, inspection)
+        if result.pop("apply") and not self._task.check_mode:
+            self.apply(params, request, files, result)
+        elif _left_snapshot(params, inspection) and not self._task.check_mode:
+            # Nothing to change, but a run stopped before its end left its snapshot: the host removes it.
+            self.stage = "asked"
+            asked = self.execute(HOST_MODULE, dict(files, compare_only=True, material=request.item if request
+                                                   else None), self.option_names)
+            result["stale_snapshot_removed"] = asked["stale_snapshot_removed"]
+        elif result.pop("ask_in_check_mode", False) and self._task.check_mode:
+            # Check mode: the host checks what would change (the write planner's refusals show here too).
+            self.stage = "asked"
+            asked = self.execute(HOST_MODULE, dict(files, compare_only=True, material=request.item if request
+                                                   else None), self.option_names)
+            result["changes"] = asked["changes"]
+        if request and params["record_dir"] and not external and not self._task.check_mode:
+            record(params["record_dir"], request.item["common_name"], request.chain[0], params["ca_folder"])
+        return self.report(params, request, result)
+
+    def inspect(self, params: dict, request: Request | None, files: dict) -> dict:
+        """The host's record: the one cluster_info made (when it is for this task's files and key), else asked."""
+        given = params["inspection"]
+        if given and _covers(given, request, params):
+            return given
+        self.stage = "asked"
+        first = {"key_group": params["key_group"]} if params["key_group"] else {}
+        return self.execute(HOST_MODULE, dict(files, compare_only=True, material=request.item if request else None,
+                                              **first), self.option_names)
+
+    def decide(self, params: dict, request: Request | None, issuer, external: dict | None, inspection: dict) -> dict:
+        """Sign (or take your own CA's certificate) and compare the files, here; say whether to apply."""
+        if external:
+            self.from_your_ca(request, inspection["material"], external, params)
+        elif request:
+            decide_material(request, inspection["material"], issuer,
+                            RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"]))
+        decision = compare(params, inspection.get("states") or {})
+        install = bool(request and request.install)
+        served = inspection.get("served")
+        stale = bool(served and not served["matches_file"] and not (install or decision.changes or
+                                                                    (request and request.reasons)))
+        activate = params["activate"]
+        changed = bool(install or decision.changes or (request and request.reasons))
+        return {"reasons": request.reasons if request else [], "changes": decision.changes, "diffs": decision.diffs,
+                "install": install, "stale": stale, "snapshot_taken": False,
+                "stale_snapshot_removed": inspection.get("stale_snapshot_removed", False),
+                "served": served, "complete": decision.complete,
+                # Something differs, or the server serves another certificate than the one installed (a run stopped
+                # before its reload): the apply execution; never in check mode.
+                "apply": changed or (activate is not None and (stale or activate["always"])) or not decision.complete,
+                "ask_in_check_mode": (changed or not decision.complete) and params["inspection"] is not None}
+
+    def apply(self, params: dict, request: Request | None, files: dict, result: dict) -> None:
+        """Install, write (the snapshot first), then validate, reload and prove - in one execution; restored on
+        any failure."""
+        item = dict(request.item, certificate=pem(request.chain), root=request.root_pem) if result["install"] else None
+        args = dict(files, material=item)
+        activate = params["activate"]
+        if activate:
+            derived = {"cert_path": request.item["cert_path"], "key_path": request.item["key_path"],
+                       "ca_path": request.item["root_path"]} if request else {}
+            args["activate"] = dict(activate, always=True, crl_path=activate["crl_path"] or None,
+                                    cluster={k: v for k, v in activate["cluster"].items() if k in CLUSTER},
+                                    **{k: activate[k] or derived.get(k) for k in ("cert_path", "key_path", "ca_path")})
+        self.stage = "apply"
         try:
-            result.update(self.ensure(params))
+            applied = self.execute(HOST_MODULE, args, self.option_names)
         except PkiError as exc:
-            result.update(failed=True, msg=str(exc) + self.leftovers_note())
-        except Exception as exc:  # the module boundary: never a raw traceback for the user
-            result.update(failed=True, msg=f"unexpected error ({type(exc).__name__}): {exc}; no file was changed "
-                          f"after it{self.leftovers_note()}")
-        result["module_executions"] = self.executions
+            self.log_tail = getattr(exc, "details", {}).get("log_tail", "")
+            raise
+        result["changes"] = applied["changes"]
+        result["snapshot_taken"] = applied["snapshot_taken"]
+        if "activation" in applied:
+            result["activation"] = applied["activation"]
+        if item:
+            request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
+
+    def report(self, params: dict, request: Request | None, result: dict) -> dict:
+        diffs = result.pop("diffs")
+        result.pop("install")
+        result.pop("complete")
+        if result["served"] is None:
+            result.pop("served")
+        if request:
+            result["issued"] = request.issued
+            result["certificate"] = cert_info(request.chain[0])
+            result["chain_length"] = len(request.chain)
+            if params["activate"]:
+                result["summary"] = summary(params["activate"]["cluster"], params["material"], result)
+        else:
+            result["issued"] = False
+        if getattr(self, "csr_written", False):
+            result["csr_written"] = True
+        result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
+                                 result.get("csr_written"))
+        if self._task.diff:
+            result["diff"] = ([diff_for([request])] if request and request.reasons else []) + diffs
         return result
 
-    def leftovers_note(self) -> str:
-        # A failure of the install-and-activate execution says itself what was restored; so does the wait for
-        # your own CA's certificate.
-        if getattr(self, "applying", False) or getattr(self, "said_what_stays", False):
-            return ""
-        return super().leftovers_note()
-
-    def ask(self, args: dict) -> dict:
-        self.executions += 1
-        answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
-        if answer.get("failed"):
-            msg = self.option_names(answer.get("msg", "the host half failed"))
-            if "failed_step" in answer:  # activation failed: the files were restored; the log says why
-                msg += " Server log: " + " | ".join(server_log_lines(answer.get("log_tail", "")))
-            raise PkiError(msg)
-        return answer
-
+    # Your own CA ------------------------------------------------------------------------------------------------
     def check_your_ca(self, request, external: dict, params: dict, host_paths: dict) -> None:
         """Before the host is asked: your CA's files name files of their own, the CSR's place can be written (in a CA
         folder only in its external/ folder), and the certificate, root and CRLs that are already there are checked
@@ -166,7 +270,7 @@ class ActionModule(IssuingAction):
             if cluster:
                 where += f" {cluster.get('version')}/{cluster.get('name')}"
             crls = f" and the CRLs of every CA as {external['crl_path']}" if external["crl_path"] else ""
-            self.said_what_stays = True
+            self.stage = "waiting"  # the message says what stays
             raise PkiError(f"{where}: sign {csr_path} with your CA and save the certificate (leaf, then "
                            f"intermediates) as {external['cert_path']}, your root as {external['root_path']}{crls}, "
                            "then run again. The key (and its folder) stay on the host; nothing else was changed.")
@@ -180,86 +284,25 @@ class ActionModule(IssuingAction):
             request.reasons.append(f"root from {external['root_path']}")
             request.install = True
 
-    def ensure(self, params: dict) -> dict:
-        material, external = params["material"], params["external"]
-        request = issuer = None
-        if external and not material:
-            raise PkiError("external needs material (the key on the host and the files your certificate goes to)",
-                           where="external")
-        if external:
-            external = dict(external, crl_path=external["crl_path"] or None)
-            request = server_request(material, None)
-        elif material:
-            if not (params["issuer_cert_path"] or params["issuer_cert_content"]):
-                raise PkiError("material needs the issuing CA: issuer_cert_path or issuer_cert_content",
-                               where="issuer_cert_path")
-            check_lifetime(material["valid_days"], params["renew_before_days"], params["renew_before_percent"])
-            issuer = load_issuer(params, "issuer")
-            request = server_request(material, issuer)
-            preflight_key(params, issuer)
-        files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
-        if request:
-            paths = {**item_paths([request], self.option_names), "snapshot_dir": params["snapshot_dir"],
-                     **{f"files[{i}].path": f["path"] for i, f in enumerate(params["files"])},
-                     **{f"directories[{i}].path": d["path"] for i, d in enumerate(params["directories"])},
-                     **{f"lines[{i}].path": line["path"] for i, line in enumerate(params["lines"])}}
-            check_controller_paths(params["record_dir"], params["ca_folder"], paths, issuer_inputs(params))
-            if external:
-                self.check_your_ca(request, external, params, paths)
-        # 1. The host, once: key ensured (made there if missing), CSR, every file compared, what is served.
-        first = {name: params[name] for name in FIRST_ONLY if params[name] is not None}
-        inspect = self.ask(dict(files, compare_only=True, material=request.item if request else None, **first))
-        self.prepared = request is not None
-        if external:
-            self.from_your_ca(request, inspect["material"], external, params)
-        elif request:
-            self.decide(request, inspect["material"], issuer,
-                        RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"]))
-        install = bool(request and request.install)
-        changes = list(inspect["changes"])
-        result = {"reasons": request.reasons if request else [], "changes": changes,
-                  "key_group_changes": inspect.get("key_group_changes", []), "issued": bool(request and
-                  request.issued), "snapshot_taken": False,
-                  "stale_snapshot_removed": inspect.get("stale_snapshot_removed", False)}
-        if "served" in inspect:
-            result["served"] = inspect["served"]
-        if inspect.get("legacy_snapshots_removed"):
-            result["legacy_snapshots_removed"] = inspect["legacy_snapshots_removed"]
-        # 2. Only when something differs, or the server serves another certificate than the one installed (a run
-        # interrupted before its reload), and never in check mode: install, write (the snapshot first), then
-        # validate with PostgreSQL, reload and prove in the same execution; restored on failure.
-        served = inspect.get("served")
-        result["stale"] = bool(served and not served["matches_file"] and not (install or changes or result["reasons"]))
-        activate = params["activate"]
-        if (install or changes or result["reasons"] or (activate and (result["stale"] or activate["always"]))) \
-                and not self._task.check_mode:
-            item = dict(request.item, certificate=pem(request.chain), root=request.root_pem) if install else None
-            args = dict(files, material=item)
-            if activate:
-                args["activate"] = dict(activate, always=True, crl_path=activate["crl_path"] or None,
-                                        cluster={k: v for k, v in activate["cluster"].items() if k in CLUSTER})
-            self.applying = True
-            applied = self.ask(args)
-            result["changes"] = applied["changes"]
-            result["snapshot_taken"] = applied["snapshot_taken"]
-            if "activation" in applied:
-                result["activation"] = applied["activation"]
-            if item:
-                request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
-        if request and params["record_dir"] and not external and not self._task.check_mode:
-            record(params["record_dir"], request.item["common_name"], request.chain[0], params["ca_folder"])
-        if request:
-            result["certificate"] = cert_info(request.chain[0])
-            result["chain_length"] = len(request.chain)
-            if activate:
-                result["summary"] = summary(activate["cluster"], material, result)
-        if getattr(self, "csr_written", False):
-            result["csr_written"] = True
-        result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
-                                 result.get("csr_written") or result["key_group_changes"])
-        if self._task.diff:
-            result["diff"] = ([diff_for([request])] if request and request.reasons else []) + inspect.get("diff", [])
-        return result
+
+def _covers(inspection: dict, request: Request | None, params: dict) -> bool:
+    """Is a given inspection for this task: the same key (path and type), one on disk (a dry inspection made a
+    missing key in memory only), and a state for every path the task names?"""
+    answer = inspection.get("material")
+    if request is not None and (not answer or answer["key"]["path"] != request.item["key_path"]
+                                or answer["key"]["type"] != request.item["key_type"]
+                                or (inspection.get("dry") and answer["key"]["state"] not in ("present", "pending"))):
+        return False
+    states = inspection.get("states") or {}
+    paths = [entry["path"] for name in ("directories", "files", "lines") for entry in params[name]]
+    return all(path in states or os.path.normpath(path) in states for path in paths)
+
+
+def _left_snapshot(params: dict, inspection: dict) -> bool:
+    """Did the (dry) inspection find a snapshot that nothing removed?"""
+    folder = params["snapshot_dir"]
+    state = (inspection.get("states") or {}).get(folder) if folder else None
+    return bool(state and state["kind"] != "missing" and not inspection.get("stale_snapshot_removed"))
 
 
 def summary(cluster: dict, material: dict, result: dict) -> dict:

@@ -35,7 +35,6 @@ class ActionModule(IssuingAction):
             "key_path": params["key_path"],
             "certificate": cert_info(request.chain[0]),
             "chain_length": len(request.chain),
-            "snapshot_taken": request.snapshot_taken,
         }
         if self._task.diff:
             result["diff"] = diff_for(requests)

@@ -95,12 +95,6 @@ options:
   snapshot_group:
     description: Group of the snapshot folder.
     type: str
-  snapshot_taken:
-    description:
-      - This run already took its snapshot (the task that replaced the key or certificate did, for example
-        M(pgtls.ssl.server_cert)); take none and keep it.
-    type: bool
-    default: false
   remove_legacy_snapshots:
     description:
       - Also remove the snapshots releases before 0.2 kept in C(/tmp/ansible.*.pgtls) (owned by root, older than an

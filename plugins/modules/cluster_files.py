@@ -20,6 +20,8 @@ description:
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - pgtls.ssl._host_item.material
+  - pgtls.ssl._activate.cluster_files
   - ansible.builtin.action_common_attributes
   - pgtls.ssl.cluster_files
 attributes:
@@ -32,202 +34,14 @@ attributes:
     support: full
     details: Before and after of each changed file and line (a file with O(files[].diff=false) shows no content).
 options:
-  material:
-    description:
-      - The server key and certificate of the cluster, handled in the same execution (set by the
-        M(pgtls.ssl.cluster_tls) action, which signs on the controller). Without O(material.certificate) the key is
-        ensured (made here when missing) and its CSR returned in RV(material); with it, the certificate is
-        installed, the snapshot taken first when anything is replaced. As M(pgtls.ssl.host_material) does for one
-        item.
-    type: dict
-    suboptions:
-      name:
-        description: A label for messages and results (for example the role name).
-        type: str
-        required: true
-      key_path:
-        description: The private key file.
-        type: path
-        required: true
-      cert_path:
-        description: The certificate file (leaf first, then intermediates).
-        type: path
-        required: true
-      root_path:
-        description: Where O(material.root) is written (a client's C(root.crt)).
-        type: path
-      csr_path:
-        description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
-        type: path
-      key_type:
-        description: Type of a new key; an existing key of another type is replaced (via a pending key).
-        type: str
-        default: ec-p256
-        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
-      common_name:
-        description: CN of the CSR. Defaults to O(material.name).
-        type: str
-      subject_alt_names:
-        description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
-        type: list
-        elements: str
-        default: []
-      owner:
-        description: Owner of the files (name or uid).
-        type: str
-      group:
-        description: Group of the files (name or gid).
-        type: str
-      key_mode:
-        description: Mode of the key file.
-        type: str
-        default: '0600'
-      cert_mode:
-        description: Mode of the certificate, CSR and root files.
-        type: str
-        default: '0644'
-      create_dir:
-        description: Create the key's folder (mode 0700, same owner) if it is missing.
-        type: bool
-        default: false
-      base_dir:
-        description:
-          - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, or
-            the task fails before anything is written. The client_cert action sets it to O(pgtls.ssl.client_cert#module:dest).
-        type: path
-        version_added: 0.2.0
-      pkcs8_path:
-        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
-        type: path
-        version_added: 0.2.0
-      pkcs12_path:
-        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
-          O(material.pkcs12_passphrase) (owner and mode of the key).
-        type: path
-        version_added: 0.2.0
-      pkcs12_passphrase:
-        description: Passphrase of O(material.pkcs12_path). Never logged.
-        type: str
-        version_added: 0.2.0
-      certificate:
-        description: The chain to install, PEM, leaf first.
-        type: str
-      root:
-        description: With O(material.certificate), the trust anchors for O(material.root_path), PEM.
-        type: str
-      snapshot_dir:
-        description:
-          - With O(material.certificate), copies of O(material.snapshot_paths) are taken in this folder before the first
-            file is replaced (see M(pgtls.ssl.server_cert)), unless O(material.snapshot_taken).
-        type: path
-        version_added: 0.2.0
-      snapshot_paths:
-        description: The files to copy into the snapshot.
-        type: list
-        elements: path
-        default: []
-        version_added: 0.2.0
-      snapshot_group:
-        description: Group of the snapshot folder.
-        type: str
-        version_added: 0.2.0
-      snapshot_taken:
-        description: This run already took its snapshot; take none.
-        type: bool
-        default: false
-        version_added: 0.2.0
   compare_only:
     description:
       - Compare every folder, file and line and report, writing none of them (the key of O(material) is still
-        ensured); a snapshot an interrupted run left is removed when nothing differs. M(pgtls.ssl.cluster_tls) asks
-        this first and writes only when something differs.
+        ensured), with each one's state in RV(states) (the cluster step's inspection, as M(pgtls.ssl.cluster_info)
+        makes it with O(pgtls.ssl.cluster_info#module:inspect)); a snapshot an interrupted run left is removed when
+        nothing differs. M(pgtls.ssl.cluster_tls) asks this when it has no inspection of the cluster.
     type: bool
     default: false
-  activate:
-    description:
-      - After the writes, in the same execution, when anything changed (or O(activate.always)) - the files as
-        PostgreSQL parses them (C(pg_hba_file_rules), C(pg_file_settings) with later files and C(ALTER SYSTEM)
-        shadowing O(activate.settings_file), C(pg_ident_file_mappings) from 15 on), the key, certificate, root and
-        CRLs as the server will read them, optionally a throw-away postmaster with the new settings, then reload
-        (restart with O(activate.restart)), wait until the new certificate is served, and connect with libpq
-        (C(sslmode=verify-full), by name, on 127.0.0.1).
-      - On any failure the snapshot in O(snapshot_dir) is restored, the server reloaded, and the task fails naming
-        the step and its output, with the server log's tail.
-    type: dict
-    suboptions:
-      cluster:
-        description: The cluster (as M(pgtls.ssl.cluster_info) describes it).
-        type: dict
-        required: true
-        suboptions:
-          version: {description: PostgreSQL major version., type: int, required: true}
-          name: {description: Cluster name (Debian) or a label., type: str, required: true}
-          port: {description: Port., type: int, required: true}
-          config_dir: {description: Folder of postgresql.conf., type: path, required: true}
-          data_dir: {description: Data folder (pg_ctl restart)., type: path, required: true}
-          service:
-            description: The systemd unit; empty - no service manager (pg_reload_conf(), pg_ctl restart).
-            type: str
-            default: ""
-          socket_dir: {description: Unix socket folder for psql., type: path}
-          log_file: {description: The server log (its tail explains a failure)., type: path}
-          running:
-            description: Whether it runs (a stopped cluster gets the checks that need no server).
-            type: bool
-            default: true
-          bin_dir: {description: Folder of initdb and pg_ctl., type: path}
-      server_user:
-        description: The server's OS user (runs psql, initdb and pg_ctl).
-        type: str
-        default: postgres
-      settings_file:
-        description: The role's SSL settings file (checked for shadowing; the throw-away postmaster reads it).
-        type: path
-        required: true
-      cert_path:
-        description: The certificate the server must serve.
-        type: path
-        required: true
-      key_path:
-        description: Its key.
-        type: path
-        required: true
-      ca_path:
-        description: The root clients trust (C(ssl_ca_file)); libpq's C(sslrootcert).
-        type: path
-        required: true
-      crl_path:
-        description: The CRLs (C(ssl_crl_file)); empty - none.
-        type: path
-      hostnames:
-        description: Names the certificate must hold; libpq connects by the first.
-        type: list
-        elements: str
-        required: true
-      warn_days:
-        description: Warn when fewer days are left.
-        type: int
-        default: 30
-      precheck_postmaster:
-        description: Start a throw-away postmaster (initdb in a scratch folder) with the new settings before the reload.
-        type: bool
-        default: false
-      verify:
-        description: Wait for the new certificate and connect with libpq after the reload.
-        type: bool
-        default: true
-      restart:
-        description: Restart instead of reload (the server's user joined the key group).
-        type: bool
-        default: false
-      always:
-        description: Activate even when nothing was written (the server serves another certificate than the installed one).
-        type: bool
-        default: false
-      wait_seconds:
-        description: How long to wait for the new certificate to be served.
-        type: int
-        default: 5
 """
 
 EXAMPLES = r"""
@@ -298,6 +112,13 @@ snapshot_taken:
   description: Whether a snapshot was taken in O(snapshot_dir) by this run.
   returned: success
   type: bool
+states:
+  description:
+    - With O(compare_only), each folder's, file's and line file's state as the controller decides on it - C(kind)
+      (missing, file, folder, link, other), C(owner), C(group), C(mode), and a text file's C(content).
+  returned: O(compare_only=true)
+  type: dict
+  version_added: 0.3.0
 stale_snapshot_removed:
   description: Whether a snapshot left by an earlier run was removed (nothing to change in this run).
   returned: success

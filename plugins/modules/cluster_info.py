@@ -99,6 +99,77 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  inspect:
+    description:
+      - The cluster step's first stage, in this execution, for every cluster found (what
+        M(pgtls.ssl.cluster_tls) decides on without asking the host again) - each cluster's RV(clusters[].inspection)
+        holds the key's CSR and the certificate and root in place (the key is made when missing, or in memory only
+        without O(inspect.write)), each folder's and file's state (kind, owner, group, mode, a text file's content;
+        never a key's), what the server serves, and whether a snapshot an interrupted run left was removed.
+      - Every path is relative to the cluster's configuration folder and must stay inside it; each is checked by the
+        write planner (no link, no folder where a file goes, no file of another kind, no CA folder file).
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      files:
+        description: Files whose state and text content are reported.
+        type: list
+        elements: str
+        default: []
+      directories:
+        description: Folders whose state is reported.
+        type: list
+        elements: str
+        default: []
+      snapshot_dir:
+        description: The snapshot folder; a snapshot an interrupted run left is removed (with O(inspect.write)).
+        type: str
+      material:
+        description: The server key (made on the host when missing, never read back) and certificate.
+        type: dict
+        suboptions:
+          key_path: {description: The private key file., type: str, required: true}
+          cert_path: {description: The certificate file., type: str, required: true}
+          root_path: {description: The root file., type: str}
+          key_type:
+            description: Type of a new key.
+            type: str
+            default: ec-p256
+            choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+          subject_alt_names:
+            description: Names of the CSR (the first is its CN).
+            type: list
+            elements: str
+            default: []
+          add_host_names:
+            description: Put the host's fqdn and hostname (as setup reports them) after the first name.
+            type: bool
+            default: false
+          key_group:
+            description: The key's group is the host's key group (O(key_group), else its O(os_defaults) entry).
+            type: bool
+            default: false
+          owner: {description: Owner of the files (name or uid)., type: str}
+          group: {description: Group of the files (name or gid)., type: str}
+          key_mode: {description: Mode of the key file., type: str, default: '0600'}
+          cert_mode: {description: Mode of the certificate and root files., type: str, default: '0644'}
+          create_dir: {description: Create the key's folder when missing., type: bool, default: false}
+      probe:
+        description: Report what each running cluster serves on 127.0.0.1 (RV(clusters[].inspection.served)).
+        type: bool
+        default: true
+      write:
+        description:
+          - Make a missing key (a pending key) and remove a stale snapshot. Without it nothing is written (the
+            preflight of site, rotate and revoke changes nothing) and the record says so (C(dry)).
+        type: bool
+        default: true
+      key_group:
+        description: With O(inspect.write), the group exists and the user is in it (the root_group key layout).
+        type: dict
+        suboptions:
+          name: {description: The group., type: str, required: true}
+          user: {description: The server's user., type: str, required: true}
 """
 
 EXAMPLES = r"""
@@ -161,6 +232,14 @@ clusters:
       description: The running postmaster's pid, or null.
       type: int
       returned: success
+    inspection:
+      description:
+        - With O(inspect) - C(material) (the key's path, state and CSR, the certificate and root in place), C(states)
+          (per path - C(kind), C(owner), C(group), C(mode), a file's C(content)), C(served), C(stale_snapshot_removed),
+          C(dry).
+      type: dict
+      returned: O(inspect) is set
+      version_added: 0.3.0
     key_group_member:
       description:
         - Whether the running postmaster is in O(key_group) (false when the group does not exist yet); null when
@@ -174,6 +253,7 @@ from ansible.module_utils.facts.system.distribution import DistributionFactColle
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLUSTER_INFO
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.accounts import ensure_member
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_info import (
     describe,
     host_names,
@@ -182,6 +262,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_info i
     with_key_group,
     with_state,
 )
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.inspection import inspect_clusters
 
 NULLABLE = ("trusted_root", "key_group_member", "pid")
 
@@ -202,6 +283,12 @@ def main() -> None:
             clusters = with_state(clusters, module.run_command)
         if params["trust_file"]:
             clusters = read_trust_file(clusters, params["trust_file"])
+        group_changes = []
+        spec = params["inspect"]
+        if spec:
+            if spec.get("key_group") and spec.get("write", True):
+                group_changes = ensure_member(spec["key_group"]["name"], spec["key_group"]["user"], module.check_mode)
+            clusters = inspect_clusters(clusters, spec, host_names(), chosen["key_group"], module.check_mode)
         if chosen["key_group"] and (params["key_group"] or params["probe_key_group"]):
             clusters = with_key_group(clusters, chosen["key_group"])
         elif params["probe_key_group"]:
@@ -209,9 +296,14 @@ def main() -> None:
                            where="key_group")
     except PkiError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, os_family=family, host_names=host_names(), defaults=chosen,
-                     clusters=[{k: v for k, v in c.items() if v is not None or k in NULLABLE} for c in clusters])
-
+    changed = bool(group_changes) or any(
+        (c.get("inspection") or {}).get("stale_snapshot_removed") or ((c.get("inspection") or {}).get("material") or {})
+        .get("changes") for c in clusters)
+    result = {"changed": changed, "os_family": family, "host_names": host_names(), "defaults": chosen,
+              "clusters": [{k: v for k, v in c.items() if v is not None or k in NULLABLE} for c in clusters]}
+    if spec:
+        result["key_group_changes"] = group_changes
+    module.exit_json(**result)
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ description:
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - pgtls.ssl._activate.cluster_tls
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography
@@ -129,75 +130,6 @@ options:
     description: Issue again when less than this percentage of the lifetime is left. V(0) turns it off.
     type: int
     default: 0
-  activate:
-    description:
-      - After the writes, in the same execution, when anything changed (or O(activate.always)) - the files as
-        PostgreSQL parses them (C(pg_hba_file_rules), C(pg_file_settings) with later files and C(ALTER SYSTEM)
-        shadowing O(activate.settings_file), C(pg_ident_file_mappings) from 15 on), the key, certificate, root and
-        CRLs as the server will read them, optionally a throw-away postmaster with the new settings, then reload
-        (restart with O(activate.restart)), wait until the new certificate is served, and connect with libpq
-        (C(sslmode=verify-full), by name, on 127.0.0.1).
-      - On any failure the snapshot in O(snapshot_dir) is restored, the server reloaded, and the task fails naming
-        the step and its output, with the server log's tail.
-      - The action sets O(activate.always) for its second execution.
-    type: dict
-    suboptions:
-      cluster:
-        description: The cluster (as M(pgtls.ssl.cluster_info) describes it; its other keys are left out).
-        type: dict
-        required: true
-      server_user:
-        description: The server's OS user (runs psql, initdb and pg_ctl).
-        type: str
-        default: postgres
-      settings_file:
-        description: The role's SSL settings file (checked for shadowing; the throw-away postmaster reads it).
-        type: path
-        required: true
-      cert_path:
-        description: The certificate the server must serve.
-        type: path
-        required: true
-      key_path:
-        description: Its key.
-        type: path
-        required: true
-      ca_path:
-        description: The root clients trust (C(ssl_ca_file)); libpq's C(sslrootcert).
-        type: path
-        required: true
-      crl_path:
-        description: The CRLs (C(ssl_crl_file)); empty - none.
-        type: path
-      hostnames:
-        description: Names the certificate must hold; libpq connects by the first.
-        type: list
-        elements: str
-        required: true
-      warn_days:
-        description: Warn when fewer days are left.
-        type: int
-        default: 30
-      precheck_postmaster:
-        description: Start a throw-away postmaster (initdb in a scratch folder) with the new settings before the reload.
-        type: bool
-        default: false
-      verify:
-        description: Wait for the new certificate and connect with libpq after the reload.
-        type: bool
-        default: true
-      restart:
-        description: Restart instead of reload (the server's user joined the key group).
-        type: bool
-        default: false
-      always:
-        description: Activate even when nothing was written (the server serves another certificate than the installed one).
-        type: bool
-        default: false
-      wait_seconds:
-        description: How long to wait for the new certificate to be served.
-        type: int
-        default: 5
   external:
     description:
       - Your own CA signs instead of the issuer options - files on the controller. The host's CSR for O(material)'s
@@ -223,6 +155,14 @@ options:
       crl_path:
         description: Your CRLs (every CA's), on the controller; checked with the certificate.
         type: path
+  inspection:
+    description:
+      - The host's inspection of this cluster (RV(pgtls.ssl.cluster_info#module:clusters[].inspection), made by
+        discovery's own execution) - decided on here, so an unchanged cluster costs no execution of its own. Without
+        it (or when it does not cover the task's key and files, or made a missing key in memory only), the host is
+        asked (M(pgtls.ssl.cluster_files) with O(pgtls.ssl.cluster_files#module:compare_only)).
+    type: dict
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -262,11 +202,6 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-key_group_changes:
-  description: What was done for O(key_group) (group created, user added), or would be in check mode.
-  returned: success
-  type: list
-  elements: str
 reasons:
   description: Why the key or certificate changed (key created, certificate issued, file modes); empty when not.
   returned: success

@@ -29,6 +29,7 @@ description:
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
+  - pgtls.ssl._host_item.items
   - ansible.builtin.action_common_attributes
   - pgtls.ssl.cryptography
 attributes:
@@ -45,107 +46,6 @@ options:
     type: str
     default: prepare
     choices: [prepare, install]
-  items:
-    description: The key/certificate pairs, handled in one module execution.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      name:
-        description: A label for messages and results (for example the role name).
-        type: str
-        required: true
-      key_path:
-        description: The private key file.
-        type: path
-        required: true
-      cert_path:
-        description: The certificate file (leaf first, then intermediates).
-        type: path
-        required: true
-      root_path:
-        description: Where O(items[].root) is written (a client's C(root.crt)).
-        type: path
-      csr_path:
-        description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
-        type: path
-      key_type:
-        description: Type of a new key; an existing key of another type is replaced (via a pending key).
-        type: str
-        default: ec-p256
-        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
-      common_name:
-        description: CN of the CSR. Defaults to O(items[].name).
-        type: str
-      subject_alt_names:
-        description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
-        type: list
-        elements: str
-        default: []
-      owner:
-        description: Owner of the files (name or uid).
-        type: str
-      group:
-        description: Group of the files (name or gid).
-        type: str
-      key_mode:
-        description: Mode of the key file.
-        type: str
-        default: '0600'
-      cert_mode:
-        description: Mode of the certificate, CSR and root files.
-        type: str
-        default: '0644'
-      create_dir:
-        description: Create the key's folder (mode 0700, same owner) if it is missing.
-        type: bool
-        default: false
-      base_dir:
-        description:
-          - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, or
-            the task fails before anything is written. The client_cert action sets it to O(pgtls.ssl.client_cert#module:dest).
-        type: path
-        version_added: 0.2.0
-      pkcs8_path:
-        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
-        type: path
-        version_added: 0.2.0
-      pkcs12_path:
-        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
-          O(items[].pkcs12_passphrase) (owner and mode of the key).
-        type: path
-        version_added: 0.2.0
-      pkcs12_passphrase:
-        description: Passphrase of O(items[].pkcs12_path). Never logged.
-        type: str
-        version_added: 0.2.0
-      certificate:
-        description: With O(stage=install), the chain to install, PEM, leaf first.
-        type: str
-      root:
-        description: With O(stage=install), the trust anchors for O(items[].root_path), PEM.
-        type: str
-      snapshot_dir:
-        description:
-          - With O(stage=install), copies of O(items[].snapshot_paths) are taken in this folder before the first
-            file is replaced (see M(pgtls.ssl.server_cert)), unless O(items[].snapshot_taken).
-        type: path
-        version_added: 0.2.0
-      snapshot_paths:
-        description: The files to copy into the snapshot.
-        type: list
-        elements: path
-        default: []
-        version_added: 0.2.0
-      snapshot_group:
-        description: Group of the snapshot folder.
-        type: str
-        version_added: 0.2.0
-      snapshot_taken:
-        description: This run already took its snapshot; take none.
-        type: bool
-        default: false
-        version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -196,7 +96,6 @@ item_results:
     csr: {description: "CSR (PEM) for the active key.", type: str, returned: O(stage=prepare)}
     certificate: {description: "The certificate file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
     root: {description: "The root file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
-    snapshot_taken: {description: "Whether a snapshot was taken.", type: bool, returned: O(stage=install)}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -113,28 +113,6 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
-  snapshot_dir:
-    description:
-      - Before the first file is replaced, copies of O(snapshot_paths) are taken in this folder (an earlier
-        snapshot replaced), each keeping its owner and mode, unless O(snapshot_taken) says this run has one. The
-        server role restores them when validation fails. No snapshot when unset or when nothing is replaced.
-    type: path
-    version_added: 0.2.0
-  snapshot_paths:
-    description: The files to copy into the snapshot (those that exist).
-    type: list
-    elements: path
-    default: []
-    version_added: 0.2.0
-  snapshot_group:
-    description: Group of the snapshot folder (owner root, mode 0750).
-    type: str
-    version_added: 0.2.0
-  snapshot_taken:
-    description: This run already took its snapshot (for example M(pgtls.ssl.cluster_files) did); take none.
-    type: bool
-    default: false
-    version_added: 0.2.0
   owner:
     description: Owner of the files on the host.
     type: str
@@ -201,11 +179,6 @@ chain_length:
   description: Certificates in the file (leaf and intermediates).
   returned: success
   type: int
-snapshot_taken:
-  description: Whether this task took a snapshot in O(snapshot_dir).
-  returned: success
-  type: bool
-  version_added: 0.2.0
 certificate:
   description: Facts about the leaf now in place (or that would be, in check mode) - subject, issuer, serial,
     validity, C(days_left), SANs, key type, fingerprints - as M(pgtls.ssl.ca) returns them.

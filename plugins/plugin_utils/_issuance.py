@@ -9,9 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
-
 try:
     from cryptography.hazmat.primitives.serialization import Encoding
 except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
@@ -35,6 +32,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import b
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import SERVER
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import host_material
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
 
 HOST_MODULE = "pgtls.ssl.host_material"
 
@@ -56,51 +54,58 @@ class Request:
     before: dict | None = None
     install: bool = False
     issued: bool = False
-    snapshot_taken: bool = False
 
 
-class IssuingAction(ActionBase):
-    """Subclasses set SPEC and implement requests() and summarize()."""
+LEFT_ON_THE_HOST = (" (keys made on the host before the failure wait as <key_path>.pgtls-new and are reused by the "
+                    "next run; nothing else was changed)")
 
-    TRANSFERS_FILES = False
-    SPEC: dict = {}
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
+def decide_material(request: Request, answer: dict, issuer: Issuer, renew: RenewPolicy) -> None:
+    """Compare what the host has (its prepare answer) with what is wanted; sign here when needed (in check mode too,
+    so a wrong CA passphrase shows up there as well). Only the write is left for the install stage."""
+    request.reasons.extend(answer["changes"])
+    public_key = compat.load_csr(answer["csr"].encode(), f"{request.item['name']}: CSR from the host").public_key()
+    existing = []
+    if answer["certificate"]:
         try:
-            _validation, args = self.validate_argument_spec(
-                argument_spec=self.SPEC, mutually_exclusive=ISSUER_EXCLUSIVE, required_one_of=ISSUER_REQUIRED_ONE
-            )
-        except AnsibleActionFail as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
-        self.executions = 0
-        self.task_vars = task_vars
-        self.prepared = False
-        try:
-            params = args
-            check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"])
-            issuer = load_issuer(params, "issuer")
-            requests = self.requests(params, issuer)
-            preflight_key(params, issuer)
-            self.process(params, issuer, requests)
+            existing = compat.load_certificates(answer["certificate"].encode(), request.item["cert_path"])
         except PkiError as exc:
-            result.update(failed=True, msg=str(exc) + self.leftovers_note())
-            return result
-        except Exception as exc:  # the module boundary: never a raw traceback for the user
-            result.update(failed=True, msg=f"unexpected error ({type(exc).__name__}): {exc}; no file was changed "
-                          f"after it{self.leftovers_note()}")
-            return result
-        result.update(self.summarize(params, requests))
-        result["module_executions"] = self.executions
-        return result
+            request.reasons.append(f"the certificate file is unusable ({exc})")
+    leaf = existing[0] if existing else None
+    request.before = cert_info(leaf) if leaf is not None else None
+    reissue = reissue_reasons(leaf, public_key, request.wanted, issuer, renew)
+    if reissue:
+        leaf = issue_certificate(subject=request.wanted.subject, public_key=public_key,
+                                 profile=request.wanted.profile, valid_days=request.valid_days, issuer=issuer,
+                                 sans=list(request.wanted.sans))
+        request.reasons.extend(reissue)
+        request.install = request.issued = True
+    request.chain = [leaf, *issuer.intermediates]
+    if not request.install and [fingerprint(c) for c in existing] != [fingerprint(c) for c in request.chain]:
+        request.reasons.append("the intermediate certificates in the file differ from the issuer's chain")
+        request.install = True
+    if request.root_pem is not None and answer.get("root") != request.root_pem:
+        request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
+        request.install = True
 
-    def leftovers_note(self) -> str:
-        if not self.prepared or self._task.check_mode:
-            return ""
-        return (" (keys made on the host before the failure wait as <key_path>.pgtls-new and are reused by the "
-                "next run; nothing else was changed)")
+
+class IssuingAction(PkiAction):
+    """server_cert and client_cert: subclasses set SPEC and implement requests() and summarize()."""
+
+    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE
+    REQUIRED_ONE_OF = ISSUER_REQUIRED_ONE
+
+    def operate(self, params: dict) -> dict:
+        self.prepared = False
+        check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"])
+        issuer = load_issuer(params, "issuer")
+        requests = self.requests(params, issuer)
+        preflight_key(params, issuer)
+        self.process(params, issuer, requests)
+        return self.summarize(params, requests)
+
+    def failure(self, msg: str) -> str:
+        return msg + (LEFT_ON_THE_HOST if getattr(self, "prepared", False) and not self._task.check_mode else "")
 
     # Subclass hooks -------------------------------------------------------------------------------------------
     def requests(self, params: dict, issuer: Issuer) -> list[Request]:
@@ -116,23 +121,16 @@ class IssuingAction(ActionBase):
         """Say the host half's ``items[i] (name).option`` in the words of this module's options."""
         return msg
 
-    def host_material(self, args: dict) -> list[dict]:
-        try:
-            return host_material(args, self._task.check_mode)["item_results"]
-        except PkiError as exc:
-            raise PkiError(self.option_names(str(exc))) from None
-
     # The flow ---------------------------------------------------------------------------------------------------
     def host(self, params: dict, stage: str, items: list[dict]) -> list[dict]:
         args = {"stage": stage, "items": items}
         if self.on_controller(params):
             # Bundles written on the controller: the same host logic, run in this process.
-            return self.host_material(args)
-        self.executions += 1
-        answer = self._execute_module(module_name=HOST_MODULE, module_args=args, task_vars=self.task_vars)
-        if answer.get("failed"):
-            raise PkiError(self.option_names(answer.get("msg", "the host half failed")))
-        return answer["item_results"]
+            try:
+                return host_material(args, self._task.check_mode)["item_results"]
+            except PkiError as exc:
+                raise PkiError(self.option_names(str(exc))) from None
+        return self.execute(HOST_MODULE, args, self.option_names)["item_results"]
 
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
         renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
@@ -141,44 +139,15 @@ class IssuingAction(ActionBase):
         prepared = self.host(params, "prepare", [r.item for r in requests])
         self.prepared = True
         for request, answer in zip(requests, prepared):
-            self.decide(request, answer, issuer, renew)
+            decide_material(request, answer, issuer, renew)
         to_install = [r for r in requests if r.install]
         if to_install and not self._task.check_mode:
             items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem) for r in to_install]
             for request, answer in zip(to_install, self.host(params, "install", items)):
                 request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
-                request.snapshot_taken = bool(answer.get("snapshot_taken"))
         if params.get("record_dir") and not self._task.check_mode:
             for request in requests:
                 record(params["record_dir"], request.item["common_name"], request.chain[0])
-
-    def decide(self, request: Request, answer: dict, issuer: Issuer, renew: RenewPolicy) -> None:
-        """Compare what the host has with what is wanted; sign here when needed (in check mode too, so a wrong
-        CA passphrase shows up there as well). Only the write is left for the install stage."""
-        request.reasons.extend(answer["changes"])
-        public_key = compat.load_csr(answer["csr"].encode(), f"{request.item['name']}: CSR from the host").public_key()
-        existing = []
-        if answer["certificate"]:
-            try:
-                existing = compat.load_certificates(answer["certificate"].encode(), request.item["cert_path"])
-            except PkiError as exc:
-                request.reasons.append(f"the certificate file is unusable ({exc})")
-        leaf = existing[0] if existing else None
-        request.before = cert_info(leaf) if leaf is not None else None
-        reissue = reissue_reasons(leaf, public_key, request.wanted, issuer, renew)
-        if reissue:
-            leaf = issue_certificate(subject=request.wanted.subject, public_key=public_key,
-                                     profile=request.wanted.profile, valid_days=request.valid_days, issuer=issuer,
-                                     sans=list(request.wanted.sans))
-            request.reasons.extend(reissue)
-            request.install = request.issued = True
-        request.chain = [leaf, *issuer.intermediates]
-        if not request.install and [fingerprint(c) for c in existing] != [fingerprint(c) for c in request.chain]:
-            request.reasons.append("the intermediate certificates in the file differ from the issuer's chain")
-            request.install = True
-        if request.root_pem is not None and answer.get("root") != request.root_pem:
-            request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
-            request.install = True
 
 
 def server_request(params: dict, issuer: Issuer | None) -> Request:
@@ -205,9 +174,6 @@ def server_request(params: dict, issuer: Issuer | None) -> Request:
             "common_name": common_name, "subject_alt_names": params["subject_alt_names"], "owner": params["owner"],
             "group": params["group"], "key_mode": params["key_mode"], "cert_mode": params["cert_mode"],
             "create_dir": params["create_dir"]}
-    for option in ("snapshot_dir", "snapshot_paths", "snapshot_group", "snapshot_taken"):
-        if option in params:
-            item[option] = params[option]
     wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
     root_pem = pem([issuer.root]) if params["root_cert_path"] and issuer is not None else None
     return Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)
@@ -252,8 +218,7 @@ def item_paths(requests: list[Request], words) -> dict:
     found = {}
     for index, request in enumerate(requests):
         item = request.item
-        for option in ("key_path", "cert_path", "csr_path", "root_path", "pkcs8_path", "pkcs12_path", "base_dir",
-                       "snapshot_dir"):
+        for option in ("key_path", "cert_path", "csr_path", "root_path", "pkcs8_path", "pkcs12_path", "base_dir"):
             if item.get(option):
                 found[words(f"items[{index}] ({item['name']}).{option}")] = item[option]
         found[words(f"items[{index}] ({item['name']}).key_path") + " (its folder)"] = os.path.dirname(

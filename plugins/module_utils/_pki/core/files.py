@@ -224,10 +224,26 @@ def differences(path: str, attrs: Attrs) -> list[str]:
     if stat.S_IMODE(st.st_mode) != attrs.mode:
         changes.append(f"mode {stat.S_IMODE(st.st_mode):04o} -> {attrs.mode:04o}")
     if attrs.uid is not None and st.st_uid != attrs.uid:
-        changes.append(f"owner {st.st_uid} -> {attrs.uid}")
+        changes.append(f"owner {user_name(st.st_uid)} -> {user_name(attrs.uid)}")
     if attrs.gid is not None and st.st_gid != attrs.gid:
-        changes.append(f"group {st.st_gid} -> {attrs.gid}")
+        changes.append(f"group {group_name(st.st_gid)} -> {group_name(attrs.gid)}")
     return changes
+
+
+def user_name(uid: int) -> str:
+    """The user's name (the number when the host has no such user)."""
+    try:
+        return pwd.getpwuid(uid)[0]
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid: int) -> str:
+    """The group's name (the number when the host has no such group)."""
+    try:
+        return grp.getgrgid(gid)[0]
+    except KeyError:
+        return str(gid)
 
 
 def apply_attributes(path: str, attrs: Attrs) -> None:

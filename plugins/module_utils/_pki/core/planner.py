@@ -483,6 +483,11 @@ class Plan:
         mode. ``files``: the folder appears with these files in it, at once (made as a temporary folder, then
         renamed), so a run killed in between never leaves it without them."""
         earlier = self._claims.get(resolve(path))
+        if earlier is not None and earlier.kind == "folder" and earlier.extra.get("claim"):
+            # A folder claimed for a later stage (inspection's directories) and made now: the making takes its place.
+            self.steps.remove(earlier)
+            del self._claims[earlier.real]
+            earlier = None
         if earlier is not None and earlier.kind == "folder" and not files and not earlier.extra.get("files"):
             # One folder named twice (cluster_files' directories and the key's folder): one folder, made with the
             # first declaration's owner and mode; made for real when any of its declarations is.
@@ -586,8 +591,8 @@ class Plan:
                            where=step.where)
         if step.op in ("keep", "attrs", "delete") and not step.extra.get("claim"):
             return
-        if parent is not None and parent.op == "mkdir":
-            return
+        if parent is not None and (parent.op == "mkdir" or (step.extra.get("claim") and parent.extra.get("claim"))):
+            return  # made earlier in the plan, or a claim in a folder claimed for a later stage to make
         st = _lstat(folder)
         if st is None or not stat.S_ISDIR(st.st_mode):
             what = "does not exist" if st is None else f"is not a folder ({describe_entry(folder)})"

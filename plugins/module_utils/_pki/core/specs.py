@@ -58,12 +58,11 @@ CA = {
     **ISSUER,
 }
 
-# The server role's snapshot, taken before the first write of a run (pgtls.ssl.server_cert, cluster_files).
+# The snapshot pgtls.ssl.cluster_files takes before the first write of an execution that activates.
 SNAPSHOT = {
     "snapshot_dir": {"type": "path"},
     "snapshot_paths": {"type": "list", "elements": "path", "default": []},
     "snapshot_group": {"type": "str"},
-    "snapshot_taken": {"type": "bool", "default": False},
 }
 
 SERVER_CERT = {
@@ -79,7 +78,6 @@ SERVER_CERT = {
     "key_mode": {"type": "str", "default": "0600", "no_log": False},
     "cert_mode": {"type": "str", "default": "0644"},
     "create_dir": {"type": "bool", "default": False},
-    **SNAPSHOT,
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -175,7 +173,6 @@ HOST_ITEM = {
     "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
-    **SNAPSHOT,
 }
 
 HOST_MATERIAL = {
@@ -219,6 +216,34 @@ CLUSTER = {
     "bin_dir": {"type": "path"},
 }
 
+# The cluster step's first stage in pgtls.ssl.cluster_info: what to inspect in each cluster found, every path relative
+# to its configuration folder (the server role's layout).
+INSPECT = {
+    "files": {"type": "list", "elements": "str", "default": []},
+    "directories": {"type": "list", "elements": "str", "default": []},
+    "snapshot_dir": {"type": "str"},
+    "material": {"type": "dict", "options": {
+        "key_path": {"type": "str", "required": True},
+        "cert_path": {"type": "str", "required": True},
+        "root_path": {"type": "str"},
+        "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
+        "subject_alt_names": {"type": "list", "elements": "str", "default": []},
+        "add_host_names": {"type": "bool", "default": False},
+        "key_group": {"type": "bool", "default": False},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "key_mode": {"type": "str", "default": "0600", "no_log": False},
+        "cert_mode": {"type": "str", "default": "0644"},
+        "create_dir": {"type": "bool", "default": False},
+    }},
+    "probe": {"type": "bool", "default": True},
+    "write": {"type": "bool", "default": True},
+    "key_group": {"type": "dict", "no_log": False, "options": {
+        "name": {"type": "str", "required": True},
+        "user": {"type": "str", "required": True},
+    }},
+}
+
 CLUSTER_INFO = {
     "clusters": {"type": "list", "elements": "dict", "default": [], "options": CLUSTER},
     "layout": {"type": "str", "choices": ["debian", "datadir"]},
@@ -229,6 +254,7 @@ CLUSTER_INFO = {
     "key_group": {"type": "str", "no_log": False},
     "probe_key_group": {"type": "bool", "default": False},
     "os_defaults": {"type": "dict"},
+    "inspect": {"type": "dict", "options": INSPECT},
 }
 
 AUDIT_REPORT = {
@@ -303,8 +329,13 @@ SERVER_MATERIAL = {name: SERVER_CERT[name] for name in (
 CLUSTER_TLS = {
     "material": {"type": "dict", "options": SERVER_MATERIAL},
     **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "compare_only", "activate")},
-    # The cluster as pgtls.ssl.cluster_info describes it (its other keys are left out for the host).
-    "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict", "required": True})},
+    # The cluster as pgtls.ssl.cluster_info describes it (its other keys are left out for the host); the key,
+    # certificate and root are material's unless given.
+    "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict", "required": True},
+                                                 **{name: {"type": "path"} for name in ("cert_path", "key_path",
+                                                                                        "ca_path")})},
+    # The host's inspection of this cluster (pgtls.ssl.cluster_info's, with inspect): decided on without asking.
+    "inspection": {"type": "dict"},
     # Your own CA signs (the server role's pgtls_server_cert_source=external): files on the controller.
     "external": {"type": "dict", "options": {
         "csr_path": {"type": "path", "required": True},
@@ -387,7 +418,6 @@ _ITEM_FILES = {
     "key_path": ("out", "key"), "cert_path": ("out", "certificate"), "root_path": ("out", "certificate"),
     "csr_path": ("out", "csr"), "base_dir": ("descriptor", "folder"), "pkcs8_path": ("out", "pkcs8"),
     "pkcs12_path": ("out", "pkcs12"), "certificate": ("content", "certificate"), "root": ("content", "certificate"),
-    **_SNAPSHOT_FILES,
 }
 FILE_OPTIONS = {
     "ca": {"cert_path": ("out", "ca_certificate"), "key_path": ("out", "ca_key"), **ISSUER_FILES},
@@ -395,7 +425,7 @@ FILE_OPTIONS = {
             "revoked[].certificate_path": ("in", "certificate"),
             "revoked[].certificate_content": ("content", "certificate"), **ISSUER_FILES},
     "server_cert": {"key_path": ("out", "key"), "cert_path": ("out", "certificate"), "csr_path": ("out", "csr"),
-                    "root_cert_path": ("out", "certificate"), **_SNAPSHOT_FILES, "record_dir": ("out_dir", "archive"),
+                    "root_cert_path": ("out", "certificate"), "record_dir": ("out_dir", "archive"),
                     **ISSUER_FILES},
     "client_cert": {"clients[].dir": ("out_dir", "folder"), "dest": ("out_dir", "folder"),
                     "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
@@ -407,17 +437,20 @@ FILE_OPTIONS = {
     "intermediate_rotation": {"pki_dir": ("ca_dir", "folder")},
     "cluster_info": {**{f"clusters[].{name}": ("descriptor", "folder") for name in
                         ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")},
-                     "trust_file": ("relative", "certificate")},
+                     "trust_file": ("relative", "certificate"),
+                     "inspect.files": ("relative", "file"), "inspect.directories": ("relative", "folder"),
+                     "inspect.snapshot_dir": ("relative", "snapshot"), "inspect.material.key_path": ("relative", "key"),
+                     "inspect.material.cert_path": ("relative", "certificate"),
+                     "inspect.material.root_path": ("relative", "certificate")},
     "audit_report": {"pki_dir": ("ca_dir", "folder"), "json_path": ("out", "report_json"),
                      "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
-    # cluster_files takes the one snapshot itself: the material's own snapshot options are not used there.
     "cluster_files": {**_CONF_FILES, **{f"material.{name}": role for name, role in _ITEM_FILES.items()},
-                      "material.snapshot_dir": ("descriptor", "snapshot"), "material.snapshot_paths": ("descriptor",
-                                                                                                       "any"),
                       **{f"activate.cluster.{name}": ("descriptor", "folder") for name in
                          ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}},
     "cluster_tls": {**_CONF_FILES, "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
                     "material.root_cert_path": ("out", "certificate"), "external.csr_path": ("out", "csr"),
+                    "activate.cert_path": ("descriptor", "certificate"), "activate.key_path": ("descriptor", "key"),
+                    "activate.ca_path": ("descriptor", "certificate"),
                     "external.cert_path": ("awaited", "certificate"), "external.root_path": ("awaited", "certificate"),
                     "external.crl_path": ("awaited", "crl"), "ca_folder": ("ca_dir", "folder"),
                     "record_dir": ("out_dir", "archive"), **ISSUER_FILES},

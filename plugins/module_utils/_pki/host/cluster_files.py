@@ -18,11 +18,10 @@ import re
 import stat
 from dataclasses import dataclass
 
-from ..core import planner, probe
+from ..core import planner
 from ..core.errors import PkiError
 from ..core.files import MAX_CRL_BYTES, Attrs, parse_mode, read_bytes, resolve_gid, resolve_uid
-from ..core.info import fingerprint, leaf_fingerprint
-from . import accounts, snapshot
+from . import accounts, inspection, snapshot
 from . import host_material as host
 from .activation import Activation
 
@@ -43,7 +42,7 @@ def _attrs(raw: dict, where: str, default_mode: str) -> Attrs:
                  resolve_uid(raw.get("owner"), f"{where}.owner"), resolve_gid(raw.get("group"), f"{where}.group"))
 
 
-def _with_line(text: str, regexp: str, line: str, where: str) -> str:
+def with_line(text: str, regexp: str, line: str, where: str) -> str:
     """lineinfile's rule: replace the last line matching ``regexp`` by ``line``, or append ``line``."""
     try:
         pattern = re.compile(regexp)
@@ -107,7 +106,7 @@ def plan_entries(plan: planner.Plan, params: dict) -> list[_Entry]:
         except UnicodeDecodeError:
             raise PkiError(f"{path} is not UTF-8 text", where=f"{where}.path") from None
         for line_index, raw in group:
-            text = _with_line(text, raw["regexp"], raw["line"], f"lines[{line_index}]")
+            text = with_line(text, raw["regexp"], raw["line"], f"lines[{line_index}]")
         after = text.encode()
         entry = _Entry("line", path, where, after, before)
         plan.write(path, after, Attrs(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), kind="file",
@@ -133,18 +132,7 @@ def legacy_snapshots(tmp: str = "/tmp") -> list[str]:
             if planner.not_a_legacy_snapshot(path) is None]
 
 
-def served(port: int, cert_path: str) -> dict:
-    """What 127.0.0.1:``port`` serves, compared with the leaf of ``cert_path`` (a failure is an answer too)."""
-    try:
-        chain = probe.served_chain("127.0.0.1", port)["chain"]
-    except PkiError as exc:
-        return {"matches_file": False, "error": str(exc)}
-    served_leaf = fingerprint(chain[0])
-    return {"matches_file": served_leaf == leaf_fingerprint(cert_path, "probe_cert_path"),
-            "fingerprint_sha256": served_leaf}
-
-
-def _material(plan: planner.Plan, params: dict, check_mode: bool) -> dict | None:
+def _material(plan: planner.Plan, params: dict) -> dict | None:
     """The server key and certificate (pgtls.ssl.host_material's logic, in this plan): without a certificate, ensure
     the key and return its CSR and the files in place; with one, install it."""
     raw = params.get("material")
@@ -153,7 +141,7 @@ def _material(plan: planner.Plan, params: dict, check_mode: bool) -> dict | None
     raw = {k: v for k, v in raw.items() if not k.startswith("snapshot_")}  # this plan takes the one snapshot
     stage = "install" if raw.get("certificate") else "prepare"
     item = host.parse_item(raw, 0)
-    return host.plan_items(plan, [item], [raw], stage, check_mode)["item_results"][0]
+    return host.plan_items(plan, [item], [raw], stage)["item_results"][0]
 
 
 def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict:
@@ -182,7 +170,7 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
         plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
         if folder:
             plan.claim(folder, kind="snapshot", where="snapshot_dir")
-        material = _material(plan, params, check_mode)
+        material = _material(plan, params)
         changed = [e for e in entries if e.changes]
         material_changes = bool(material and material["changes"])
         result = {"changed": bool(changed or group_changes or material_changes),
@@ -194,12 +182,11 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
             result["key_group_changes"] = group_changes
         if compare_only:
             result["changed"] = material_changes or bool(group_changes)
-        if folder and (changed or material_changes) and not compare_only and activate \
-                and not params.get("snapshot_taken"):
+        if folder and (changed or material_changes) and not compare_only and activate:
             snapshot.take(plan, folder, params["snapshot_paths"], resolve_gid(params.get("snapshot_group"),
                                                                               "snapshot_group"))
             result["snapshot_taken"] = not check_mode
-        elif folder and not changed and not material_changes and not params.get("snapshot_taken"):
+        elif folder and not changed and not material_changes:
             # Nothing to change: a snapshot an interrupted run left behind goes.
             result["stale_snapshot_removed"] = snapshot.declare_remove(plan, folder) and not check_mode
         if params.get("remove_legacy_snapshots"):
@@ -215,9 +202,14 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
     if check_mode:
         return result
     if compare_only:
+        # What is there, as the controller decides on it (the same record pgtls.ssl.cluster_info's inspection gives).
+        result["states"] = {entry["path"]: inspection.state_of(entry["path"])
+                            for entry in params["files"] + params["lines"]}
+        result["states"].update({entry["path"]: inspection.state_of(entry["path"], read_content=False)
+                                 for entry in params["directories"]})
         if params.get("probe_port"):
             cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
-            result["served"] = served(params["probe_port"], cert_path)
+            result["served"] = inspection.served(params["probe_port"], cert_path)
         return result
     if activate and (result["changed"] or activate.get("always")):
         # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.

@@ -333,32 +333,19 @@ def _shared_root(plan: planner.Plan, path: str) -> bool:
     return step is not None and step.where.endswith(".root_path")
 
 
-def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: str, check_mode: bool) -> dict:
+def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: str) -> dict:
     """Declare every item's files to ``plan`` (prepare: key, CSR, owner and mode; install: certificate, root, key
-    activation, other formats, and the snapshot when an item asks for one); return the module's result."""
+    activation, other formats); return the module's result."""
     check_plan(items, stage)
-    for item, raw in zip(items, raws):
+    for item in items:
         claim(plan, item)
-        if raw.get("snapshot_dir"):
-            plan.claim(raw["snapshot_dir"], kind="snapshot", where=f"{item.where}.snapshot_dir")
-    for item, raw in zip(items, raws):
-        plan.protect(raw.get("snapshot_paths") or [], f"{item.where}.snapshot_paths")
     if stage == "prepare":
         results = [prepare(plan, item) for item in items]
         return {"changed": any(r["changes"] for r in results), "item_results": results}
     checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
     results = []
     for item, raw, checks in zip(items, raws, checked):
-        before = len(plan.changes)
-        changes = install(plan, item, raw["certificate"], raw.get("root"), checks)
-        taken = False
-        if raw.get("snapshot_dir") and not raw.get("snapshot_taken") and len(plan.changes) > before:
-            # The server_cert module's snapshot, of the files as they are before this install changes them.
-            plan.snapshot(raw["snapshot_dir"], raw.get("snapshot_paths") or [],
-                          resolve_gid(raw.get("snapshot_group"), f"{item.where}.snapshot_group"),
-                          where=f"{item.where}.snapshot_dir")
-            taken = not check_mode
-        results.append({"name": item.name, "changes": changes, "snapshot_taken": taken})
+        results.append({"name": item.name, "changes": install(plan, item, raw["certificate"], raw.get("root"), checks)})
     return {"changed": any(r["changes"] for r in results), "item_results": results}
 
 
@@ -368,7 +355,7 @@ def host_material(params: dict, check_mode: bool) -> dict:
     items = [parse_item(raw, index) for index, raw in enumerate(raws)]
     check_plan(items, params["stage"])
     tidied = [] if check_mode else tidy(items)
-    result = planner.run("host", lambda plan: plan_items(plan, items, raws, params["stage"], check_mode), check_mode)
+    result = planner.run("host", lambda plan: plan_items(plan, items, raws, params["stage"]), check_mode)
     if tidied and params["stage"] == "prepare":
         result["item_results"][0]["changes"][:0] = tidied
         result["changed"] = True

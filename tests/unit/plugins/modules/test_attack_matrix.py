@@ -231,7 +231,6 @@ BASES = [
     Base("server_cert", "files", {"key_path": f"{W}/out/server.key", "cert_path": f"{W}/out/server.crt",
                                   "csr_path": f"{W}/out/server.csr", "root_cert_path": f"{W}/out/root.crt",
                                   "subject_alt_names": ["db1.example.com"], "record_dir": f"{W}/pki/issued",
-                                  "snapshot_dir": f"{W}/out/.snap", "snapshot_paths": [f"{W}/out/server.crt"],
                                   **ISSUER}),
     Base("server_cert", "content", {"key_path": f"{W}/out/server.key", "cert_path": f"{W}/out/server.crt",
                                     "root_cert_path": f"{W}/out/root.crt", "subject_alt_names": ["db1.example.com"],
@@ -248,8 +247,7 @@ BASES = [
     Base("host_material", "install", {"stage": "install", "items": [{
         "name": "app", "key_path": f"{W}/out/app.key", "cert_path": f"{W}/out/app.crt", "root_path": f"{W}/out/root.crt",
         "pkcs8_path": f"{W}/out/app.pk8", "pkcs12_path": f"{W}/out/app.p12", "pkcs12_passphrase": "matrix",
-        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@", "snapshot_dir": f"{W}/out/.snap",
-        "snapshot_paths": [f"{W}/out/app.crt"]}]}),
+        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@"}]}),
     Base("host_material", "prepare", {"stage": "prepare", "items": [{
         "name": "new", "key_path": f"{W}/out/new.key", "cert_path": f"{W}/out/new.crt", "csr_path": f"{W}/out/new.csr",
         "common_name": "new"}]}),
@@ -259,6 +257,14 @@ BASES = [
     Base("cluster_info", "trust", {"clusters": [{"version": 15, "name": "main", "port": 5432,
                                                  "config_dir": f"{W}/conf", "data_dir": f"{W}/data"}],
                                    "trust_file": "tls/root.crt"}),
+    # Discovery with the cluster step's first stage: the server role's files, relative to the configuration folder.
+    Base("cluster_info", "inspect", {"clusters": [{"version": 15, "name": "main", "port": 5432,
+                                                   "config_dir": f"{W}/conf", "data_dir": f"{W}/data"}],
+                                     "inspect": {"files": ["pg_hba.conf", "tls/root.crl"], "directories": ["tls"],
+                                                 "snapshot_dir": "tls/.pgtls-snapshot",
+                                                 "material": {"key_path": "tls/new.key", "cert_path": "tls/new.crt",
+                                                              "root_path": "tls/root.crt",
+                                                              "subject_alt_names": ["db1.example.com"]}}}),
     Base("audit_report", "outputs", {"servers": [AUDIT_SERVER], "pki_dir": f"{W}/pki", "json_path": f"{W}/out/a.json",
                                      "metrics_path": f"{W}/out/a.prom", "html_path": f"{W}/out/a.html"}),
     Base("cluster_files", "install", {**CONF, "material": {
@@ -445,10 +451,11 @@ def _ca_dir(add, value) -> None:
     add("link inside", "retired", value, [("link", f"{W}/pki/retired", f"{W}/decoy/dir")])
 
 
-def _relative(add, value) -> None:
+def _relative(add, kind, value) -> None:
     add("absolute", "", f"{W}/conf/tls/root.crt")
     add("dotdot", "", "../conf/tls/root.crt")
-    add("holds", "key", value, [("remove", f"{W}/conf/{value}", ""), ("file", f"{W}/conf/{value}", "key")])
+    if kind != "key":
+        add("holds", "key", value, [("remove", f"{W}/conf/{value}", ""), ("file", f"{W}/conf/{value}", "key")])
     add("link", "", value, [("remove", f"{W}/conf/{value}", ""), ("link", f"{W}/conf/{value}", f"{W}/pki/root.crt")])
 
 
@@ -479,7 +486,7 @@ def generate() -> list[Case]:
             elif role == "ca_dir":
                 _ca_dir(add, value)
             elif role == "relative":
-                _relative(add, value)
+                _relative(add, kind, value)
     return cases
 
 

@@ -23,8 +23,10 @@ def _documented(module: str) -> dict:
         if (namespace, collection) == ("ansible", "builtin"):
             continue  # action_common_attributes: attributes only, no options
         assert (namespace, collection) == ("pgtls", "ssl"), fragment
+        name, _dot, variant = name.partition(".")  # pgtls.ssl._host_item.items: the ITEMS attribute
         frag = importlib.import_module(f"ansible_collections.pgtls.ssl.plugins.doc_fragments.{name}")
-        doc.setdefault("options", {}).update(yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION).get("options", {}))
+        text = getattr(frag.ModuleDocFragment, (variant or "documentation").upper())
+        doc.setdefault("options", {}).update(yaml.safe_load(text).get("options", {}))
     for part in ("EXAMPLES", "RETURN"):
         yaml.safe_load(getattr(mod, part))  # must at least parse
     return doc["options"]

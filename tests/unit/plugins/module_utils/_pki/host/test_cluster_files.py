@@ -28,7 +28,6 @@ def params(tmp_path, **extra):
         "snapshot_paths": [str(conf / "pg_hba.conf"), str(conf / "postgresql.conf"), str(conf / "tls" / "server.key"),
                            str(conf / "conf.d" / "pgtls.conf")],
         "snapshot_group": None,
-        "snapshot_taken": False,
     }
     base.update(extra)
     return base
@@ -147,17 +146,6 @@ def test_mode_only_change_keeps_content_and_inode(host):
     result = cluster_files(params(host), False)
     assert result["changes"] == [f"{hba}: mode 0644 -> 0640"]
     assert hba.stat().st_ino == inode and stat.S_IMODE(hba.stat().st_mode) == 0o640
-
-
-def test_snapshot_taken_by_an_earlier_task_is_kept(host):
-    snap = host / "conf" / "tls" / ".pgtls-snapshot"
-    (host / "conf" / "tls").mkdir()
-    snap.mkdir()
-    (snap / ".pgtls-snapshot-of").write_text('{"paths": []}')  # taken by server_cert
-    cluster_files(params(host, snapshot_taken=True), False)
-    assert (snap / ".pgtls-snapshot-of").read_text() == '{"paths": []}'
-    cluster_files(params(host, snapshot_taken=True), False)  # nothing to change: still kept
-    assert (snap / ".pgtls-snapshot-of").exists()
 
 
 def test_line_replaced_not_duplicated(host):

@@ -18,8 +18,9 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import issue_certificate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import SERVER
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import cluster_files, served
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import cluster_files
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import PENDING_SUFFIX
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.inspection import served
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,6 @@ def params(conf, **extra):
         "snapshot_dir": str(tls / ".pgtls-snapshot"),
         "snapshot_paths": [str(tls / "server.key"), str(tls / "server.crt"), str(conf / "pg_hba.conf")],
         "snapshot_group": None,
-        "snapshot_taken": False,
         "material": {"name": "server", "key_path": str(tls / "server.key"), "cert_path": str(tls / "server.crt"),
                      "common_name": "db1", "subject_alt_names": ["db1"], "key_mode": "0600", "create_dir": True},
     }
@@ -110,19 +110,6 @@ def test_bad_input_stops_before_the_key_is_made(conf):
     with pytest.raises(PkiError, match="symbolic link"):
         cluster_files(params(conf, files=files, compare_only=True), False)
     assert not (conf / "tls").exists()
-
-
-def test_the_snapshot_of_an_earlier_step_is_kept_when_asked(conf):
-    """Your own CA's certificate was installed by an earlier task that took the snapshot: asking keeps it."""
-    snap = conf / "tls" / ".pgtls-snapshot"
-    (conf / "tls").mkdir()
-    os.chmod(conf / "tls", 0o750)
-    snap.mkdir()
-    unchanged = params(conf, material=None, files=[], snapshot_taken=True)
-    cluster_files(dict(unchanged, compare_only=True), False)
-    assert snap.is_dir()
-    cluster_files(dict(unchanged, snapshot_taken=False, compare_only=True), False)
-    assert not snap.exists()
 
 
 def test_served_compares_the_leaf_with_the_file(cert, tmp_path):

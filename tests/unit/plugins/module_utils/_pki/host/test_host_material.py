@@ -79,38 +79,3 @@ def test_key_type_change_goes_through_a_pending_key(tmp_path):
                                                        certificate=pem(_sign(pki, second["csr"])).decode())]},
                   check_mode=False)
     assert (tmp_path / "server.key").read_bytes() != old_key
-
-
-def test_install_snapshots_the_files_it_replaces_once(tmp_path):
-    """The server role's snapshot: taken by install before the first replacement (old key, old certificate and
-    the other files listed), not when this run already has one, not when nothing is replaced."""
-    pki = Pki()
-    snap = tmp_path / ".pgtls-snapshot"
-    conf = tmp_path / "pg_hba.conf"
-    conf.write_text("before\n")
-    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
-    old_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
-    host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain)]}, check_mode=False)
-    old_key = (tmp_path / "server.key").read_bytes()
-    snap_opts = {"snapshot_dir": str(snap),
-                 "snapshot_paths": [str(tmp_path / "server.key"), str(tmp_path / "server.crt"), str(conf)]}
-    # Unchanged install: nothing replaced, no snapshot.
-    same = host_material({"stage": "install", "items": [_item(tmp_path, certificate=old_chain, **snap_opts)]},
-                         check_mode=False)
-    assert same["item_results"][0] == {"name": "server", "changes": [], "snapshot_taken": False} and not snap.exists()
-    # A new certificate: the snapshot holds the old one, the key copy keeps the key's mode.
-    new_chain = pem(_sign(pki, first["csr"]), pki.int).decode()
-    done = host_material({"stage": "install", "items": [_item(tmp_path, certificate=new_chain, **snap_opts)]},
-                         check_mode=False)
-    assert done["item_results"][0]["snapshot_taken"]
-    copies = {p.name: p for p in snap.iterdir()}
-    assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain
-    key_copy = copies[str(tmp_path / "server.key").replace("/", "_")]
-    assert key_copy.read_bytes() == old_key and stat.S_IMODE(key_copy.stat().st_mode) == 0o600
-    assert stat.S_IMODE(snap.stat().st_mode) == 0o750
-    # This run has its snapshot already: another replacement keeps it.
-    third = pem(_sign(pki, first["csr"]), pki.int).decode()
-    item = _item(tmp_path, certificate=third, snapshot_taken=True, **snap_opts)
-    kept = host_material({"stage": "install", "items": [item]}, check_mode=False)
-    assert not kept["item_results"][0]["snapshot_taken"]
-    assert copies[str(tmp_path / "server.crt").replace("/", "_")].read_text() == old_chain

@@ -1,0 +1,147 @@
+"""The cluster step's contract: inspect (discovery's own execution) -> decide (the controller) -> apply (one more
+execution, only when something differs). An unchanged cluster costs discovery's execution and nothing more; a dry
+inspection (the preflight's: nothing written) that lacks a key, or that does not cover the task, makes the host be
+asked; check mode asks the host before reporting a change. Modules run in this process (inprocess.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from inprocess import run
+from pkitools import tree
+
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._cluster_step import compare
+
+INSPECT = {"files": ["pg_hba.conf", "postgresql.conf"], "directories": ["tls"], "snapshot_dir": "tls/.snap",
+           "material": {"key_path": "tls/server.key", "cert_path": "tls/server.crt", "root_path": "tls/root.crt",
+                        "subject_alt_names": ["db1.example.com"], "create_dir": True}}
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    pki, conf = tmp_path / "pki", tmp_path / "conf"
+    assert not run("ca_folder", {"path": str(pki), "root_common_name": "Root", "intermediate_common_name": "CA"}).get(
+        "failed")
+    conf.mkdir()
+    (conf / "postgresql.conf").write_text("port = 5432\n")
+    (conf / "pg_hba.conf").write_text("local all all peer\n")
+    return tmp_path
+
+
+def discover(root, write=True):
+    found = run("cluster_info", {"clusters": [{"version": 15, "name": "main", "port": 5432,
+                                               "config_dir": str(root / "conf"), "data_dir": str(root / "data")}],
+                                 "inspect": dict(INSPECT, write=write)})
+    assert not found.get("failed"), found.get("msg")
+    return found["clusters"][0]["inspection"]
+
+
+def task(root, content="hostssl all all all cert\n"):
+    conf = root / "conf"
+    return {"material": {"key_path": str(conf / "tls/server.key"), "cert_path": str(conf / "tls/server.crt"),
+                         "root_cert_path": str(conf / "tls/root.crt"), "subject_alt_names": ["db1.example.com"],
+                         "create_dir": True},
+            "directories": [{"path": str(conf / "tls"), "mode": "0750"}],
+            "files": [{"path": str(conf / "pg_hba.conf"), "content": content, "mode": "0640"}],
+            "lines": [{"path": str(conf / "postgresql.conf"), "regexp": "^include_dir", "line": "include_dir = 'conf.d'"}],
+            "snapshot_dir": str(conf / "tls/.snap"), "ca_folder": str(root / "pki")}
+
+
+def step(root, inspection=None, check_mode=False, content="hostssl all all all cert\n"):
+    args = task(root, content)
+    if inspection is not None:
+        args["inspection"] = inspection
+    done = run("cluster_tls", args, check_mode=check_mode)
+    assert not done.get("failed"), done.get("msg")
+    return done
+
+
+def test_an_unchanged_cluster_costs_discovery_alone(fleet):
+    # First rollout: discovery makes the key (write), the controller signs, one execution applies.
+    first = step(fleet, discover(fleet))
+    assert first["changed"] and first["issued"] and first["module_executions"] == 1
+    assert (fleet / "conf/pg_hba.conf").read_text() == "hostssl all all all cert\n"
+    # Every later run: discovery's execution only - the decision needs no host.
+    before = tree(fleet / "conf")
+    again = step(fleet, discover(fleet, write=False))
+    assert not again["changed"] and "module_executions" not in again, again
+    assert tree(fleet / "conf") == before
+
+
+def test_a_change_found_by_the_inspection_is_applied_in_one_execution(fleet):
+    step(fleet, discover(fleet))
+    (fleet / "conf/pg_hba.conf").write_text("local all all trust\n")
+    done = step(fleet, discover(fleet, write=False))
+    assert done["changed"] and done["module_executions"] == 1
+    assert done["changes"] == [f"{fleet}/conf/pg_hba.conf: content changed"]
+    assert (fleet / "conf/pg_hba.conf").read_text() == "hostssl all all all cert\n"
+
+
+def test_a_dry_inspection_without_a_key_makes_the_host_be_asked(fleet):
+    inspection = discover(fleet, write=False)
+    assert inspection["dry"] and inspection["material"]["key"]["state"] == "created"
+    assert not (fleet / "conf/tls").exists()  # the preflight changed nothing
+    done = step(fleet, inspection)
+    assert done["changed"] and done["module_executions"] == 2  # asked (the key made), then applied
+
+
+def test_an_inspection_of_other_files_is_not_trusted(fleet):
+    step(fleet, discover(fleet))
+    inspection = discover(fleet, write=False)
+    del inspection["states"][str(fleet / "conf/pg_hba.conf")]
+    done = step(fleet, inspection)
+    assert not done["changed"] and done["module_executions"] == 1  # asked, found nothing to change
+
+
+def test_check_mode_asks_the_host_before_it_reports_a_change(fleet):
+    step(fleet, discover(fleet))
+    before = tree(fleet / "conf")
+    done = step(fleet, discover(fleet, write=False), check_mode=True, content="local all all trust\n")
+    assert done["changed"] and done["module_executions"] == 1
+    assert tree(fleet / "conf") == before
+
+
+def test_a_snapshot_left_by_a_stopped_run_is_removed_though_nothing_changes(fleet):
+    step(fleet, discover(fleet))
+    snap = fleet / "conf/tls/.snap"
+    snap.mkdir()
+    (snap / "_etc_x").write_text("a copy")  # what a run killed before its end leaves
+    done = step(fleet, discover(fleet, write=False))
+    assert not done["changed"] and done["stale_snapshot_removed"] and not snap.exists()
+    assert done["module_executions"] == 1
+
+
+def test_the_inspection_never_carries_a_key(fleet):
+    step(fleet, discover(fleet))
+    inspection = discover(fleet, write=False)
+    assert "PRIVATE KEY" not in repr(inspection)
+    assert os.path.exists(fleet / "conf/tls/server.key")
+
+
+def _chown_nobody(path):
+    os.chown(path, 65534, 65534)
+
+
+@pytest.mark.parametrize("drift", [
+    lambda conf: os.chmod(conf / "pg_hba.conf", 0o600),
+    lambda conf: _chown_nobody(conf / "pg_hba.conf"),
+    lambda conf: _chown_nobody(conf / "tls"),
+    lambda conf: os.chmod(conf / "tls", 0o700),
+    lambda conf: (conf / "pg_hba.conf").write_text("local all all trust\n"),
+    lambda conf: (conf / "pg_hba.conf").unlink(),
+    lambda conf: (conf / "postgresql.conf").write_text("port = 5432\n"),
+    lambda conf: (conf / "postgresql.conf").write_text("include_dir = 'other'\nport = 5432"),
+], ids=["file-mode", "file-owner", "folder-owner", "folder-mode", "content", "missing", "line", "line-replaced"])
+def test_the_controller_words_a_drift_as_the_host_does(fleet, drift):
+    """The decision on the controller and the host's own comparison (cluster_files with compare_only) find the same
+    changes, in the same words: what a run reports does not depend on which side looked."""
+    args = task(fleet)
+    for entry in args["files"] + args["directories"]:
+        entry.update(owner="root", group="root")
+    step(fleet, discover(fleet))
+    drift(fleet / "conf")
+    decided = compare(args, discover(fleet, write=False)["states"])
+    host = run("cluster_files", {k: args[k] for k in ("directories", "files", "lines")} | {"compare_only": True})
+    assert not host.get("failed"), host.get("msg")
+    assert decided.complete and decided.changes and decided.changes == host["changes"]
