@@ -33,6 +33,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     LEFT_ON_THE_HOST,
     Request,
     check_controller_paths,
+    client_request,
     decide_material,
     diff_for,
     issuer_inputs,
@@ -60,7 +61,10 @@ class ActionModule(PkiAction):
     stage = "decide"
 
     def option_names(self, msg: str) -> str:
-        # The host half names the key and certificate "items[0] (server).<option>": here they are material's.
+        # The host half names the key and certificate "items[0] (server).<option>": here they are material's; the
+        # client certificate's files (items[1]) are client_material.dir's.
+        msg = re.sub(r"items\[1\] \([^)]*\)\.(\w+)",
+                     lambda m: "client_material." + ("dir" if m.group(1).endswith("_path") else m.group(1)), msg)
         return re.sub(r"items\[0\] \(server\)\.(\w+)",
                       lambda m: "material." + {"root_path": "root_cert_path"}.get(m.group(1), m.group(1)), msg)
 
@@ -98,61 +102,86 @@ class ActionModule(PkiAction):
             preflight_key(params, issuer)
         else:
             request = None
+        client = None
+        if params["client_material"]:
+            if issuer is None:
+                raise PkiError("client_material needs material and the collection's CA (ca_folder or issuer_*), not "
+                               "external", where="client_material")
+            client = client_request(params["client_material"], material["key_type"], material["valid_days"], issuer,
+                                    "client_material")
+            _own_folder(params["client_material"]["dir"], params, request)
+        self.pair = (request, client)  # as cluster_files names them: material, client_material
+        self.requests = [r for r in self.pair if r]
         files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
         if request and not files.get("probe_cert_path"):
             files["probe_cert_path"] = request.item["cert_path"]
         if request:
-            paths = {**item_paths([request], self.option_names), "snapshot_dir": params["snapshot_dir"],
+            paths = {**item_paths(self.requests, self.option_names), "snapshot_dir": params["snapshot_dir"],
                      **{f"files[{i}].path": f["path"] for i, f in enumerate(params["files"])},
                      **{f"directories[{i}].path": d["path"] for i, d in enumerate(params["directories"])},
                      **{f"lines[{i}].path": line["path"] for i, line in enumerate(params["lines"])}}
             check_controller_paths(params["record_dir"], params["ca_folder"], paths, issuer_inputs(params))
             if external:
                 self.check_your_ca(request, external, params, paths)
-        inspection = self.inspect(params, request, files)
-        result = self.decide(params, request, issuer, external, inspection)
+        inspection = self.inspect(params, request, client, files)
+        result = self.decide(params, request, client, issuer, external, inspection)
         if result.pop("apply") and not self._task.check_mode:
             self.apply(params, request, files, result)
         elif _left_snapshot(params, inspection) and not self._task.check_mode:
             # Nothing to change, but a run stopped before its end left its snapshot: the host removes it.
             self.stage = "asked"
-            asked = self.execute(HOST_MODULE, dict(files, compare_only=True, material=request.item if request
-                                                   else None), self.option_names)
+            asked = self.execute(HOST_MODULE, dict(files, compare_only=True, **self.items()), self.option_names)
             result["stale_snapshot_removed"] = asked["stale_snapshot_removed"]
         elif result.pop("ask_in_check_mode", False) and self._task.check_mode:
             # Check mode: the host checks what would change (the write planner's refusals show here too).
             self.stage = "asked"
-            asked = self.execute(HOST_MODULE, dict(files, compare_only=True, material=request.item if request
-                                                   else None), self.option_names)
+            asked = self.execute(HOST_MODULE, dict(files, compare_only=True, **self.items()), self.option_names)
             result["changes"] = asked["changes"]
-        if request and params["record_dir"] and not external and not self._task.check_mode:
-            record(params["record_dir"], request.item["common_name"], request.chain[0], params["ca_folder"])
-        return self.report(params, request, result)
+        if params["record_dir"] and not external and not self._task.check_mode:
+            for done in self.requests:
+                record(params["record_dir"], done.item["common_name"], done.chain[0], params["ca_folder"])
+        return self.report(params, request, client, result)
 
-    def inspect(self, params: dict, request: Request | None, files: dict) -> dict:
+    def items(self, install: bool = False) -> dict:
+        """The host items, as cluster_files takes them: to prepare (the CSR), or to install (with the chain)."""
+        found = {}
+        for option, request in zip(("material", "client_material"), self.pair):
+            if request is None:
+                found[option] = None
+            elif not install:
+                found[option] = request.item
+            elif request.install:
+                found[option] = dict(request.item, certificate=pem(request.chain), root=request.root_pem)
+            else:
+                found[option] = None
+        return found
+
+    def inspect(self, params: dict, request: Request | None, client: Request | None, files: dict) -> dict:
         """The host's record: the one cluster_info made (when it is for this task's files and key), else asked."""
         given = params["inspection"]
-        if given and _covers(given, request, params):
+        if given and client is None and _covers(given, request, params):
             return given
         self.stage = "asked"
         first = {"key_group": params["key_group"]} if params["key_group"] else {}
-        return self.execute(HOST_MODULE, dict(files, compare_only=True, material=request.item if request else None,
-                                              **first), self.option_names)
+        return self.execute(HOST_MODULE, dict(files, compare_only=True, **self.items(), **first), self.option_names)
 
-    def decide(self, params: dict, request: Request | None, issuer, external: dict | None, inspection: dict) -> dict:
+    def decide(self, params: dict, request: Request | None, client: Request | None, issuer, external: dict | None,
+               inspection: dict) -> dict:
         """Sign (or take your own CA's certificate) and compare the files, here; say whether to apply."""
+        policy = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
         if external:
             self.from_your_ca(request, inspection["material"], external, params)
         elif request:
-            decide_material(request, inspection["material"], issuer,
-                            RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"]))
+            decide_material(request, inspection["material"], issuer, policy)
+        if client:
+            decide_material(client, inspection["client_material"], issuer, policy)
         decision = compare(params, inspection.get("states") or {})
-        install = bool(request and request.install)
+        install = any(r.install for r in self.requests)
         served = inspection.get("served")
         stale = bool(served and not served["matches_file"] and not (install or decision.changes or
-                                                                    (request and request.reasons)))
+                                                                    any(r.reasons for r in self.requests)))
         activate = params["activate"]
-        changed = bool(install or decision.changes or (request and request.reasons))
+        changed = bool(install or decision.changes or any(r.reasons for r in self.requests))
         return {"reasons": request.reasons if request else [], "changes": decision.changes, "diffs": decision.diffs,
                 "install": install, "stale": stale, "snapshot_taken": False,
                 "stale_snapshot_removed": inspection.get("stale_snapshot_removed", False),
@@ -165,15 +194,21 @@ class ActionModule(PkiAction):
     def apply(self, params: dict, request: Request | None, files: dict, result: dict) -> None:
         """Install, write (the snapshot first), then validate, reload and prove - in one execution; restored on
         any failure."""
-        item = dict(request.item, certificate=pem(request.chain), root=request.root_pem) if result["install"] else None
-        args = dict(files, material=item)
+        items = self.items(install=True)
+        args = dict(files, **items)
         activate = params["activate"]
         if activate:
             derived = {"cert_path": request.item["cert_path"], "key_path": request.item["key_path"],
                        "ca_path": request.item["root_path"]} if request else {}
             args["activate"] = dict(activate, always=True, crl_path=activate["crl_path"] or None,
-                                    cluster={k: v for k, v in activate["cluster"].items() if k in CLUSTER},
                                     **{k: activate[k] or derived.get(k) for k in ("cert_path", "key_path", "ca_path")})
+            if activate["cluster"]:
+                args["activate"]["cluster"] = {k: v for k, v in activate["cluster"].items() if k in CLUSTER}
+            client = self.pair[1]
+            if activate["pgbouncer"] and client:
+                args["activate"]["pgbouncer"] = dict(activate["pgbouncer"], **{
+                    f"client_{part}_path": activate["pgbouncer"][f"client_{part}_path"] or client.item[f"{part}_path"]
+                    for part in ("cert", "key")})
         self.stage = "apply"
         try:
             applied = self.execute(HOST_MODULE, args, self.option_names)
@@ -184,10 +219,11 @@ class ActionModule(PkiAction):
         result["snapshot_taken"] = applied["snapshot_taken"]
         if "activation" in applied:
             result["activation"] = applied["activation"]
-        if item:
-            request.reasons.extend(c for c in applied["material"]["changes"] if c not in request.reasons)
+        for option, done in zip(("material", "client_material"), self.pair):
+            if items[option]:
+                done.reasons.extend(c for c in applied[option]["changes"] if c not in done.reasons)
 
-    def report(self, params: dict, request: Request | None, result: dict) -> dict:
+    def report(self, params: dict, request: Request | None, client: Request | None, result: dict) -> dict:
         diffs = result.pop("diffs")
         result.pop("install")
         result.pop("complete")
@@ -198,15 +234,19 @@ class ActionModule(PkiAction):
             result["certificate"] = cert_info(request.chain[0])
             result["chain_length"] = len(request.chain)
             if params["activate"]:
-                result["summary"] = summary(params["activate"]["cluster"], params["material"], result)
+                result["summary"] = summary(params["activate"]["cluster"] or params["activate"]["pgbouncer"],
+                                            params["material"], result)
         else:
             result["issued"] = False
+        if client:
+            result.update(client_issued=client.issued, client_reasons=client.reasons,
+                          client_certificate=cert_info(client.chain[0]))
         if getattr(self, "csr_written", False):
             result["csr_written"] = True
         result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
-                                 result.get("csr_written"))
+                                 result.get("csr_written") or result.get("client_reasons"))
         if self._task.diff:
-            result["diff"] = ([diff_for([request])] if request and request.reasons else []) + diffs
+            result["diff"] = ([diff_for(self.requests)] if any(r.reasons for r in self.requests) else []) + diffs
         return result
 
     # Your own CA ------------------------------------------------------------------------------------------------
@@ -298,6 +338,20 @@ def _covers(inspection: dict, request: Request | None, params: dict) -> bool:
     return all(path in states or os.path.normpath(path) in states for path in paths)
 
 
+def _own_folder(folder: str, params: dict, request: Request) -> None:
+    """The client certificate's folder holds a key: a folder of its own, made 0700 for it - not one the task names
+    for other files (directories, the server's TLS folder, the snapshot)."""
+    mine = os.path.normpath(os.path.abspath(folder))
+    others = {f"directories[{i}].path": d["path"] for i, d in enumerate(params["directories"])}
+    others.update({"material.key_path (its folder)": os.path.dirname(request.item["key_path"]),
+                   "material.cert_path (its folder)": os.path.dirname(request.item["cert_path"]),
+                   "snapshot_dir": params["snapshot_dir"]})
+    for where, other in others.items():
+        if other and os.path.normpath(os.path.abspath(other)) == mine:
+            raise PkiError(f"{folder} is also {where}: the client certificate's key needs a folder of its own",
+                           where="client_material.dir")
+
+
 def _left_snapshot(params: dict, inspection: dict) -> bool:
     """Did the (dry) inspection find a snapshot that nothing removed?"""
     folder = params["snapshot_dir"]
@@ -306,9 +360,11 @@ def _left_snapshot(params: dict, inspection: dict) -> bool:
 
 
 def summary(cluster: dict, material: dict, result: dict) -> dict:
-    """One row for the role's callers (pgtls_server_certificates): the cluster and the certificate it has now."""
+    """One row for the role's callers (pgtls_server_certificates, pgtls_pgbouncer_certificate): the cluster (or
+    PgBouncer) and the certificate it has now."""
     cert = result["certificate"]
-    return {"cluster": f"{cluster['version']}/{cluster['name']}", "port": cluster["port"],
+    return {"cluster": f"{cluster['version']}/{cluster['name']}" if "version" in cluster else f"pgbouncer:"
+            f"{cluster['port']}", "port": cluster["port"],
             "running": cluster.get("running", True), "tls_dir": os.path.dirname(material["cert_path"]),
             "not_after": cert["not_after"], "days_left": cert["days_left"],
             "fingerprint_sha256": cert["fingerprint_sha256"], "issuer": cert["issuer"], "reasons": result["reasons"]}

@@ -41,19 +41,59 @@ suboptions:
   bin_dir: {description: Folder of initdb and pg_ctl., type: path}
 """
 
+_PGBOUNCER_SUBOPTIONS = """\
+suboptions:
+  port:
+    description: The port PgBouncer listens on (C(listen_port)).
+    type: int
+    required: true
+  service:
+    description: Its systemd unit.
+    type: str
+    default: pgbouncer
+  config_file:
+    description: Its C(pgbouncer.ini), read as PgBouncer reads it, with every file its TLS and auth settings name.
+    type: path
+    required: true
+  log_file:
+    description: Its log (its tail explains a failure).
+    type: path
+  client_cert_path:
+    description: PgBouncer's own client certificate for PostgreSQL (checked as PostgreSQL will, and presented by the
+      proof){client_derived}.
+    type: path
+  client_key_path:
+    description: Its key{client_derived}.
+    type: path
+  probe_user:
+    description: The user the proof connects as (to the C(pgbouncer) console; a refusal after the name check proves
+      it).
+    type: str
+    default: pgtls-probe
+"""
+
 _SUBOPTIONS = """\
 cluster:
-  description: The cluster (as M(pgtls.ssl.cluster_info) describes it{cluster_more}).
+  description:
+    - The cluster (as M(pgtls.ssl.cluster_info) describes it{cluster_more}).
+    - One of O(activate.cluster) (PostgreSQL) and O(activate.pgbouncer) (PgBouncer) names the service.
   type: dict
-  required: true
-{cluster_suboptions}server_user:
+{cluster_suboptions}pgbouncer:
+  description:
+    - PgBouncer instead of a PostgreSQL cluster - the same steps, its own in three places. The parse check reads
+      C(pgbouncer.ini) (and its C(%include) files) and refuses a line PgBouncer would refuse or a file its TLS and
+      auth settings name that does not exist (PgBouncer answers a reload with success and keeps its old TLS files
+      when the new ones are bad). The reload is the unit's (then C(systemctl enable --now), which starts a stopped
+      PgBouncer); the proof connects with libpq to its C(pgbouncer) console with its own client certificate.
+  type: dict
+{pgbouncer_suboptions}server_user:
   description: The server's OS user (runs psql, initdb and pg_ctl).
   type: str
   default: postgres
 settings_file:
-  description: The role's SSL settings file (checked for shadowing; the throw-away postmaster reads it).
+  description: The role's SSL settings file (checked for shadowing; the throw-away postmaster reads it). Required with
+    O(activate.cluster).
   type: path
-  required: true
 cert_path:
   description: The certificate the server must serve{derived}.
   type: path
@@ -98,9 +138,12 @@ wait_seconds:
 """
 
 
-def _option(more: str, cluster_more: str, cluster_suboptions: str, derived: str, required: str) -> str:
+def _option(more: str, cluster_more: str, cluster_suboptions: str, derived: str, required: str,
+            client_derived: str = "") -> str:
     suboptions = _SUBOPTIONS.format(cluster_more=cluster_more, derived=derived, required=required,
-                                    cluster_suboptions=textwrap.indent(cluster_suboptions, "  "))
+                                    cluster_suboptions=textwrap.indent(cluster_suboptions, "  "),
+                                    pgbouncer_suboptions=textwrap.indent(
+                                        _PGBOUNCER_SUBOPTIONS.format(client_derived=client_derived), "  "))
     return ("options:\n  activate:\n" + textwrap.indent(_HEAD.format(more=more), "    ") + "    suboptions:\n"
             + textwrap.indent(suboptions, "      "))
 
@@ -108,4 +151,5 @@ def _option(more: str, cluster_more: str, cluster_suboptions: str, derived: str,
 class ModuleDocFragment:
     CLUSTER_FILES = _option("", "", _CLUSTER_SUBOPTIONS, "", "  required: true\n")
     CLUSTER_TLS = _option("  - The action sets O(activate.always) for its second execution.\n",
-                          "; its other keys are left out", "", "; by default the material's", "")
+                          "; its other keys are left out", "", "; by default the material's", "",
+                          "; by default O(client_material)'s")

@@ -101,4 +101,8 @@ class ModuleDocFragment:
     ensured (made here when missing) and its CSR returned in RV(material); with it, the certificate is installed.
     As M(pgtls.ssl.host_material) does for one item.
 type: dict
-""", "material", "When given, ")
+""", "material", "When given, ") + _option("client_material", """description:
+  - A client certificate the service presents to PostgreSQL (PgBouncer's), handled as O(material) in the same
+    execution, plan and snapshot; its CSR or installed files in RV(client_material).
+type: dict
+""", "client_material", "When given, ")[len("options:\n"):]

@@ -80,6 +80,11 @@ material:
       the changes and whether the snapshot was taken.
   returned: when O(material) is set
   type: dict
+client_material:
+  description: The same for O(client_material).
+  returned: when O(client_material) is set
+  type: dict
+  version_added: 0.3.0
 activation:
   description: What the activation did - C(steps) (each C(step) with its C(status)), C(precheck_ms), C(snapshot_removed).
   returned: when O(activate) is set and something was activated
@@ -136,13 +141,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLUSTER_FILES
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.activation import Activation
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.activation import activation_for
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import cluster_files
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=CLUSTER_FILES, supports_check_mode=True)
-    activation = partial(Activation, run_command=module.run_command)  # its programs run through run_command
+    activation = partial(activation_for, run_command=module.run_command)  # its programs run through run_command
     run(module, lambda params, check_mode: cluster_files(params, check_mode, activation))
 
 

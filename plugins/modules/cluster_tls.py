@@ -114,6 +114,31 @@ options:
       group:
         description: Group of the files on the host.
         type: str
+  client_material:
+    description:
+      - A client certificate the service presents to PostgreSQL (PgBouncer's own, for C(server_tls_*) with the cert
+        method), handled with O(material) in the same executions, plan and snapshot - signed here with the
+        C(clientAuth) profile, its CN the role name, its key made on the host. In O(client_material.dir), libpq's
+        names - C(postgresql.crt) (leaf, then intermediates), C(postgresql.key) (0600), C(root.crt). Archived in
+        the C(issued/) archive under its name, so the revoke playbook finds it by name.
+      - Needs O(material) and the collection's CA (O(ca_folder) or the issuer options), not O(external).
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      name:
+        description: The PostgreSQL role name (the certificate's CN).
+        type: str
+        required: true
+      dir:
+        description: The folder of its files (made when missing, with O(client_material.owner)).
+        type: path
+        required: true
+      owner:
+        description: Owner of its files.
+        type: str
+      group:
+        description: Group of its files.
+        type: str
   ca_folder:
     description:
       - The CA folder M(pgtls.ssl.ca_folder) keeps on the controller. Its intermediate signs (C(intermediate.crt),
@@ -233,10 +258,27 @@ certificate:
   type: dict
 summary:
   description:
-    - One row per cluster for callers (the server role's C(pgtls_server_certificates)) - C(cluster) (version/name),
+    - One row per cluster for callers (the server role's C(pgtls_server_certificates)) - C(cluster) (version/name,
+      or C(pgbouncer:<port>)),
       C(port), C(running), C(tls_dir), C(not_after), C(days_left), C(fingerprint_sha256), C(issuer) and C(reasons).
   returned: when O(material) and O(activate) are set
   type: dict
+client_certificate:
+  description: Facts about O(client_material)'s leaf now in place, as M(pgtls.ssl.ca) returns them.
+  returned: when O(client_material) is set
+  type: dict
+  version_added: 0.3.0
+client_issued:
+  description: Whether a new client certificate was signed.
+  returned: when O(client_material) is set
+  type: bool
+  version_added: 0.3.0
+client_reasons:
+  description: Why the client certificate's files changed (empty when they did not).
+  returned: when O(client_material) is set
+  type: list
+  elements: str
+  version_added: 0.3.0
 chain_length:
   description: Certificates in the certificate file (leaf and intermediates).
   returned: when O(material) is set

@@ -23,13 +23,18 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import 
     check_lifetime,
     reissue_reasons,
 )
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import folder_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import (
+    LIBPQ_CERT_FILE,
+    LIBPQ_KEY_FILE,
+    LIBPQ_ROOT_FILE,
+    folder_name,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info, diff_text, fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, load_issuer
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import SERVER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, check_role_name, parse_sans
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, SERVER
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import host_material
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
@@ -177,6 +182,22 @@ def server_request(params: dict, issuer: Issuer | None) -> Request:
     wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
     root_pem = pem([issuer.root]) if params["root_cert_path"] and issuer is not None else None
     return Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)
+
+
+def client_request(client: dict, key_type: str, valid_days: int, issuer: Issuer, where: str) -> Request:
+    """A client certificate a service presents to PostgreSQL (cluster_tls's ``client_material``: PgBouncer's), in
+    libpq's file names inside its folder; the CN is the role name."""
+    check_role_name(client["name"], f"{where}.name")
+    if issuer.root is None:
+        raise PkiError("root.crt needs the root certificate: give it in issuer_chain_path or issuer_chain_content",
+                       where="issuer_chain_path")
+    folder = client["dir"]
+    item = {"name": client["name"], "key_path": os.path.join(folder, LIBPQ_KEY_FILE),
+            "cert_path": os.path.join(folder, LIBPQ_CERT_FILE), "root_path": os.path.join(folder, LIBPQ_ROOT_FILE),
+            "key_type": key_type, "common_name": client["name"], "owner": client["owner"], "group": client["group"],
+            "key_mode": "0600", "cert_mode": "0644", "create_dir": True}
+    wanted = Wanted(build_name(client["name"], None, cn_where=f"{where}.name"), (), CLIENT)
+    return Request(item=item, wanted=wanted, valid_days=valid_days, root_pem=pem([issuer.root]))
 
 
 def preflight_key(params: dict, issuer: Issuer) -> None:

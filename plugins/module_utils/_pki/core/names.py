@@ -143,3 +143,14 @@ def host_matches(cert: x509.Certificate, host: str) -> bool:
             if first and rest == pattern[2:]:
                 return True
     return False
+
+
+def check_role_name(name: str, where: str) -> None:
+    """A client name is a PostgreSQL role name and the certificate's CN: any string PostgreSQL allows."""
+    if not name:
+        raise PkiError("a role name is needed", where=where)
+    if "\x00" in name:
+        raise PkiError("a role name cannot contain a NUL character", where=where)
+    if len(name.encode()) > 63:
+        raise PkiError(f"{name[:20]}... is {len(name.encode())} bytes long; PostgreSQL role names are at most 63 "
+                       "bytes (longer ones are cut, so the certificate's CN would never match)", where=where)

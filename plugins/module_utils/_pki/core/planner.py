@@ -366,7 +366,7 @@ class Plan:
     def isdir(self, path: str) -> bool:
         step = self._claim_of(path)
         if step is not None and not step.extra.get("claim"):
-            return step.op == "mkdir" or (step.op == "keep" and step.kind == "folder")
+            return step.kind == "folder" and step.op in ("mkdir", "keep", "attrs")
         return os.path.isdir(path)
 
     def listdir(self, folder: str) -> list[str]:

@@ -269,10 +269,22 @@ AUDIT_REPORT = {
 }
 
 # Validate, activate and prove after the writes (the server role's last step for a cluster; activation.py).
+# PgBouncer as the activation's service (instead of a cluster).
+PGBOUNCER = {
+    "port": {"type": "int", "required": True},
+    "service": {"type": "str", "default": "pgbouncer"},
+    "config_file": {"type": "path", "required": True},
+    "log_file": {"type": "path"},
+    "client_cert_path": {"type": "path"},
+    "client_key_path": {"type": "path"},
+    "probe_user": {"type": "str", "default": "pgtls-probe"},
+}
+
 ACTIVATE = {
-    "cluster": {"type": "dict", "required": True, "options": CLUSTER},
+    "cluster": {"type": "dict", "options": CLUSTER},
+    "pgbouncer": {"type": "dict", "options": PGBOUNCER},
     "server_user": {"type": "str", "default": "postgres"},
-    "settings_file": {"type": "path", "required": True},
+    "settings_file": {"type": "path"},
     "cert_path": {"type": "path", "required": True},
     "key_path": {"type": "path", "required": True},
     "ca_path": {"type": "path", "required": True},
@@ -308,8 +320,10 @@ CLUSTER_FILES = {
     }},
     **SNAPSHOT,
     "remove_legacy_snapshots": {"type": "bool", "default": False},
-    # The server key and certificate, in the same execution (the pgtls.ssl.cluster_tls action sets these).
+    # The server key and certificate, in the same execution (the pgtls.ssl.cluster_tls action sets these), and a
+    # client certificate the service presents to PostgreSQL (PgBouncer's).
     "material": {"type": "dict", "options": HOST_ITEM},
+    "client_material": {"type": "dict", "options": HOST_ITEM},
     "compare_only": {"type": "bool", "default": False},
     "probe_port": {"type": "int"},
     "probe_cert_path": {"type": "path"},
@@ -326,12 +340,22 @@ SERVER_MATERIAL = {name: SERVER_CERT[name] for name in (
     "key_path", "cert_path", "root_cert_path", "key_type", "common_name", "subject", "subject_alt_names", "valid_days",
     "key_mode", "cert_mode", "create_dir", "owner", "group")}
 
+# The client certificate a service presents to PostgreSQL (PgBouncer's), in libpq's file names inside ``dir``.
+CLIENT_MATERIAL = {
+    "name": {"type": "str", "required": True},
+    "dir": {"type": "path", "required": True},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+}
+
 CLUSTER_TLS = {
     "material": {"type": "dict", "options": SERVER_MATERIAL},
-    **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "compare_only", "activate")},
+    "client_material": {"type": "dict", "options": CLIENT_MATERIAL},
+    **{name: entry for name, entry in CLUSTER_FILES.items()
+       if name not in ("material", "client_material", "compare_only", "activate")},
     # The cluster as pgtls.ssl.cluster_info describes it (its other keys are left out for the host); the key,
     # certificate and root are material's unless given.
-    "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict", "required": True},
+    "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict"},
                                                  **{name: {"type": "path"} for name in ("cert_path", "key_path",
                                                                                         "ca_path")})},
     # The host's inspection of this cluster (pgtls.ssl.cluster_info's, with inspect): decided on without asking.
@@ -409,10 +433,12 @@ _CLUSTER_DESCRIPTORS = {f"{prefix}cluster.{name}": ("descriptor", "folder") for 
                         for name in ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}
 _ACTIVATE_DESCRIPTORS = {f"activate.{name}": ("descriptor", "file")
                          for name in ("settings_file", "cert_path", "key_path", "ca_path", "crl_path")}
+_PGBOUNCER_DESCRIPTORS = {f"activate.pgbouncer.{name}": ("descriptor", "file")
+                          for name in ("config_file", "log_file", "client_cert_path", "client_key_path")}
 _CONF_FILES = {
     "directories[].path": ("out_dir", "folder"), "files[].path": ("out", "file"), "files[].content": ("content", "file"),
     "lines[].path": ("out", "file"), **_SNAPSHOT_FILES, "probe_cert_path": ("descriptor", "certificate"),
-    **_ACTIVATE_DESCRIPTORS,
+    **_ACTIVATE_DESCRIPTORS, **_PGBOUNCER_DESCRIPTORS,
 }
 _ITEM_FILES = {
     "key_path": ("out", "key"), "cert_path": ("out", "certificate"), "root_path": ("out", "certificate"),
@@ -444,11 +470,13 @@ FILE_OPTIONS = {
                      "inspect.material.root_path": ("relative", "certificate")},
     "audit_report": {"pki_dir": ("ca_dir", "folder"), "json_path": ("out", "report_json"),
                      "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
-    "cluster_files": {**_CONF_FILES, **{f"material.{name}": role for name, role in _ITEM_FILES.items()},
+    "cluster_files": {**_CONF_FILES, **{f"{option}.{name}": role for name, role in _ITEM_FILES.items()
+                                        for option in ("material", "client_material")},
                       **{f"activate.cluster.{name}": ("descriptor", "folder") for name in
                          ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}},
     "cluster_tls": {**_CONF_FILES, "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
                     "material.root_cert_path": ("out", "certificate"), "external.csr_path": ("out", "csr"),
+                    "client_material.dir": ("out_dir", "folder"),
                     "activate.cert_path": ("descriptor", "certificate"), "activate.key_path": ("descriptor", "key"),
                     "activate.ca_path": ("descriptor", "certificate"),
                     "external.cert_path": ("awaited", "certificate"), "external.root_path": ("awaited", "certificate"),

@@ -1,15 +1,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""Validate, activate and prove one cluster's new files, on its host, in the same execution that wrote them.
+"""Validate, activate and prove a TLS service's new files, on its host, in the same execution that wrote them.
 
-Before the reload: the files as PostgreSQL parses them (pg_hba_file_rules, pg_file_settings with later files and
-ALTER SYSTEM shadowing ours, pg_ident_file_mappings from 15 on), the installed key, certificate, root and CRLs as
-the server will read them, and optionally a throw-away postmaster started with the new SSL settings. Then reload
-(or restart, when the server's user joined the key group), wait until the new certificate is served, and connect
-with libpq (sslmode=verify-full, by name). On any failure: restore the snapshot, reload, and report the step, its
-output and the server log's tail. A stopped cluster gets the checks that need no server, nothing else.
+One engine, one order of steps for every service (``Activation.run``): check the files as the service parses them,
+check the installed material as the service and its clients will read it, optionally start a throw-away copy with
+the new settings, reload (or restart, or start a stopped service that starts on demand), wait until the new
+certificate is served, and prove it with a real client. On any failure: restore the snapshot, reload, and report
+the step, its output and the log's tail. A service that is stopped and is not started here gets the checks that need
+no server, nothing else.
 
-The step names are the server role's words (they were its task names); ``steps`` in the result says what ran.
+A service differs in its steps only: ``PostgreSQL`` (pg_hba_file_rules, pg_file_settings and pg_ident_file_mappings
+as the parse check, a throw-away postmaster, reload or restart, libpq to the cluster) and ``PgBouncer``
+(pgbouncer.ini as PgBouncer reads it and the files it names, its own client certificate for PostgreSQL, systemd
+reload - PgBouncer keeps its old TLS files when the new ones are bad, so only the wait and the proof tell - and
+libpq to its admin console). ``activation_for`` picks the service from the parameters. Patroni, etcd and others
+plug in the same way: a subclass with its own steps.
+
+The step names are the roles' words (they were their task names); ``steps`` in the result says what ran.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import time
 
 from ..core import planner
 from ..core.errors import PkiError
+from ..core.files import MAX_CRL_BYTES
 from ..core.info import fingerprint, leaf_fingerprint
 from ..core.probe import served_chain
 from ..core.specs import VALIDATE
@@ -104,23 +112,46 @@ def _output(done: subprocess.CompletedProcess) -> str:
 
 
 class Activation:
+    """The engine: the steps of every service in one order, the restore on failure. A service (a subclass) gives
+    its steps; a step it lacks is skipped (``parse_check`` and ``precheck`` do nothing unless a service has one)."""
+
+    SERVICE = "service"
+    WAIT = WAIT
+    PROVE = LIBPQ
+
     def __init__(self, params: dict, commands: Commands | None = None, probe=served_chain, sleep=time.sleep,
                  run_command=None) -> None:
         self.p = params
-        self.cluster = params["cluster"]
         self.commands = commands or Commands(params["server_user"], run_command)
         self.probe = probe
         self.sleep = sleep
         self.steps: list[dict] = []
         self.precheck_ms = None
-        service = self.cluster.get("service") or ""
-        self.service = service
-        self.psql = ["psql", "-X", "-At"] + (["-h", self.cluster["socket_dir"]] if self.cluster.get("socket_dir")
-                                             else []) + ["-p", str(self.cluster["port"]), "-d", "postgres"]
 
+    # What a service says about itself -------------------------------------------------------------------------
     def label(self) -> str:
-        return f"{self.cluster['version']}/{self.cluster['name']}"
+        return self.SERVICE
 
+    def port(self) -> int:
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        """Is the service up now (before this activation)?"""
+        raise NotImplementedError
+
+    def starts_stopped(self) -> bool:
+        """Does the activation start the service when it is stopped (else: checks only)?"""
+        return False
+
+    def log_file(self) -> str | None:
+        return None
+
+    def materials(self) -> list[dict]:
+        """validate's parameters for each certificate the service holds (its own, and any it presents to others)."""
+        return [{"certificate_path": self.p["cert_path"], "key_path": self.p["key_path"], "ca_path": self.p["ca_path"],
+                 "crl_path": self.p.get("crl_path"), "hostnames": self.p["hostnames"]}]
+
+    # The steps ---------------------------------------------------------------------------------------------------
     def step(self, name: str, status: str = "ok", **extra) -> None:
         self.steps.append(dict({"step": name, "status": status}, **extra))
 
@@ -132,7 +163,135 @@ class Activation:
         self.step(name, status)
         return done
 
-    # The steps ---------------------------------------------------------------------------------------------------
+    def parse_check(self) -> None:
+        """The new files as the service parses them (none by default)."""
+
+    def material(self) -> None:
+        # Imported here: validation needs cryptography's x509 verification helpers, the rest of this file does not.
+        from .validate import validate
+
+        for checks in self.materials():
+            params = {name: entry.get("default") for name, entry in VALIDATE.items()}
+            params.update(server_user=self.p["server_user"], warn_days=self.p["warn_days"], **checks)
+            try:
+                found = validate(params)
+            except PkiError as exc:
+                raise StepFailed(MATERIAL, str(exc)) from None
+            if not found["ok"]:
+                raise StepFailed(MATERIAL, found["msg"])
+        self.step(MATERIAL)
+
+    def precheck(self) -> None:
+        """A throw-away copy of the service with the new settings (none by default)."""
+
+    def reload(self, quiet: bool = False) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait_served(self) -> None:
+        wanted = leaf_fingerprint(self.p["cert_path"], "activate.cert_path")
+        seen = "nothing"
+        for attempt in range(self.p["wait_seconds"] + 1):
+            try:
+                chain = self.probe("127.0.0.1", self.port())["chain"]
+                seen = fingerprint(chain[0])
+                if seen == wanted:
+                    self.step(self.WAIT, attempts=attempt + 1)
+                    return
+            except PkiError as exc:
+                seen = str(exc)
+            self.sleep(1)
+        raise StepFailed(self.WAIT, f"it serves {seen}, not {self.p['cert_path']} ({wanted}): {STILL_OLD}")
+
+    def prove(self) -> None:
+        """TLS with the service's name checked against its certificate, by a real client (libpq; hostaddr skips
+        DNS). The name check happens before authentication, so a refusal after it still proves it."""
+        conninfo = (f"host={self.p['hostnames'][0]} hostaddr=127.0.0.1 port={self.port()} {self.conninfo()} "
+                    f"sslmode=verify-full sslrootcert={self.p['ca_path']} connect_timeout=10"
+                    + (f" sslcrl={self.p['crl_path']}" if self.p.get("crl_path") else ""))
+        done = self.commands.run(["psql", "-X", "-w", "-At", "-c", "select 1", conninfo], timeout=30)
+        if done.returncode != 0 and not any(word in done.stderr for word in self.REFUSED_AFTER_THE_NAME):
+            raise StepFailed(self.PROVE, f"non-zero return code {done.returncode}: {_output(done)}")
+        self.step(self.PROVE)
+
+    REFUSED_AFTER_THE_NAME = ("FATAL:", "no password supplied")
+
+    def conninfo(self) -> str:
+        raise NotImplementedError
+
+    # The whole ---------------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        running = self.running()
+        serving = running or self.starts_stopped()
+        try:
+            if running:
+                self.parse_check()
+            self.material()
+            if self.p.get("precheck_postmaster"):
+                self.precheck()
+            if running:
+                if self.p.get("restart"):
+                    self.restart()
+                else:
+                    self.reload()
+            if serving and self.starts_stopped():
+                self.start()
+            if serving and self.p["verify"]:
+                self.wait_served()
+                self.prove()
+        except StepFailed as failure:
+            self.step(failure.step, "failed")
+            self.fail(failure, running)
+        removed = snapshot.remove(self.p["snapshot_dir"]) if self.p.get("snapshot_dir") else False
+        return {"steps": self.steps, "reloaded": serving, "precheck_ms": self.precheck_ms,
+                "snapshot_removed": removed}
+
+    def fail(self, failure: StepFailed, running: bool) -> None:
+        restored = restore(self.p.get("snapshot_dir"), self.p.get("snapshot_paths") or [])
+        if running or self.starts_stopped():
+            self.reload(quiet=True)
+        log = self.log_file()
+        tail = "\n".join(_read_text(log).splitlines()[-LOG_LINES:]) if log else ""
+        what = (f"The previous files were restored and the {self.SERVICE} reloaded; it serves its previous "
+                "configuration." if restored else
+                f"This run replaced no file (an earlier run installed them); the {self.SERVICE} was reloaded.")
+        if not running and not self.starts_stopped():
+            what = (f"The previous files were restored; the {self.SERVICE} is not running." if restored else "")
+        raise ActivationFailed(f"{self.label()}: {failure} {what}".rstrip(), failure.step, tail)
+
+
+class PostgreSQL(Activation):
+    """One PostgreSQL cluster (``cluster``: as pgtls.ssl.cluster_info describes it)."""
+
+    SERVICE = "server"
+
+    def __init__(self, params: dict, *args, **kwargs) -> None:
+        super().__init__(params, *args, **kwargs)
+        self.cluster = params["cluster"]
+        self.service = self.cluster.get("service") or ""
+        self.psql = ["psql", "-X", "-At"] + (["-h", self.cluster["socket_dir"]] if self.cluster.get("socket_dir")
+                                             else []) + ["-p", str(self.cluster["port"]), "-d", "postgres"]
+
+    def label(self) -> str:
+        return f"{self.cluster['version']}/{self.cluster['name']}"
+
+    def port(self) -> int:
+        return self.cluster["port"]
+
+    def running(self) -> bool:
+        return self.cluster.get("running", True)
+
+    def log_file(self) -> str | None:
+        return self.cluster.get("log_file")
+
+    def conninfo(self) -> str:
+        return f"dbname=postgres user={self.p['server_user']}"
+
     def parse_check(self) -> None:
         sql = parse_sql(self.p["settings_file"], self.cluster["version"])
         done = self.commands.run(self.psql + ["-c", sql], as_server=True)
@@ -140,22 +299,6 @@ class Activation:
             raise StepFailed(PARSE, _output(done) if done.returncode == 0 else
                              f"non-zero return code {done.returncode}: {_output(done)}")
         self.step(PARSE)
-
-    def material(self) -> None:
-        # Imported here: validation needs cryptography's x509 verification helpers, the rest of this file does not.
-        from .validate import validate
-
-        params = {name: entry.get("default") for name, entry in VALIDATE.items()}
-        params.update(certificate_path=self.p["cert_path"], key_path=self.p["key_path"], ca_path=self.p["ca_path"],
-                      crl_path=self.p.get("crl_path"), hostnames=self.p["hostnames"],
-                      server_user=self.p["server_user"], warn_days=self.p["warn_days"])
-        try:
-            found = validate(params)
-        except PkiError as exc:
-            raise StepFailed(MATERIAL, str(exc)) from None
-        if not found["ok"]:
-            raise StepFailed(MATERIAL, found["msg"])
-        self.step(MATERIAL)
 
     def precheck(self) -> None:
         started = time.monotonic()
@@ -201,67 +344,140 @@ class Activation:
                                       self.cluster["data_dir"], "-m", "fast", "-w", "-t", "60", "-l", log],
                      as_server=True, status="changed", timeout=90)
 
-    def wait_served(self) -> None:
-        wanted = leaf_fingerprint(self.p["cert_path"], "activate.cert_path")
-        seen = "nothing"
-        for attempt in range(self.p["wait_seconds"] + 1):
-            try:
-                chain = self.probe("127.0.0.1", self.cluster["port"])["chain"]
-                seen = fingerprint(chain[0])
-                if seen == wanted:
-                    self.step(WAIT, attempts=attempt + 1)
-                    return
-            except PkiError as exc:
-                seen = str(exc)
-            self.sleep(1)
-        raise StepFailed(WAIT, f"it serves {seen}, not {self.p['cert_path']} ({wanted}): {STILL_OLD}")
 
-    def libpq(self) -> None:
-        """TLS with the server's name checked against the certificate (hostaddr skips DNS). The name check happens
-        before authentication, so a refusal by pg_hba or a password request still proves it."""
-        conninfo = (f"host={self.p['hostnames'][0]} hostaddr=127.0.0.1 port={self.cluster['port']} dbname=postgres "
-                    f"user={self.p['server_user']} sslmode=verify-full sslrootcert={self.p['ca_path']} "
-                    f"connect_timeout=10" + (f" sslcrl={self.p['crl_path']}" if self.p.get("crl_path") else ""))
-        done = self.commands.run(["psql", "-X", "-w", "-At", "-c", "select 1", conninfo], timeout=30)
-        if done.returncode != 0 and "FATAL:" not in done.stderr and "no password supplied" not in done.stderr:
-            raise StepFailed(LIBPQ, f"non-zero return code {done.returncode}: {_output(done)}")
-        self.step(LIBPQ)
+PGBOUNCER_PARSE = "pgbouncer.ini as PgBouncer reads it, and the files it names"
+PGBOUNCER_RELOAD = "Reload (PgBouncer keeps its old TLS files when the new ones are bad)"
+PGBOUNCER_START = "Start and enable"
+PGBOUNCER_WAIT = "Wait until PgBouncer serves the installed certificate"
+# pgbouncer.ini's settings that name a file PgBouncer must read (a missing one: a reload keeps the old TLS files).
+PGBOUNCER_FILES = ("client_tls_key_file", "client_tls_cert_file", "client_tls_ca_file", "server_tls_ca_file",
+                   "server_tls_key_file", "server_tls_cert_file", "auth_file", "auth_hba_file", "auth_ident_file")
 
-    # The whole ---------------------------------------------------------------------------------------------------
-    def run(self) -> dict:
-        running = self.cluster.get("running", True)
+
+class PgBouncer(Activation):
+    """PgBouncer under systemd (``pgbouncer``: its port, unit, pgbouncer.ini, log and own client certificate)."""
+
+    SERVICE = "PgBouncer"
+    WAIT = PGBOUNCER_WAIT
+    # PgBouncer may require a client certificate: "certificate required" comes after the name check too.
+    REFUSED_AFTER_THE_NAME = ("FATAL:", "no password supplied", "alert certificate required")
+
+    def __init__(self, params: dict, *args, **kwargs) -> None:
+        super().__init__(params, *args, **kwargs)
+        self.bouncer = params["pgbouncer"]
+        self._running = None
+
+    def label(self) -> str:
+        return f"pgbouncer on port {self.bouncer['port']}"
+
+    def port(self) -> int:
+        return self.bouncer["port"]
+
+    def running(self) -> bool:
+        if self._running is None:
+            done = self.commands.run(["systemctl", "is-active", "--quiet", self.bouncer["service"]], timeout=30)
+            self._running = done.returncode == 0
+        return self._running
+
+    def starts_stopped(self) -> bool:
+        return True
+
+    def log_file(self) -> str | None:
+        return self.bouncer.get("log_file")
+
+    def client_files(self) -> str:
+        if not self.bouncer.get("client_cert_path"):
+            return ""
+        return f" sslcert={self.bouncer['client_cert_path']} sslkey={self.bouncer['client_key_path']}"
+
+    def conninfo(self) -> str:
+        return f"dbname=pgbouncer user={self.bouncer['probe_user']}" + self.client_files()
+
+    def materials(self) -> list[dict]:
+        found = super().materials()
+        if self.bouncer.get("client_cert_path"):
+            # PgBouncer's own certificate for PostgreSQL, as PostgreSQL will check it.
+            found.append({"certificate_path": self.bouncer["client_cert_path"],
+                          "key_path": self.bouncer["client_key_path"], "ca_path": self.p["ca_path"],
+                          "purpose": "client"})
+        return found
+
+    def parse_check(self) -> None:
+        problems = pgbouncer_ini_problems(self.bouncer["config_file"])
+        if problems:
+            raise StepFailed(PGBOUNCER_PARSE, "; ".join(problems))
+        self.step(PGBOUNCER_PARSE)
+
+    def reload(self, quiet: bool = False) -> None:
+        argv = ["systemctl", "reload", self.bouncer["service"]]
+        if quiet:
+            self.commands.run(argv)
+        else:
+            self.command(PGBOUNCER_RELOAD, argv, status="changed")
+
+    def start(self) -> None:
+        self.command(PGBOUNCER_START, ["systemctl", "enable", "--now", self.bouncer["service"]],
+                     status="ok" if self.running() else "changed")
+
+
+def pgbouncer_ini_problems(path: str) -> list[str]:
+    """What PgBouncer would refuse in ``path`` or fail to read on a reload: no [pgbouncer] section, a line that is
+    not ``key = value``, a file named by a TLS or auth setting that does not exist. (``%include`` is followed.)"""
+    problems: list[str] = []
+    settings: dict[str, str] = {}
+    section = None  # an included file goes on in the section of its %include line, as PgBouncer reads it
+
+    def read(name: str, depth: int) -> None:
+        nonlocal section
         try:
-            if running:
-                self.parse_check()
-            self.material()
-            if self.p["precheck_postmaster"]:
-                self.precheck()
-            if running:
-                if self.p["restart"]:
-                    self.restart()
-                else:
-                    self.reload()
-                if self.p["verify"]:
-                    self.wait_served()
-                    self.libpq()
-        except StepFailed as failure:
-            self.step(failure.step, "failed")
-            self.fail(failure, running)
-        removed = snapshot.remove(self.p["snapshot_dir"]) if self.p.get("snapshot_dir") else False
-        return {"steps": self.steps, "reloaded": running, "precheck_ms": self.precheck_ms,
-                "snapshot_removed": removed}
+            text = _read_file(name)
+        except OSError as exc:
+            problems.append(f"{name}: cannot be read ({exc.strerror})")
+            return
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line[0] in ";#":
+                continue
+            if line.lower().startswith("%include"):
+                if depth < 5:
+                    read(line.split(None, 1)[1].strip() if " " in line else "", depth + 1)
+                continue
+            if line.startswith("["):
+                if not line.endswith("]"):
+                    problems.append(f"{name}:{number}: section header without ]")
+                section = line[1:-1].strip().lower()
+                continue
+            if "=" not in line:
+                problems.append(f"{name}:{number}: not a key = value line")
+                continue
+            if section == "pgbouncer":
+                key, value = (part.strip() for part in line.split("=", 1))
+                settings[key.lower()] = value
 
-    def fail(self, failure: StepFailed, running: bool) -> None:
-        restored = restore(self.p.get("snapshot_dir"), self.p.get("snapshot_paths") or [])
-        if running:
-            self.reload(quiet=True)
-        log = self.cluster.get("log_file")
-        tail = "\n".join(_read_text(log).splitlines()[-LOG_LINES:]) if log else ""
-        what = ("The previous files were restored and the server reloaded; it serves its previous configuration."
-                if restored else "This run replaced no file (an earlier run installed them); the server was reloaded.")
-        if not running:
-            what = "The previous files were restored; the server is not running." if restored else ""
-        raise ActivationFailed(f"{self.label()}: {failure} {what}", failure.step, tail)
+    read(path, 0)
+    if not problems and not settings:
+        problems.append(f"{path}: no [pgbouncer] section with settings")
+    for key in PGBOUNCER_FILES:
+        value = settings.get(key, "").strip("'\"")
+        if value and not os.path.isfile(value):
+            problems.append(f"{path}: {key} = {value}: no such file")
+    return problems
+
+
+def activation_for(params: dict, **kwargs) -> Activation:
+    """The service the parameters describe: PgBouncer when they name one, else a PostgreSQL cluster."""
+    if params.get("pgbouncer"):
+        return PgBouncer(params, **kwargs)
+    for option in ("cluster", "settings_file"):
+        if not params.get(option):
+            raise PkiError("a PostgreSQL cluster's activation needs it (or activate.pgbouncer for PgBouncer)",
+                           where=f"activate.{option}")
+    return PostgreSQL(params, **kwargs)
+
+
+def _read_file(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read(MAX_CRL_BYTES)
 
 
 def _read_text(path: str) -> str:

@@ -23,7 +23,7 @@ from ..core.errors import PkiError
 from ..core.files import MAX_CRL_BYTES, Attrs, parse_mode, read_bytes, resolve_gid, resolve_uid
 from . import accounts, inspection, snapshot
 from . import host_material as host
-from .activation import Activation
+from .activation import activation_for
 
 
 @dataclass
@@ -132,19 +132,24 @@ def legacy_snapshots(tmp: str = "/tmp") -> list[str]:
             if planner.not_a_legacy_snapshot(path) is None]
 
 
-def _material(plan: planner.Plan, params: dict) -> dict | None:
-    """The server key and certificate (pgtls.ssl.host_material's logic, in this plan): without a certificate, ensure
-    the key and return its CSR and the files in place; with one, install it."""
-    raw = params.get("material")
-    if not raw:
-        return None
-    raw = {k: v for k, v in raw.items() if not k.startswith("snapshot_")}  # this plan takes the one snapshot
-    stage = "install" if raw.get("certificate") else "prepare"
-    item = host.parse_item(raw, 0)
-    return host.plan_items(plan, [item], [raw], stage)["item_results"][0]
+MATERIALS = ("material", "client_material")  # the server's key and certificate, a client certificate it presents
 
 
-def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict:
+def _materials(plan: planner.Plan, params: dict) -> dict:
+    """The service's key and certificate and its client certificate (pgtls.ssl.host_material's logic, in this plan):
+    without a certificate, ensure the key and return its CSR and the files in place; with one, install it."""
+    answers = {}
+    for index, option in enumerate(MATERIALS):
+        raw = params.get(option)
+        if raw:
+            raw = {k: v for k, v in raw.items() if not k.startswith("snapshot_")}  # this plan takes the one snapshot
+            stage = "install" if raw.get("certificate") else "prepare"
+            item = host.parse_item(raw, index)
+            answers[option] = host.plan_items(plan, [item], [raw], stage)["item_results"][0]
+    return answers
+
+
+def cluster_files(params: dict, check_mode: bool, activation=activation_for) -> dict:
     """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
     included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key group
     comes first: the folders and files are planned with its gid. A snapshot is taken only when this execution also
@@ -155,9 +160,9 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
     folder = params.get("snapshot_dir")
     compare_only = params.get("compare_only")
     activate = params.get("activate")
-    if params.get("material") and not compare_only and not check_mode:
-        item = host.parse_item(params["material"], 0)
-        host.tidy([item])
+    if not compare_only and not check_mode:
+        host.tidy([host.parse_item(params[option], index) for index, option in enumerate(MATERIALS)
+                   if params.get(option)])
 
     def build(plan: planner.Plan) -> dict:
         # The folders, files and lines first (a folder they name is made with their owner and mode when the key
@@ -170,14 +175,12 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
         plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
         if folder:
             plan.claim(folder, kind="snapshot", where="snapshot_dir")
-        material = _material(plan, params)
+        materials = _materials(plan, params)
         changed = [e for e in entries if e.changes]
-        material_changes = bool(material and material["changes"])
+        material_changes = any(answer["changes"] for answer in materials.values())
         result = {"changed": bool(changed or group_changes or material_changes),
                   "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
-                  "stale_snapshot_removed": False}
-        if material is not None:
-            result["material"] = material
+                  "stale_snapshot_removed": False, **materials}
         if params.get("key_group"):
             result["key_group_changes"] = group_changes
         if compare_only:
@@ -212,7 +215,7 @@ def cluster_files(params: dict, check_mode: bool, activation=Activation) -> dict
             result["served"] = inspection.served(params["probe_port"], cert_path)
         return result
     if activate and (result["changed"] or activate.get("always")):
-        # In the same execution: validate with PostgreSQL, reload (or restart), prove; restore on failure.
+        # In the same execution: validate as the service will, reload (or restart), prove; restore on failure.
         activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])
         result["activation"] = activation(activate).run()
         result["changed"] = True

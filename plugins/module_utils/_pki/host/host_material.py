@@ -121,8 +121,10 @@ def _check_inside(raw: dict, where: str) -> None:
                            where=f"{where}.{option}")
 
 
-def check_plan(items: list[Item], stage: str) -> None:
-    """Before the first write of a run: no two items share a file, and the key's folder exists (or may be made)."""
+def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) -> None:
+    """Before the first write of a run: no two items share a file, and the key's folder exists (or may be made; in
+    ``plan``: made by an earlier step of it too)."""
+    isdir = plan.isdir if plan is not None else os.path.isdir
     owners: dict[str, str] = {}
     for item in items:
         for option, path in (("key_path", item.key_path), ("cert_path", item.cert_path),
@@ -135,10 +137,10 @@ def check_plan(items: list[Item], stage: str) -> None:
                 raise PkiError(f"{path} is also used by {owners[real]}", where=f"{item.where}.{option}")
             owners.setdefault(real, f"{item.where}.{option}")
         folder = os.path.dirname(os.path.abspath(item.key_path))
-        if not os.path.isdir(folder):
+        if not isdir(folder):
             if stage == "install" or not item.create_dir:
                 raise PkiError(f"folder {folder} does not exist", where=f"{item.where}.key_path")
-            if not os.path.isdir(os.path.dirname(folder)):
+            if not isdir(os.path.dirname(folder)):
                 raise PkiError(f"cannot create folder {folder}: its parent does not exist",
                                where=f"{item.where}.key_path")
 
@@ -336,7 +338,7 @@ def _shared_root(plan: planner.Plan, path: str) -> bool:
 def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: str) -> dict:
     """Declare every item's files to ``plan`` (prepare: key, CSR, owner and mode; install: certificate, root, key
     activation, other formats); return the module's result."""
-    check_plan(items, stage)
+    check_plan(items, stage, plan)
     for item in items:
         claim(plan, item)
     if stage == "prepare":

@@ -275,7 +275,19 @@ BASES = [
     Base("cluster_files", "ask", {**CONF, "compare_only": True, "material": {
         "name": "server", "key_path": f"{W}/conf/tls/new.key", "cert_path": f"{W}/conf/tls/new.crt",
         "csr_path": f"{W}/conf/tls/new.csr", "common_name": "db1.example.com"}}),
+    # A service's client certificate for PostgreSQL (PgBouncer's), beside the server's, in one plan.
+    Base("cluster_files", "client", {**CONF, "material": {
+        "name": "server", "key_path": f"{W}/conf/tls/new.key", "cert_path": f"{W}/conf/tls/new.crt",
+        "common_name": "db1.example.com"}, "client_material": {
+        "name": "app", "key_path": f"{W}/out/app.key", "cert_path": f"{W}/out/app.crt", "root_path": f"{W}/out/root.crt",
+        "pkcs8_path": f"{W}/out/app.pk8", "pkcs12_path": f"{W}/out/app.p12", "pkcs12_passphrase": "matrix",
+        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@"}}),
+    Base("cluster_files", "client_ask", {**CONF, "compare_only": True, "client_material": {
+        "name": "pgbouncer", "key_path": f"{W}/out/pgb/postgresql.key", "cert_path": f"{W}/out/pgb/postgresql.crt",
+        "csr_path": f"{W}/out/pgb/postgresql.csr", "common_name": "pgbouncer", "create_dir": True}}),
     Base("cluster_tls", "ca_folder", {**CONF, "material": MATERIAL, "ca_folder": f"{W}/pki"}),
+    Base("cluster_tls", "client", {**CONF, "material": MATERIAL, "ca_folder": f"{W}/pki",
+                                   "client_material": {"name": "pgbouncer", "dir": f"{W}/out/pgb"}}),
     Base("cluster_tls", "issuer", {**CONF, "material": MATERIAL, "record_dir": f"{W}/pki/issued", **ISSUER}),
     Base("cluster_tls", "content", {**CONF, "material": MATERIAL, **ISSUER_CONTENT}),
     Base("cluster_tls", "external", {**CONF, "material": MATERIAL, "external": {

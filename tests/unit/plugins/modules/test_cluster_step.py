@@ -145,3 +145,49 @@ def test_the_controller_words_a_drift_as_the_host_does(fleet, drift):
     host = run("cluster_files", {k: args[k] for k in ("directories", "files", "lines")} | {"compare_only": True})
     assert not host.get("failed"), host.get("msg")
     assert decided.complete and decided.changes and decided.changes == host["changes"]
+
+
+# A service's own client certificate (PgBouncer's, for PostgreSQL): the same step, the same executions -------------
+def bouncer_task(root, **extra):
+    args = task(root)
+    args["client_material"] = dict({"name": "pgbouncer", "dir": str(root / "conf/tls/client")}, **extra)
+    return args
+
+
+def test_a_client_certificate_rides_in_the_same_executions(fleet):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    done = run("cluster_tls", bouncer_task(fleet))
+    assert not done.get("failed"), done.get("msg")
+    assert done["client_issued"] and done["module_executions"] == 2  # asked (both CSRs), then applied (both)
+    client = fleet / "conf/tls/client"
+    leaf = x509.load_pem_x509_certificates((client / "postgresql.crt").read_bytes())
+    assert leaf[0].subject.rfc4514_string() == "CN=pgbouncer" and len(leaf) == 2  # leaf, then the intermediate
+    usage = leaf[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert (client / "root.crt").read_bytes() == (fleet / "pki/root.crt").read_bytes()
+    assert os.stat(client / "postgresql.key").st_mode & 0o777 == 0o600
+    archived = list((fleet / "pki/issued/pgbouncer").iterdir())
+    assert [p.name for p in archived] == [f"{leaf[0].serial_number:X}.crt".rjust(len(archived[0].name), "0")]
+    before = tree(fleet / "conf")
+    again = run("cluster_tls", bouncer_task(fleet))
+    assert not again["changed"] and not again["client_issued"] and again["module_executions"] == 1
+    assert tree(fleet / "conf") == before
+
+
+def test_a_client_certificate_folder_is_a_folder_of_its_own(fleet):
+    before = tree(fleet)
+    done = run("cluster_tls", bouncer_task(fleet, dir=str(fleet / "conf/tls")))
+    assert done["failed"] and done["msg"].startswith(f"client_material.dir: {fleet}/conf/tls is also directories[0]")
+    assert tree(fleet) == before
+
+
+def test_a_client_certificate_needs_the_collections_ca(fleet):
+    args = bouncer_task(fleet)
+    args.pop("ca_folder")
+    args["external"] = {"csr_path": str(fleet / "ext/db1.csr"), "cert_path": str(fleet / "ext/db1.crt"),
+                        "root_path": str(fleet / "ext/root.crt")}
+    done = run("cluster_tls", args)
+    assert done["failed"] and done["msg"].startswith("client_material: client_material needs material and the "
+                                                     "collection's CA")

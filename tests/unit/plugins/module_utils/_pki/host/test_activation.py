@@ -16,8 +16,8 @@ from pkitools import Pki, key_pem, pem
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import activation, snapshot
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.activation import (
-    Activation,
     ActivationFailed,
+    PostgreSQL,
     parse_sql,
 )
 
@@ -90,7 +90,7 @@ def serving(*certs):
 
 def test_steps_in_order_with_a_service(cluster_files):
     commands = FakeCommands()
-    done = Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    done = PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert [s["step"] for s in done["steps"]] == [activation.PARSE, activation.MATERIAL, activation.RELOAD,
                                                   activation.WAIT, activation.LIBPQ]
     assert [s["status"] for s in done["steps"]] == ["ok", "ok", "changed", "ok", "ok"]
@@ -105,11 +105,11 @@ def test_steps_in_order_with_a_service(cluster_files):
 
 def test_no_service_manager_reloads_with_sql_and_restarts_with_pg_ctl(cluster_files):
     commands = FakeCommands()
-    Activation(params(cluster_files, cluster={"service": ""}), commands, probe=serving(cluster_files.leaf),
+    PostgreSQL(params(cluster_files, cluster={"service": ""}), commands, probe=serving(cluster_files.leaf),
                sleep=lambda s: None).run()
     assert commands.calls[1][0][-2:] == ["-c", "select pg_reload_conf()"] and commands.calls[1][1] is True
     commands = FakeCommands()
-    done = Activation(params(cluster_files, cluster={"service": ""}, restart=True), commands,
+    done = PostgreSQL(params(cluster_files, cluster={"service": ""}, restart=True), commands,
                       probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert activation.RESTART_PG_CTL in [s["step"] for s in done["steps"]]
     argv, as_server = commands.calls[1]
@@ -121,7 +121,7 @@ def test_a_parse_error_restores_reloads_and_names_the_step(cluster_files):
                                                    "")})
     (cluster_files.root / "pg_ident.conf").write_text("created by this run\n")
     with pytest.raises(ActivationFailed) as failed:
-        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+        PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     message = str(failed.value)
     assert message.startswith('15/main: "Configuration files (pg_hba.conf, settings, pg_ident.conf) as PostgreSQL '
                               'parses them" failed: pg_hba.conf line 3: invalid authentication method "md6"')
@@ -138,29 +138,29 @@ def test_the_old_certificate_still_served_fails_after_waiting(cluster_files):
     _key, old = cluster_files.pki.leaf(name="db1", sans=("db1",))
     waited = []
     with pytest.raises(ActivationFailed, match="the server still serves the previous certificate") as failed:
-        Activation(params(cluster_files), FakeCommands(), probe=serving(old), sleep=waited.append).run()
+        PostgreSQL(params(cluster_files), FakeCommands(), probe=serving(old), sleep=waited.append).run()
     assert len(waited) == 6 and failed.value.details["failed_step"] == activation.WAIT
 
 
 def test_the_new_certificate_may_take_a_moment(cluster_files):
     _key, old = cluster_files.pki.leaf(name="db1", sans=("db1",))
     waited = []
-    done = Activation(params(cluster_files), FakeCommands(), probe=serving(old, old, cluster_files.leaf),
+    done = PostgreSQL(params(cluster_files), FakeCommands(), probe=serving(old, old, cluster_files.leaf),
                       sleep=waited.append).run()
     assert done["steps"][3] == {"step": activation.WAIT, "status": "ok", "attempts": 3} and len(waited) == 2
 
 
 def test_libpq_refused_by_pg_hba_still_proves_tls_and_name(cluster_files):
     commands = FakeCommands({"select 1": (2, "", 'FATAL:  no pg_hba.conf entry for host "127.0.0.1"')})
-    Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     commands = FakeCommands({"select 1": (2, "", "server certificate for \"other\" does not match host name")})
     with pytest.raises(ActivationFailed, match="does not match host name"):
-        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+        PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
 
 
 def test_a_stopped_cluster_gets_the_checks_without_a_server(cluster_files):
     commands = FakeCommands()
-    done = Activation(params(cluster_files, cluster={"running": False}), commands,
+    done = PostgreSQL(params(cluster_files, cluster={"running": False}), commands,
                       probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert [s["step"] for s in done["steps"]] == [activation.MATERIAL] and commands.calls == []
 
@@ -169,7 +169,7 @@ def test_bad_material_is_refused_before_the_reload(cluster_files):
     (cluster_files.tls / "root.crt").write_bytes(pem(Pki().root))  # another CA's root
     commands = FakeCommands()
     with pytest.raises(ActivationFailed, match="The installed material, as the server will read it"):
-        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+        PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert ["systemctl", "reload", "postgresql@15-main"] not in [c[0] for c in commands.calls[:-1]]
 
 
@@ -177,7 +177,7 @@ def test_no_snapshot_means_this_run_replaced_nothing(cluster_files):
     commands = FakeCommands({"systemctl reload": (1, "", "Job failed")})
     os.rename(cluster_files.snap, cluster_files.root / "elsewhere")
     with pytest.raises(ActivationFailed, match="This run replaced no file"):
-        Activation(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+        PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
 
 
 def test_parse_sql_by_version():
@@ -233,3 +233,138 @@ def test_commands_really_switch_user_and_time_out(run_command, tmp_path):
     assert (slow.returncode, slow.stderr) == (124, "sleep: no answer in 1 s")
     missing = commands.run([str(tmp_path / "no-such-program")])
     assert missing.returncode == 127 and "No such file" in missing.stderr
+
+
+# PgBouncer: the same engine, its own parse check, reload and proof -------------------------------------------------
+@pytest.fixture
+def bouncer(cluster_files):
+    """PgBouncer's files beside the server's: pgbouncer.ini naming them, its own client certificate."""
+    root, tls = cluster_files.root, cluster_files.tls
+    client_key, client_leaf = cluster_files.pki.client("pgbouncer")
+    (tls / "client").mkdir()
+    (tls / "client/postgresql.crt").write_bytes(pem(client_leaf, cluster_files.pki.int))
+    (tls / "client/postgresql.key").write_bytes(key_pem(client_key))
+    os.chmod(tls / "client/postgresql.key", 0o600)
+    (root / "userlist.txt").write_text('"app" ""\n')
+    (root / "pgbouncer.ini").write_text(
+        "[databases]\nappdb = host=db1 dbname=appdb\n\n[pgbouncer]\nlisten_port = 6432\nauth_type = cert\n"
+        f"auth_file = {root}/userlist.txt\nclient_tls_sslmode = verify-full\n"
+        f"client_tls_key_file = {tls}/server.key\nclient_tls_cert_file = {tls}/server.crt\n"
+        f"client_tls_ca_file = {tls}/root.crt\n; a comment\n")
+    return cluster_files
+
+
+def pgbouncer_params(files, **extra):
+    pgbouncer = extra.pop("pgbouncer", {})
+    base = params(files, settings_file=None, **extra)
+    base.pop("cluster")
+    base["pgbouncer"] = dict({"port": 6432, "service": "pgbouncer", "config_file": str(files.root / "pgbouncer.ini"),
+                              "log_file": str(files.log), "probe_user": "pgtls-probe",
+                              "client_cert_path": str(files.tls / "client/postgresql.crt"),
+                              "client_key_path": str(files.tls / "client/postgresql.key")}, **pgbouncer)
+    return base
+
+
+def on_6432(*certs):
+    answers = list(certs)
+
+    def probe(host, port):
+        assert (host, port) == ("127.0.0.1", 6432)
+        return {"chain": [answers.pop(0) if len(answers) > 1 else answers[0]]}
+
+    return probe
+
+
+def test_pgbouncer_running_is_parsed_checked_reloaded_started_and_proved(bouncer):
+    commands = FakeCommands()
+    done = activation.activation_for(pgbouncer_params(bouncer), commands=commands, probe=on_6432(bouncer.leaf),
+                                     sleep=lambda s: None).run()
+    assert [(s["step"], s["status"]) for s in done["steps"]] == [
+        (activation.PGBOUNCER_PARSE, "ok"), (activation.MATERIAL, "ok"), (activation.PGBOUNCER_RELOAD, "changed"),
+        (activation.PGBOUNCER_START, "ok"), (activation.PGBOUNCER_WAIT, "ok"), (activation.LIBPQ, "ok")]
+    argvs = [argv for argv, _as_server in commands.calls]
+    assert argvs[:3] == [["systemctl", "is-active", "--quiet", "pgbouncer"], ["systemctl", "reload", "pgbouncer"],
+                         ["systemctl", "enable", "--now", "pgbouncer"]]
+    conninfo = argvs[3][-1]
+    assert "host=db1 hostaddr=127.0.0.1 port=6432 dbname=pgbouncer user=pgtls-probe" in conninfo
+    assert f"sslcert={bouncer.tls}/client/postgresql.crt sslkey={bouncer.tls}/client/postgresql.key" in conninfo
+    assert done["snapshot_removed"] and not bouncer.snap.exists()
+
+
+def test_a_stopped_pgbouncer_is_started_without_a_parse_check(bouncer):
+    commands = FakeCommands({"is-active": (3, "", "")})
+    done = activation.activation_for(pgbouncer_params(bouncer), commands=commands, probe=on_6432(bouncer.leaf),
+                                     sleep=lambda s: None).run()
+    assert [(s["step"], s["status"]) for s in done["steps"]] == [
+        (activation.MATERIAL, "ok"), (activation.PGBOUNCER_START, "changed"), (activation.PGBOUNCER_WAIT, "ok"),
+        (activation.LIBPQ, "ok")]
+
+
+def test_pgbouncer_ini_naming_a_missing_file_is_refused_before_the_reload(bouncer):
+    ini = bouncer.root / "pgbouncer.ini"
+    ini.write_text(ini.read_text().replace(f"{bouncer.tls}/root.crt", f"{bouncer.tls}/gone.crt"))
+    commands = FakeCommands()
+    with pytest.raises(ActivationFailed) as failed:
+        activation.activation_for(pgbouncer_params(bouncer), commands=commands, probe=on_6432(bouncer.leaf),
+                                  sleep=lambda s: None).run()
+    assert str(failed.value).startswith(f'pgbouncer on port 6432: "{activation.PGBOUNCER_PARSE}" failed: {ini}: '
+                                        f"client_tls_ca_file = {bouncer.tls}/gone.crt: no such file")
+    assert "The previous files were restored and the PgBouncer reloaded" in str(failed.value)
+    assert (bouncer.root / "pg_hba.conf").read_text() == "old\n"
+    argvs = [argv for argv, _as_server in commands.calls]
+    assert argvs == [["systemctl", "is-active", "--quiet", "pgbouncer"], ["systemctl", "reload", "pgbouncer"]]
+
+
+def test_pgbouncer_client_certificate_is_checked_as_postgresql_will(bouncer):
+    # A server certificate where PgBouncer's client certificate goes: no clientAuth.
+    (bouncer.tls / "client/postgresql.crt").write_bytes((bouncer.tls / "server.crt").read_bytes())
+    with pytest.raises(ActivationFailed, match="client authentication") as failed:
+        activation.activation_for(pgbouncer_params(bouncer), commands=FakeCommands(), probe=on_6432(bouncer.leaf),
+                                  sleep=lambda s: None).run()
+    assert failed.value.details["failed_step"] == activation.MATERIAL
+
+
+def test_pgbouncer_asking_for_a_certificate_after_the_name_check_proves_it(bouncer):
+    commands = FakeCommands({"select 1": (2, "", "SSL error: tlsv13 alert certificate required")})
+    activation.activation_for(pgbouncer_params(bouncer, pgbouncer={"client_cert_path": None,
+                                                                   "client_key_path": None}),
+                              commands=commands, probe=on_6432(bouncer.leaf), sleep=lambda s: None).run()
+    assert "sslcert" not in commands.calls[-1][0][-1]
+
+
+def test_pgbouncer_still_serving_the_old_certificate_is_a_failure(bouncer):
+    _key, old = bouncer.pki.leaf(name="db1", sans=("db1",))
+    with pytest.raises(ActivationFailed, match="the server still serves the previous certificate") as failed:
+        activation.activation_for(pgbouncer_params(bouncer), commands=FakeCommands(), probe=on_6432(old),
+                                  sleep=lambda s: None).run()
+    assert failed.value.details["failed_step"] == activation.PGBOUNCER_WAIT
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[databases]\n", "no [pgbouncer] section with settings"),
+    ("[pgbouncer]\nlisten_port 6432\n", "2: not a key = value line"),
+    ("[pgbouncer\nlisten_port = 6432\n", "1: section header without ]"),
+    ("[pgbouncer]\nauth_hba_file = '/nonexistent/hba'\n", "auth_hba_file = /nonexistent/hba: no such file"),
+])
+def test_pgbouncer_ini_problems(tmp_path, text, problem):
+    ini = tmp_path / "pgbouncer.ini"
+    ini.write_text(text)
+    assert any(problem in found for found in activation.pgbouncer_ini_problems(str(ini))), \
+        activation.pgbouncer_ini_problems(str(ini))
+
+
+def test_pgbouncer_ini_follows_include(tmp_path):
+    (tmp_path / "tls.ini").write_text(f"client_tls_ca_file = {tmp_path}/missing.crt\n")
+    (tmp_path / "pgbouncer.ini").write_text(f"[pgbouncer]\nlisten_port = 6432\n%include {tmp_path}/tls.ini\n")
+    assert activation.pgbouncer_ini_problems(str(tmp_path / "pgbouncer.ini")) == [
+        f"{tmp_path}/pgbouncer.ini: client_tls_ca_file = {tmp_path}/missing.crt: no such file"]
+    (tmp_path / "missing.crt").write_text("x")
+    assert activation.pgbouncer_ini_problems(str(tmp_path / "pgbouncer.ini")) == []
+
+
+def test_an_activation_names_its_service(cluster_files):
+    bare = params(cluster_files)
+    del bare["settings_file"]
+    with pytest.raises(PkiError, match="activate.settings_file"):
+        activation.activation_for(bare, commands=FakeCommands())
+    assert isinstance(activation.activation_for(params(cluster_files), commands=FakeCommands()), activation.PostgreSQL)
