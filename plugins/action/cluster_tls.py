@@ -136,7 +136,7 @@ class ActionModule(PkiAction):
             # Check mode: the host checks what would change (the write planner's refusals show here too).
             self.stage = "asked"
             asked = self.execute(HOST_MODULE, dict(files, compare_only=True, **self.items()), self.option_names)
-            result["changes"] = asked["changes"]
+            result["changes"], result["diffs"] = asked["changes"], asked.get("diff") or []
         if params["record_dir"] and not external and not self._task.check_mode:
             for done in self.requests:
                 record(params["record_dir"], done.item["common_name"], done.chain[0], params["ca_folder"])
@@ -182,7 +182,8 @@ class ActionModule(PkiAction):
                                                                     any(r.reasons for r in self.requests)))
         activate = params["activate"]
         changed = bool(install or decision.changes or any(r.reasons for r in self.requests))
-        return {"reasons": request.reasons if request else [], "changes": decision.changes, "diffs": decision.diffs,
+        return {"reasons": request.reasons if request else [], "changes": decision.changes,
+                "diffs": inspection.get("diff") or [],
                 "install": install, "stale": stale, "snapshot_taken": False,
                 "stale_snapshot_removed": inspection.get("stale_snapshot_removed", False),
                 "served": served, "complete": decision.complete,
@@ -200,7 +201,9 @@ class ActionModule(PkiAction):
         if activate:
             derived = {"cert_path": request.item["cert_path"], "key_path": request.item["key_path"],
                        "ca_path": request.item["root_path"]} if request else {}
-            args["activate"] = dict(activate, always=True, crl_path=activate["crl_path"] or None,
+            # The host activates when it writes something; without a write only for a stale server (or always).
+            args["activate"] = dict(activate, always=activate["always"] or result["stale"],
+                                    crl_path=activate["crl_path"] or None,
                                     **{k: activate[k] or derived.get(k) for k in ("cert_path", "key_path", "ca_path")})
             if activate["cluster"]:
                 args["activate"]["cluster"] = {k: v for k, v in activate["cluster"].items() if k in CLUSTER}
@@ -215,7 +218,7 @@ class ActionModule(PkiAction):
         except PkiError as exc:
             self.log_tail = getattr(exc, "details", {}).get("log_tail", "")
             raise
-        result["changes"] = applied["changes"]
+        result["changes"], result["diffs"] = applied["changes"], applied.get("diff") or []
         result["snapshot_taken"] = applied["snapshot_taken"]
         if "activation" in applied:
             result["activation"] = applied["activation"]

@@ -150,6 +150,8 @@ def _option(more: str, cluster_more: str, cluster_suboptions: str, derived: str,
 
 class ModuleDocFragment:
     CLUSTER_FILES = _option("", "", _CLUSTER_SUBOPTIONS, "", "  required: true\n")
-    CLUSTER_TLS = _option("  - The action sets O(activate.always) for its second execution.\n",
+    CLUSTER_TLS = _option("  - The apply execution activates when it writes something, and also without a write when the"
+                          " server served another certificate than the installed one (an earlier run stopped before"
+                          " its reload).\n",
                           "; its other keys are left out", "", "; by default the material's", "",
                           "; by default O(client_material)'s")

@@ -120,7 +120,8 @@ snapshot_taken:
 states:
   description:
     - With O(compare_only), each folder's, file's and line file's state as the controller decides on it - C(kind)
-      (missing, file, folder, link, other), C(owner), C(group), C(mode), and a text file's C(content).
+      (missing, file, folder, link, other), C(owner), C(group), C(mode), a file's C(sha256) (never its content) and,
+      for a file O(lines) names, C(sha256_with_lines).
   returned: O(compare_only=true)
   type: dict
   version_added: 0.3.0

@@ -104,15 +104,15 @@ options:
       - The cluster step's first stage, in this execution, for every cluster found (what
         M(pgtls.ssl.cluster_tls) decides on without asking the host again) - each cluster's RV(clusters[].inspection)
         holds the key's CSR and the certificate and root in place (the key is made when missing, or in memory only
-        without O(inspect.write)), each folder's and file's state (kind, owner, group, mode, a text file's content;
-        never a key's), what the server serves, and whether a snapshot an interrupted run left was removed.
+        without O(inspect.write)), each folder's and file's state (kind, owner, group, mode, a file's C(sha256) -
+        never its content), what the server serves, and whether a snapshot an interrupted run left was removed.
       - Every path is relative to the cluster's configuration folder and must stay inside it; each is checked by the
         write planner (no link, no folder where a file goes, no file of another kind, no CA folder file).
     type: dict
     version_added: 0.3.0
     suboptions:
       files:
-        description: Files whose state and text content are reported.
+        description: Files whose state and digest are reported (never their content).
         type: list
         elements: str
         default: []
@@ -121,6 +121,27 @@ options:
         type: list
         elements: str
         default: []
+      lines:
+        description:
+          - Lines the cluster step sets in a file, as M(pgtls.ssl.cluster_files) O(pgtls.ssl.cluster_files#module:lines)
+            sets them (lineinfile's rule); the file's state then also carries the digest of its text with them set,
+            so the controller knows whether they are in place without reading the file.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          path:
+            description: The file, relative to the configuration folder.
+            type: str
+            required: true
+          regexp:
+            description: The line to replace (the last that matches).
+            type: str
+            required: true
+          line:
+            description: The line to set.
+            type: str
+            required: true
       snapshot_dir:
         description: The snapshot folder; a snapshot an interrupted run left is removed (with O(inspect.write)).
         type: str
@@ -235,8 +256,8 @@ clusters:
     inspection:
       description:
         - With O(inspect) - C(material) (the key's path, state and CSR, the certificate and root in place), C(states)
-          (per path - C(kind), C(owner), C(group), C(mode), a file's C(content)), C(served), C(stale_snapshot_removed),
-          C(dry).
+          (per path - C(kind), C(owner), C(group), C(mode), a file's C(sha256) and C(sha256_with_lines)), C(served),
+          C(stale_snapshot_removed), C(dry).
       type: dict
       returned: O(inspect) is set
       version_added: 0.3.0

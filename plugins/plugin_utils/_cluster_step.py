@@ -15,11 +15,11 @@ apply (host)    - only when the decision says so: pgtls.ssl.cluster_files instal
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import parse_mode
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import with_line
 
 
 @dataclass
@@ -27,7 +27,6 @@ class Decision:
     """What the apply stage has to do for the folders, files and lines (the material's part is in its Request)."""
 
     changes: list = field(default_factory=list)
-    diffs: list = field(default_factory=list)
     complete: bool = True  # False: a path the inspection did not look at (the host must be asked)
 
 
@@ -50,8 +49,10 @@ def _state(states: dict, path: str) -> dict | None:
 
 def compare(params: dict, states: dict) -> Decision:
     """The task's ``directories``, ``files`` and ``lines`` against the inspected ``states``, with the changes worded as
-    the host words them. Anything that is not what it should be (a link, a folder where a file goes) is a change: the
-    apply execution's write planner refuses it, naming it."""
+    the host words them. A file is compared by digest (the host never sends its content: postgresql.conf may hold a
+    password); lines by the digest the host computed with them set - for the same lines only, else the host is
+    asked. Anything that is not what it should be (a link, a folder where a file goes) is a change: the apply
+    execution's write planner refuses it, naming it. The diff of a change comes from the host that makes it."""
     decision = Decision()
     for index, raw in enumerate(params["directories"]):
         state = _state(states, raw["path"])
@@ -70,43 +71,33 @@ def compare(params: dict, states: dict) -> Decision:
         if state is None:
             decision.complete = False
             continue
-        before = state.get("content") if state["kind"] == "file" else None
         if state["kind"] == "missing":
             found = ["created"]
-        elif state["kind"] != "file" or before is None:
-            found = [f"is a {state['kind']} that is not text"] if state["kind"] == "file" else [f"is a {state['kind']}"]
-        elif before != raw["content"]:
+        elif state["kind"] != "file" or state.get("sha256") is None:
+            found = [f"is a {state['kind']} that cannot be read"] if state["kind"] == "file" else [
+                f"is a {state['kind']}"]
+        elif state["sha256"] != _digest(raw["content"].encode()):
             found = ["content changed"]
         else:
             found = _owner_changes(state, dict(raw, mode=raw.get("mode") or "0644"), f"files[{index}]")
         if found:
             decision.changes.append(f"{raw['path']}: {', '.join(found)}")
-            if before != raw["content"]:
-                decision.diffs.append(_diff(raw["path"], before, raw["content"], raw.get("diff", True)))
     by_file: dict[str, list[dict]] = {}
     for raw in params["lines"]:
         by_file.setdefault(os.path.normpath(raw["path"]), []).append(raw)
     for group in by_file.values():
         path = group[0]["path"]
         state = _state(states, path)
-        if state is None:
-            decision.complete = False
+        if state is None or (state["kind"] == "file" and state.get("lines") != [[r["regexp"], r["line"]]
+                                                                                for r in group]):
+            decision.complete = False  # not inspected, or for other lines
             continue
-        before = state.get("content") if state["kind"] == "file" else None
-        if before is None:
+        if state["kind"] != "file" or state.get("sha256_with_lines") is None:
             decision.changes.append(f"{path}: is not a text file to set a line in")
-            continue
-        after = before
-        for index, raw in enumerate(group):
-            after = with_line(after, raw["regexp"], raw["line"], f"lines[{index}]")
-        if after != before:
+        elif state["sha256_with_lines"] != state["sha256"]:
             decision.changes.append(f"{path}: " + ", ".join(f"line {raw['line']!r} set" for raw in group))
-            decision.diffs.append(_diff(path, before, after, True))
     return decision
 
 
-def _diff(path: str, before: str | None, after: str, show: bool) -> dict:
-    if not show:
-        return {"before_header": path, "after_header": path,
-                "before": "(content not shown)\n" if before is not None else "", "after": "(content not shown: changed)\n"}
-    return {"before_header": path, "after_header": path, "before": before or "", "after": after}
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -221,6 +221,12 @@ CLUSTER = {
 INSPECT = {
     "files": {"type": "list", "elements": "str", "default": []},
     "directories": {"type": "list", "elements": "str", "default": []},
+    # Lines the cluster step sets in a file (lineinfile's rule): the state says whether they are in place.
+    "lines": {"type": "list", "elements": "dict", "default": [], "options": {
+        "path": {"type": "str", "required": True},
+        "regexp": {"type": "str", "required": True},
+        "line": {"type": "str", "required": True},
+    }},
     "snapshot_dir": {"type": "str"},
     "material": {"type": "dict", "options": {
         "key_path": {"type": "str", "required": True},
@@ -465,6 +471,7 @@ FILE_OPTIONS = {
                         ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")},
                      "trust_file": ("relative", "certificate"),
                      "inspect.files": ("relative", "file"), "inspect.directories": ("relative", "folder"),
+                     "inspect.lines[].path": ("relative", "file"),
                      "inspect.snapshot_dir": ("relative", "snapshot"), "inspect.material.key_path": ("relative", "key"),
                      "inspect.material.cert_path": ("relative", "certificate"),
                      "inspect.material.root_path": ("relative", "certificate")},

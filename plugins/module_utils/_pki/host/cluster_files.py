@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import stat
 from dataclasses import dataclass
 
@@ -40,22 +39,6 @@ class _Entry:
 def _attrs(raw: dict, where: str, default_mode: str) -> Attrs:
     return Attrs(parse_mode(raw.get("mode") or default_mode, f"{where}.mode"),
                  resolve_uid(raw.get("owner"), f"{where}.owner"), resolve_gid(raw.get("group"), f"{where}.group"))
-
-
-def with_line(text: str, regexp: str, line: str, where: str) -> str:
-    """lineinfile's rule: replace the last line matching ``regexp`` by ``line``, or append ``line``."""
-    try:
-        pattern = re.compile(regexp)
-    except re.error as exc:
-        raise PkiError(f"regexp {regexp!r} is not a regular expression: {exc}", where=f"{where}.regexp") from None
-    lines = text.splitlines(keepends=True)
-    found = [i for i, current in enumerate(lines) if pattern.search(current.rstrip("\r\n"))]
-    if found:
-        lines[found[-1]] = line + "\n"
-        return "".join(lines)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return "".join(lines) + line + "\n"
 
 
 def _regular_before(path: str, where: str) -> bytes | None:
@@ -106,7 +89,7 @@ def plan_entries(plan: planner.Plan, params: dict) -> list[_Entry]:
         except UnicodeDecodeError:
             raise PkiError(f"{path} is not UTF-8 text", where=f"{where}.path") from None
         for line_index, raw in group:
-            text = with_line(text, raw["regexp"], raw["line"], f"lines[{line_index}]")
+            text = inspection.with_line(text, raw["regexp"], raw["line"], f"lines[{line_index}]")
         after = text.encode()
         entry = _Entry("line", path, where, after, before)
         plan.write(path, after, Attrs(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), kind="file",
@@ -206,10 +189,9 @@ def cluster_files(params: dict, check_mode: bool, activation=activation_for) -> 
         return result
     if compare_only:
         # What is there, as the controller decides on it (the same record pgtls.ssl.cluster_info's inspection gives).
-        result["states"] = {entry["path"]: inspection.state_of(entry["path"])
-                            for entry in params["files"] + params["lines"]}
-        result["states"].update({entry["path"]: inspection.state_of(entry["path"], read_content=False)
-                                 for entry in params["directories"]})
+        result["states"] = inspection.states_of(
+            [(entry["path"], f"files[{i}]") for i, entry in enumerate(params["files"])],
+            [(entry["path"], f"directories[{i}]") for i, entry in enumerate(params["directories"])], params["lines"])
         if params.get("probe_port"):
             cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
             result["served"] = inspection.served(params["probe_port"], cert_path)

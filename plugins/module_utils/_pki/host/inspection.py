@@ -6,8 +6,9 @@
 
 ``inspect`` ensures the server key (made here when missing, a pending key: host_material's prepare), and reports
 its CSR and the certificate and root in place, each folder's and file's state (what it is, its owner, group and
-mode, a text file's content - never a key's), what the server serves, and removes a snapshot an interrupted run
-left behind. pgtls.ssl.cluster_info runs it for every cluster it finds, in the discovery's own execution, so an
+mode, a digest of its bytes - never its content: postgresql.conf may hold a password, a userlist its secrets - and
+for a file lines are set in, the digest with those lines set), what the server serves, and removes a snapshot an
+interrupted run left behind. pgtls.ssl.cluster_info runs it for every cluster it finds, in the discovery's own execution, so an
 unchanged host costs one execution; pgtls.ssl.cluster_files runs it for the files it is given
 (``compare_only``). The controller then compares (plugin_utils/_cluster_step.decide) and asks for the apply
 execution only when something differs.
@@ -15,7 +16,9 @@ execution only when something differs.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import stat
 
 from ..core import planner, probe
@@ -29,9 +32,31 @@ FILE = "file"
 FOLDER = "folder"
 
 
-def state_of(path: str, read_content: bool = True) -> dict:
+def with_line(text: str, regexp: str, line: str, where: str) -> str:
+    """lineinfile's rule: replace the last line matching ``regexp`` by ``line``, or append ``line``."""
+    try:
+        pattern = re.compile(regexp)
+    except re.error as exc:
+        raise PkiError(f"regexp {regexp!r} is not a regular expression: {exc}", where=f"{where}.regexp") from None
+    lines = text.splitlines(keepends=True)
+    found = [i for i, current in enumerate(lines) if pattern.search(current.rstrip("\r\n"))]
+    if found:
+        lines[found[-1]] = line + "\n"
+        return "".join(lines)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines) + line + "\n"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_of(path: str, lines: list[dict] | None = None, where: str = "lines") -> dict:
     """What ``path`` is now: ``kind`` (missing, file, folder, link or other), and for a file or folder its owner,
-    group and mode; a file's ``content`` as text (None when it is not UTF-8 or larger than a CRL may be)."""
+    group and mode; a file's ``sha256`` (None when it is larger than a CRL may be or unreadable). ``lines``
+    (``regexp``, ``line``): set in order on its text, the ``sha256_with_lines`` (None when it is not UTF-8) - equal
+    to ``sha256`` when they are all in place; ``lines`` echoes them, so the controller knows what was checked."""
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -41,16 +66,27 @@ def state_of(path: str, read_content: bool = True) -> dict:
     kind = FILE if stat.S_ISREG(st.st_mode) else FOLDER if stat.S_ISDIR(st.st_mode) else "other"
     found = {"kind": kind, "mode": f"{stat.S_IMODE(st.st_mode):04o}", "owner": user_name(st.st_uid),
              "group": group_name(st.st_gid), "uid": st.st_uid, "gid": st.st_gid}
-    if kind == FILE and read_content:
+    if kind == FILE:
         try:
-            found["content"] = read_bytes(path, path, limit=MAX_CRL_BYTES, nofollow=True).decode("utf-8")
-        except (UnicodeDecodeError, PkiError):  # binary, unreadable or too large: not text to compare
-            found["content"] = None
+            data = read_bytes(path, path, limit=MAX_CRL_BYTES, nofollow=True)
+        except PkiError:  # too large or unreadable: not a file to compare
+            data = None
+        found["sha256"] = digest(data) if data is not None else None
+        if lines:
+            found["lines"] = [[entry["regexp"], entry["line"]] for entry in lines]
+            try:
+                text = data.decode("utf-8") if data is not None else None
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                for index, entry in enumerate(lines):
+                    text = with_line(text, entry["regexp"], entry["line"], f"{where}[{index}]")
+            found["sha256_with_lines"] = digest(text.encode()) if text is not None else None
     return found
 
 
 def inspect(files: list[tuple[str, str]], directories: list[tuple[str, str]], material: dict | None,
-            snapshot_dir: tuple[str, str] | None, check_mode: bool) -> dict:
+            snapshot_dir: tuple[str, str] | None, check_mode: bool, lines: list[dict] | None = None) -> dict:
     """The inspection record of one cluster (see the module's docstring). Every path (with the option that names
     it) is claimed in one write plan first, so a link, a folder where a file goes, a file of another kind (a key
     among the configuration files) or a CA folder's file stops the run here; the key and the stale snapshot are that
@@ -60,6 +96,11 @@ def inspect(files: list[tuple[str, str]], directories: list[tuple[str, str]], ma
             plan.claim(path, kind="folder", where=where)
         for path, where in files:
             plan.claim(path, kind="file", where=where)
+        named = {os.path.normpath(path) for path, _where in files}
+        for index, entry in enumerate(lines or []):
+            if os.path.normpath(entry["path"]) not in named:
+                named.add(os.path.normpath(entry["path"]))
+                plan.claim(entry["path"], kind="file", where=f"inspect.lines[{index}].path")
         if snapshot_dir:
             plan.claim(snapshot_dir[0], kind="snapshot", where=snapshot_dir[1])
         answer = None
@@ -73,11 +114,21 @@ def inspect(files: list[tuple[str, str]], directories: list[tuple[str, str]], ma
         return {"material": answer, "stale_snapshot_removed": removed}
 
     result = planner.run("host", build, check_mode)
-    result["states"] = {path: state_of(path) for path, _where in files}
-    result["states"].update({path: state_of(path, read_content=False) for path, _where in directories})
-    if snapshot_dir:
-        result["states"][snapshot_dir[0]] = state_of(snapshot_dir[0], read_content=False)
+    result["states"] = states_of(files, directories + ([snapshot_dir] if snapshot_dir else []), lines or [])
     return result
+
+
+def states_of(files: list[tuple[str, str]], directories: list[tuple[str, str]], lines: list[dict]) -> dict:
+    """The state of each file (with the ``lines`` set in it, by their ``path``) and folder, by path."""
+    by_file: dict[str, list[dict]] = {}
+    for entry in lines:
+        by_file.setdefault(os.path.normpath(entry["path"]), []).append(entry)
+    states = {path: state_of(path) for path, _where in directories}
+    for path, where in files:
+        states[path] = state_of(path, by_file.pop(os.path.normpath(path), None), where)
+    for group in by_file.values():
+        states[group[0]["path"]] = state_of(group[0]["path"], group)
+    return states
 
 
 def served(port: int, cert_path: str) -> dict:
@@ -138,8 +189,10 @@ def inspect_clusters(clusters: list[dict], spec: dict, names: dict, key_group: s
                    for i, path in enumerate(spec.get("directories") or [])]
         snap = (inside(base, spec["snapshot_dir"], "inspect.snapshot_dir"), "inspect.snapshot_dir") \
             if spec.get("snapshot_dir") else None
+        lines = [dict(entry, path=inside(base, entry["path"], f"inspect.lines[{i}].path"))
+                 for i, entry in enumerate(spec.get("lines") or [])]
         try:
-            found = inspect(files, folders, material, snap, dry)
+            found = inspect(files, folders, material, snap, dry, lines)
         except PkiError as exc:  # the key's options in this module's words
             if not dry:
                 raise PkiError(str(exc).replace("items[0] (server).", "inspect.material.")) from None

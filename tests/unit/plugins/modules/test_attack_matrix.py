@@ -261,6 +261,8 @@ BASES = [
     Base("cluster_info", "inspect", {"clusters": [{"version": 15, "name": "main", "port": 5432,
                                                    "config_dir": f"{W}/conf", "data_dir": f"{W}/data"}],
                                      "inspect": {"files": ["pg_hba.conf", "tls/root.crl"], "directories": ["tls"],
+                                                 "lines": [{"path": "postgresql.conf", "regexp": "^include_dir",
+                                                            "line": "include_dir = 'conf.d'"}],
                                                  "snapshot_dir": "tls/.pgtls-snapshot",
                                                  "material": {"key_path": "tls/new.key", "cert_path": "tls/new.crt",
                                                               "root_path": "tls/root.crt",

@@ -14,6 +14,7 @@ from pkitools import tree
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._cluster_step import compare
 
 INSPECT = {"files": ["pg_hba.conf", "postgresql.conf"], "directories": ["tls"], "snapshot_dir": "tls/.snap",
+           "lines": [{"path": "postgresql.conf", "regexp": "^include_dir", "line": "include_dir = 'conf.d'"}],
            "material": {"key_path": "tls/server.key", "cert_path": "tls/server.crt", "root_path": "tls/root.crt",
                         "subject_alt_names": ["db1.example.com"], "create_dir": True}}
 
@@ -110,6 +111,37 @@ def test_a_snapshot_left_by_a_stopped_run_is_removed_though_nothing_changes(flee
     done = step(fleet, discover(fleet, write=False))
     assert not done["changed"] and done["stale_snapshot_removed"] and not snap.exists()
     assert done["module_executions"] == 1
+
+
+def test_the_inspection_never_carries_a_files_content(fleet):
+    """postgresql.conf may hold a password (primary_conninfo): the host sends digests, never the text."""
+    conf = fleet / "conf/postgresql.conf"
+    conf.write_text("primary_conninfo = 'host=db0 password=s3cret-in-conf'\nport = 5432\n")
+    step(fleet, discover(fleet))
+    inspection = discover(fleet, write=False)
+    asked = run("cluster_files", {k: task(fleet)[k] for k in ("directories", "files", "lines")} | {"compare_only": True})
+    done = step(fleet, inspection)
+    assert "s3cret-in-conf" not in repr(inspection) + repr(asked) + repr(done)
+    assert "s3cret-in-conf" in conf.read_text() and not done["changed"]
+
+
+def test_the_diff_of_a_change_comes_from_the_host_that_makes_it(fleet):
+    step(fleet, discover(fleet))
+    (fleet / "conf/pg_hba.conf").write_text("local all all trust\n")
+    args = dict(task(fleet), inspection=discover(fleet, write=False))
+    done = run("cluster_tls", args, diff=True)
+    assert done["changed"] and done["module_executions"] == 1
+    assert {"before_header": f"{fleet}/conf/pg_hba.conf", "after_header": f"{fleet}/conf/pg_hba.conf",
+            "before": "local all all trust\n", "after": "hostssl all all all cert\n"} in done["diff"]
+
+
+def test_an_inspection_of_other_lines_is_not_trusted(fleet):
+    step(fleet, discover(fleet))
+    args = task(fleet)
+    args["lines"] = [dict(args["lines"][0], line="include_dir = 'conf.d' # ours")]
+    done = run("cluster_tls", dict(args, inspection=discover(fleet, write=False)))
+    assert done["changed"] and done["module_executions"] == 1  # not decided here: the apply execution compares
+    assert "include_dir = 'conf.d' # ours" in (fleet / "conf/postgresql.conf").read_text()
 
 
 def test_the_inspection_never_carries_a_key(fleet):
