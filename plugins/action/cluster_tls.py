@@ -113,6 +113,8 @@ class ActionModule(PkiAction):
         self.pair = (request, client)  # as cluster_files names them: material, client_material
         self.requests = [r for r in self.pair if r]
         files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
+        if params["snapshot_dir"]:
+            files["snapshot_paths"] = snapshot_paths(params, self.requests)
         if request and not files.get("probe_cert_path"):
             files["probe_cert_path"] = request.item["cert_path"]
         if request:
@@ -339,6 +341,20 @@ def _covers(inspection: dict, request: Request | None, params: dict) -> bool:
     states = inspection.get("states") or {}
     paths = [entry["path"] for name in ("directories", "files", "lines") for entry in params[name]]
     return all(path in states or os.path.normpath(path) in states for path in paths)
+
+
+def snapshot_paths(params: dict, requests: list[Request]) -> list[str]:
+    """What the snapshot holds: every file the task writes (each request's key, certificate and root, the files and
+    the line files), and the snapshot_paths given besides; each once, in that order."""
+    paths = [item[name] for request in requests for item in (request.item,)
+             for name in ("key_path", "cert_path", "root_path") if item.get(name)]
+    paths += [entry["path"] for name in ("files", "lines") for entry in params[name]] + params["snapshot_paths"]
+    seen, out = set(), []
+    for path in paths:
+        if os.path.normpath(path) not in seen:
+            seen.add(os.path.normpath(path))
+            out.append(path)
+    return out
 
 
 def _own_folder(folder: str, params: dict, request: Request) -> None:

@@ -16,8 +16,10 @@ description:
     installs the certificate and writes the files, only when something differs.
   - An unchanged cluster costs one module execution, a change two (RV(module_executions)) - the second also
     validates, reloads and proves with O(activate), restoring the snapshot on any failure.
-  - Every file is planned before the first write, as M(pgtls.ssl.cluster_files) does; the snapshot of
-    O(snapshot_paths) is taken once, before the first file of the run is replaced.
+  - Every file is planned before the first write, as M(pgtls.ssl.cluster_files) does; the snapshot in
+    O(snapshot_dir) is taken once, before the first file of the run is replaced, and holds every file the task
+    writes - the keys, certificates and roots of O(material) and O(client_material), O(files) and the files of
+    O(lines) - and any O(snapshot_paths) besides.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.cluster_files).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -207,7 +209,6 @@ EXAMPLES = r"""
         owner: postgres
         group: postgres
     snapshot_dir: /etc/postgresql/15/main/tls/.pgtls-snapshot
-    snapshot_paths: [/etc/postgresql/15/main/tls/server.key, /etc/postgresql/15/main/tls/server.crt]
     probe_port: 5432
     activate:
       cluster: {version: 15, name: main, port: 5432, config_dir: /etc/postgresql/15/main,

@@ -223,3 +223,19 @@ def test_a_client_certificate_needs_the_collections_ca(fleet):
     done = run("cluster_tls", args)
     assert done["failed"] and done["msg"].startswith("client_material: client_material needs material and the "
                                                      "collection's CA")
+
+
+def test_the_snapshot_holds_every_file_the_task_writes(fleet):
+    from types import SimpleNamespace
+
+    from ansible_collections.pgtls.ssl.plugins.action.cluster_tls import snapshot_paths
+
+    args = bouncer_task(fleet)
+    args["snapshot_paths"] = [str(fleet / "conf/extra.conf"), str(fleet / "conf/pg_hba.conf")]
+    server = SimpleNamespace(item={"key_path": "/t/server.key", "cert_path": "/t/server.crt", "root_path": "/t/root.crt"})
+    client = SimpleNamespace(item={"key_path": "/t/c/postgresql.key", "cert_path": "/t/c/postgresql.crt",
+                                   "root_path": "/t/c/root.crt"})
+    assert snapshot_paths(args, [server, client]) == [
+        "/t/server.key", "/t/server.crt", "/t/root.crt", "/t/c/postgresql.key", "/t/c/postgresql.crt",
+        "/t/c/root.crt", str(fleet / "conf/pg_hba.conf"), str(fleet / "conf/postgresql.conf"),
+        str(fleet / "conf/extra.conf")]
