@@ -4,7 +4,7 @@
 """Filters the server role uses to check and render PostgreSQL configuration before writing it.
 
 Each filter is documented in its own file next to this one: hba_problems.yml, hba_rules.yml, cipher_problems.yml,
-ssl_problems.yml, ssl_settings.yml, server_log_lines.yml, service_problems.yml, pgbouncer_hba_problems.yml,
+ssl_problems.yml, ssl_settings.yml, service_problems.yml, pgbouncer_hba_problems.yml,
 pgbouncer_hba_rules.yml.
 """
 
@@ -16,7 +16,6 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     hba_rules,
     pgbouncer_hba_problems,
     pgbouncer_hba_rules,
-    server_log_lines,
     service_problems,
     ssl_problems,
     ssl_settings,
@@ -32,7 +31,6 @@ class FilterModule:
             "ssl_problems": ssl_problems,
             "ssl_settings": ssl_settings,
             "service_problems": service_problems,
-            "server_log_lines": server_log_lines,
             "pgbouncer_hba_problems": pgbouncer_hba_problems,
             "pgbouncer_hba_rules": pgbouncer_hba_rules,
         }

@@ -9,6 +9,7 @@ module: cluster_files
 short_description: A PostgreSQL cluster's configuration files in one pass, with a snapshot before the first write
 version_added: 0.2.0
 description:
+  - Internal to the collection's roles - its options may change in any release; use the P(pgtls.ssl.server#role) role.
   - Compares every folder, file and line it is given with what the host has, and writes only what differs, each
     file atomically with its final owner and mode. One module execution for all of a cluster's files; the server
     role renders its templates on the controller and passes the results here.

@@ -9,6 +9,7 @@ module: cluster_info
 short_description: The PostgreSQL clusters of a host, each with its program folder
 version_added: 0.2.0
 description:
+  - Internal to the collection's roles - its options may change in any release; use the P(pgtls.ssl.server#role) role.
   - With O(layout=debian), reads C(/etc/postgresql/<version>/<name>/postgresql.conf) (following its includes) as
     postgresql-common does - no C(pg_lsclusters --json), so no JSON.pm (libjson-perl) is needed, as on a stock
     Debian 11.

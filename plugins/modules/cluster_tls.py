@@ -10,6 +10,7 @@ module: cluster_tls
 short_description: One PostgreSQL cluster's key, certificate and configuration files, in one host execution when nothing changed
 version_added: 0.2.0
 description:
+  - Internal to the collection's roles - its options may change in any release; use the P(pgtls.ssl.server#role) role.
   - What M(pgtls.ssl.server_cert) and M(pgtls.ssl.cluster_files) do for one cluster, in as few host executions as
     possible - the host is asked once (the key ensured there, its CSR, every folder, file and line compared, and
     what the server serves on 127.0.0.1 at O(probe_port)); the controller decides and signs; a second execution

@@ -10,6 +10,8 @@ module: host_material
 short_description: The host half of certificate issuance - private keys, CSRs and installed chains
 version_added: 0.1.0
 description:
+  - Internal to the collection's roles - its options may change in any release; use P(pgtls.ssl.server#role) or
+    P(pgtls.ssl.client#role).
   - Runs on the host that owns the keys. The actions M(pgtls.ssl.server_cert) and M(pgtls.ssl.client_cert) call
     it; use it directly only to pair pgtls.ssl's key handling with a CA of your own.
   - O(stage=prepare) ensures each private key (generated on the host, written with its final owner and mode from

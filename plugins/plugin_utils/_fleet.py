@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""Fleet-level decisions the server role takes on the controller, before anything changes: which root each
-cluster trusts now compared with the CA folder's root (a foreign trust anchor is refused), and which clusters
-are running (a stopped cluster cannot prove anything)."""
+"""Fleet-level decisions and summaries the server role and the playbooks take on the controller: which root each
+cluster trusts now compared with the CA folder's root (a foreign trust anchor is refused before anything changes),
+the failed clusters of a looped task each named by its cluster, and the fleet's TLS endpoints (every cluster of the
+database servers, every PgBouncer) the revoke playbook proves a revoked certificate against."""
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Mapping
 
 # How many host/cluster names a refusal lists per root before it summarises the rest.
 SHOWN = 5
@@ -28,34 +29,29 @@ def _describe(pem: bytes, where: str) -> tuple[str, str] | None:
     return label, ",".join(sorted(fingerprint(c) for c in certs))
 
 
-def _trusted(result) -> list[dict]:
-    """One host's trusted roots as slurp results: from a registered slurp loop, or from pgtls.ssl.cluster_info's
-    clusters (their ``trusted_root``, read with ``trust_file``)."""
-    if isinstance(result, list):
-        return [{"__pgtls_cluster": c, "content": base64.b64encode(c["trusted_root"].encode()).decode(),
-                 "source": "root.crt"} for c in result if isinstance(c, dict) and c.get("trusted_root")]
-    return (result or {}).get("results", [])
-
-
-def trust_problems(slurped: list, hosts: list, ca_root: str, pki_dir: str, accept_new_root: bool = False) -> list[str]:
+def trust_problems(clusters_per_host: list, hosts: list, ca_root: str, pki_dir: str,
+                   accept_new_root: bool = False) -> list[str]:
     """Refusal messages when a cluster already trusts a root other than ``ca_root`` (the CA folder's root PEM, or
-    "" when the folder has none yet and a new root would be made). ``slurped`` holds, per host of ``hosts``, the
-    clusters pgtls.ssl.cluster_info returned with ``trust_file`` (each with ``trusted_root``), or the registered
-    result of slurping each cluster's root.crt (items with ``__pgtls_cluster`` and ``content``)."""
+    "" when the folder has none yet and a new root would be made). ``clusters_per_host`` holds, per host of
+    ``hosts`` and in the same order, the clusters pgtls.ssl.cluster_info returned with ``trust_file`` (each with
+    ``version``, ``name`` and ``trusted_root``, the PEM text or None)."""
     if accept_new_root:
         return []
     wanted = _describe(ca_root.encode(), f"{pki_dir}/root.crt") if ca_root else None
     foreign: dict[str, tuple[str, list[str]]] = {}
-    for host, result in zip(hosts, slurped):
-        for item in _trusted(result):
-            if not item.get("content"):
+    for host, clusters in zip(hosts, clusters_per_host):
+        if not isinstance(clusters, (list, tuple)):
+            raise TypeError(f"trust_problems: the clusters of {host} must be a list (pgtls.ssl.cluster_info's "
+                            f"clusters, each with trusted_root), not {type(clusters).__name__}")
+        for cluster in clusters:
+            pem = cluster.get("trusted_root")
+            if not pem:
                 continue  # no root.crt yet: nothing trusted, nothing to lose
-            cluster = item.get("__pgtls_cluster", {})
             where = f"{host} {cluster.get('version')}/{cluster.get('name')}"
-            found = _describe(base64.b64decode(item["content"]), where)
+            found = _describe(pem.encode(), where)
             if found is None or (wanted and found[1] == wanted[1]):
                 continue
-            foreign.setdefault(found[1], (found[0], []))[1].append(f"{where} ({item.get('source', 'root.crt')})")
+            foreign.setdefault(found[1], (found[0], []))[1].append(f"{where} (root.crt)")
     if not foreign:
         return []
     trusted = []
@@ -73,14 +69,36 @@ def trust_problems(slurped: list, hosts: list, ca_root: str, pki_dir: str, accep
     ]
 
 
-def clusters_with_state(clusters: list, ready_codes: list) -> list:
-    """Each cluster with ``running`` from pg_isready's exit code, in order: 0 accepting connections, 1 rejecting
-    them (starting or stopping), 2 no answer; any other code (no pg_isready) keeps what discovery said."""
-    codes = [str(code).strip() for code in ready_codes]
-    if len(codes) != len(clusters):
-        raise ValueError(f"pg_isready answered {len(codes)} times for {len(clusters)} clusters: {codes}")
+def cluster_failures(result: Mapping, loop_var: str = "__pgtls_cluster") -> list[str]:
+    """The message of each failed item of a task looped over a host's clusters (``ansible_failed_result``: a loop's
+    failure says only "One or more items failed"), each named by its cluster ("15/main: ...") unless it already
+    starts so. A result without ``results`` (the task did not loop) counts as its one item."""
+    items = result.get("results") if isinstance(result, Mapping) and "results" in result else [result]
     out = []
-    for cluster, code in zip(clusters, codes):
-        running = {"0": True, "1": False, "2": False}.get(code, cluster.get("running", True))
-        out.append(dict(cluster, running=bool(running), ready_code=int(code) if code.isdigit() else -1))
+    for item in items or []:
+        if not isinstance(item, Mapping) or not item.get("failed", False):
+            continue
+        cluster = item.get(loop_var)
+        where = f"{cluster.get('version')}/{cluster.get('name')}" if isinstance(cluster, Mapping) else ""
+        msg = str(item.get("msg", "failed"))
+        out.append(msg if not where or msg.startswith(where) else f"{where}: {msg}")
+    return out
+
+
+def fleet_endpoints(servers: list, hostvars: Mapping, poolers: list = ()) -> list[dict]:
+    """Every TLS endpoint of the fleet a client could log in to: each cluster the server role reported on each
+    database server of ``servers`` (``pgtls_server_certificates``: ``port``), then each PgBouncer of ``poolers``
+    with the first database it serves (``pgtls_pgbouncer_databases``; ``pgtls_pgbouncer_listen_port``, default
+    6432); a PgBouncer that serves none is left out. Each endpoint: ``host``, ``port``, ``kind`` (``server`` or
+    ``pooler``) and, for a pooler, ``dbname``."""
+    out: list[dict] = []
+    for host in servers or []:
+        for cert in hostvars[host].get("pgtls_server_certificates") or []:
+            out.append({"host": host, "port": cert["port"], "kind": "server"})
+    for host in poolers or []:
+        found = hostvars[host]
+        databases = found.get("pgtls_pgbouncer_databases") or []
+        if databases:
+            out.append({"host": host, "port": found.get("pgtls_pgbouncer_listen_port", 6432),
+                        "dbname": databases[0]["name"], "kind": "pooler"})
     return out

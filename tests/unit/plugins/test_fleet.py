@@ -1,15 +1,15 @@
-"""Fleet-level checks of the server role: a foreign trust anchor is refused naming both roots (fingerprints from
-openssl, the oracle), and pg_isready's exit codes tell which clusters run."""
+"""Fleet-level checks and summaries on the controller: a foreign trust anchor is refused naming both roots
+(fingerprints from openssl, the oracle); a looped task's failures are named by cluster; the revoke playbook's
+endpoints are every cluster and every PgBouncer."""
 
 from __future__ import annotations
 
-import base64
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import clusters_with_state, trust_problems
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import cluster_failures, fleet_endpoints, trust_problems
 
 PKI = "/srv/pki"
 
@@ -24,15 +24,10 @@ def make_root(tmp: Path, name: str) -> tuple[str, str]:
     return (tmp / f"{name}.crt").read_text(), out.strip().split("=", 1)[1]
 
 
-def slurped(*contents: str | None) -> dict:
-    """What the role registers: one slurp result per cluster (no content when root.crt is missing)."""
-    results = []
-    for index, content in enumerate(contents):
-        item = {"__pgtls_cluster": {"version": 15, "name": f"c{index}"}, "source": f"/etc/c{index}/tls/root.crt"}
-        if content is not None:
-            item["content"] = base64.b64encode(content.encode()).decode()
-        results.append(item)
-    return {"results": results}
+def clusters(*contents: str | None) -> list[dict]:
+    """One host's clusters as pgtls.ssl.cluster_info returns them with trust_file (trusted_root None: no root.crt)."""
+    return [{"version": 15, "name": f"c{index}", "port": 5432 + index, "config_dir": f"/etc/c{index}",
+             "trusted_root": content} for index, content in enumerate(contents)]
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +38,15 @@ def roots(tmp_path_factory):
 
 def test_same_root_or_nothing_installed_passes(roots):
     ours = roots["ours"][0]
-    assert trust_problems([slurped(ours), slurped(None)], ["db1", "db2"], ours, PKI) == []
-    assert trust_problems([slurped(None)], ["db1"], "", PKI) == []  # day 0: no CA, nothing trusted yet
+    assert trust_problems([clusters(ours), clusters(None)], ["db1", "db2"], ours, PKI) == []
+    assert trust_problems([clusters(None)], ["db1"], "", PKI) == []  # day 0: no CA, nothing trusted yet
 
 
 @pytest.mark.parametrize("installed", ["theirs", "both", "truncated"])
 def test_another_root_is_refused_naming_both(roots, installed):
     (ours, our_fp), (theirs, their_fp) = roots["ours"], roots["theirs"]
     content = {"theirs": theirs, "both": ours + theirs, "truncated": theirs[:200]}[installed]
-    problems = trust_problems([slurped(ours), slurped(content)], ["db1", "db2"], ours, PKI)
+    problems = trust_problems([clusters(ours), clusters(content)], ["db1", "db2"], ours, PKI)
     if installed == "truncated":  # no certificate in it: nothing trusted, the role repairs the file
         assert problems == []
         return
@@ -61,39 +56,78 @@ def test_another_root_is_refused_naming_both(roots, installed):
     trusted = f"CN=Their Root (SHA-256 {their_fp})"
     if installed == "both":  # a bundle is not the CA folder's root either: each of its roots is named
         trusted = f"CN=Our Root (SHA-256 {our_fp}) + {trusted}"
-    assert f"db2 15/c0 (/etc/c0/tls/root.crt) trusts {trusted}" in msg
+    assert f"db2 15/c0 (root.crt) trusts {trusted}" in msg
     assert "db1" not in msg and "pgtls_accept_new_root=true" in msg and "Nothing was changed." in msg
-    assert trust_problems([slurped(ours), slurped(content)], ["db1", "db2"], ours, PKI, accept_new_root=True) == []
+    assert trust_problems([clusters(ours), clusters(content)], ["db1", "db2"], ours, PKI, accept_new_root=True) == []
 
 
 def test_empty_ca_folder_with_a_trusting_fleet_is_refused(roots):
     theirs, their_fp = roots["theirs"]
     hosts = [f"db{i}" for i in range(8)]
-    problems = trust_problems([slurped(theirs)] * 8, hosts, "", PKI)
+    problems = trust_problems([clusters(theirs)] * 8, hosts, "", PKI)
     assert f"the CA folder {PKI} holds no root CA (root.crt), so a new root would be made" in problems[0]
-    assert "db0 15/c0 (/etc/c0/tls/root.crt), db1" in problems[0] and " and 3 more trust " in problems[0]
+    assert "db0 15/c0 (root.crt), db1 15/c0 (root.crt)" in problems[0] and " and 3 more trust " in problems[0]
     assert f"CN=Their Root (SHA-256 {their_fp})" in problems[0] and "db7" not in problems[0]
 
 
-@pytest.mark.parametrize("code, discovered, running", [
-    ("0", False, True), ("1", True, False), ("2", True, False), ("127", False, False), ("127", True, True)])
-def test_clusters_with_state(code, discovered, running):
-    [cluster] = clusters_with_state([{"name": "main", "running": discovered}], [code])
-    assert cluster["running"] is running and cluster["ready_code"] == int(code)
-
-
-def test_clusters_with_state_needs_one_answer_per_cluster():
-    with pytest.raises(ValueError, match="answered 1 times for 2 clusters"):
-        clusters_with_state([{"name": "a"}, {"name": "b"}], ["0"])
-
-
-def test_clusters_from_cluster_info_are_compared_like_slurp_results(roots):
-    """The role passes pgtls.ssl.cluster_info's clusters (trusted_root read with trust_file) to the filter."""
+def test_several_clusters_of_one_host_are_each_named(roots):
     ours, (theirs, their_fp) = roots["ours"][0], roots["theirs"]
-    clusters = [{"version": 15, "name": "main", "trusted_root": ours},
-                {"version": 16, "name": "second", "trusted_root": theirs},
-                {"version": 17, "name": "new", "trusted_root": None}]
-    problems = trust_problems([clusters], ["db1"], ours, PKI)
-    assert len(problems) == 1 and "db1 16/second" in problems[0] and their_fp in problems[0]
-    assert "15/main" not in problems[0] and "17/new" not in problems[0]
-    assert trust_problems([clusters[:1] + clusters[2:]], ["db1"], ours, PKI) == []
+    problems = trust_problems([clusters(ours, theirs, None)], ["db1"], ours, PKI)
+    assert len(problems) == 1 and "db1 15/c1 (root.crt) trusts CN=Their Root" in problems[0] and their_fp in problems[0]
+    assert "15/c0" not in problems[0] and "15/c2" not in problems[0]
+    assert trust_problems([clusters(ours, None)], ["db1"], ours, PKI) == []
+
+
+@pytest.mark.parametrize("shape", [
+    {"results": [{"__pgtls_cluster": {"version": 15, "name": "main"}, "content": "LS0t", "source": "root.crt"}]},
+    "15/main"])
+def test_another_shape_than_the_clusters_is_refused(roots, shape):
+    """The registered result of a slurp loop (the shape of releases before 0.3) is no longer read."""
+    with pytest.raises(TypeError, match=r"the clusters of db1 must be a list \(pgtls.ssl.cluster_info's clusters"):
+        trust_problems([shape], ["db1"], roots["ours"][0], PKI)
+
+
+def cluster(name: str, version: int = 15) -> dict:
+    return {"version": version, "name": name, "port": 5432}
+
+
+@pytest.mark.parametrize("result, expected", [
+    # A loop: only the failed items, each named by its cluster unless its message already starts so.
+    ({"failed": True, "msg": "One or more items failed", "results": [
+        {"failed": False, "msg": "All assertions passed", "__pgtls_cluster": cluster("main")},
+        {"failed": True, "msg": "ssl_groups needs PostgreSQL 18", "__pgtls_cluster": cluster("second", 16)},
+        {"failed": True, "msg": "15/third: the server did not serve the new certificate", "__pgtls_cluster": cluster("third")},
+        {"failed": True, "__pgtls_cluster": cluster("fourth")},
+        {"skipped": True, "__pgtls_cluster": cluster("fifth")}]},
+     ["16/second: ssl_groups needs PostgreSQL 18", "15/third: the server did not serve the new certificate",
+      "15/fourth: failed"]),
+    # Not a loop (a failure before the loop started): its own message, named by nothing.
+    ({"failed": True, "msg": "the task includes an option with an undefined variable"},
+     ["the task includes an option with an undefined variable"]),
+    ({"failed": False, "results": []}, []),
+])
+def test_cluster_failures(result, expected):
+    assert cluster_failures(result) == expected
+
+
+def test_cluster_failures_reads_another_loop_var():
+    result = {"failed": True, "results": [{"failed": True, "msg": "port 443 is privileged", "c": cluster("main")}]}
+    assert cluster_failures(result, "c") == ["15/main: port 443 is privileged"]
+    assert cluster_failures(result) == ["port 443 is privileged"]  # no __pgtls_cluster in the item: not named
+
+
+def test_fleet_endpoints_every_cluster_then_every_pgbouncer():
+    hostvars = {
+        "db1": {"pgtls_server_certificates": [{"cluster": "15/main", "port": 5432}, {"cluster": "16/b", "port": 5433}]},
+        "db2": {},  # the role did not run there (failed, or not in this batch): no endpoint
+        "pool1": {"pgtls_pgbouncer_databases": [{"name": "app", "host": "db1"}, {"name": "other", "host": "db1"}]},
+        "pool2": {"pgtls_pgbouncer_databases": [{"name": "app"}], "pgtls_pgbouncer_listen_port": 7432},
+        "pool3": {"pgtls_pgbouncer_databases": []},  # serves nothing: nothing to log in to
+    }
+    assert fleet_endpoints(["db1", "db2"], hostvars, ["pool1", "pool2", "pool3"]) == [
+        {"host": "db1", "port": 5432, "kind": "server"},
+        {"host": "db1", "port": 5433, "kind": "server"},
+        {"host": "pool1", "port": 6432, "dbname": "app", "kind": "pooler"},
+        {"host": "pool2", "port": 7432, "dbname": "app", "kind": "pooler"},
+    ]
+    assert fleet_endpoints([], hostvars) == []

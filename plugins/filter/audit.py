@@ -1,0 +1,20 @@
+# Copyright: pgtls.ssl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filters the server role's audit entry point and the audit playbook use to turn validate results into rows and
+the printed table.
+
+Each filter is documented in its own file next to this one: audit_rows.yml, audit_table.yml.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "audit_rows": audit_rows,
+            "audit_table": audit_table,
+        }

@@ -1,0 +1,94 @@
+"""The audit's rows and table: one row per cluster from the server role's looped validate results, whether it breaks
+the policy, and the fixed-width table the audit playbook prints (the e2e audit test reads it with a regex)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table
+
+MAIN = {"version": 15, "name": "main", "port": 5432, "running": True}
+OK = [{"check": "chain", "status": "ok", "message": "chains to root.crt"},
+      {"check": "key_permissions", "status": "ok", "message": "postgres 0600"}]
+
+
+def item(cluster: dict | None = None, **result) -> dict:
+    """One item of the registered loop, as pgtls.ssl.validate returns it with the loop variable (MAIN by default)."""
+    base = {"findings": OK, "fail_count": 0, "warn_count": 0, "days_left": 364, "failed": False,
+            "certificate": {"subject": "CN=db1"},
+            "served": {"matches_file": True, "protocol": "TLSv1.3", "direct_tls": None}}
+    return dict(base, __pgtls_cluster=cluster or MAIN, **result)
+
+
+def row(**changed) -> dict:
+    base = {"host": "db1", "cluster": "15/main", "port": 5432, "subject": "CN=db1", "days_left": 364,
+            "served_matches": True, "protocol": "TLSv1.3", "direct_tls": None, "key_ok": True, "running": True,
+            "fail": False, "warn": False, "problems": []}
+    return dict(base, **changed)
+
+
+STOPPED = dict(MAIN, running=False)
+NOT_RUNNING = "PostgreSQL is not running (pg_isready: no answer on port 5432): it serves nothing"
+BAD_KEY = [OK[0], {"check": "key_permissions", "status": "fail", "message": "server.key: group or world access"}]
+
+ROWS = [
+    ("healthy", item(), False, row()),
+    ("direct TLS on 17", item(cluster=dict(MAIN, version=17), served={"matches_file": True, "protocol": "TLSv1.3",
+                                                                      "direct_tls": True}),
+     False, row(cluster="17/main", direct_tls=True)),
+    ("stale certificate served", item(served={"matches_file": False, "protocol": "TLSv1.2"}, fail_count=1,
+                                      findings=OK + [{"check": "served", "status": "fail",
+                                                      "message": "serves another certificate"}]),
+     False, row(served_matches=False, protocol="TLSv1.2", fail=True, problems=["serves another certificate"])),
+    ("bad key mode", item(findings=BAD_KEY, fail_count=1), False,
+     row(key_ok=False, fail=True, problems=["server.key: group or world access"])),
+    ("no key check at all is not ok", item(findings=OK[:1]), False, row(key_ok=False)),
+    ("expiring soon warns", item(days_left=10, warn_count=1,
+                                 findings=OK + [{"check": "validity", "status": "warn", "message": "10 days left"}]),
+     False, row(days_left=10, warn=True, problems=["10 days left"])),
+    ("stopped fails", item(cluster=STOPPED, served=None), False,
+     row(served_matches=False, protocol="-", running=False, fail=True, warn=True, problems=[NOT_RUNNING])),
+    ("stopped accepted warns", item(cluster=STOPPED, served=None), True,
+     row(served_matches=False, protocol="-", running=False, warn=True,
+         problems=[NOT_RUNNING + " (accepted: pgtls_allow_stopped)"])),
+    ("validate itself failed", {"__pgtls_cluster": MAIN, "failed": True, "msg": "server.crt: no such file"}, False,
+     row(subject="-", days_left=-1, served_matches=False, protocol="-", key_ok=False, fail=True,
+         problems=["server.crt: no such file"])),
+]
+
+
+@pytest.mark.parametrize("result, allow_stopped, expected", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_one_row_per_cluster(result, allow_stopped, expected):
+    # The registered result of the loop, and its results list alone, give the same rows.
+    assert audit_rows({"results": [result]}, "db1", allow_stopped) == [expected]
+    assert audit_rows([result], "db1", allow_stopped) == [expected]
+
+
+def test_rows_keep_the_loop_order_and_read_another_loop_var():
+    second = dict(MAIN, name="b", port=5433)
+    results = {"results": [{**item(), "c": MAIN}, {**item(), "c": second}]}
+    assert [r["cluster"] for r in audit_rows(results, "db1", loop_var="c")] == ["15/main", "15/b"]
+    assert [r["port"] for r in audit_rows(results, "db1", loop_var="c")] == [5432, 5433]
+
+
+def test_table_columns_and_unreached_hosts():
+    rows = [row(), row(host="db2", cluster="16/main", days_left=3, served_matches=False, key_ok=False,
+                       protocol="TLSv1.2", direct_tls=False, fail=True, problems=["a", "b"]),
+            row(host="db3", warn=True, direct_tls=True)]
+    assert audit_table(rows, ["db4"]) == [
+        "host                     cluster       days served key    protocol  direct status  problems",
+        "db1                      15/main        364 ok     ok     TLSv1.3   -      ok      ",
+        "db2                      16/main          3 NO     BAD    TLSv1.2   NO     FAIL    a; b",
+        "db3                      15/main        364 ok     ok     TLSv1.3   yes    warn    ",
+        "db4                      -                - -      -      -         -      FAIL    "
+        "host not audited (unreachable or failed)",
+    ]
+    assert audit_table([]) == [audit_table(rows)[0]]
+
+
+def test_a_stopped_cluster_reads_as_the_audit_playbook_reports_it():
+    """tests/e2e/test_fleet_faults.py finds the stopped cluster's line with this pattern in the playbook's output."""
+    [line] = audit_table(audit_rows([item(cluster=STOPPED, served=None)], "db2"))[1:]
+    assert re.search(r"db2 +15/main .*FAIL +PostgreSQL is not running", line), line
