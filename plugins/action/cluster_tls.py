@@ -68,6 +68,15 @@ class ActionModule(PkiAction):
         return re.sub(r"items\[0\] \(server\)\.(\w+)",
                       lambda m: "material." + {"root_path": "root_cert_path"}.get(m.group(1), m.group(1)), msg)
 
+    def arguments(self, args: dict) -> dict:
+        # activate.cluster is a cluster as pgtls.ssl.cluster_info returns it: the keys the activation does not use
+        # (its inspection among them) are left out.
+        activate = args.get("activate")
+        if isinstance(activate, dict) and isinstance(activate.get("cluster"), dict):
+            cluster = {k: v for k, v in activate["cluster"].items() if k in CLUSTER}
+            args = dict(args, activate=dict(activate, cluster=cluster))
+        return args
+
     def failure(self, msg: str) -> str:
         if self.stage == "apply":
             # The apply execution says itself what was restored; the server log's lines that explain it follow.
@@ -207,8 +216,6 @@ class ActionModule(PkiAction):
             args["activate"] = dict(activate, always=activate["always"] or result["stale"],
                                     crl_path=activate["crl_path"] or None,
                                     **{k: activate[k] or derived.get(k) for k in ("cert_path", "key_path", "ca_path")})
-            if activate["cluster"]:
-                args["activate"]["cluster"] = {k: v for k, v in activate["cluster"].items() if k in CLUSTER}
             client = self.pair[1]
             if activate["pgbouncer"] and client:
                 args["activate"]["pgbouncer"] = dict(activate["pgbouncer"], **{

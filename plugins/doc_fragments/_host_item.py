@@ -1,108 +1,188 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Private to the collection: one key/certificate item of the host half (specs.HOST_ITEM), documented once for
-host_material's O(items) and cluster_files' O(material)."""
+"""Private to the collection: one key/certificate item (specs.HOST_ITEM), for pgtls.ssl.host_material's O(items)
+and pgtls.ssl.cluster_files' O(material) and O(client_material) (one block, a YAML anchor). ITEMS and MATERIAL hold
+the same suboptions: tests/unit/plugins/modules/test_docs_match_specs.py checks that they stay the same."""
 
 from __future__ import annotations
 
-import textwrap
-
-_SUBOPTIONS = """\
-name:
-  description: A label for messages and results (for example the role name).
-  type: str
-  required: true
-key_path:
-  description: The private key file.
-  type: path
-  required: true
-cert_path:
-  description: The certificate file (leaf first, then intermediates).
-  type: path
-  required: true
-root_path:
-  description: Where O({o}.root) is written (a client's C(root.crt)).
-  type: path
-csr_path:
-  description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
-  type: path
-key_type:
-  description: Type of a new key; an existing key of another type is replaced (via a pending key).
-  type: str
-  default: ec-p256
-  choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
-common_name:
-  description: CN of the CSR. Defaults to O({o}.name).
-  type: str
-subject_alt_names:
-  description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
-  type: list
-  elements: str
-  default: []
-owner:
-  description: Owner of the files (name or uid).
-  type: str
-group:
-  description: Group of the files (name or gid).
-  type: str
-key_mode:
-  description: Mode of the key file.
-  type: str
-  default: '0600'
-cert_mode:
-  description: Mode of the certificate, CSR and root files.
-  type: str
-  default: '0644'
-create_dir:
-  description: Create the key's folder (mode 0700, same owner) if it is missing.
-  type: bool
-  default: false
-base_dir:
-  description:
-    - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, a real
-      folder, or the task fails before anything is written. The client_cert action sets it to
-      O(pgtls.ssl.client_cert#module:dest).
-  type: path
-  version_added: 0.2.0
-pkcs8_path:
-  description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
-  type: path
-  version_added: 0.2.0
-pkcs12_path:
-  description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
-    O({o}.pkcs12_passphrase) (owner and mode of the key).
-  type: path
-  version_added: 0.2.0
-pkcs12_passphrase:
-  description: Passphrase of O({o}.pkcs12_path). Never logged.
-  type: str
-  version_added: 0.2.0
-certificate:
-  description: {when}the chain to install, PEM, leaf first.
-  type: str
-root:
-  description: {when}the trust anchors for O({o}.root_path), PEM.
-  type: str
-"""
-
-
-def _option(name: str, head: str, path: str, when: str) -> str:
-    return f"options:\n  {name}:\n{textwrap.indent(head, '    ')}    suboptions:\n" + textwrap.indent(
-        _SUBOPTIONS.format(o=path, when=when), "      ")
-
 
 class ModuleDocFragment:
-    ITEMS = _option("items", "description: The key/certificate pairs, handled in one module execution.\ntype: list\n"
-                    "elements: dict\nrequired: true\n", "items[]", "With O(stage=install), ")
-    MATERIAL = _option("material", """description:
-  - The server key and certificate of the cluster, handled in the same execution (set by the
-    M(pgtls.ssl.cluster_tls) action, which signs on the controller). Without O(material.certificate) the key is
-    ensured (made here when missing) and its CSR returned in RV(material); with it, the certificate is installed.
-    As M(pgtls.ssl.host_material) does for one item.
-type: dict
-""", "material", "When given, ") + _option("client_material", """description:
-  - A client certificate the service presents to PostgreSQL (PgBouncer's), handled as O(material) in the same
-    execution, plan and snapshot; its CSR or installed files in RV(client_material).
-type: dict
-""", "client_material", "When given, ")[len("options:\n"):]
+    ITEMS = r"""
+options:
+  items:
+    description: The key/certificate pairs, handled in one module execution.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: A label for messages and results (for example the role name).
+        type: str
+        required: true
+      key_path:
+        description: The private key file.
+        type: path
+        required: true
+      cert_path:
+        description: The certificate file (leaf first, then intermediates).
+        type: path
+        required: true
+      root_path:
+        description: Where C(root) is written (a client's C(root.crt)).
+        type: path
+      csr_path:
+        description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
+        type: path
+      key_type:
+        description: Type of a new key; an existing key of another type is replaced (via a pending key).
+        type: str
+        default: ec-p256
+        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+      common_name:
+        description: CN of the CSR. Defaults to C(name).
+        type: str
+      subject_alt_names:
+        description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
+        type: list
+        elements: str
+        default: []
+      owner:
+        description: Owner of the files (name or uid).
+        type: str
+      group:
+        description: Group of the files (name or gid).
+        type: str
+      key_mode:
+        description: Mode of the key file.
+        type: str
+        default: '0600'
+      cert_mode:
+        description: Mode of the certificate, CSR and root files.
+        type: str
+        default: '0644'
+      create_dir:
+        description: Create the key's folder (mode 0700, same owner) if it is missing.
+        type: bool
+        default: false
+      base_dir:
+        description:
+          - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, a real
+            folder, or the task fails before anything is written. The client_cert action sets it to
+            O(pgtls.ssl.client_cert#module:dest).
+        type: path
+        version_added: 0.2.0
+      pkcs8_path:
+        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_path:
+        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
+          C(pkcs12_passphrase) (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_passphrase:
+        description: Passphrase of C(pkcs12_path). Never logged.
+        type: str
+        version_added: 0.2.0
+      certificate:
+        description: The chain to install, PEM, leaf first.
+        type: str
+      root:
+        description: The trust anchors for C(root_path), PEM.
+        type: str
+"""
+
+    MATERIAL = r"""
+options:
+  material:
+    description:
+      - The server key and certificate of the cluster, handled in the same execution (set by the
+        M(pgtls.ssl.cluster_tls) action, which signs on the controller). Without its C(certificate) the key is
+        ensured (made here when missing) and its CSR returned in RV(material); with it, the certificate is installed.
+        As M(pgtls.ssl.host_material) does for one item.
+    type: dict
+    suboptions: &item
+      name:
+        description: A label for messages and results (for example the role name).
+        type: str
+        required: true
+      key_path:
+        description: The private key file.
+        type: path
+        required: true
+      cert_path:
+        description: The certificate file (leaf first, then intermediates).
+        type: path
+        required: true
+      root_path:
+        description: Where C(root) is written (a client's C(root.crt)).
+        type: path
+      csr_path:
+        description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
+        type: path
+      key_type:
+        description: Type of a new key; an existing key of another type is replaced (via a pending key).
+        type: str
+        default: ec-p256
+        choices: [ec-p256, ec-p384, rsa2048, rsa3072, rsa4096, ed25519]
+      common_name:
+        description: CN of the CSR. Defaults to C(name).
+        type: str
+      subject_alt_names:
+        description: SANs of the CSR, C(DNS:name), C(IP:address), or a bare name or address.
+        type: list
+        elements: str
+        default: []
+      owner:
+        description: Owner of the files (name or uid).
+        type: str
+      group:
+        description: Group of the files (name or gid).
+        type: str
+      key_mode:
+        description: Mode of the key file.
+        type: str
+        default: '0600'
+      cert_mode:
+        description: Mode of the certificate, CSR and root files.
+        type: str
+        default: '0644'
+      create_dir:
+        description: Create the key's folder (mode 0700, same owner) if it is missing.
+        type: bool
+        default: false
+      base_dir:
+        description:
+          - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, a real
+            folder, or the task fails before anything is written. The client_cert action sets it to
+            O(pgtls.ssl.client_cert#module:dest).
+        type: path
+        version_added: 0.2.0
+      pkcs8_path:
+        description: Also keep the key here as unencrypted PKCS#8 DER (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_path:
+        description: Also keep key, certificate and intermediates here as PKCS#12 encrypted with
+          C(pkcs12_passphrase) (owner and mode of the key).
+        type: path
+        version_added: 0.2.0
+      pkcs12_passphrase:
+        description: Passphrase of C(pkcs12_path). Never logged.
+        type: str
+        version_added: 0.2.0
+      certificate:
+        description: The chain to install, PEM, leaf first.
+        type: str
+      root:
+        description: The trust anchors for C(root_path), PEM.
+        type: str
+  client_material:
+    description:
+      - A client certificate the service presents to PostgreSQL (PgBouncer's), handled as O(material) in the same
+        execution, plan and snapshot; its CSR or installed files in RV(client_material).
+    type: dict
+    suboptions: *item
+"""

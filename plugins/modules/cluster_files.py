@@ -22,7 +22,7 @@ author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
   - pgtls.ssl._host_item.material
-  - pgtls.ssl._activate.cluster_files
+  - pgtls.ssl._activate
   - ansible.builtin.action_common_attributes
   - pgtls.ssl.cluster_files
 attributes:

@@ -177,7 +177,7 @@ options:
           cert_mode: {description: Mode of the certificate and root files., type: str, default: '0644'}
           create_dir: {description: Create the key's folder when missing., type: bool, default: false}
       probe:
-        description: Report what each running cluster serves on 127.0.0.1 (RV(clusters[].inspection.served)).
+        description: Report what each running cluster serves on 127.0.0.1 (C(served) in RV(clusters[].inspection)).
         type: bool
         default: true
       write:
@@ -326,6 +326,7 @@ def main() -> None:
     if spec:
         result["key_group_changes"] = group_changes
     module.exit_json(**result)
+
 
 if __name__ == "__main__":
     main()

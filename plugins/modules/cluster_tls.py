@@ -25,7 +25,7 @@ description:
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
-  - pgtls.ssl._activate.cluster_tls
+  - pgtls.ssl._activate
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography

@@ -27,6 +27,7 @@ class PkiAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
+        self._task.args = self.arguments(dict(self._task.args))
         try:
             _validation, params = self.validate_argument_spec(argument_spec=self.SPEC,
                                                               mutually_exclusive=self.MUTUALLY_EXCLUSIVE,
@@ -47,6 +48,10 @@ class PkiAction(ActionBase):
         if self.executions:
             result["module_executions"] = self.executions
         return result
+
+    def arguments(self, args: dict) -> dict:
+        """The task's arguments as the spec validates them (a subclass may leave out what it documents as ignored)."""
+        return args
 
     def operate(self, params: dict) -> dict:
         raise NotImplementedError

@@ -20,7 +20,8 @@ def _served(result: Mapping, key: str, default):
 
 def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = "__pgtls_cluster") -> list[dict]:
     """One row per cluster from the registered result of the audit's looped pgtls.ssl.validate task (each item
-    carrying its cluster as ``loop_var``): ``host``, ``cluster`` (``<version>/<name>``), ``port``, ``subject``,
+    carrying its cluster as ``loop_var``): ``host``, ``cluster`` (``<version>/<name>``, or the cluster's ``label``:
+    PgBouncer's row is ``pgbouncer:<port>``), ``port``, ``subject``,
     ``days_left`` (-1 unknown), ``served_matches``, ``protocol``, ``direct_tls`` (None: not probed), ``key_ok``,
     ``running``, ``fail``, ``warn`` and ``problems`` (the messages of every finding that is not ok; a stopped
     cluster first, and validate's own message when it returned no findings). A stopped cluster is a warning when
@@ -39,7 +40,7 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
         certificate = item.get("certificate")
         rows.append({
             "host": host,
-            "cluster": f"{cluster.get('version')}/{cluster.get('name')}",
+            "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",
             "port": cluster.get("port"),
             "subject": certificate.get("subject", "-") if isinstance(certificate, Mapping) else "-",
             "days_left": item.get("days_left", -1),

@@ -73,6 +73,13 @@ def test_rows_keep_the_loop_order_and_read_another_loop_var():
     assert [r["port"] for r in audit_rows(results, "db1", loop_var="c")] == [5432, 5433]
 
 
+def test_a_labelled_service_is_named_by_its_label():
+    """The pgbouncer role's one validate result: its row is pgbouncer:<port>, as the audit playbook prints it."""
+    result = {**item(), "b": {"label": "pgbouncer:6432", "port": 6432}}
+    (found,) = audit_rows([result], "pooler", loop_var="b")
+    assert (found["cluster"], found["port"], found["running"]) == ("pgbouncer:6432", 6432, True)
+
+
 def test_table_columns_and_unreached_hosts():
     rows = [row(), row(host="db2", cluster="16/main", days_left=3, served_matches=False, key_ok=False,
                        protocol="TLSv1.2", direct_tls=False, fail=True, problems=["a", "b"]),

@@ -229,7 +229,7 @@ INSPECT = {
     }},
     "snapshot_dir": {"type": "str"},
     "material": {"type": "dict", "options": {
-        "key_path": {"type": "str", "required": True},
+        "key_path": {"type": "str", "required": True, "no_log": False},
         "cert_path": {"type": "str", "required": True},
         "root_path": {"type": "str"},
         "key_type": {"type": "str", "default": DEFAULT_KEY_TYPE, "choices": list(KEY_TYPES)},
@@ -291,9 +291,10 @@ ACTIVATE = {
     "pgbouncer": {"type": "dict", "options": PGBOUNCER},
     "server_user": {"type": "str", "default": "postgres"},
     "settings_file": {"type": "path"},
-    "cert_path": {"type": "path", "required": True},
-    "key_path": {"type": "path", "required": True},
-    "ca_path": {"type": "path", "required": True},
+    # The material's files unless given (pgtls.ssl.cluster_files and pgtls.ssl.cluster_tls derive them).
+    "cert_path": {"type": "path"},
+    "key_path": {"type": "path"},
+    "ca_path": {"type": "path"},
     "crl_path": {"type": "path"},
     "hostnames": {"type": "list", "elements": "str", "required": True},
     "warn_days": {"type": "int", "default": 30},
@@ -357,13 +358,9 @@ CLIENT_MATERIAL = {
 CLUSTER_TLS = {
     "material": {"type": "dict", "options": SERVER_MATERIAL},
     "client_material": {"type": "dict", "options": CLIENT_MATERIAL},
-    **{name: entry for name, entry in CLUSTER_FILES.items()
-       if name not in ("material", "client_material", "compare_only", "activate")},
-    # The cluster as pgtls.ssl.cluster_info describes it (its other keys are left out for the host); the key,
-    # certificate and root are material's unless given.
-    "activate": {"type": "dict", "options": dict(ACTIVATE, cluster={"type": "dict"},
-                                                 **{name: {"type": "path"} for name in ("cert_path", "key_path",
-                                                                                        "ca_path")})},
+    # The folders, files, lines, snapshot, probe and activation as cluster_files takes them (activate.cluster as
+    # pgtls.ssl.cluster_info describes it: the action leaves out the keys the activation does not use).
+    **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "client_material", "compare_only")},
     # The host's inspection of this cluster (pgtls.ssl.cluster_info's, with inspect): decided on without asking.
     "inspection": {"type": "dict"},
     # Your own CA signs (the server role's pgtls_server_cert_source=external): files on the controller.
@@ -445,6 +442,8 @@ _CONF_FILES = {
     "directories[].path": ("out_dir", "folder"), "files[].path": ("out", "file"), "files[].content": ("content", "file"),
     "lines[].path": ("out", "file"), **_SNAPSHOT_FILES, "probe_cert_path": ("descriptor", "certificate"),
     **_ACTIVATE_DESCRIPTORS, **_PGBOUNCER_DESCRIPTORS,
+    **{f"activate.cluster.{name}": ("descriptor", "folder") for name in
+       ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")},
 }
 _ITEM_FILES = {
     "key_path": ("out", "key"), "cert_path": ("out", "certificate"), "root_path": ("out", "certificate"),
@@ -478,9 +477,7 @@ FILE_OPTIONS = {
     "audit_report": {"pki_dir": ("ca_dir", "folder"), "json_path": ("out", "report_json"),
                      "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
     "cluster_files": {**_CONF_FILES, **{f"{option}.{name}": role for name, role in _ITEM_FILES.items()
-                                        for option in ("material", "client_material")},
-                      **{f"activate.cluster.{name}": ("descriptor", "folder") for name in
-                         ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}},
+                                        for option in ("material", "client_material")}},
     "cluster_tls": {**_CONF_FILES, "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
                     "material.root_cert_path": ("out", "certificate"), "external.csr_path": ("out", "csr"),
                     "client_material.dir": ("out_dir", "folder"),

@@ -132,17 +132,29 @@ def _materials(plan: planner.Plan, params: dict) -> dict:
     return answers
 
 
+def _with_material_paths(activate: dict, material: dict | None) -> dict:
+    """The activation's certificate, key and root: as given, else the material's."""
+    found = dict(activate)
+    for option, name in (("cert_path", "cert_path"), ("key_path", "key_path"), ("ca_path", "root_path")):
+        found[option] = activate.get(option) or (material or {}).get(name)
+        if not found[option]:
+            raise PkiError("the activation needs the file: give it, or material with it", where=f"activate.{option}")
+    return found
+
+
 def cluster_files(params: dict, check_mode: bool, activation=activation_for) -> dict:
     """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
     included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key group
     comes first: the folders and files are planned with its gid. A snapshot is taken only when this execution also
     activates (nothing else would ever restore it), and removed by the activation."""
+    activate = params.get("activate")
+    if activate:
+        activate = _with_material_paths(activate, params.get("material"))
     group_changes = []
     if params.get("key_group"):
         group_changes = accounts.ensure_member(params["key_group"]["name"], params["key_group"]["user"], check_mode)
     folder = params.get("snapshot_dir")
     compare_only = params.get("compare_only")
-    activate = params.get("activate")
     if not compare_only and not check_mode:
         host.tidy([host.parse_item(params[option], index) for index, option in enumerate(MATERIALS)
                    if params.get(option)])

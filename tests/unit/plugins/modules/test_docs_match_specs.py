@@ -5,7 +5,12 @@ action plugins (their module files are documentation only), so this test holds t
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -13,23 +18,35 @@ import yaml
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import specs
 
 MODULES = specs.MODULE_SPECS
+COLLECTIONS = os.environ["PGTLS_COLLECTIONS_PATH"]  # tests/conftest.py
+
+
+@functools.cache
+def _ansible_doc() -> dict:
+    """Every module's documentation as ansible-doc gives it: fragments resolved by ansible-core's own loader (a
+    fragment name that resolves to another file - pgtls.ssl._x.cluster_files is the cluster_files fragment - shows
+    here as it does to users and to validate-modules)."""
+    names = [f"pgtls.ssl.{module}" for module in sorted(MODULES)]
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json", "-t", "module",
+                           *names], capture_output=True, text=True, check=True, timeout=120,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS))
+    return json.loads(done.stdout)
 
 
 def _documented(module: str) -> dict:
     mod = importlib.import_module(f"ansible_collections.pgtls.ssl.plugins.modules.{module}")
-    doc = yaml.safe_load(mod.DOCUMENTATION)
-    for fragment in doc.get("extends_documentation_fragment", []):
-        namespace, collection, name = fragment.split(".", 2)
-        if (namespace, collection) == ("ansible", "builtin"):
-            continue  # action_common_attributes: attributes only, no options
-        assert (namespace, collection) == ("pgtls", "ssl"), fragment
-        name, _dot, variant = name.partition(".")  # pgtls.ssl._host_item.items: the ITEMS attribute
-        frag = importlib.import_module(f"ansible_collections.pgtls.ssl.plugins.doc_fragments.{name}")
-        text = getattr(frag.ModuleDocFragment, (variant or "documentation").upper())
-        doc.setdefault("options", {}).update(yaml.safe_load(text).get("options", {}))
     for part in ("EXAMPLES", "RETURN"):
         yaml.safe_load(getattr(mod, part))  # must at least parse
-    return doc["options"]
+    return _ansible_doc()[f"pgtls.ssl.{module}"]["doc"]["options"]
+
+
+def test_the_host_item_is_documented_once():
+    """ITEMS (host_material) and MATERIAL (cluster_files' material and client_material) describe one item."""
+    from ansible_collections.pgtls.ssl.plugins.doc_fragments._host_item import ModuleDocFragment
+
+    items = yaml.safe_load(ModuleDocFragment.ITEMS)["options"]["items"]["suboptions"]
+    material = yaml.safe_load(ModuleDocFragment.MATERIAL)["options"]
+    assert items == material["material"]["suboptions"] == material["client_material"]["suboptions"]
 
 
 def _compare(spec: dict, docs: dict, where: str) -> list[str]:

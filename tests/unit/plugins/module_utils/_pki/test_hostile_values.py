@@ -210,7 +210,7 @@ def test_two_lines_on_one_file_never_undo_each_other(tmp_path):
     conf.write_text("port = 5432\n")
     params = {"directories": [], "files": [], "snapshot_dir": None, "snapshot_paths": [], "snapshot_group": None,
               "lines": [{"path": str(conf), "regexp": "^ssl", "line": "ssl = on"},
-                                                 {"path": str(conf), "regexp": "^ssl", "line": "ssl = off"}]}
+                        {"path": str(conf), "regexp": "^ssl", "line": "ssl = off"}]}
     first = cluster_files(params, False)
     assert first["changed"] and conf.read_text() == "port = 5432\nssl = off\n"
     for _run in range(2):

@@ -61,7 +61,7 @@ class SeenAtActivation:
         return {"steps": [], "snapshot_removed": True}
 
 
-ACTIVATE = {"always": False}
+ACTIVATE = {"always": False, "cert_path": "/tls/server.crt", "key_path": "/tls/server.key", "ca_path": "/tls/root.crt"}
 
 
 def test_first_run_writes_all_then_nothing(host):
@@ -211,3 +211,10 @@ def test_legacy_snapshots_older_than_an_hour_are_removed(tmp_path):
         plan.delete(str(folder), kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
         with pytest.raises(PkiError, match="refusing to delete it"):
             plan.check()
+
+
+def test_an_activation_without_its_files_is_refused_before_any_write(host):
+    before = tree(host)
+    with pytest.raises(PkiError, match="^activate.cert_path: the activation needs the file"):
+        cluster_files(params(host, activate={"always": False}), False, SeenAtActivation)
+    assert tree(host) == before

@@ -82,7 +82,8 @@ def test_ask_install_then_one_unchanged_answer(conf):
         def run(self):
             return {"steps": []}  # the snapshot stays, as a run killed before its end would leave it
 
-    done = cluster_files(params(conf, material=material, activate={"always": False}), False, Activation)
+    activate = {"always": False, "ca_path": "/tls/root.crt"}
+    done = cluster_files(params(conf, material=material, activate=activate), False, Activation)
     assert done["changed"] and done["snapshot_taken"]
     assert (tls / "server.crt").read_text() == chain and not (tls / ("server.key" + PENDING_SUFFIX)).exists()
     assert (conf / "pg_hba.conf").read_text() == "hostssl all all all cert\n"
