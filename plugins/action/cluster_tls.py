@@ -20,7 +20,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs, read_bytes
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import load_issuer
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     CLUSTER,
     CLUSTER_TLS,
@@ -41,6 +40,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     preflight_key,
     record,
     server_request,
+    use_ca_folder,
 )
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import server_log_lines
 
@@ -75,11 +75,7 @@ class ActionModule(PkiAction):
 
     # The stages -------------------------------------------------------------------------------------------------
     def operate(self, params: dict) -> dict:
-        if params["ca_folder"]:
-            planner.check_ca_folder(params["ca_folder"], "ca_folder")
-            layout = Layout(params["ca_folder"])
-            params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
-                          issuer_chain_path=layout.root_cert, record_dir=layout.archive)
+        use_ca_folder(params)
         material, external = params["material"], params["external"]
         if external and not material:
             raise PkiError("external needs material (the key on the host and the files your certificate goes to)",

@@ -23,6 +23,9 @@ REVOCATION_REASONS = (
     "aa_compromise",
 )
 
+# The file names libpq looks for in ~/.postgresql/ (a client's folder): certificate, key, root.
+LIBPQ_CERT_FILE, LIBPQ_KEY_FILE, LIBPQ_ROOT_FILE = "postgresql.crt", "postgresql.key", "root.crt"
+
 
 def folder_name(name: str) -> str:
     """The folder of a role name (any string) under a bundle folder or the issued/ archive: percent-encoded, so it
