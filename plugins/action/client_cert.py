@@ -1,19 +1,27 @@
 # Copyright: pgtls.ssl contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Action for pgtls.ssl.client_cert: many client certificates in one task, keys where the client lives."""
+"""Action for pgtls.ssl.client_cert: many client certificates in one task, keys where the client lives. With
+ca_folder, a name its revocation registry revokes is left out (returned and warned about), never certified again."""
 
 from __future__ import annotations
 
 import os
 import re
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import revoked_names
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import Wanted
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import folder_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import (
+    LIBPQ_CERT_FILE,
+    LIBPQ_KEY_FILE,
+    LIBPQ_ROOT_FILE,
+    folder_name,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import fingerprint, serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, check_role_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLIENT_CERT
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
@@ -23,20 +31,22 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     pem,
 )
 
-# The file names libpq looks for in ~/.postgresql/; the other formats sit beside them.
-CERT_FILE, KEY_FILE, ROOT_FILE = "postgresql.crt", "postgresql.key", "root.crt"
+# The other formats sit beside libpq's files (constants.LIBPQ_*).
 PKCS8_FILE, PKCS12_FILE = "postgresql.pk8", "postgresql.p12"
 
 
-def check_role_name(name: str, where: str) -> None:
-    """A client name is a PostgreSQL role name and the certificate's CN: any string PostgreSQL allows."""
-    if not name:
-        raise PkiError("a role name is needed", where=where)
-    if "\x00" in name:
-        raise PkiError("a role name cannot contain a NUL character", where=where)
-    if len(name.encode()) > 63:
-        raise PkiError(f"{name[:20]}... is {len(name.encode())} bytes long; PostgreSQL role names are at most 63 "
-                       "bytes (longer ones are cut, so the certificate's CN would never match)", where=where)
+def check_bundles_folder(dest: str, ca_folder: str) -> None:
+    """Bundles made on the controller go outside the CA folder or in its clients/ folder (Layout: the one part of the
+    folder the host half writes), never in the folder itself or another of its parts."""
+    folder, real = os.path.realpath(ca_folder), os.path.realpath(dest)
+    if real != folder and not real.startswith(folder.rstrip(os.sep) + os.sep):
+        return
+    relative = os.path.relpath(real, folder)
+    if relative != "." and "host" in Layout.owners(relative):
+        return
+    what = "the CA folder" if relative == "." else f"{Layout.describe(relative)} of the CA folder"
+    raise PkiError(f"{dest} is {what} {ca_folder} (ca_folder): bundles go in its "
+                   f"{os.path.basename(Layout(ca_folder).clients)}/ folder or outside it", where="dest")
 
 
 class ActionModule(IssuingAction):
@@ -58,10 +68,18 @@ class ActionModule(IssuingAction):
         if "pkcs12" in params["formats"] and not params["pkcs12_passphrase"]:
             raise PkiError("formats lists pkcs12, which needs a passphrase (Java and .NET refuse a PKCS#12 file "
                            "without one)", where="pkcs12_passphrase")
+        if params["ca_folder"] and params["dest"] and self.on_controller(params):
+            check_bundles_folder(params["dest"], params["ca_folder"])
+        revoked = set(revoked_names(params["ca_folder"])) if params["ca_folder"] else set()
+        self.skipped = []
         requests, seen = [], set()
         for index, client in enumerate(params["clients"]):
             where = f"clients[{index}]"
             name = client["name"]
+            if name in revoked:
+                if name not in self.skipped:
+                    self.skipped.append(name)
+                continue
             check_role_name(name, f"{where}.name")
             if client["dir"]:
                 folder, base = client["dir"], None
@@ -74,9 +92,9 @@ class ActionModule(IssuingAction):
             seen.add(os.path.normpath(folder))
             item = {
                 "name": name,
-                "key_path": os.path.join(folder, KEY_FILE),
-                "cert_path": os.path.join(folder, CERT_FILE),
-                "root_path": os.path.join(folder, ROOT_FILE),
+                "key_path": os.path.join(folder, LIBPQ_KEY_FILE),
+                "cert_path": os.path.join(folder, LIBPQ_CERT_FILE),
+                "root_path": os.path.join(folder, LIBPQ_ROOT_FILE),
                 "key_type": params["key_type"],
                 "common_name": name,
                 "owner": client["owner"] or params["owner"],
@@ -111,7 +129,14 @@ class ActionModule(IssuingAction):
             "changed": any(c["changed"] for c in clients),
             "clients": clients,
             "issued": sum(1 for c in clients if c["issued"]),
+            "revoked_names_skipped": self.skipped,
         }
+        if self.skipped:
+            where = "the controller" if self.on_controller(params) else "the host"
+            result["warnings"] = [
+                f"not certified again, revoked in {Layout(params['ca_folder']).registry}: {', '.join(self.skipped)}. "
+                "To give such a role a new certificate, remove its entries from the registry and its old key "
+                f"({LIBPQ_KEY_FILE}) from {where}, so a new key is made."]
         if self._task.diff:
             result["diff"] = diff_for(requests)
         return result

@@ -20,8 +20,8 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs, read_bytes
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import load_issuer
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
+    CA_FOLDER_EXCLUSIVE,
     CLUSTER,
     CLUSTER_TLS,
     ISSUER_EXCLUSIVE,
@@ -41,7 +41,9 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     pem,
     preflight_key,
     record,
+    require_ca,
     server_request,
+    use_ca_folder,
 )
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import server_log_lines
 
@@ -49,13 +51,11 @@ HOST_MODULE = "pgtls.ssl.cluster_files"
 FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths", "snapshot_group",
                 "remove_legacy_snapshots", "probe_port", "probe_cert_path")
 # key_group goes with the first execution only (the apply execution finds the group in place).
-ISSUING = ("issuer_cert_path", "issuer_cert_content", "issuer_key_path", "issuer_key_content", "issuer_chain_path",
-           "issuer_chain_content", "record_dir")
 
 
 class ActionModule(PkiAction):
     SPEC = CLUSTER_TLS
-    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + [("ca_folder", name) for name in ISSUING]
+    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + CA_FOLDER_EXCLUSIVE
 
     # The stages, named: what a failure leaves behind depends on which one it stopped in.
     stage = "decide"
@@ -88,12 +88,10 @@ class ActionModule(PkiAction):
 
     # The stages -------------------------------------------------------------------------------------------------
     def operate(self, params: dict) -> dict:
-        if params["ca_folder"]:
-            planner.check_ca_folder(params["ca_folder"], "ca_folder")
-            layout = Layout(params["ca_folder"])
-            params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
-                          issuer_chain_path=layout.root_cert, record_dir=layout.archive)
+        layout = use_ca_folder(params)
         material, external = params["material"], params["external"]
+        if layout is not None and (material or params["client_material"]) and not external:
+            require_ca(layout)  # it is to sign: before the host is asked for anything
         if external and not material:
             raise PkiError("external needs material (the key on the host and the files your certificate goes to)",
                            where="external")

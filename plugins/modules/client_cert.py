@@ -25,6 +25,10 @@ description:
     no two names share one; the files are checked to resolve inside O(dest) on the host, symbolic links included.
   - The same guards as M(pgtls.ssl.server_cert) - a symbolic link at a key path is refused, no file of another kind
     is replaced, every folder is checked before the first write, nonsensical lifetimes are refused.
+  - With O(ca_folder), a client whose name the CA folder's revocation registry (C(revoked.yml), written by the
+    C(revoke) playbook and M(pgtls.ssl.revocation_registry)) lists is left out - never certified again, its files
+    left as they are - and the task warns, naming it; RV(revoked_names_skipped) lists those names. To certify such a
+    role again, remove its entries from the registry and its old key from its folder, so a new key is made.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -34,6 +38,7 @@ extends_documentation_fragment:
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
   - pgtls.ssl.record
+  - pgtls.ssl._ca_folder
 attributes:
   platform:
     platforms: posix
@@ -152,6 +157,18 @@ EXAMPLES = r"""
     issuer_key_path: "{{ pki_dir }}/intermediate.key"
     issuer_chain_path: "{{ pki_dir }}/root.crt"
   run_once: true
+
+- name: Signed by the CA folder the site playbook made; names revoked there are left out
+  pgtls.ssl.client_cert:
+    clients:
+      - {name: app, dir: /home/app/.postgresql, owner: app, group: app}
+      - {name: reporting, dir: /home/reporting/.postgresql, owner: reporting, group: reporting}
+    ca_folder: "{{ pki_dir }}"
+  register: client_certs
+
+- name: Roles whose certificates were revoked by name
+  ansible.builtin.debug:
+    var: client_certs.revoked_names_skipped
 """
 
 RETURN = r"""
@@ -163,8 +180,17 @@ module_executions:
   description: Module executions on the host (0 with O(key_location=controller)).
   returned: success
   type: int
+revoked_names_skipped:
+  description:
+    - The names of O(clients) that the registry of O(ca_folder) revokes, left out (no key, certificate or file made
+      or changed for them), in the order of O(clients); empty without O(ca_folder).
+  returned: success
+  type: list
+  elements: str
+  sample: [mallory]
+  version_added: 0.2.0
 clients:
-  description: One entry per client, in order.
+  description: One entry per client, in order (the ones left out as revoked are not listed).
   returned: success
   type: list
   elements: dict

@@ -30,6 +30,8 @@ description:
   - A CA key given as content, or as an existing file, is loaded (and its passphrase checked) before the host makes
     any key. Keys made before a later failure wait as C(<key_path>.pgtls-new) and are reused by the next run; a run
     stopped between installing the certificate and activating its key is completed by the next run.
+  - The signing CA is O(ca_folder) (the collection's CA folder), or the O(issuer_cert_path) /
+    O(issuer_cert_content) options with their key and chain.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -39,6 +41,7 @@ extends_documentation_fragment:
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
   - pgtls.ssl.record
+  - pgtls.ssl._ca_folder
 attributes:
   platform:
     platforms: posix
@@ -150,6 +153,16 @@ EXAMPLES = r"""
 - name: Say why it was issued
   ansible.builtin.debug:
     var: server_cert.reasons
+
+- name: The same, signed by the CA folder the site playbook made (issuer, chain and archive by its layout)
+  pgtls.ssl.server_cert:
+    key_path: /etc/postgresql/15/main/tls/server.key
+    cert_path: /etc/postgresql/15/main/tls/server.crt
+    root_cert_path: /etc/postgresql/15/main/tls/root.crt
+    subject_alt_names: ["{{ inventory_hostname }}"]
+    owner: postgres
+    group: postgres
+    ca_folder: "{{ pki_dir }}"
 """
 
 RETURN = r"""

@@ -2,11 +2,13 @@
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Controller half of server_cert and client_cert: validate the CA first, ask the host for CSRs (one module
 execution), decide and sign here, and install only what changed (a second execution, only when needed).
-The CA key never leaves the controller; private keys never leave their host."""
+The CA key never leaves the controller; private keys never leave their host. With ``ca_folder`` (use_ca_folder),
+the CA folder's layout names the issuer, its chain and the archive, for every issuing action (cluster_tls too)."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 try:
@@ -33,9 +35,14 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info, diff_text, fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, check_role_name, parse_sans
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, SERVER
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import ISSUER_EXCLUSIVE, ISSUER_REQUIRED_ONE
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
+    CA_FOLDER_EXCLUSIVE,
+    ISSUER_EXCLUSIVE,
+    ISSUER_OR_CA_FOLDER,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import host_material
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
 
@@ -94,15 +101,47 @@ def decide_material(request: Request, answer: dict, issuer: Issuer, renew: Renew
         request.install = True
 
 
+def use_ca_folder(params: dict) -> Layout | None:
+    """With ``ca_folder`` (the collection's CA folder): the issuer (its intermediate), the chain (its root) and the
+    archive (its issued/) by the folder's layout, in place of the options ca_folder excludes (specs.CA_FOLDER_REPLACES).
+    The folder is checked first: a folder, with no symbolic link inside. Returns its layout (None without it)."""
+    if not params.get("ca_folder"):
+        return None
+    planner.check_ca_folder(params["ca_folder"], "ca_folder")
+    layout = Layout(params["ca_folder"])
+    params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
+                  issuer_chain_path=layout.root_cert, record_dir=layout.archive)
+    return layout
+
+
+def require_ca(layout: Layout) -> None:
+    """A CA folder that is to sign holds its CA: the intermediate's certificate and the root (the intermediate's key
+    may be kept offline: it is read only when something must be signed). Checked before the host is asked."""
+    for path, what in ((layout.intermediate_cert, "intermediate"), (layout.root_cert, "root")):
+        if not os.path.lexists(path):
+            raise PkiError(f"no {what} CA in ca_folder ({layout.folder}: {os.path.basename(path)} is missing): run "
+                           "the site playbook (pgtls.ssl.server) first, or point ca_folder at the CA folder it made")
+
+
+def ca_folder_words(msg: str) -> str:
+    """A message about a file ca_folder stands for (issuer_cert_path (.../intermediate.crt): ...), in the words of the
+    option the task gave: ca_folder (.../intermediate.crt): ..."""
+    return re.sub(r"\b(?:issuer_(?:cert|key|chain)_path|record_dir)\b", "ca_folder", msg)
+
+
 class IssuingAction(PkiAction):
     """server_cert and client_cert: subclasses set SPEC and implement requests() and summarize()."""
 
-    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE
-    REQUIRED_ONE_OF = ISSUER_REQUIRED_ONE
+    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + CA_FOLDER_EXCLUSIVE
+    REQUIRED_ONE_OF = ISSUER_OR_CA_FOLDER
 
     def operate(self, params: dict) -> dict:
         self.prepared = False
+        self.ca_folder = params.get("ca_folder")
         check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"])
+        layout = use_ca_folder(params)
+        if layout is not None:
+            require_ca(layout)
         issuer = load_issuer(params, "issuer")
         requests = self.requests(params, issuer)
         preflight_key(params, issuer)
@@ -110,6 +149,8 @@ class IssuingAction(PkiAction):
         return self.summarize(params, requests)
 
     def failure(self, msg: str) -> str:
+        if getattr(self, "ca_folder", None):
+            msg = ca_folder_words(msg)
         return msg + (LEFT_ON_THE_HOST if getattr(self, "prepared", False) and not self._task.check_mode else "")
 
     # Subclass hooks -------------------------------------------------------------------------------------------
@@ -138,9 +179,11 @@ class IssuingAction(PkiAction):
         return self.execute(HOST_MODULE, args, self.option_names)["item_results"]
 
     def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
+        if not requests:
+            return  # nothing to ensure (every client's name revoked, or none given): the host is not asked
         renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
-        check_controller_paths(params.get("record_dir"), None, item_paths(requests, self.option_names),
-                               issuer_inputs(params))
+        check_controller_paths(params.get("record_dir"), params.get("ca_folder"),
+                               item_paths(requests, self.option_names), issuer_inputs(params))
         prepared = self.host(params, "prepare", [r.item for r in requests])
         self.prepared = True
         for request, answer in zip(requests, prepared):
@@ -152,7 +195,7 @@ class IssuingAction(PkiAction):
                 request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
         if params.get("record_dir") and not self._task.check_mode:
             for request in requests:
-                record(params["record_dir"], request.item["common_name"], request.chain[0])
+                record(params["record_dir"], request.item["common_name"], request.chain[0], params.get("ca_folder"))
 
 
 def server_request(params: dict, issuer: Issuer | None) -> Request:

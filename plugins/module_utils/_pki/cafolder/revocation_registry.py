@@ -28,29 +28,57 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core on the 
     yaml = None
 
 
-def load(path: str, read=read_bytes) -> list[dict]:
-    """The registry's entries, each checked (a bad one is named with the file, never skipped: it is a revocation)."""
-    data = read(path, "path", missing_ok=True)
+def load(path: str, read=read_bytes, where: str = "path") -> list[dict]:
+    """The registry's entries, each checked (a bad one is named with the file, never skipped: it is a revocation).
+    ``where``: the option that names the registry (or its CA folder) in messages."""
+    data = read(path, where, missing_ok=True)
     if not data or not data.strip():
         return []
     if yaml is None:
-        raise PkiError("PyYAML is needed to read the registry", where="path")
+        raise PkiError("PyYAML is needed to read the registry", where=where)
     try:
         entries = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise PkiError(f"{path} is not valid YAML ({type(exc).__name__}); it lists revocations, restore it from a "
-                       "backup", where="path") from None
+                       "backup", where=where) from None
     if entries is None:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "serial_number" in e for e in entries):
-        raise PkiError(f"{path} is not a list of entries with a serial_number", where="path")
+        raise PkiError(f"{path} is not a list of entries with a serial_number", where=where)
     for index, entry in enumerate(entries):
-        where = f"{path} entry {index + 1}"
-        parse_serial(entry["serial_number"], f"{where}.serial_number")
-        parse_reason(entry.get("reason"), f"{where}.reason")
+        at = f"{path} entry {index + 1}"
+        parse_serial(entry["serial_number"], f"{at}.serial_number")
+        parse_reason(entry.get("reason"), f"{at}.reason")
         if entry.get("revocation_date") not in (None, ""):
-            parse_revocation_date(entry["revocation_date"], f"{where}.revocation_date")
+            parse_revocation_date(entry["revocation_date"], f"{at}.revocation_date")
     return entries
+
+
+def revoked_names(folder: str, where: str = "ca_folder") -> list[str]:
+    """The role names a CA folder's registry revokes (its entries recorded by name: the revoke playbook's names),
+    sorted, each once; [] when the folder has no registry. The registry is read as the CA folder holds it (a
+    symbolic link there is refused) and checked entry by entry, as every reader of it does; a name that is not a
+    string is an error naming the entry, never skipped (a revoked role left out of the list would be certified
+    again)."""
+    path = Layout(folder).registry
+
+    def read(name: str, what: str, **kwargs):
+        return read_bytes(name, what, nofollow=True, **kwargs)
+
+    try:
+        entries = load(path, read, where)
+    except PkiError as exc:  # an entry's problem is named by the file and entry: say which option led there
+        raise exc if exc.where == where else PkiError(str(exc), where=where) from None
+    names = set()
+    for index, entry in enumerate(entries):
+        name = entry.get("name")
+        if name is None or name == "":
+            continue  # revoked by serial
+        if not isinstance(name, str):
+            raise PkiError(f"{path} entry {index + 1}: name {name!r} is a {type(name).__name__}, not a role name "
+                           "(quote it in the registry)", where=where)
+        names.add(name)
+    return sorted(names)
 
 
 def issued_to(pki_dir: str, names: list[str], read=read_bytes) -> dict[str, list[tuple[str, object]]]:

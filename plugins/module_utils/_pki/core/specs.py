@@ -26,6 +26,16 @@ ISSUER_EXCLUSIVE = [
 ]
 ISSUER_REQUIRED_ONE = [("issuer_cert_path", "issuer_cert_content")]
 
+# The collection's CA folder (ca_folder) names the issuer, its chain and the archive by its layout (core/layout.py):
+# it stands for these options and excludes them (the issuer key's passphrase stays an option of its own).
+CA_FOLDER_REPLACES = ("issuer_cert_path", "issuer_cert_content", "issuer_key_path", "issuer_key_content",
+                      "issuer_chain_path", "issuer_chain_content", "record_dir")
+CA_FOLDER_OPTION = {
+    "ca_folder": {"type": "path"},
+}
+CA_FOLDER_EXCLUSIVE = [("ca_folder", name) for name in CA_FOLDER_REPLACES]
+ISSUER_OR_CA_FOLDER = [("issuer_cert_path", "issuer_cert_content", "ca_folder")]
+
 OWNERSHIP = {
     "owner": {"type": "str"},
     "group": {"type": "str"},
@@ -82,6 +92,7 @@ SERVER_CERT = {
     **RENEWAL,
     **RECORD,
     **ISSUER,
+    **CA_FOLDER_OPTION,
 }
 
 CLIENT_ENTRY = {
@@ -105,6 +116,7 @@ CLIENT_CERT = {
     **RENEWAL,
     **RECORD,
     **ISSUER,
+    **CA_FOLDER_OPTION,
 }
 
 REVOKED_ENTRY = {
@@ -371,7 +383,7 @@ CLUSTER_TLS = {
         "crl_path": {"type": "path"},
     }},
     # The collection's CA folder: issuer, chain and archive by its layout (instead of the issuer_* paths).
-    "ca_folder": {"type": "path"},
+    **CA_FOLDER_OPTION,
     **RENEWAL,
     **RECORD,
     **ISSUER,
@@ -457,9 +469,9 @@ FILE_OPTIONS = {
             "revoked[].certificate_content": ("content", "certificate"), **ISSUER_FILES},
     "server_cert": {"key_path": ("out", "key"), "cert_path": ("out", "certificate"), "csr_path": ("out", "csr"),
                     "root_cert_path": ("out", "certificate"), "record_dir": ("out_dir", "archive"),
-                    **ISSUER_FILES},
+                    "ca_folder": ("ca_dir", "folder"), **ISSUER_FILES},
     "client_cert": {"clients[].dir": ("out_dir", "folder"), "dest": ("out_dir", "folder"),
-                    "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
+                    "record_dir": ("out_dir", "archive"), "ca_folder": ("ca_dir", "folder"), **ISSUER_FILES},
     "validate": {"certificate_path": ("in", "certificate"), "certificate_content": ("content", "certificate"),
                  "key_path": ("in", "key"), "ca_path": ("in", "certificate"), "ca_content": ("content", "certificate"),
                  "crl_path": ("in", "crl")},

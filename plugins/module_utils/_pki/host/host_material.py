@@ -60,6 +60,7 @@ class Item:
     pkcs8_path: str | None = None
     pkcs12_path: str | None = None
     pkcs12_passphrase: str | None = field(default=None, repr=False)
+    base_dir: str | None = None
 
     @property
     def pending_path(self) -> str:
@@ -102,6 +103,7 @@ def parse_item(raw: dict, index: int) -> Item:
         pkcs8_path=raw.get("pkcs8_path"),
         pkcs12_path=raw.get("pkcs12_path"),
         pkcs12_passphrase=raw.get("pkcs12_passphrase"),
+        base_dir=raw.get("base_dir"),
     )
     formats.check_options(item)
     return item
@@ -141,8 +143,10 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
             if stage == "install" or not item.create_dir:
                 raise PkiError(f"folder {folder} does not exist", where=f"{item.where}.key_path")
             if not isdir(os.path.dirname(folder)):
+                # A client's folder under the bundles' folder (client_cert's dest): that folder is what is missing.
+                base = item.base_dir and os.path.normpath(os.path.abspath(item.base_dir)) == os.path.dirname(folder)
                 raise PkiError(f"cannot create folder {folder}: its parent does not exist",
-                               where=f"{item.where}.key_path")
+                               where=f"{item.where}.{'base_dir' if base else 'key_path'}")
 
 
 def _ensure_dir(plan: planner.Plan, item: Item) -> list[str]:

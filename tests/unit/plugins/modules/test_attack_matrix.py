@@ -239,6 +239,12 @@ BASES = [
                                  "record_dir": f"{W}/pki/issued", **ISSUER}),
     Base("client_cert", "dir", {"clients": [{"name": "app2", "dir": f"{W}/out/app2"}], "key_location": "controller",
                                 **ISSUER_CONTENT}),
+    # The CA folder's layout names the issuer, its chain and the archive (issued/).
+    Base("server_cert", "ca_folder", {"key_path": f"{W}/out/server.key", "cert_path": f"{W}/out/server.crt",
+                                      "csr_path": f"{W}/out/server.csr", "root_cert_path": f"{W}/out/root.crt",
+                                      "subject_alt_names": ["db1.example.com"], "ca_folder": f"{W}/pki"}),
+    Base("client_cert", "ca_folder", {"clients": [{"name": "app2"}], "dest": f"{W}/out/clients",
+                                      "key_location": "controller", "ca_folder": f"{W}/pki"}),
     Base("validate", "files", {"certificate_path": f"{W}/out/leaf.crt", "key_path": f"{W}/out/leaf.key",
                                "ca_path": f"{W}/pki/root.crt", "crl_path": f"{W}/pki/crl.pem",
                                "hostnames": ["db1.example.com"], "purpose": "server"}),

@@ -11,6 +11,7 @@ import pytest
 from inprocess import run
 from pkitools import tree
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.compat import load_certificates
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._cluster_step import compare
 
 INSPECT = {"files": ["pg_hba.conf", "postgresql.conf"], "directories": ["tls"], "snapshot_dir": "tls/.snap",
@@ -194,7 +195,7 @@ def test_a_client_certificate_rides_in_the_same_executions(fleet):
     assert not done.get("failed"), done.get("msg")
     assert done["client_issued"] and done["module_executions"] == 2  # asked (both CSRs), then applied (both)
     client = fleet / "conf/tls/client"
-    leaf = x509.load_pem_x509_certificates((client / "postgresql.crt").read_bytes())
+    leaf = load_certificates((client / "postgresql.crt").read_bytes(), "postgresql.crt")
     assert leaf[0].subject.rfc4514_string() == "CN=pgbouncer" and len(leaf) == 2  # leaf, then the intermediate
     usage = leaf[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]

@@ -79,3 +79,15 @@ def test_key_type_change_goes_through_a_pending_key(tmp_path):
                                                        certificate=pem(_sign(pki, second["csr"])).decode())]},
                   check_mode=False)
     assert (tmp_path / "server.key").read_bytes() != old_key
+
+
+@pytest.mark.parametrize("base, where", [("bundles", "base_dir"), (None, "key_path")])
+def test_a_missing_folder_above_the_key_names_the_option_that_gave_it(tmp_path, base, where):
+    """A client's folder is made inside base_dir (client_cert's dest): when that folder is missing, the message names
+    base_dir (dest), not the key; a key folder of its own whose parent is missing names the key."""
+    folder = tmp_path / "bundles" / "app"
+    item = _item(folder, create_dir=True, **({"base_dir": str(tmp_path / base)} if base else {}))
+    with pytest.raises(PkiError) as raised:
+        host_material({"stage": "prepare", "items": [item]}, check_mode=False)
+    assert str(raised.value) == f"items[0] (server).{where}: cannot create folder {folder}: its parent does not exist"
+    assert list(tmp_path.iterdir()) == []
