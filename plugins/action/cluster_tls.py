@@ -25,7 +25,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     CLUSTER,
     CLUSTER_TLS,
     ISSUER_EXCLUSIVE,
-    VALIDATE,
 )
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._cluster_step import compare
@@ -265,7 +264,7 @@ class ActionModule(PkiAction):
         folder only in its external/ folder), and the certificate, root and CRLs that are already there are checked
         as PostgreSQL and libpq will check them."""
         # cryptography's verification helpers, imported here (the controller has them; the sanity test does not).
-        from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.validate import validate
+        from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.validate import check
 
         names = {"external.csr_path": external["csr_path"], "external.cert_path": external["cert_path"],
                  "external.root_path": external["root_path"], "external.crl_path": external["crl_path"]}
@@ -287,12 +286,10 @@ class ActionModule(PkiAction):
         if not all(os.path.isfile(p) for p in (external["cert_path"], external["root_path"], external["crl_path"])
                    if p):
             return  # not signed yet: the run asks for them once the CSR is written
-        checks = {name: entry.get("default") for name, entry in VALIDATE.items()}
-        checks.update(certificate_path=external["cert_path"], ca_path=external["root_path"],
-                      crl_path=external["crl_path"], hostnames=list(request.item["subject_alt_names"]),
-                      warn_days=params["renew_before_days"])
         try:
-            found = validate(checks)
+            found = check(certificate_path=external["cert_path"], ca_path=external["root_path"],
+                          crl_path=external["crl_path"], hostnames=list(request.item["subject_alt_names"]),
+                          warn_days=params["renew_before_days"])
         except PkiError as exc:
             raise PkiError(_external_words(str(exc))) from None
         if not found["ok"]:

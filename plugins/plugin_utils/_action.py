@@ -45,8 +45,7 @@ class PkiAction(ActionBase):
             result.update(failed=True, msg=self.failure(f"unexpected error ({type(exc).__name__}): {exc}"))
         for warning in result.pop("warnings", []):
             display.warning(warning)
-        if self.executions:
-            result["module_executions"] = self.executions
+        result["module_executions"] = self.executions  # 0 when the host was not asked (a failure says so too)
         return result
 
     def arguments(self, args: dict) -> dict:

@@ -31,7 +31,6 @@ from ..core.errors import PkiError
 from ..core.files import MAX_CRL_BYTES
 from ..core.info import fingerprint, leaf_fingerprint
 from ..core.probe import served_chain
-from ..core.specs import VALIDATE
 from . import snapshot
 
 PARSE = "Configuration files (pg_hba.conf, settings, pg_ident.conf) as PostgreSQL parses them"
@@ -168,13 +167,11 @@ class Activation:
 
     def material(self) -> None:
         # Imported here: validation needs cryptography's x509 verification helpers, the rest of this file does not.
-        from .validate import validate
+        from .validate import check
 
         for checks in self.materials():
-            params = {name: entry.get("default") for name, entry in VALIDATE.items()}
-            params.update(server_user=self.p["server_user"], warn_days=self.p["warn_days"], **checks)
             try:
-                found = validate(params)
+                found = check(server_user=self.p["server_user"], warn_days=self.p["warn_days"], **checks)
             except PkiError as exc:
                 raise StepFailed(MATERIAL, str(exc)) from None
             if not found["ok"]:

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
-"""One pass over a cluster's configuration files: compare all, snapshot once, write only what differs.
+"""The cluster step on the host for the files it is given: inspect (compare all, write only the key), or apply
+(snapshot once, write only what differs, activate).
 
 The server role renders its templates on the controller and hands the results here, with the folders and the
 ``include_dir`` line it needs, so an unchanged cluster costs one module execution instead of one or two per file.
@@ -143,70 +144,102 @@ def _with_material_paths(activate: dict, material: dict | None) -> dict:
 
 
 def cluster_files(params: dict, check_mode: bool, activation=activation_for) -> dict:
-    """Module entry for pgtls.ssl.cluster_files. Every file is planned before the first write (the material's own
-    included); with ``compare_only`` nothing but the key is written (pgtls.ssl.cluster_tls asks first). The key group
-    comes first: the folders and files are planned with its gid. A snapshot is taken only when this execution also
-    activates (nothing else would ever restore it), and removed by the activation."""
+    """Module entry for pgtls.ssl.cluster_files: the cluster step's inspect stage (``compare_only``: what is there,
+    only the key written) or its apply stage (write what differs, then activate)."""
+    if params.get("compare_only"):
+        return inspect_files(params, check_mode)
+    return apply_files(params, check_mode, activation)
+
+
+def _group_changes(params: dict, check_mode: bool) -> list:
+    """The key group comes first: the folders and files are planned with its gid."""
+    if not params.get("key_group"):
+        return []
+    return accounts.ensure_member(params["key_group"]["name"], params["key_group"]["user"], check_mode)
+
+
+def _planned(plan: planner.Plan, params: dict, entries: list[_Entry], group_changes: list,
+             check_mode: bool) -> tuple[dict, bool]:
+    """The parts both stages plan after the entries: the protected paths, the snapshot folder, the material, the
+    removal of a snapshot left behind when nothing differs; the result's common keys and whether anything differs."""
+    plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
+    if params.get("snapshot_dir"):
+        plan.claim(params["snapshot_dir"], kind="snapshot", where="snapshot_dir")
+    materials = _materials(plan, params)
+    changed = [e for e in entries if e.changes]
+    material_changes = any(answer["changes"] for answer in materials.values())
+    result = {"changed": bool(changed or group_changes or material_changes),
+              "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
+              "stale_snapshot_removed": False, **materials,
+              "diff": [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]}
+    if params.get("key_group"):
+        result["key_group_changes"] = group_changes
+    differs = bool(changed) or material_changes
+    if params.get("snapshot_dir") and not differs:
+        # Nothing to change: a snapshot an interrupted run left behind goes (in either stage).
+        result["stale_snapshot_removed"] = snapshot.declare_remove(plan, params["snapshot_dir"]) and not check_mode
+    return result, differs
+
+
+def inspect_files(params: dict, check_mode: bool) -> dict:
+    """The inspect stage for the files it is given (pgtls.ssl.cluster_tls asks first): every file planned, nothing
+    but the key written; each folder's, file's and line file's state as the controller decides on it (the record
+    pgtls.ssl.cluster_info's inspection gives), and what the server serves."""
+    group_changes = _group_changes(params, check_mode)
+
+    def build(plan: planner.Plan) -> dict:
+        with plan.compare_only():
+            entries = plan_entries(plan, params)
+        result, _differs = _planned(plan, params, entries, group_changes, check_mode)
+        # Only the key (made when missing) and the key group change here.
+        result["changed"] = any(result[option]["changes"] for option in MATERIALS if option in result) or bool(
+            group_changes)
+        return result
+
+    result = planner.run("host", build, check_mode)
+    if check_mode:
+        return result
+    result["states"] = inspection.states_of(
+        [(entry["path"], f"files[{i}]") for i, entry in enumerate(params["files"])],
+        [(entry["path"], f"directories[{i}]") for i, entry in enumerate(params["directories"])], params["lines"])
+    if params.get("probe_port"):
+        cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
+        result["served"] = inspection.served(params["probe_port"], cert_path)
+    return result
+
+
+def apply_files(params: dict, check_mode: bool, activation=activation_for) -> dict:
+    """The apply stage: every file planned before the first write (the material's own included), a snapshot taken
+    only when this execution also activates (nothing else would ever restore it), then validate, reload (or restart)
+    and prove in the same execution; the activation removes the snapshot, or restores it on failure."""
     activate = params.get("activate")
     if activate:
         activate = _with_material_paths(activate, params.get("material"))
-    group_changes = []
-    if params.get("key_group"):
-        group_changes = accounts.ensure_member(params["key_group"]["name"], params["key_group"]["user"], check_mode)
+    group_changes = _group_changes(params, check_mode)
     folder = params.get("snapshot_dir")
-    compare_only = params.get("compare_only")
-    if not compare_only and not check_mode:
+    if not check_mode:
         host.tidy([host.parse_item(params[option], index) for index, option in enumerate(MATERIALS)
                    if params.get(option)])
 
     def build(plan: planner.Plan) -> dict:
         # The folders, files and lines first (a folder they name is made with their owner and mode when the key
         # goes there too), then the key and certificate.
-        if compare_only:
-            with plan.compare_only():
-                entries = plan_entries(plan, params)
-        else:
-            entries = plan_entries(plan, params)
-        plan.protect(params.get("snapshot_paths") or [], "snapshot_paths")
-        if folder:
-            plan.claim(folder, kind="snapshot", where="snapshot_dir")
-        materials = _materials(plan, params)
-        changed = [e for e in entries if e.changes]
-        material_changes = any(answer["changes"] for answer in materials.values())
-        result = {"changed": bool(changed or group_changes or material_changes),
-                  "changes": [f"{e.path}: {', '.join(e.changes)}" for e in changed], "snapshot_taken": False,
-                  "stale_snapshot_removed": False, **materials}
-        if params.get("key_group"):
-            result["key_group_changes"] = group_changes
-        if compare_only:
-            result["changed"] = material_changes or bool(group_changes)
-        if folder and (changed or material_changes) and not compare_only and activate:
+        entries = plan_entries(plan, params)
+        result, differs = _planned(plan, params, entries, group_changes, check_mode)
+        if folder and differs and activate:
             snapshot.take(plan, folder, params["snapshot_paths"], resolve_gid(params.get("snapshot_group"),
                                                                               "snapshot_group"))
             result["snapshot_taken"] = not check_mode
-        elif folder and not changed and not material_changes:
-            # Nothing to change: a snapshot an interrupted run left behind goes.
-            result["stale_snapshot_removed"] = snapshot.declare_remove(plan, folder) and not check_mode
         if params.get("remove_legacy_snapshots"):
             legacy = legacy_snapshots()
             for path in legacy:
                 plan.delete(path, kind="snapshot", where="remove_legacy_snapshots", because="legacy-snapshot")
             if not check_mode:
                 result["legacy_snapshots_removed"] = legacy
-        result["diff"] = [_diff(e) for e in changed if e.kind != "directory" and (e.before != e.data)]
         return result
 
     result = planner.run("host", build, check_mode)
     if check_mode:
-        return result
-    if compare_only:
-        # What is there, as the controller decides on it (the same record pgtls.ssl.cluster_info's inspection gives).
-        result["states"] = inspection.states_of(
-            [(entry["path"], f"files[{i}]") for i, entry in enumerate(params["files"])],
-            [(entry["path"], f"directories[{i}]") for i, entry in enumerate(params["directories"])], params["lines"])
-        if params.get("probe_port"):
-            cert_path = params.get("probe_cert_path") or (params.get("material") or {}).get("cert_path")
-            result["served"] = inspection.served(params["probe_port"], cert_path)
         return result
     if activate and (result["changed"] or activate.get("always")):
         # In the same execution: validate as the service will, reload (or restart), prove; restore on failure.

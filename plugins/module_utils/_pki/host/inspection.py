@@ -9,8 +9,8 @@ its CSR and the certificate and root in place, each folder's and file's state (w
 mode, a digest of its bytes - never its content: postgresql.conf may hold a password, a userlist its secrets - and
 for a file lines are set in, the digest with those lines set), what the server serves, and removes a snapshot an
 interrupted run left behind. pgtls.ssl.cluster_info runs it for every cluster it finds, in the discovery's own execution, so an
-unchanged host costs one execution; pgtls.ssl.cluster_files runs it for the files it is given
-(``compare_only``). The controller then compares (plugin_utils/_cluster_step.decide) and asks for the apply
+unchanged host costs one execution; pgtls.ssl.cluster_files runs it for the files it is given (its inspect_files,
+``compare_only``). The controller then compares (plugin_utils/_cluster_step.decide) and asks for the apply
 execution only when something differs.
 """
 

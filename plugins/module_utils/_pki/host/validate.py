@@ -20,6 +20,7 @@ from ..core.info import cert_info, crl_info, days_left, fingerprint
 from ..core.keys import load_private_key, same_public_key
 from ..core.names import cert_sans, host_matches
 from ..core.probe import served_chain
+from ..core.specs import VALIDATE
 
 
 @dataclass
@@ -35,6 +36,14 @@ class Findings(list):
             self.extend(Finding(check, status, p) for p in problems)
         else:
             self.append(Finding(check, "ok", ok_message))
+
+
+def check(**given) -> dict:
+    """validate() for a caller inside the collection (the activation's material step, your own CA's certificate):
+    the checks it names, every other option at pgtls.ssl.validate's own default."""
+    params = {name: entry.get("default") for name, entry in VALIDATE.items()}
+    params.update(given)
+    return validate(params)
 
 
 def validate(params: dict) -> dict:
