@@ -162,8 +162,9 @@ def mean(values: list[float]) -> float:
 
 def slope(points: list[tuple[int, float]]) -> float:
     """Seconds per added database host: the least-squares line through (hosts, mean seconds)."""
-    mx, my = mean([x for x, _ in points]), mean([y for _, y in points])
-    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    xs, ys = [x for x, y in points], [y for x, y in points]
+    mx, my = mean(xs), mean(ys)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
 
 
 def main() -> None:
@@ -216,6 +217,7 @@ def main() -> None:
             again = slope([(size, mean(f[side]["again"])) for size, f in rows])
             print(f"per added database host ({side}, least squares over {len(rows)} sizes): first rollout "
                   f"{first:.2f} s, re-run {again:.2f} s")
+
 
 if __name__ == "__main__":
     main()
