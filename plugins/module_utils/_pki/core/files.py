@@ -115,6 +115,11 @@ def check_distinct(paths: dict[str, str | None]) -> None:
         seen[real] = where
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is that of a temporary pgtls.ssl writes before renaming it (write_atomic, staged folders)."""
+    return bool(_TMP_NAME.match(name))
+
+
 def remove_stale_temporaries(folder: str) -> list[str]:
     """Remove temporaries that runs killed before their rename left in ``folder``; return their names."""
     removed = []

@@ -53,6 +53,7 @@ from .files import (
     describe,
     differences,
     fsync_folder,
+    is_temporary,
     read_bytes,
     remove_stale_temporaries,
     write_atomic,
@@ -805,7 +806,7 @@ class Plan:
             if not os.path.lexists(step.path):
                 return
             if step.because in ("snapshot", "legacy-snapshot") and os.path.isdir(step.path):
-                shutil.rmtree(step.path)
+                _remove_folder(step.path)
             elif step.kind == "folder":
                 os.rmdir(step.path)
             else:
@@ -941,8 +942,9 @@ def not_a_snapshot(path: str) -> str | None:
     if others:
         return f"holds {others[0]}, which is not a copy pgtls.ssl made"
     # Snapshots of 0.2 have no marker: copies only, each named for an absolute path (none: an empty folder, which
-    # holds nothing to lose).
-    if SNAPSHOT_MARKER not in names and not all(n.startswith("_") for n in names):
+    # holds nothing to lose). One that an earlier release was killed taking holds copies and perhaps the
+    # temporary of its marker.
+    if SNAPSHOT_MARKER not in names and not all(n.startswith("_") or is_temporary(n) for n in names):
         return f"exists and is not a snapshot pgtls.ssl made (no {SNAPSHOT_MARKER} in it)"
     return None
 
@@ -971,31 +973,66 @@ def copy_name(path: str) -> str:
     return path.replace("/", "_")
 
 
+def _staging(folder: str) -> str:
+    """A temporary name beside ``folder`` (files.remove_stale_temporaries removes it once this process is gone)."""
+    return os.path.join(os.path.dirname(os.path.abspath(folder)), f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
+
+
+def remove_temporaries_beside(path: str) -> None:
+    """Remove the temporaries of runs that are gone from the folder holding ``path`` (a snapshot's, where a run
+    killed while taking or removing it leaves one; files.remove_stale_temporaries)."""
+    remove_stale_temporaries(os.path.dirname(os.path.abspath(path)))
+
+
+def _remove_folder(folder: str) -> None:
+    """Remove a folder whole as one step: renamed aside first, so a run killed while removing it leaves either the
+    complete folder or a temporary the next run removes, never a folder with part of its files."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    aside = _staging(folder)
+    os.rename(folder, aside)
+    fsync_folder(parent)
+    shutil.rmtree(aside)
+    remove_stale_temporaries(parent)
+
+
 def _take_snapshot(folder: str, paths: list[str], gid: int | None, where: str) -> None:
-    if os.path.lexists(folder):
-        shutil.rmtree(folder)
-    os.mkdir(folder, 0o700)
-    os.chown(folder, 0, -1 if gid is None else gid)
-    os.chmod(folder, 0o750)
-    for path in paths:
-        st = _lstat(path)
-        if st is None:
-            continue
-        target = os.path.join(folder, copy_name(path))
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchown(fd, st.st_uid, st.st_gid)
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            with open(path, "rb") as source, os.fdopen(fd, "wb") as copy:
-                fd = -1
-                shutil.copyfileobj(source, copy)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    # The marker last: a snapshot cut short has none, and the next run's check names it instead of trusting it.
-    marker = json.dumps({"paths": paths}, indent=1).encode()
-    write_atomic(os.path.join(folder, SNAPSHOT_MARKER), marker, Attrs(0o600, 0, gid), where)
+    """Build the snapshot under a temporary name beside ``folder``, its marker last, then rename it into place (an
+    earlier snapshot renamed aside first): a run killed at any point leaves the earlier snapshot, none, or the complete
+    new one, and temporaries the next run removes."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    remove_stale_temporaries(parent)
+    staging = _staging(folder)
+    os.mkdir(staging, 0o700)
+    try:
+        os.chown(staging, 0, -1 if gid is None else gid)
+        for path in paths:
+            st = _lstat(path)
+            if st is None:
+                continue
+            target = os.path.join(staging, copy_name(path))
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.fchown(fd, st.st_uid, st.st_gid)
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+                with open(path, "rb") as source, os.fdopen(fd, "wb") as copy:
+                    fd = -1
+                    shutil.copyfileobj(source, copy)
+                    copy.flush()
+                    os.fsync(copy.fileno())
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        marker = json.dumps({"paths": paths}, indent=1).encode()
+        write_atomic(os.path.join(staging, SNAPSHOT_MARKER), marker, Attrs(0o600, 0, gid), where)
+        os.chmod(staging, 0o750)
+        if os.path.lexists(folder):
+            _remove_folder(folder)  # checked to be a snapshot (Plan.check)
+        os.rename(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_folder(parent)
 
 
 def snapshot_paths(folder: str) -> list[str] | None:

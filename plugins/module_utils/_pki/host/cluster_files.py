@@ -199,6 +199,7 @@ def inspect_files(params: dict, check_mode: bool) -> dict:
     result = planner.run("host", build, check_mode)
     if check_mode:
         return result
+    snapshot.tidy(params.get("snapshot_dir"))
     result["states"] = inspection.states_of(
         [(entry["path"], f"files[{i}]") for i, entry in enumerate(params["files"])],
         [(entry["path"], f"directories[{i}]") for i, entry in enumerate(params["directories"])], params["lines"])
@@ -241,6 +242,7 @@ def apply_files(params: dict, check_mode: bool, activation=activation_for) -> di
     result = planner.run("host", build, check_mode)
     if check_mode:
         return result
+    snapshot.tidy(folder)
     if activate and (result["changed"] or activate.get("always")):
         # In the same execution: validate as the service will, reload (or restart), prove; restore on failure.
         activate = dict(activate, snapshot_dir=folder, snapshot_paths=params.get("snapshot_paths") or [])

@@ -8,9 +8,11 @@ restore and remove are here, each through the write planner.
 
 The snapshot is a folder next to the files it protects (``<tls>/.pgtls-snapshot``), mode 0750, owner root and the
 TLS folder's group; each copy keeps its original's owner and mode (a key copy is as closed as the key), and the
-marker ``.pgtls-snapshot-of`` (written last) lists the files it protects. A file that did not exist has no copy:
-restoring removes it. A run that changes nothing takes none, and a stale one (left by a run killed before its end)
-is removed by the next run. A folder without the marker is never deleted or replaced (planner.not_a_snapshot).
+marker ``.pgtls-snapshot-of`` lists the files it protects. It is built under a temporary name and renamed into
+place, and renamed aside to be removed: a run killed at any point leaves a whole snapshot or none. A file that did
+not exist has no copy: restoring removes it. A run that changes nothing takes none, and a stale one (left by a run
+killed before its end) is removed by the next run. A folder without the marker is never deleted or replaced
+(planner.not_a_snapshot).
 """
 
 from __future__ import annotations
@@ -37,8 +39,16 @@ def declare_remove(plan: planner.Plan, folder: str | None, where: str = "snapsho
     return True
 
 
+def tidy(folder: str | None) -> None:
+    """Remove the temporaries a run killed while taking or removing a snapshot left beside ``folder`` (those of a
+    process that is gone: files.remove_stale_temporaries), whether or not a snapshot is there now."""
+    if folder:
+        planner.remove_temporaries_beside(folder)
+
+
 def remove(folder: str | None, where: str = "snapshot_dir") -> bool:
     """Remove a snapshot folder (checked to be one); True if there was one."""
+    tidy(folder)
     plan = planner.Plan("host")
     if not declare_remove(plan, folder, where):
         return False
