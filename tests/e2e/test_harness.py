@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 from conftest import run_playbook
@@ -32,6 +33,11 @@ def test_a_process_left_behind_is_found():
     """A process that left its run's session (as Ansible's workers do) still carries the run's mark."""
     stray = subprocess.Popen(["sleep", "60"], env={**os.environ, **run_env()}, start_new_session=True)
     try:
+        # Popen returns once exec has begun (its close-on-exec pipe closed); the kernel sets the new program's
+        # environment a moment later, so /proc/<pid>/environ may still be empty (seen once on CI).
+        deadline = time.monotonic() + 5
+        while marked_processes().get(stray.pid) != "sleep 60" and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert marked_processes().get(stray.pid) == "sleep 60"
     finally:
         stray.kill()
