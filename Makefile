@@ -128,14 +128,19 @@ lint: venv $(BIN)/ansible-lint $(BIN)/molecule
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production --nocolor -q
 
+# The units are independent (each its own tmp_path, forks and locks inside it): on two workers (pytest-xdist), as
+# many as CI's cores; UNIT_WORKERS=0 runs them in this process.
+UNIT_WORKERS ?= 2
+UNIT_ARGS := -q -n $(UNIT_WORKERS) tests/unit
+
 units: venv
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest $(UNIT_ARGS)
 
 units-crypto38: $(VENV38)/bin/pytest
-	$(VENV38)/bin/python -m pytest -q tests/unit
+	$(VENV38)/bin/python -m pytest $(UNIT_ARGS)
 
 units-crypto33: $(VENV33)/bin/pytest
-	$(VENV33)/bin/python -m pytest -q tests/unit
+	$(VENV33)/bin/python -m pytest $(UNIT_ARGS)
 
 # A copy of the tracked (and new, unignored) files as ansible_collections/pgtls/ssl, with its own git index so
 # ansible-test sees exactly the collection's files.
@@ -184,7 +189,7 @@ E2E_CORE220 := $(filter-out tests/e2e/test_fleet_faults.py,$(E2E_CORE))
 	touch $@
 
 $(foreach c,$(CORES),units-core$(c)): units-core%: .venv-core%/bin/pytest
-	.venv-core$*/bin/python -m pytest -q tests/unit
+	.venv-core$*/bin/python -m pytest $(UNIT_ARGS)
 
 $(foreach c,$(CORES),sanity-core$(c)): sanity-core%: .venv-core%/bin/pytest system-deps tree
 	@$(call get_pip,.venv-core$*/bin)
