@@ -256,7 +256,22 @@ class ActionModule(PkiAction):
                                  result.get("csr_written") or result.get("client_reasons"))
         if self._task.diff:
             result["diff"] = ([diff_for(self.requests)] if any(r.reasons for r in self.requests) else []) + diffs
+        cluster = (params["activate"] or {}).get("cluster")
+        if cluster and not cluster["running"]:
+            result.update(self.stopped(cluster, params["allow_stopped"]))
         return result
+
+    def stopped(self, cluster: dict, allowed: bool) -> dict:
+        """A cluster that does not run: its files are in place and checked without the server, not proven."""
+        where = f"{cluster['version']}/{cluster['name']}"
+        host = self.task_vars.get("inventory_hostname", "this host")
+        if allowed:
+            return {"warnings": [f"not running, so not proven: {where} on {host}; the files are in place and checked "
+                                 "without the server, and take effect when it starts"]}
+        return {"failed": True, "msg": f"PostgreSQL is not running on {host}: {where} (port {cluster['port']}). Its "
+                "files are in place and were checked without the server, but nothing proves that PostgreSQL accepts "
+                "them and serves the certificate (a bad file would keep it from starting). Start it and run again, "
+                "or set pgtls_allow_stopped=true (allow_stopped) to accept stopped clusters."}
 
     # Your own CA ------------------------------------------------------------------------------------------------
     def check_your_ca(self, request, external: dict, params: dict, host_paths: dict) -> None:

@@ -100,6 +100,12 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  require_clusters:
+    description:
+      - Fail when the host has no cluster (none found, none given in O(clusters)), naming the layout looked at.
+    type: bool
+    default: false
+    version_added: 0.3.0
   inspect:
     description:
       - The cluster step's first stage, in this execution, for every cluster found (what
@@ -279,6 +285,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.accounts impor
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_info import (
     describe,
     host_names,
+    nothing_found,
     read_trust_file,
     resolve_defaults,
     with_key_group,
@@ -301,6 +308,8 @@ def main() -> None:
         chosen = resolve_defaults(params, family, params["os_defaults"])
         clusters = describe(params["clusters"], chosen["layout"], chosen["bin_dir_default"], chosen["datadir_globs"],
                             run_command=module.run_command)
+        if params["require_clusters"] and not clusters:
+            raise PkiError(nothing_found(chosen), where="clusters")
         if params["probe_ready"]:
             clusters = with_state(clusters, module.run_command)
         if params["trust_file"]:

@@ -191,6 +191,14 @@ options:
         asked (M(pgtls.ssl.cluster_files) with O(pgtls.ssl.cluster_files#module:compare_only)).
     type: dict
     version_added: 0.3.0
+  allow_stopped:
+    description:
+      - A cluster that does not run (O(activate.cluster.running=false), what discovery's C(pg_isready) found) gets
+        its files, checked without the server, but nothing proves them - the task fails naming it, after writing
+        them. With V(true) it warns instead (not proven; the files take effect when the cluster starts).
+    type: bool
+    default: false
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""

@@ -54,8 +54,13 @@ def ensure_folder(params: dict, check_mode: bool) -> dict:
     check_ca_numbers(params)
     folder = params["path"]
     planner.check_ca_folder(folder, "path")
-    return planner.run("ca_folder", lambda plan: plan_folder(plan, params), check_mode, lock=folder,
+    done = planner.run("ca_folder", lambda plan: plan_folder(plan, params), check_mode, lock=folder,
                        lock_timeout=params["lock_timeout"], ca_folders=[folder])
+    if check_mode and not done["exists"]:
+        done["warnings"].append(f"check mode: the CA in {folder} does not exist yet, so every certificate, key and "
+                                "setting that depends on it would be created; run without --check once to compare "
+                                "against real material")
+    return done
 
 
 def plan_folder(plan: planner.Plan, params: dict) -> dict:

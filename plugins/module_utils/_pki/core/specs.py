@@ -273,6 +273,7 @@ CLUSTER_INFO = {
     "probe_key_group": {"type": "bool", "default": False},
     "os_defaults": {"type": "dict"},
     "inspect": {"type": "dict", "options": INSPECT},
+    "require_clusters": {"type": "bool", "default": False},
 }
 
 AUDIT_REPORT = {
@@ -375,6 +376,8 @@ CLUSTER_TLS = {
     **{name: entry for name, entry in CLUSTER_FILES.items() if name not in ("material", "client_material", "compare_only")},
     # The host's inspection of this cluster (pgtls.ssl.cluster_info's, with inspect): decided on without asking.
     "inspection": {"type": "dict"},
+    # A stopped cluster (activate.cluster.running false): its files are written, but nothing proves them.
+    "allow_stopped": {"type": "bool", "default": False},
     # Your own CA signs (the server role's pgtls_server_cert_source=external): files on the controller.
     "external": {"type": "dict", "options": {
         "csr_path": {"type": "path", "required": True},

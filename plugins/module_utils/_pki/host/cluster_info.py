@@ -366,6 +366,16 @@ def host_names() -> dict:
     return {"hostname": node.split(".")[0], "nodename": node, "fqdn": socket.getfqdn()}
 
 
+def nothing_found(chosen: dict, etc: str = "/etc/postgresql") -> str:
+    """Why a host with no cluster fails (require_clusters), naming where discovery looked."""
+    if chosen["layout"] == "debian":
+        looked = f"layout debian: no {etc}/<version>/<name>/postgresql.conf"
+    else:
+        looked = f"layout datadir: no PG_VERSION in {', '.join(chosen['datadir_globs'] or []) or 'no datadir_globs'}"
+    return (f"no PostgreSQL cluster found on this host ({looked}): create one, or describe it in clusters (the server "
+            "role's pgtls_clusters: version, name, port, config_dir, data_dir, service)")
+
+
 def resolve_defaults(params: dict, family: str | None, os_defaults: dict | None) -> dict:
     """``layout``, ``bin_dir_default``, ``datadir_globs`` and ``key_group``: given in the task, else from the
     host's OS family's entry of ``os_defaults``, else the module's fallbacks. When ``os_defaults`` has no entry for

@@ -240,3 +240,30 @@ def test_the_snapshot_holds_every_file_the_task_writes(fleet):
         "/t/server.key", "/t/server.crt", "/t/root.crt", "/t/c/postgresql.key", "/t/c/postgresql.crt",
         "/t/c/root.crt", str(fleet / "conf/pg_hba.conf"), str(fleet / "conf/postgresql.conf"),
         str(fleet / "conf/extra.conf")]
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_stopped_cluster_fails_its_task_unless_allowed(fleet, monkeypatch, allowed):
+    """The server role's "nothing proves a stopped cluster" check, in the cluster step: the files are in place (here
+    unchanged, so no execution), then the task fails naming the cluster - or warns with allow_stopped."""
+    from ansible_collections.pgtls.ssl.plugins.plugin_utils import _action
+
+    step(fleet, discover(fleet))
+    warned = []
+    monkeypatch.setattr(_action.display, "warning", warned.append)
+    cluster = {"version": 15, "name": "main", "port": 5432, "config_dir": str(fleet / "conf"),
+               "data_dir": str(fleet / "data"), "running": False}
+    inspection = discover(fleet, write=False)
+    inspection.pop("served", None)  # discovery probes no stopped cluster (pg_isready found it down)
+    args = dict(task(fleet), inspection=inspection, allow_stopped=allowed,
+                activate={"cluster": cluster, "hostnames": ["db1.example.com"],
+                          "settings_file": str(fleet / "conf" / "postgresql.conf")})
+    done = run("cluster_tls", args)
+    assert not done.get("changed") and done["module_executions"] == 0, done
+    if allowed:
+        assert not done.get("failed"), done.get("msg")
+        assert warned and warned[0].startswith("not running, so not proven: 15/main on "), warned
+    else:
+        assert done.get("failed") and not warned, done
+        assert "PostgreSQL is not running on" in done["msg"] and ": 15/main (port 5432)." in done["msg"], done["msg"]
+        assert "set pgtls_allow_stopped=true (allow_stopped)" in done["msg"]

@@ -104,6 +104,16 @@ def test_check_mode_writes_nothing(tmp_path):
     assert planned["changed"] and list(folder.iterdir()) == []
 
 
+def test_check_mode_before_the_first_run_says_that_everything_would_be_created(tmp_path):
+    folder = tmp_path / "pki"
+    warned = ensure_folder(params(folder), True)["warnings"]
+    assert warned == [f"check mode: the CA in {folder} does not exist yet, so every certificate, key and setting that "
+                      "depends on it would be created; run without --check once to compare against real material"]
+    ensure_folder(params(folder), False)
+    assert ensure_folder(params(folder), True)["warnings"] == []
+    assert ensure_folder(params(folder), False)["warnings"] == []
+
+
 def test_bad_state_is_named(tmp_path):
     folder = tmp_path / "pki"
     ensure_folder(params(folder), False)

@@ -244,3 +244,28 @@ def test_host_names_are_setups(monkeypatch):
     monkeypatch.setattr(cl.socket, "getfqdn", lambda: "db7.dc1.example.com")
     assert cl.host_names() == {"hostname": "db7", "nodename": "db7.dc1.example.com",
                                "fqdn": "db7.dc1.example.com"}
+
+
+@pytest.mark.parametrize(("chosen", "looked"), [
+    ({"layout": "debian", "datadir_globs": None}, "layout debian: no /etc/postgresql/<version>/<name>/postgresql.conf"),
+    ({"layout": "datadir", "datadir_globs": ["/var/lib/pgsql/*/data"]}, "layout datadir: no PG_VERSION in "
+                                                                          "/var/lib/pgsql/*/data"),
+])
+def test_a_host_without_a_cluster_is_refused_naming_where_discovery_looked(chosen, looked):
+    msg = cl.nothing_found(chosen)
+    assert f"no PostgreSQL cluster found on this host ({looked})" in msg
+    assert "pgtls_clusters" in msg
+
+
+def test_the_module_fails_without_a_cluster_only_when_asked(tmp_path):
+    """require_clusters: the server role's check that there is something to manage, in discovery's execution."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "modules"))
+    from inprocess import run_module
+
+    args = {"layout": "datadir", "datadir_globs": [str(tmp_path / "none" / "*")]}
+    found = run_module("cluster_info", args)
+    assert not found.get("failed") and found["clusters"] == [], found
+    refused = run_module("cluster_info", dict(args, require_clusters=True))
+    assert refused.get("failed"), refused
+    assert refused["msg"].startswith("clusters: no PostgreSQL cluster found on this host (layout datadir"), refused
