@@ -248,8 +248,8 @@ def test_host_names_are_setups(monkeypatch):
 
 @pytest.mark.parametrize(("chosen", "looked"), [
     ({"layout": "debian", "datadir_globs": None}, "layout debian: no /etc/postgresql/<version>/<name>/postgresql.conf"),
-    ({"layout": "datadir", "datadir_globs": ["/var/lib/pgsql/*/data"]}, "layout datadir: no PG_VERSION in "
-                                                                          "/var/lib/pgsql/*/data"),
+    ({"layout": "datadir", "datadir_globs": ["/var/lib/pgsql/*/data"]},
+     "layout datadir: no PG_VERSION in /var/lib/pgsql/*/data"),
 ])
 def test_a_host_without_a_cluster_is_refused_naming_where_discovery_looked(chosen, looked):
     msg = cl.nothing_found(chosen)
