@@ -14,6 +14,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import Wanted
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import (
     LIBPQ_CERT_FILE,
+    LIBPQ_FOLDER,
     LIBPQ_KEY_FILE,
     LIBPQ_ROOT_FILE,
     folder_name,
@@ -81,12 +82,17 @@ class ActionModule(IssuingAction):
                     self.skipped.append(name)
                 continue
             check_role_name(name, f"{where}.name")
+            owner = client["owner"] or params["owner"]
             if client["dir"]:
                 folder, base = client["dir"], None
             elif params["dest"]:
                 folder, base = os.path.join(params["dest"], folder_name(name)), params["dest"]
+            elif owner and not self.on_controller(params):
+                # Where libpq looks: the owner's ~/.postgresql, expanded on the host (its passwd entry).
+                folder, base = f"~{owner}/{LIBPQ_FOLDER}", None
             else:
-                raise PkiError("no folder: set clients[].dir or dest", where=f"{where}.dir")
+                raise PkiError("no folder: set clients[].dir, dest or owner (then ~owner/.postgresql)",
+                               where=f"{where}.dir")
             if os.path.normpath(folder) in seen:
                 raise PkiError(f"folder {folder} is used twice", where=f"{where}.dir")
             seen.add(os.path.normpath(folder))
@@ -97,8 +103,10 @@ class ActionModule(IssuingAction):
                 "root_path": os.path.join(folder, LIBPQ_ROOT_FILE),
                 "key_type": params["key_type"],
                 "common_name": name,
-                "owner": client["owner"] or params["owner"],
+                "owner": owner,
                 "group": client["group"] or params["group"],
+                # No group given: the owner's primary group, as the host's passwd has it.
+                "owner_group": bool(owner) and not self.on_controller(params),
                 "key_mode": "0600",
                 "cert_mode": "0644",
                 "create_dir": params["create_dirs"],
@@ -111,6 +119,16 @@ class ActionModule(IssuingAction):
             requests.append(Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem))
         return requests
 
+    def prepared_item(self, request, answer):
+        # A folder in the owner's home (~owner/...): its paths as the host expanded them, from here on.
+        item, home = request.item, answer.get("home")
+        prefix = f"~{item['owner']}/"
+        if home and item["key_path"].startswith(prefix):
+            for option in ("key_path", "cert_path", "root_path", "pkcs8_path", "pkcs12_path"):
+                if item.get(option):
+                    item[option] = os.path.join(home, item[option][len(prefix):])
+        request.home, request.group = home, answer.get("group")
+
     def summarize(self, params, requests):
         clients = []
         for request in requests:
@@ -118,6 +136,9 @@ class ActionModule(IssuingAction):
             clients.append({
                 "name": request.item["name"],
                 "dir": os.path.dirname(request.item["cert_path"]),
+                "owner": request.item["owner"],
+                "group": request.group,
+                "home": request.home,
                 "changed": bool(request.reasons),
                 "issued": request.issued,
                 "reasons": request.reasons,

@@ -127,7 +127,7 @@ options:
         type: bool
         default: false
       wait_seconds:
-        description: How long to wait for the new certificate to be served.
+        description: How long to wait for the new certificate to be served (probes 0.05 s apart at first, doubling up to 1 s).
         type: int
         default: 5
 """

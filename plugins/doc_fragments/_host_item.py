@@ -54,6 +54,11 @@ options:
       group:
         description: Group of the files (name or gid).
         type: str
+      owner_group:
+        description:
+          - When C(group) is not given, the files get the primary group of C(owner) on the host.
+        type: bool
+        default: false
       key_mode:
         description: Mode of the key file.
         type: str
@@ -141,6 +146,11 @@ options:
       group:
         description: Group of the files (name or gid).
         type: str
+      owner_group:
+        description:
+          - When C(group) is not given, the files get the primary group of C(owner) on the host.
+        type: bool
+        default: false
       key_mode:
         description: Mode of the key file.
         type: str

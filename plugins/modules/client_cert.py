@@ -66,13 +66,20 @@ options:
         type: str
         required: true
       dir:
-        description: The folder for the three files, for example C(~app/.postgresql). Defaults to O(dest)/<name>.
+        description:
+          - The folder for the three files. Defaults to O(dest)/<name>; without O(dest), with the keys on the host
+            (O(key_location=target)), the home folder of O(clients[].owner) followed by C(.postgresql) - where libpq
+            looks - as the host's passwd has it (a user without an entry there is refused, naming it).
+          - A C(~user) path given here is expanded on the controller, as every path option is; leave O(clients[].dir)
+            out for the owner's home on the host.
         type: path
       owner:
         description: Owner of the folder and files. Defaults to O(owner).
         type: str
       group:
-        description: Group of the folder and files. Defaults to O(group).
+        description:
+          - Group of the folder and files. Defaults to O(group); when neither is given and the keys are on the host,
+            the primary group of the owner there.
         type: str
   dest:
     description:
@@ -140,10 +147,9 @@ EXAMPLES = r"""
 - name: Client certificate for the application's OS user, key made on the application host
   pgtls.ssl.client_cert:
     clients:
+      # The files in ~app/.postgresql on the host, group app's primary group.
       - name: app
-        dir: /home/app/.postgresql
         owner: app
-        group: app
     issuer_cert_path: "{{ pki_dir }}/intermediate.crt"
     issuer_key_path: "{{ pki_dir }}/intermediate.key"
     issuer_chain_path: "{{ pki_dir }}/root.crt"
@@ -196,7 +202,11 @@ clients:
   elements: dict
   contains:
     name: {description: "Role name.", type: str, returned: success}
-    dir: {description: "Folder of the files.", type: str, returned: success}
+    dir: {description: "Folder of the files (the owner's home expanded on the host).", type: str, returned: success}
+    owner: {description: "Owner of the files, or null.", type: str, returned: success}
+    group: {description: "Group id the files get, or null (left as created).", type: int, returned: success}
+    home: {description: "Home folder of the owner where the keys are made, or null without an owner.", type: str,
+           returned: success}
     changed: {description: "Whether anything changed for this client.", type: bool, returned: success}
     issued: {description: "Whether a certificate was signed.", type: bool, returned: success}
     reasons: {description: "Why.", type: list, elements: str, returned: success}

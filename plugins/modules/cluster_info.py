@@ -68,8 +68,10 @@ options:
   os_defaults:
     description:
       - Per OS family as Ansible names it (C(Debian), C(RedHat), ...), the values of O(layout), O(bin_dir_default),
-        O(datadir_globs) and O(key_group) to use when the task does not give them. The family is found on the host
-        the way C(ansible.builtin.setup) finds C(ansible_facts.os_family), so no facts need gathering.
+        O(datadir_globs) and O(key_group) to use when the task does not give them. The family is the one
+        C(ansible_facts.os_family) names, read from the host's C(/etc/os-release) with setup's own family table
+        (its C(ID), else the first of its C(ID_LIKE) the table knows, so a derivative takes its parent's family),
+        so no facts need gathering.
       - A host whose family has no entry is refused, naming the family, unless O(clusters) describes its clusters.
     type: dict
     version_added: 0.2.0
@@ -277,7 +279,6 @@ clusters:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.facts.system.distribution import DistributionFactCollector
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CLUSTER_INFO
@@ -286,6 +287,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_info i
     describe,
     host_names,
     nothing_found,
+    os_family,
     read_trust_file,
     resolve_defaults,
     with_key_group,
@@ -299,11 +301,8 @@ NULLABLE = ("trusted_root", "key_group_member", "pid")
 def main() -> None:
     module = AnsibleModule(argument_spec=CLUSTER_INFO, supports_check_mode=True)
     params = module.params
-    # The OS family as setup names it (its own collector), and the names setup reports: no facts gathered.
-    try:
-        family = DistributionFactCollector().collect(module=module).get("os_family")
-    except Exception:  # setup's own collector; a host it cannot read is "no family", refused below if it matters
-        family = None
+    # The OS family as setup names it (from os-release), and the names setup reports: no facts gathered.
+    family = os_family()
     try:
         chosen = resolve_defaults(params, family, params["os_defaults"])
         clusters = describe(params["clusters"], chosen["layout"], chosen["bin_dir_default"], chosen["datadir_globs"],

@@ -98,6 +98,8 @@ item_results:
     csr: {description: "CSR (PEM) for the active key.", type: str, returned: O(stage=prepare)}
     certificate: {description: "The certificate file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
     root: {description: "The root file in place (PEM), or null.", type: str, returned: O(stage=prepare)}
+    home: {description: "The home folder of O(items[].owner) on the host, or null.", type: str, returned: O(stage=prepare)}
+    group: {description: "The group id the files get, or null (left as it is).", type: int, returned: O(stage=prepare)}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -10,13 +10,13 @@ from collections.abc import Mapping
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import (
     LIBPQ_CERT_FILE,
+    LIBPQ_FOLDER,
     LIBPQ_KEY_FILE,
     LIBPQ_ROOT_FILE,
 )
 
 # getent passwd's fields after the name: password, uid, gid, gecos, home, shell.
 GID, HOME = 2, 4
-LIBPQ_FOLDER = ".postgresql"  # where libpq looks for postgresql.crt, postgresql.key and root.crt in a home
 SERVICE_FILE = ".pg_service.conf"  # the per-user service file libpq reads
 DEFAULT_PORT = 5432
 
@@ -57,13 +57,19 @@ def client_users(certs: list) -> list[str]:
     return users
 
 
-def client_entries(certs: list, passwd: Mapping) -> list[dict]:
+def client_entries(certs: list, passwd: Mapping | None = None) -> list[dict]:
     """Each entry of pgtls_client_certs as pgtls.ssl.client_cert's ``clients`` take it: ``name``, ``owner`` (the OS
-    user), ``group`` (the user's primary group id) and ``dir`` (the entry's, else ~user/.postgresql, where libpq
-    looks). ``passwd``: getent's passwd database, user -> [password, uid, gid, gecos, home, shell]."""
+    user), ``group`` and ``dir`` (the entry's). Without ``passwd``, an entry without ``dir`` has ``dir`` null (the
+    module makes it ~owner/.postgresql on the host, where libpq looks, and gives the files the owner's primary
+    group: the host's passwd, no lookup first). With ``passwd`` (getent's passwd database, user -> [password, uid,
+    gid, gecos, home, shell]) both are filled in from it: ``group`` the user's primary group id, ``dir`` the home's
+    .postgresql (the revoked entries the role exports, whose files the module does not touch)."""
     out = []
     for index, entry in enumerate(_entries(certs, "pgtls_client_certs")):
         user = _user(entry)
+        if passwd is None:
+            out.append({"name": entry["name"], "owner": user, "group": None, "dir": entry.get("dir") or None})
+            continue
         fields = _passwd_entry(passwd, user, f"pgtls_client_certs[{index}] ({entry['name']})")
         try:
             group = int(fields[GID])
@@ -85,13 +91,14 @@ def client_bundle_entries(names: list) -> list[dict]:
     return [{"name": name} for name in names]
 
 
-def client_service_files(clients: list, services: list, passwd: Mapping) -> list[dict]:
+def client_service_files(clients: list, services: list) -> list[dict]:
     """The ~/.pg_service.conf of each OS user that owns a role a service names, in the order of ``clients``:
     ``owner``, ``group``, ``path`` and ``services`` - that user's entries, in the order of pgtls_client_services,
     each with ``name``, ``host``, ``port`` (5432), ``dbname`` (the role), ``user`` (the role), ``sslcert``, ``sslkey``
     and ``sslrootcert`` (the role's files, as pgtls.ssl.client_cert names them in its folder) and ``sslnegotiation``
-    ("" when not set). ``clients``: what client_entries made, without the revoked roles (a service
-    of a revoked role is left out: its certificate is refused)."""
+    ("" when not set). ``clients``: pgtls.ssl.client_cert's ``clients`` (name, dir, owner, group and home, as the
+    host has them), so without the revoked roles (a service of a revoked role is left out: its certificate is
+    refused)."""
     if not isinstance(services, list):
         raise ClientError(f"pgtls_client_services must be a list, got {type(services).__name__}")
     services = [s for s in services if isinstance(s, Mapping)]
@@ -102,9 +109,11 @@ def client_service_files(clients: list, services: list, passwd: Mapping) -> list
     files: dict[str, dict] = {}
     for client in clients:
         if client["name"] in named and client["owner"] not in files:
-            home = _passwd_entry(passwd, client["owner"], f"pgtls_client_certs ({client['name']})")[HOME]
+            if not client.get("home"):
+                raise ClientError(f"pgtls_client_certs ({client['name']}): no home folder for the OS user "
+                                  f"{client['owner']!r} on this host (its ~/{SERVICE_FILE})")
             files[client["owner"]] = {"owner": client["owner"], "group": client["group"],
-                                      "path": f"{home}/{SERVICE_FILE}", "services": []}
+                                      "path": f"{client['home']}/{SERVICE_FILE}", "services": []}
     for service in services:
         client = by_name.get(service.get("role"))
         if client is not None:

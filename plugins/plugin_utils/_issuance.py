@@ -66,6 +66,9 @@ class Request:
     before: dict | None = None
     install: bool = False
     issued: bool = False
+    # What the host's prepare stage reported: the owner's home and the group id of the files (client_cert).
+    home: str | None = None
+    group: int | None = None
 
 
 LEFT_ON_THE_HOST = (" (keys made on the host before the failure wait as <key_path>.pgtls-new and are reused by the "
@@ -167,6 +170,9 @@ class IssuingAction(PkiAction):
         """Say the host half's ``items[i] (name).option`` in the words of this module's options."""
         return msg
 
+    def prepared_item(self, request: Request, answer: dict) -> None:
+        """What the host's prepare stage found out about one item (its owner's home, the group its files get)."""
+
     # The flow ---------------------------------------------------------------------------------------------------
     def host(self, params: dict, stage: str, items: list[dict]) -> list[dict]:
         args = {"stage": stage, "items": items}
@@ -187,6 +193,7 @@ class IssuingAction(PkiAction):
         prepared = self.host(params, "prepare", [r.item for r in requests])
         self.prepared = True
         for request, answer in zip(requests, prepared):
+            self.prepared_item(request, answer)
             decide_material(request, answer, issuer, renew)
         to_install = [r for r in requests if r.install]
         if to_install and not self._task.check_mode:

@@ -38,6 +38,17 @@ def test_client_entries_owner_group_and_folder():
     ]
 
 
+def test_client_entries_without_passwd_leave_folder_and_group_to_the_host():
+    """What the role hands to client_cert: the host's passwd fills in ~user/.postgresql and the primary group."""
+    certs = [{"name": "app", "user": "web"}, {"name": "report", "dir": "/srv/report/tls"},
+             {"name": "app_ro", "user": "web", "dir": ""}]
+    assert F["client_entries"](certs) == [
+        {"name": "app", "owner": "web", "group": None, "dir": None},
+        {"name": "report", "owner": "report", "group": None, "dir": "/srv/report/tls"},
+        {"name": "app_ro", "owner": "web", "group": None, "dir": None},
+    ]
+
+
 @pytest.mark.parametrize("certs, passwd, message", [
     ([{"name": "app", "user": "ghost"}], PASSWD,
      "pgtls_client_certs[0] (app): no passwd entry for the OS user 'ghost' (getent passwd ghost)"),
@@ -59,9 +70,10 @@ def test_client_bundle_entries():
         F["client_bundle_entries"](["reporting", ""])
 
 
-CLIENTS = [{"name": "app", "owner": "web", "group": 1001, "dir": "/home/web/.postgresql"},
-           {"name": "report", "owner": "report", "group": 1003, "dir": "/srv/report/tls"},
-           {"name": "app_ro", "owner": "web", "group": 1001, "dir": "/home/web/ro"}]
+# pgtls.ssl.client_cert's clients: each folder, owner, group and home as the host has them.
+CLIENTS = [{"name": "app", "owner": "web", "group": 1001, "dir": "/home/web/.postgresql", "home": "/home/web"},
+           {"name": "report", "owner": "report", "group": 1003, "dir": "/srv/report/tls", "home": "/srv/report"},
+           {"name": "app_ro", "owner": "web", "group": 1001, "dir": "/home/web/ro", "home": "/home/web"}]
 SERVICES = [{"name": "db1", "host": "db1.example.com", "role": "app_ro"},
             {"name": "db2", "host": "db2.example.com", "port": 6432, "role": "app", "dbname": "sales",
              "sslnegotiation": "direct"},
@@ -69,7 +81,7 @@ SERVICES = [{"name": "db1", "host": "db1.example.com", "role": "app_ro"},
 
 
 def test_service_files_one_per_owner_entries_in_service_order():
-    files = F["client_service_files"](CLIENTS, SERVICES, PASSWD)
+    files = F["client_service_files"](CLIENTS, SERVICES)
     assert files == [{"owner": "web", "group": 1001, "path": "/home/web/.pg_service.conf", "services": [
         {"name": "db1", "host": "db1.example.com", "port": 5432, "dbname": "app_ro", "user": "app_ro",
          "sslcert": "/home/web/ro/postgresql.crt", "sslkey": "/home/web/ro/postgresql.key",
@@ -80,8 +92,14 @@ def test_service_files_one_per_owner_entries_in_service_order():
     # report names no service: no file; mallory (revoked, so not among the clients) gets no entry.
 
 
+def test_a_service_of_an_owner_without_home_is_refused_by_name():
+    homeless = [dict(CLIENTS[0], home=None)]
+    with pytest.raises(AnsibleFilterError, match=r"^pgtls_client_certs \(app\): no home folder for the OS user 'web'"):
+        F["client_service_files"](homeless, SERVICES)
+
+
 def test_no_services_no_files():
-    assert F["client_service_files"](CLIENTS, [], PASSWD) == []
+    assert F["client_service_files"](CLIENTS, []) == []
 
 
 def render(file: dict, sslcertmode: str = "") -> str:
@@ -93,7 +111,7 @@ def render(file: dict, sslcertmode: str = "") -> str:
 
 
 def test_the_template_renders_a_files_entries():
-    (file,) = F["client_service_files"](CLIENTS, SERVICES, PASSWD)
+    (file,) = F["client_service_files"](CLIENTS, SERVICES)
     assert render(file, "require") == """\
 # Ansible managed
 # Connection services for web: psql "service=<name>" verifies the server's name

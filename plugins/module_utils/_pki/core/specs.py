@@ -176,6 +176,7 @@ HOST_ITEM = {
     "subject_alt_names": {"type": "list", "elements": "str", "default": []},
     "owner": {"type": "str"},
     "group": {"type": "str"},
+    "owner_group": {"type": "bool", "default": False},
     "key_mode": {"type": "str", "default": "0600", "no_log": False},
     "cert_mode": {"type": "str", "default": "0644"},
     "create_dir": {"type": "bool", "default": False},

@@ -106,6 +106,16 @@ class Commands:
         return subprocess.CompletedProcess(argv, rc, out, err)
 
 
+def backoff(total: float, first: float = 0.05, most: float = 1.0) -> list[float]:
+    """The pauses between probes: ``first`` seconds, doubling up to ``most``, ``total`` seconds in all."""
+    left, delay, most_ms, delays = int(total * 1000), int(first * 1000), int(most * 1000), []
+    while left > 0:
+        step = min(delay, most_ms, left)
+        delays.append(step / 1000)
+        left, delay = left - step, delay * 2
+    return delays
+
+
 def _output(done: subprocess.CompletedProcess) -> str:
     return " ".join(part.strip() for part in (done.stdout, done.stderr) if part and part.strip())
 
@@ -191,9 +201,12 @@ class Activation:
         raise NotImplementedError
 
     def wait_served(self) -> None:
+        """Probe until the new certificate is served: at once, then after 0.05 s, doubling up to 1 s between probes,
+        wait_seconds in all (a reload takes effect a few milliseconds after systemctl or pg_reload_conf returns)."""
         wanted = leaf_fingerprint(self.p["cert_path"], "activate.cert_path")
         seen = "nothing"
-        for attempt in range(self.p["wait_seconds"] + 1):
+        delays = backoff(self.p["wait_seconds"])
+        for attempt, delay in enumerate(delays + [None]):
             try:
                 chain = self.probe("127.0.0.1", self.port())["chain"]
                 seen = fingerprint(chain[0])
@@ -202,7 +215,8 @@ class Activation:
                     return
             except PkiError as exc:
                 seen = str(exc)
-            self.sleep(1)
+            if delay is not None:
+                self.sleep(delay)
         raise StepFailed(self.WAIT, f"it serves {seen}, not {self.p['cert_path']} ({wanted}): {STILL_OLD}")
 
     def prove(self) -> None:

@@ -11,6 +11,7 @@ certificate that do not match.
 from __future__ import annotations
 
 import os
+import pwd
 from dataclasses import dataclass, field
 
 try:
@@ -61,6 +62,7 @@ class Item:
     pkcs12_path: str | None = None
     pkcs12_passphrase: str | None = field(default=None, repr=False)
     base_dir: str | None = None
+    home: str | None = None
 
     @property
     def pending_path(self) -> str:
@@ -72,6 +74,15 @@ def parse_item(raw: dict, index: int) -> Item:
     where = f"items[{index}] ({name})"
     uid = resolve_uid(raw.get("owner"), f"{where}.owner")
     gid = resolve_gid(raw.get("group"), f"{where}.group")
+    # The owner's passwd entry: its home (the client's ~/.postgresql and ~/.pg_service.conf) and, with owner_group
+    # and no group, its primary group.
+    account = _account(raw.get("owner"))
+    if gid is None and raw.get("owner_group") and account is not None:
+        gid = account.pw_gid
+    for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path", "base_dir"):
+        # A ~user path the module's arguments could not expand: that user has no passwd entry here.
+        if str(raw.get(option) or "").startswith("~"):
+            raise PkiError(f"{raw[option]}: no such user on this host, so no home folder", where=f"{where}.{option}")
     key_mode = parse_mode(raw.get("key_mode") or "0600", f"{where}.key_mode")
     problem = key_permission_problem(os.geteuid() if uid is None else uid, key_mode, "the private key")
     if problem:
@@ -104,9 +115,20 @@ def parse_item(raw: dict, index: int) -> Item:
         pkcs12_path=raw.get("pkcs12_path"),
         pkcs12_passphrase=raw.get("pkcs12_passphrase"),
         base_dir=raw.get("base_dir"),
+        home=account.pw_dir if account is not None else None,
     )
     formats.check_options(item)
     return item
+
+
+def _account(owner: str | None):
+    """The passwd entry of ``owner`` (a name, or a uid), as ~owner finds it; None without one."""
+    try:
+        if owner in (None, ""):
+            return None
+        return pwd.getpwuid(int(owner)) if str(owner).isdigit() else pwd.getpwnam(str(owner))
+    except KeyError:
+        return None
 
 
 def _check_inside(raw: dict, where: str) -> None:
@@ -224,6 +246,9 @@ def prepare(plan: planner.Plan, item: Item) -> dict:
         "certificate": cert.decode(errors="replace") if cert is not None else None,
         "root": root.decode(errors="replace") if root is not None else None,
         "changes": changes,
+        # Where the files went: the owner's home and the group the files get (a client's ~/.pg_service.conf).
+        "home": item.home,
+        "group": item.key_attrs.gid,
     }
 
 

@@ -312,3 +312,48 @@ def test_bundles_elsewhere_in_the_ca_folder_are_refused_naming_dest(work, dest, 
     assert done["msg"] == (f"dest: {work}/{dest} is {what} {work}/pki (ca_folder): bundles go in its clients/ folder "
                            "or outside it")
     assert tree(work) == before
+
+
+# A client's folder by default: ~owner/.postgresql and the owner's primary group, from the host's passwd --------------
+@pytest.fixture
+def appuser(work, monkeypatch):
+    """An OS user 'appuser' (this process's uid, so the files can be its; gid 4242; home in the test's folder) as the
+    host's passwd (pwd, which ~appuser's expansion reads too) has it."""
+    import pwd
+
+    home = work / "home" / "appuser"
+    home.mkdir(parents=True)
+    entry = pwd.struct_passwd(("appuser", "x", os.geteuid(), 4242, "", str(home), "/bin/sh"))
+    real = pwd.getpwnam
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: entry if name == "appuser" else real(name))
+    return home
+
+
+def test_client_cert_without_a_folder_uses_the_owners_home_and_group(work, appuser):
+    args = {"clients": [{"name": "app", "owner": "appuser"}], "ca_folder": str(work / "pki")}
+    done = run("client_cert", args)
+    assert not done.get("failed"), done.get("msg")
+    folder = appuser / ".postgresql"
+    assert done["clients"][0]["dir"] == str(folder)
+    assert (done["clients"][0]["home"], done["clients"][0]["group"], done["clients"][0]["owner"]) == (
+        str(appuser), 4242, "appuser")
+    verify(work, folder / "postgresql.crt", "sslclient")
+    for name in ("postgresql.key", "postgresql.crt", "root.crt"):
+        assert (folder / name).stat().st_gid == 4242, name
+    assert oct((folder / "postgresql.key").stat().st_mode & 0o777) == "0o600"
+    before = tree(work)
+    again = run("client_cert", args)
+    assert not again.get("failed") and not again["changed"], again
+    assert tree(work) == before
+
+
+def test_client_cert_owner_without_passwd_entry_or_folder_is_refused_by_name(work):
+    before = tree(work)
+    ghost = run("client_cert", {"clients": [{"name": "app", "owner": "pgtls-no-such-user"}],
+                                "ca_folder": str(work / "pki")})
+    assert ghost.get("failed")
+    assert "clients[0] (app).owner: user 'pgtls-no-such-user' does not exist on this host" in ghost["msg"], ghost["msg"]
+    nobody = run("client_cert", {"clients": [{"name": "app"}], "ca_folder": str(work / "pki")})
+    assert nobody.get("failed")
+    assert nobody["msg"].startswith("clients[0].dir: no folder: set clients[].dir, dest or owner"), nobody["msg"]
+    assert tree(work) == before

@@ -139,7 +139,9 @@ def test_the_old_certificate_still_served_fails_after_waiting(cluster_files):
     waited = []
     with pytest.raises(ActivationFailed, match="the server still serves the previous certificate") as failed:
         PostgreSQL(params(cluster_files), FakeCommands(), probe=serving(old), sleep=waited.append).run()
-    assert len(waited) == 6 and failed.value.details["failed_step"] == activation.WAIT
+    # wait_seconds (5) in all, the first probes close together: 0.05, 0.1, 0.2, 0.4, 0.8, then 1 s apart.
+    assert waited == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 0.45]
+    assert failed.value.details["failed_step"] == activation.WAIT
 
 
 def test_the_new_certificate_may_take_a_moment(cluster_files):
@@ -147,7 +149,13 @@ def test_the_new_certificate_may_take_a_moment(cluster_files):
     waited = []
     done = PostgreSQL(params(cluster_files), FakeCommands(), probe=serving(old, old, cluster_files.leaf),
                       sleep=waited.append).run()
-    assert done["steps"][3] == {"step": activation.WAIT, "status": "ok", "attempts": 3} and len(waited) == 2
+    assert done["steps"][3] == {"step": activation.WAIT, "status": "ok", "attempts": 3} and waited == [0.05, 0.1]
+
+
+@pytest.mark.parametrize(("total", "delays"), [
+    (0, []), (1, [0.05, 0.1, 0.2, 0.4, 0.25]), (2.5, [0.05, 0.1, 0.2, 0.4, 0.8, 0.95])])
+def test_the_pauses_between_probes_add_up_to_wait_seconds(total, delays):
+    assert activation.backoff(total) == delays and sum(delays) == pytest.approx(total)
 
 
 def test_libpq_refused_by_pg_hba_still_proves_tls_and_name(cluster_files):

@@ -269,3 +269,46 @@ def test_the_module_fails_without_a_cluster_only_when_asked(tmp_path):
     refused = run_module("cluster_info", dict(args, require_clusters=True))
     assert refused.get("failed"), refused
     assert refused["msg"].startswith("clusters: no PostgreSQL cluster found on this host (layout datadir"), refused
+
+
+# The OS family from os-release, as setup names it (no facts gathered, setup's collector not in the payload).
+@pytest.mark.parametrize(("release", "family"), [
+    ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', "Debian"),
+    ('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n', "Debian"),
+    ('NAME="Linux Mint"\nID=linuxmint\nID_LIKE="ubuntu debian"\n', "Debian"),
+    ('NAME="Red Hat Enterprise Linux"\nID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.4"\n', "RedHat"),
+    ('NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\n', "RedHat"),
+    ('NAME="AlmaLinux"\nID="almalinux"\nID_LIKE="rhel centos fedora"\n', "RedHat"),
+    ('NAME="Oracle Linux Server"\nID="ol"\nID_LIKE="fedora"\n', "RedHat"),
+    ('NAME="Amazon Linux"\nID="amzn"\nID_LIKE="fedora"\n', "RedHat"),
+    ('NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n', "Suse"),
+    ('NAME="Arch Linux"\nID=arch\n', "Archlinux"),
+    ('NAME="Alpine Linux"\nID=alpine\n', "Alpine"),
+    # A derivative setup does not know takes its parent's family; an unknown one keeps its own name, as in setup.
+    ('NAME="Zorin OS"\nID=zorin\nID_LIKE="ubuntu debian"\n', "Debian"),
+    ('NAME="NixOS"\nID=nixos\n', "Nixos"),
+    ("# comments, blank lines and garbage\n\n=\nnot a field\nID=\n", None),
+])
+def test_os_family_from_os_release(tmp_path, release, family):
+    (tmp_path / "os-release").write_text(release)
+    assert cl.os_family((str(tmp_path / "os-release"),)) == family
+
+
+def test_os_family_falls_back_to_usr_lib_and_is_none_without_os_release(tmp_path):
+    (tmp_path / "usr-lib-os-release").write_text("ID=debian\n")
+    assert cl.os_family((str(tmp_path / "missing"), str(tmp_path / "usr-lib-os-release"))) == "Debian"
+    assert cl.os_family((str(tmp_path / "missing"),)) is None
+
+
+def test_os_family_is_setups_on_this_machine():
+    """The machine running the tests (and each unit venv's distribution): the same family as setup's collector."""
+    from ansible.module_utils.facts.system.distribution import DistributionFactCollector
+
+    class Module:
+        def run_command(self, *args, **kwargs):
+            return 1, "", ""
+
+        def get_bin_path(self, *args, **kwargs):
+            return None
+
+    assert cl.os_family() == DistributionFactCollector().collect(module=Module())["os_family"]
