@@ -90,6 +90,8 @@ class ActionModule(IssuingAction):
             elif owner and not self.on_controller(params):
                 # Where libpq looks: the owner's ~/.postgresql, expanded on the host (its passwd entry).
                 folder, base = f"~{owner}/{LIBPQ_FOLDER}", None
+            elif self.on_controller(params):
+                raise PkiError("no folder: set clients[].dir or dest", where=f"{where}.dir")
             else:
                 raise PkiError("no folder: set clients[].dir, dest or owner (then ~owner/.postgresql)",
                                where=f"{where}.dir")

@@ -167,7 +167,7 @@ class ActionModule(PkiAction):
     def inspect(self, params: dict, request: Request | None, client: Request | None, files: dict) -> dict:
         """The host's record: the one cluster_info made (when it is for this task's files and key), else asked."""
         given = params["inspection"]
-        if given and client is None and _covers(given, request, params):
+        if given and _covers(given, request, params) and _covers_client(given, client):
             return given
         self.stage = "asked"
         first = {"key_group": params["key_group"]} if params["key_group"] else {}
@@ -358,6 +358,16 @@ def _covers(inspection: dict, request: Request | None, params: dict) -> bool:
     states = inspection.get("states") or {}
     paths = [entry["path"] for name in ("directories", "files", "lines") for entry in params[name]]
     return all(path in states or os.path.normpath(path) in states for path in paths)
+
+
+def _covers_client(inspection: dict, client: Request | None) -> bool:
+    """The client certificate (client_material) in a given inspection: the same key (path and type), on disk."""
+    if client is None:
+        return True
+    answer = inspection.get("client_material")
+    return bool(answer) and answer["key"]["path"] == client.item["key_path"] and \
+        answer["key"]["type"] == client.item["key_type"] and \
+        not (inspection.get("dry") and answer["key"]["state"] not in ("present", "pending"))
 
 
 def snapshot_paths(params: dict, requests: list[Request]) -> list[str]:

@@ -130,4 +130,11 @@ options:
         description: How long to wait for the new certificate to be served (probes 0.05 s apart at first, doubling up to 1 s).
         type: int
         default: 5
+      standby_cert_path:
+        description:
+          - The cluster is a standby whose C(primary_conninfo) uses this replication certificate - after the proof,
+            wait (up to 30 s, its WAL receiver retrying) until C(pg_stat_wal_receiver) shows it streaming with
+            C(sslmode=verify-full) and this C(sslcert); else the activation fails and the snapshot is restored.
+        type: path
+        version_added: 0.3.0
 """

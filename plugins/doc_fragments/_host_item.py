@@ -59,6 +59,7 @@ options:
           - When C(group) is not given, the files get the primary group of C(owner) on the host.
         type: bool
         default: false
+        version_added: 0.3.0
       key_mode:
         description: Mode of the key file.
         type: str
@@ -151,6 +152,7 @@ options:
           - When C(group) is not given, the files get the primary group of C(owner) on the host.
         type: bool
         default: false
+        version_added: 0.3.0
       key_mode:
         description: Mode of the key file.
         type: str

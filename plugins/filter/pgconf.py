@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters the server role uses to check and render PostgreSQL configuration before writing it.
 
-Each filter is documented in its own file next to this one: hba_problems.yml, hba_rules.yml, cipher_problems.yml,
-ssl_problems.yml, ssl_settings.yml, service_problems.yml, pgbouncer_hba_problems.yml,
+Each filter is documented in its own file next to this one: cluster_problems.yml, hba_problems.yml, hba_rules.yml,
+cipher_problems.yml, ssl_problems.yml, ssl_settings.yml, service_problems.yml, pgbouncer_hba_problems.yml,
 pgbouncer_hba_rules.yml.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     cipher_problems,
+    cluster_problems,
     hba_problems,
     hba_rules,
     pgbouncer_hba_problems,
@@ -28,6 +29,7 @@ class FilterModule:
             "hba_problems": hba_problems,
             "hba_rules": hba_rules,
             "cipher_problems": cipher_problems,
+            "cluster_problems": cluster_problems,
             "ssl_problems": ssl_problems,
             "ssl_settings": ssl_settings,
             "service_problems": service_problems,

@@ -184,6 +184,22 @@ options:
           key_mode: {description: Mode of the key file., type: str, default: '0600'}
           cert_mode: {description: Mode of the certificate and root files., type: str, default: '0644'}
           create_dir: {description: Create the key's folder when missing., type: bool, default: false}
+      client_material:
+        description:
+          - A client certificate the cluster step handles with the key - M(pgtls.ssl.cluster_tls)'s
+            O(pgtls.ssl.cluster_tls#module:client_material), a standby's replication certificate - its key ensured
+            (made when O(inspect.write)) and its CSR made like the server key's, in
+            C(client_material) of RV(clusters[].inspection). Needs O(inspect.material); its key is of that type.
+        type: dict
+        version_added: 0.3.0
+        suboptions:
+          name: {description: "As O(pgtls.ssl.cluster_tls#module:client_material.name).", type: str, required: true}
+          dir:
+            description: As O(pgtls.ssl.cluster_tls#module:client_material.dir), relative to the configuration folder.
+            type: str
+            required: true
+          owner: {description: "As O(pgtls.ssl.cluster_tls#module:client_material.owner).", type: str}
+          group: {description: "As O(pgtls.ssl.cluster_tls#module:client_material.group).", type: str}
       probe:
         description: Report what each running cluster serves on 127.0.0.1 (C(served) in RV(clusters[].inspection)).
         type: bool

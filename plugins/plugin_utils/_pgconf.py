@@ -330,3 +330,53 @@ def pgbouncer_hba_rules(rules: list, rejected_users: list | None = None) -> list
     for address in ("0.0.0.0/0", "::/0"):
         result.append({"type": "hostnossl", "database": "all", "user": "all", "address": address, "method": "reject"})
     return result
+
+
+# The server role's checks before anything changes (roles/server/tasks/assert.yml): what cluster_problems reads.
+CHECK_INPUTS = ("hba_rules", "hba_ssl_only", "ident_maps", "ssl_settings", "ciphers", "passphrase_command",
+                "passphrase_reload", "precheck_postmaster", "allow_restart", "root_group", "key_group")
+PASSPHRASE_WITHOUT_COMMAND = "pgtls_ssl_passphrase_command_supports_reload is set but pgtls_ssl_passphrase_command is empty"
+
+
+def cluster_problems(clusters: list, checks: dict) -> list[str]:
+    """Everything the server role refuses about a host's clusters before anything changes, one message per cluster
+    with a problem, each starting with its cluster ("15/main: ..."): the host's inputs (ciphers, passphrase command;
+    named once, with the first cluster), the pg_hba rules and the SSL settings as the cluster's version takes them,
+    the programs the activation would run missing from its bin_dir, and a key group the running postmaster is not in
+    when no restart is allowed. ``checks`` holds the role's variables named in CHECK_INPUTS."""
+    missing_inputs = [name for name in CHECK_INPUTS if name not in checks]
+    if missing_inputs:
+        raise ValueError(f"cluster_problems needs {', '.join(missing_inputs)} in its checks")
+    inputs = cipher_problems(checks["ciphers"])
+    if checks["passphrase_reload"] and not checks["passphrase_command"]:
+        inputs.append(PASSPHRASE_WITHOUT_COMMAND)
+    out = []
+    for index, cluster in enumerate(clusters or []):
+        where = f"{cluster.get('version')}/{cluster.get('name')}"
+        problems = ["; ".join(inputs)] if inputs and index == 0 else []
+        hba = hba_problems(checks["hba_rules"], cluster["version"], checks["hba_ssl_only"], checks["ident_maps"])
+        if hba:
+            problems.append("; ".join(hba))
+        ssl = ssl_problems(checks["ssl_settings"], cluster["version"])
+        if ssl:
+            problems.append(f"{where}: {'; '.join(ssl)}. Nothing was changed.")
+        needed = (["pg_ctl", "initdb", "postgres"] if checks["precheck_postmaster"] else []) + (
+            ["pg_ctl"] if checks["allow_restart"] and not cluster.get("service") else [])
+        paths = [f"{cluster.get('bin_dir')}/{name}" for name in needed]
+        missing = [path for path in cluster.get("missing_programs") or [] if path in paths]
+        if missing:
+            problems.append(f"{where}: {', '.join(missing)} not found (bin_dir {cluster.get('bin_dir')}, from "
+                            f"{cluster.get('bin_dir_source')}); set bin_dir for this cluster in pgtls_clusters. "
+                            "Nothing was changed.")
+        # root_group layout: a group joined while the server runs reaches it only through a restart (a reload keeps
+        # the postmaster's groups); discovery read the running postmaster's groups from /proc.
+        if checks["root_group"] and cluster.get("key_group_member") is False and not checks["allow_restart"]:
+            group = checks["key_group"]
+            problems.append(f"the running server {where} (postmaster pid {cluster.get('pid')}) is not in group "
+                            f"{group}, so it cannot read a root:{group} 0640 key; joining a group takes a restart, not "
+                            "a reload. Set pgtls_allow_restart=true, restart it yourself, or use "
+                            "pgtls_key_layout=owner. Nothing was changed.")
+        if problems:
+            msg = " ".join(problems)
+            out.append(msg if msg.startswith(where) else f"{where}: {msg}")
+    return out

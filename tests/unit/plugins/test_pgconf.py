@@ -11,7 +11,9 @@ import yaml
 
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
     INTERMEDIATE_CIPHERS,
+    PASSPHRASE_WITHOUT_COMMAND,
     cipher_problems,
+    cluster_problems,
     hba_problems,
     hba_rules,
     pgbouncer_hba_problems,
@@ -247,3 +249,56 @@ def test_pgbouncer_hba_rules_reject_revoked_first_and_tls_only():
     ]
     # Every line PgBouncer will read is one the check accepts.
     assert pgbouncer_hba_problems(lines) == []
+
+
+# The server role's checks before anything changes (assert.yml): one message per cluster, each naming it.
+CHECKS = {"hba_rules": [], "hba_ssl_only": False, "ident_maps": [], "ssl_settings": {}, "ciphers": "HIGH:!aNULL",
+          "passphrase_command": "", "passphrase_reload": False, "precheck_postmaster": False, "allow_restart": False,
+          "root_group": False, "key_group": ""}
+CLUSTERS = [{"version": 15, "name": "main", "bin_dir": "/usr/lib/postgresql/15/bin", "bin_dir_source": "default",
+             "missing_programs": [], "service": "postgresql@15-main", "key_group_member": None, "pid": 41},
+            {"version": 16, "name": "app", "bin_dir": "/opt/pg16/bin", "bin_dir_source": "pg_config --bindir",
+             "missing_programs": ["/opt/pg16/bin/initdb", "/opt/pg16/bin/postgres"], "service": "",
+             "key_group_member": False, "pid": 52}]
+
+
+def problems_with(**changed):
+    return cluster_problems(CLUSTERS, dict(CHECKS, **changed))
+
+
+def test_cluster_problems_none_when_everything_is_accepted():
+    assert problems_with() == []
+    assert cluster_problems([], dict(CHECKS, ciphers="NULL")) == []
+
+
+def test_cluster_problems_the_hosts_inputs_once_with_the_first_cluster():
+    assert problems_with(ciphers="HIGH:eNULL", passphrase_reload=True) == [
+        "15/main: " + "; ".join(cipher_problems("HIGH:eNULL")) + "; " + PASSPHRASE_WITHOUT_COMMAND]
+
+
+def test_cluster_problems_per_cluster_each_named():
+    problems = problems_with(precheck_postmaster=True, root_group=True, key_group="pgtls-ssl",
+                             ssl_settings={"ssl_tls13_ciphers": "TLS_AES_128_GCM_SHA256"})
+    assert problems == [
+        "15/main: " + "; ".join(ssl_problems({"ssl_tls13_ciphers": "TLS_AES_128_GCM_SHA256"}, 15))
+        + ". Nothing was changed.",
+        "16/app: " + "; ".join(ssl_problems({"ssl_tls13_ciphers": "TLS_AES_128_GCM_SHA256"}, 16))
+        + ". Nothing was changed. 16/app: /opt/pg16/bin/initdb, /opt/pg16/bin/postgres not found (bin_dir /opt/pg16/bin, "
+        "from pg_config --bindir); set bin_dir for this cluster in pgtls_clusters. Nothing was changed. the running "
+        "server 16/app (postmaster pid 52) is not in group pgtls-ssl, so it cannot read a root:pgtls-ssl 0640 key; "
+        "joining a group takes a restart, not a reload. Set pgtls_allow_restart=true, restart it yourself, or use "
+        "pgtls_key_layout=owner. Nothing was changed."]
+    # A restart allowed: no key group refusal; 16/app has no service, so pg_ctl is needed, and it is there.
+    assert problems_with(allow_restart=True, root_group=True, key_group="pgtls-ssl") == []
+
+
+def test_cluster_problems_hba_rules_as_the_version_takes_them():
+    rules = [{"type": "hostssl", "database": "all", "user": "all", "address": "10.0.0.0/8", "method": "cert",
+              "options": "clientcert=verify-ca"}]
+    expected = "; ".join(hba_problems(rules, 15))
+    assert expected and problems_with(hba_rules=rules)[0] == f"15/main: {expected}"
+
+
+def test_cluster_problems_names_a_missing_check():
+    with pytest.raises(ValueError, match="cluster_problems needs key_group in its checks"):
+        cluster_problems(CLUSTERS, {k: v for k, v in CHECKS.items() if k != "key_group"})

@@ -255,6 +255,14 @@ INSPECT = {
         "cert_mode": {"type": "str", "default": "0644"},
         "create_dir": {"type": "bool", "default": False},
     }},
+    # A client certificate the cluster step handles with the key (cluster_tls's client_material: a standby's
+    # replication certificate), its folder inside the configuration folder; its key is of material's key_type.
+    "client_material": {"type": "dict", "options": {
+        "name": {"type": "str", "required": True},
+        "dir": {"type": "str", "required": True},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+    }},
     "probe": {"type": "bool", "default": True},
     "write": {"type": "bool", "default": True},
     "key_group": {"type": "dict", "no_log": False, "options": {
@@ -317,6 +325,8 @@ ACTIVATE = {
     "restart": {"type": "bool", "default": False},
     "always": {"type": "bool", "default": False},
     "wait_seconds": {"type": "int", "default": 5},
+    # A standby: after the proof, wait until its WAL receiver streams with this replication certificate.
+    "standby_cert_path": {"type": "path"},
 }
 
 CLUSTER_FILES = {
@@ -451,7 +461,8 @@ _SNAPSHOT_FILES = {"snapshot_dir": ("out_dir", "snapshot"), "snapshot_paths": ("
 _CLUSTER_DESCRIPTORS = {f"{prefix}cluster.{name}": ("descriptor", "folder") for prefix in ("activate.", "")
                         for name in ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")}
 _ACTIVATE_DESCRIPTORS = {f"activate.{name}": ("descriptor", "file")
-                         for name in ("settings_file", "cert_path", "key_path", "ca_path", "crl_path")}
+                         for name in ("settings_file", "cert_path", "key_path", "ca_path", "crl_path",
+                                      "standby_cert_path")}
 _PGBOUNCER_DESCRIPTORS = {f"activate.pgbouncer.{name}": ("descriptor", "file")
                           for name in ("config_file", "log_file", "client_cert_path", "client_key_path")}
 _CONF_FILES = {
@@ -489,7 +500,8 @@ FILE_OPTIONS = {
                      "inspect.lines[].path": ("relative", "file"),
                      "inspect.snapshot_dir": ("relative", "snapshot"), "inspect.material.key_path": ("relative", "key"),
                      "inspect.material.cert_path": ("relative", "certificate"),
-                     "inspect.material.root_path": ("relative", "certificate")},
+                     "inspect.material.root_path": ("relative", "certificate"),
+                     "inspect.client_material.dir": ("relative", "folder")},
     "audit_report": {"pki_dir": ("ca_dir", "folder"), "json_path": ("out", "report_json"),
                      "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
     "cluster_files": {**_CONF_FILES, **{f"{option}.{name}": role for name, role in _ITEM_FILES.items()

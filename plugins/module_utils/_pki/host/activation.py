@@ -43,6 +43,10 @@ RELOAD_SQL = "Reload with pg_reload_conf() (no service manager)"
 WAIT = "Wait until the server serves the new certificate"
 LIBPQ = "Connect with libpq, sslmode=verify-full by name"
 STILL_OLD = "the server still serves the previous certificate"
+STREAMING = "The standby streams from its primary over verify-full with the replication certificate"
+# How long a standby may take to stream after a reload: its WAL receiver retries every wal_retrieve_retry_interval
+# (5 s by default), and the primary may reload its pg_hba.conf in the same run, moments later.
+STREAMING_SECONDS = 30
 LOG_LINES = 80
 
 
@@ -232,6 +236,9 @@ class Activation:
 
     REFUSED_AFTER_THE_NAME = ("FATAL:", "no password supplied")
 
+    def wait_streaming(self) -> None:
+        raise NotImplementedError
+
     def conninfo(self) -> str:
         raise NotImplementedError
 
@@ -255,6 +262,8 @@ class Activation:
             if serving and self.p["verify"]:
                 self.wait_served()
                 self.prove()
+                if self.p.get("standby_cert_path"):
+                    self.wait_streaming()
         except StepFailed as failure:
             self.step(failure.step, "failed")
             self.fail(failure, running)
@@ -302,6 +311,24 @@ class PostgreSQL(Activation):
 
     def conninfo(self) -> str:
         return f"dbname=postgres user={self.p['server_user']}"
+
+    def wait_streaming(self) -> None:
+        """A standby: its WAL receiver streams, connected with sslmode=verify-full and the replication certificate
+        (pg_stat_wal_receiver's conninfo, as libpq reports the connection's settings)."""
+        wanted = ("sslmode=verify-full", f"sslcert={self.p['standby_cert_path']}")
+        sql = "select status || ' ' || coalesce(conninfo, '') from pg_stat_wal_receiver"
+        seen = "no WAL receiver"
+        for attempt, delay in enumerate(backoff(STREAMING_SECONDS) + [None]):
+            done = self.commands.run(self.psql + ["-c", sql], as_server=True, timeout=30)
+            seen = _output(done) if done.returncode != 0 else (done.stdout.strip() or "no WAL receiver")
+            words = seen.split()
+            if done.returncode == 0 and words[:1] == ["streaming"] and all(w in words for w in wanted):
+                self.step(STREAMING, attempts=attempt + 1)
+                return
+            if delay is not None:
+                self.sleep(delay)
+        raise StepFailed(STREAMING, f"after {STREAMING_SECONDS} s its WAL receiver is: {seen[:600]} (wanted: "
+                         f"streaming with {' and '.join(wanted)}); the primary's log says why it refused")
 
     def parse_check(self) -> None:
         sql = parse_sql(self.p["settings_file"], self.cluster["version"])

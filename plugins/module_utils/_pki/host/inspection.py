@@ -22,6 +22,7 @@ import re
 import stat
 
 from ..core import planner, probe
+from ..core.constants import LIBPQ_CERT_FILE, LIBPQ_KEY_FILE, LIBPQ_ROOT_FILE
 from ..core.errors import PkiError
 from ..core.files import MAX_CRL_BYTES, group_name, read_bytes, user_name
 from ..core.info import fingerprint, leaf_fingerprint
@@ -86,7 +87,8 @@ def state_of(path: str, lines: list[dict] | None = None, where: str = "lines") -
 
 
 def inspect(files: list[tuple[str, str]], directories: list[tuple[str, str]], material: dict | None,
-            snapshot_dir: tuple[str, str] | None, check_mode: bool, lines: list[dict] | None = None) -> dict:
+            snapshot_dir: tuple[str, str] | None, check_mode: bool, lines: list[dict] | None = None,
+            client: dict | None = None) -> dict:
     """The inspection record of one cluster (see the module's docstring). Every path (with the option that names
     it) is claimed in one write plan first, so a link, a folder where a file goes, a file of another kind (a key
     among the configuration files) or a CA folder's file stops the run here; the key and the stale snapshot are that
@@ -103,15 +105,15 @@ def inspect(files: list[tuple[str, str]], directories: list[tuple[str, str]], ma
                 plan.claim(entry["path"], kind="file", where=f"inspect.lines[{index}].path")
         if snapshot_dir:
             plan.claim(snapshot_dir[0], kind="snapshot", where=snapshot_dir[1])
-        answer = None
-        if material:
-            raw = {k: v for k, v in material.items() if not k.startswith("snapshot_")}
-            item = host.parse_item(raw, 0)
-            answer = host.plan_items(plan, [item], [raw], "prepare")["item_results"][0]
+        raws = [{k: v for k, v in material.items() if not k.startswith("snapshot_")}] if material else []
+        raws += [client] if client else []
+        items = [host.parse_item(raw, index) for index, raw in enumerate(raws)]
+        answers = host.plan_items(plan, items, raws, "prepare")["item_results"] if items else []
         # A snapshot left by an interrupted run protects nothing now: the apply execution takes its own.
         removed = bool(snapshot_dir) and snapshot.declare_remove(plan, snapshot_dir[0], snapshot_dir[1]) \
             and not check_mode
-        return {"material": answer, "stale_snapshot_removed": removed}
+        return {"material": answers[0] if material else None,
+                "client_material": answers[-1] if client else None, "stale_snapshot_removed": removed}
 
     result = planner.run("host", build, check_mode)
     result["states"] = states_of(files, directories + ([snapshot_dir] if snapshot_dir else []), lines or [])
@@ -160,6 +162,14 @@ def with_host_names(names: list[str], found: dict) -> list[str]:
     return out
 
 
+def _in_spec_words(msg: str) -> str:
+    """The host half's item words in this module's: items[0] is inspect.material, items[1] (a client certificate's
+    files, libpq's names in its folder) inspect.client_material.dir."""
+    msg = msg.replace("items[0] (server).", "inspect.material.")
+    return re.sub(r"items\[1\] \([^)]*\)\.(\w+)",
+                  lambda m: "inspect.client_material." + ("dir" if m.group(1).endswith("_path") else m.group(1)), msg)
+
+
 def inspect_clusters(clusters: list[dict], spec: dict, names: dict, key_group: str | None, check_mode: bool) -> list[dict]:
     """Each cluster with its ``inspection`` (the paths of ``spec`` inside its configuration folder). Without
     ``spec.write`` nothing is written (a missing key is made in memory only, a stale snapshot stays) and the record
@@ -183,6 +193,16 @@ def inspect_clusters(clusters: list[dict], spec: dict, names: dict, key_group: s
                 material["group"] = key_group
             material["subject_alt_names"] = sans
             material["common_name"] = sans[0] if sans else None
+        client = None
+        if spec.get("client_material") and material:
+            # As pgtls.ssl.cluster_tls asks for it (plugin_utils/_issuance.client_request): libpq's names.
+            given = spec["client_material"]
+            folder = inside(base, given["dir"], "inspect.client_material.dir")
+            client = {"name": given["name"], "key_path": os.path.join(folder, LIBPQ_KEY_FILE),
+                      "cert_path": os.path.join(folder, LIBPQ_CERT_FILE),
+                      "root_path": os.path.join(folder, LIBPQ_ROOT_FILE), "key_type": material.get("key_type"),
+                      "common_name": given["name"], "owner": given.get("owner"), "group": given.get("group"),
+                      "key_mode": "0600", "cert_mode": "0644", "create_dir": True}
         files = [(inside(base, path, f"inspect.files[{i}]"), f"inspect.files[{i}]")
                  for i, path in enumerate(spec.get("files") or [])]
         folders = [(inside(base, path, f"inspect.directories[{i}]"), f"inspect.directories[{i}]")
@@ -192,12 +212,13 @@ def inspect_clusters(clusters: list[dict], spec: dict, names: dict, key_group: s
         lines = [dict(entry, path=inside(base, entry["path"], f"inspect.lines[{i}].path"))
                  for i, entry in enumerate(spec.get("lines") or [])]
         try:
-            found = inspect(files, folders, material, snap, dry, lines)
+            found = inspect(files, folders, material, snap, dry, lines, client)
         except PkiError as exc:  # the key's options in this module's words
             if not dry:
-                raise PkiError(str(exc).replace("items[0] (server).", "inspect.material.")) from None
+                raise PkiError(_in_spec_words(str(exc))) from None
             # Nothing is written now: pgtls.ssl.cluster_tls asks the host again, and says it.
-            found = {"material": None, "states": {}, "stale_snapshot_removed": False, "error": str(exc)}
+            found = {"material": None, "client_material": None, "states": {}, "stale_snapshot_removed": False,
+                     "error": str(exc)}
         found["dry"] = dry
         if spec.get("probe", True) and cluster.get("running") and material and not check_mode:
             found["served"] = served(cluster["port"], material["cert_path"])

@@ -272,7 +272,9 @@ BASES = [
                                                  "snapshot_dir": "tls/.pgtls-snapshot",
                                                  "material": {"key_path": "tls/new.key", "cert_path": "tls/new.crt",
                                                               "root_path": "tls/root.crt",
-                                                              "subject_alt_names": ["db1.example.com"]}}}),
+                                                              "subject_alt_names": ["db1.example.com"]},
+                                                 # A standby's replication certificate, beside the key.
+                                                 "client_material": {"name": "replicator", "dir": "tls/replication"}}}),
     Base("audit_report", "outputs", {"servers": [AUDIT_SERVER], "pki_dir": f"{W}/pki", "json_path": f"{W}/out/a.json",
                                      "metrics_path": f"{W}/out/a.prom", "html_path": f"{W}/out/a.html"}),
     Base("cluster_files", "install", {**CONF, "material": {

@@ -376,3 +376,55 @@ def test_an_activation_names_its_service(cluster_files):
     with pytest.raises(PkiError, match="activate.settings_file"):
         activation.activation_for(bare, commands=FakeCommands())
     assert isinstance(activation.activation_for(params(cluster_files), commands=FakeCommands()), activation.PostgreSQL)
+
+
+# A standby: after the proof, its WAL receiver must stream with verify-full and the replication certificate.
+class Receiver(FakeCommands):
+    """pg_stat_wal_receiver's answers, one per query in turn (the last one from then on)."""
+
+    def __init__(self, *rows):
+        super().__init__()
+        self.rows = list(rows)
+
+    def run(self, argv, as_server=False, timeout=120):
+        if "pg_stat_wal_receiver" in " ".join(argv):
+            self.calls.append((argv, as_server))
+            row = self.rows.pop(0) if len(self.rows) > 1 else self.rows[0]
+            return subprocess.CompletedProcess(argv, 0, row, "")
+        return super().run(argv, as_server, timeout)
+
+
+STREAMING = ("streaming user=replicator host=db1 port=5432 sslmode=verify-full sslcert=/etc/tls/replication/"
+             "postgresql.crt sslkey=/etc/tls/replication/postgresql.key\n")
+
+
+def test_a_standby_is_proven_streaming_with_its_certificate(cluster_files):
+    waited = []
+    commands = Receiver("", STREAMING.replace("streaming", "starting"), STREAMING)
+    done = PostgreSQL(params(cluster_files, standby_cert_path="/etc/tls/replication/postgresql.crt"), commands,
+                      probe=serving(cluster_files.leaf), sleep=waited.append).run()
+    assert done["steps"][-1] == {"step": activation.STREAMING, "status": "ok", "attempts": 3}
+    assert waited == [0.05, 0.1]
+    queries = [argv for argv, as_server in commands.calls if "pg_stat_wal_receiver" in " ".join(argv)]
+    assert len(queries) == 3 and all(as_server for argv, as_server in commands.calls if argv in queries)
+
+
+@pytest.mark.parametrize("row", [
+    "",  # no WAL receiver at all (the primary refuses it)
+    STREAMING.replace("sslmode=verify-full", "sslmode=prefer"),  # streaming, but the primary is not verified
+    STREAMING.replace("/etc/tls/replication/postgresql.crt", "/var/lib/postgresql/other.crt"),  # another certificate
+])
+def test_a_standby_not_streaming_as_wanted_fails_and_is_restored(cluster_files, row):
+    waited = []
+    with pytest.raises(ActivationFailed, match="The standby streams from its primary") as failed:
+        PostgreSQL(params(cluster_files, standby_cert_path="/etc/tls/replication/postgresql.crt"), Receiver(row),
+                   probe=serving(cluster_files.leaf), sleep=waited.append).run()
+    assert failed.value.details["failed_step"] == activation.STREAMING
+    assert sum(waited) == pytest.approx(activation.STREAMING_SECONDS)
+    assert (cluster_files.root / "pg_hba.conf").read_text() == "old\n"  # the snapshot restored
+
+
+def test_a_server_without_standby_cert_path_is_not_asked_for_its_receiver(cluster_files):
+    commands = Receiver(STREAMING)
+    PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert not any("pg_stat_wal_receiver" in " ".join(call[0]) for call in commands.calls)
