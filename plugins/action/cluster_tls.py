@@ -244,7 +244,7 @@ class ActionModule(PkiAction):
             result["chain_length"] = len(request.chain)
             if params["activate"]:
                 result["summary"] = summary(params["activate"]["cluster"] or params["activate"]["pgbouncer"],
-                                            params["material"], result)
+                                            params["material"], result, params["activate"].get("crl_path"))
         else:
             result["issued"] = False
         if client:
@@ -405,13 +405,15 @@ def _left_snapshot(params: dict, inspection: dict) -> bool:
     return bool(state and state["kind"] != "missing" and not inspection.get("stale_snapshot_removed"))
 
 
-def summary(cluster: dict, material: dict, result: dict) -> dict:
+def summary(cluster: dict, material: dict, result: dict, crl_path: str | None = None) -> dict:
     """One row for the role's callers (pgtls_server_certificates, pgtls_pgbouncer_certificate): the cluster (or
-    PgBouncer) and the certificate it has now."""
+    PgBouncer), where it listens and reads its CRL (the revoke playbook ends the sessions it revokes there), and the
+    certificate it has now."""
     cert = result["certificate"]
     return {"cluster": f"{cluster['version']}/{cluster['name']}" if "version" in cluster else f"pgbouncer:"
             f"{cluster['port']}", "port": cluster["port"],
             "running": cluster.get("running", True), "tls_dir": os.path.dirname(material["cert_path"]),
+            "socket_dir": cluster.get("socket_dir") or "", "crl_path": crl_path or "",
             "not_after": cert["not_after"], "days_left": cert["days_left"],
             "fingerprint_sha256": cert["fingerprint_sha256"], "issuer": cert["issuer"], "reasons": result["reasons"]}
 

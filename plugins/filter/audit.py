@@ -4,12 +4,13 @@
 """Filters the server role's audit entry point and the audit playbook use to turn validate results into rows and
 the printed table.
 
-Each filter is documented in its own file next to this one: audit_rows.yml, audit_table.yml.
+Each filter is documented in its own file next to this one: audit_rows.yml, audit_table.yml,
+replication_findings.yml.
 """
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table, replication_findings
 
 
 class FilterModule:
@@ -17,4 +18,5 @@ class FilterModule:
         return {
             "audit_rows": audit_rows,
             "audit_table": audit_table,
+            "replication_findings": replication_findings,
         }

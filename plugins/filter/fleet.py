@@ -4,12 +4,17 @@
 """Filters the server role and the playbooks use for fleet-level checks and summaries on the controller.
 
 Each filter is documented in its own file next to this one: trust_problems.yml, cluster_failures.yml,
-fleet_endpoints.yml.
+fleet_endpoints.yml, session_targets.yml.
 """
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import cluster_failures, fleet_endpoints, trust_problems
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
+    cluster_failures,
+    fleet_endpoints,
+    session_targets,
+    trust_problems,
+)
 
 
 class FilterModule:
@@ -18,4 +23,5 @@ class FilterModule:
             "trust_problems": trust_problems,
             "cluster_failures": cluster_failures,
             "fleet_endpoints": fleet_endpoints,
+            "session_targets": session_targets,
         }

@@ -4,7 +4,7 @@
 """Filters of the server role for streaming replication (logic in plugin_utils/_replication.py).
 
 Each filter is documented in its own file next to this one: conninfo.yml, replication.yml, replication_hba.yml,
-server_names.yml, standbys_of.yml.
+server_names.yml, shared_names.yml, standbys_of.yml.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._replication import (
     replication,
     replication_hba,
     server_names,
+    shared_names,
     standbys_of,
 )
 
@@ -30,4 +31,5 @@ def _replication(host, primary, standbys, clusters, hostvars, user, address=""):
 class FilterModule:
     def filters(self):
         return {"replication": _replication, "replication_hba": replication_hba, "server_names": server_names,
+                "shared_names": shared_names,
                 "standbys_of": standbys_of, "conninfo": conninfo}

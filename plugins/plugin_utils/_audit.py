@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# The audit table's columns: host, cluster, days, served, key, protocol, direct, status, problems.
-TABLE_FORMAT = "%-24s %-12s %5s %-6s %-6s %-9s %-6s %-7s %s"
-TABLE_HEADER = ("host", "cluster", "days", "served", "key", "protocol", "direct", "status", "problems")
+# The audit table's columns: host, cluster, days, served, key, protocol, direct, replication, status, problems.
+TABLE_FORMAT = "%-24s %-12s %5s %-6s %-6s %-9s %-6s %-13s %-7s %s"
+TABLE_HEADER = ("host", "cluster", "days", "served", "key", "protocol", "direct", "replication", "status", "problems")
 
 
 def _served(result: Mapping, key: str, default):
@@ -48,6 +48,7 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             "protocol": _served(item, "protocol", "-"),
             "direct_tls": _served(item, "direct_tls", None),
             "key_ok": bool(perms) and all(f.get("status") == "ok" for f in perms),
+            "replication": replication_summary(findings),
             "running": running,
             "fail": item.get("fail_count", 1) > 0 or bool(item.get("failed", False)) or not (running or allow_stopped),
             "warn": item.get("warn_count", 0) > 0 or not running,
@@ -68,8 +69,96 @@ def audit_table(rows: list, unreached: list = ()) -> list[str]:
 
     lines = [TABLE_FORMAT % TABLE_HEADER]
     lines += [TABLE_FORMAT % (row["host"], row["cluster"], row["days_left"], "ok" if row["served_matches"] else "NO",
-                              "ok" if row["key_ok"] else "BAD", row["protocol"], direct(row), status(row),
-                              "; ".join(row["problems"])) for row in rows]
-    lines += [TABLE_FORMAT % (host, "-", "-", "-", "-", "-", "-", "FAIL", "host not audited (unreachable or failed)")
+                              "ok" if row["key_ok"] else "BAD", row["protocol"], direct(row),
+                              row.get("replication", "-"), status(row), "; ".join(row["problems"])) for row in rows]
+    lines += [TABLE_FORMAT % (host, "-", "-", "-", "-", "-", "-", "-", "FAIL",
+                              "host not audited (unreachable or failed)")
               for host in unreached]
     return lines
+
+
+def _items(results) -> list:
+    if isinstance(results, Mapping):
+        return list(results.get("results", [])) if "results" in results else [results]
+    return list(results or [])
+
+
+def _walsender_finding(sender: Mapping) -> dict:
+    who = f"walsender {sender.get('application_name') or '-'} ({sender.get('client_addr') or 'local'}, " \
+          f"{sender.get('user')})"
+    if not sender.get("ssl"):
+        return {"check": "walsender", "status": "fail",
+                "message": f"{who} without TLS: neither side is authenticated by certificate"}
+    if not sender.get("serial"):
+        return {"check": "walsender", "status": "fail",
+                "message": f"{who} over {sender.get('version')} without a client certificate: not verified"}
+    return {"check": "walsender", "status": "ok", "message": f"{who} over {sender.get('version')}, certificate "
+            f"{sender.get('subject')} serial {sender.get('serial')}"}
+
+
+def replication_findings(results, sessions=None, replication=None, loop_var: str = "__pgtls_cluster") -> list[dict]:
+    """The audit's validate results (one item per cluster), each with the findings of its replication: every
+    walsender (ok over TLS with a client certificate, else a failure), every session a revoked certificate still
+    holds (a failure), and on a standby its replication certificate (validate's findings, prefixed). ``sessions``
+    is pgtls.ssl.sessions' result for the host's clusters (by label <version>/<name>), ``replication`` the looped
+    validate results of the standbys' replication certificates."""
+    by_label = {}
+    session_error = None
+    if isinstance(sessions, Mapping) and not sessions.get("skipped"):
+        if sessions.get("failed"):
+            session_error = str(sessions.get("msg", "pgtls.ssl.sessions failed"))
+        for found in sessions.get("clusters") or []:
+            by_label[found.get("cluster")] = found
+    certs = {}
+    for item in _items(replication):
+        cluster = item.get(loop_var) or {}
+        if not item.get("skipped"):
+            certs[f"{cluster.get('version')}/{cluster.get('name')}"] = item
+    merged = []
+    for item in _items(results):
+        cluster = item.get(loop_var) or {}
+        label = cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}"
+        extra = []
+        found = by_label.get(label)
+        if session_error and cluster.get("running", True):
+            extra.append({"check": "sessions", "status": "fail", "message": f"sessions not read: {session_error}"})
+        if found:
+            extra += [_walsender_finding(sender) for sender in found.get("walsenders") or []]
+            extra += [{"check": "revoked_session", "status": "fail",
+                       "message": f"a session of revoked certificate {hit.get('subject')} (serial {hit.get('serial')})"
+                                  f" is open: pid {hit.get('pid')}, {hit.get('user')} from {hit.get('client_addr')} "
+                                  "(the revoke playbook ends it)"} for hit in found.get("revoked") or []]
+        cert = certs.get(label)
+        if cert is not None:
+            own = cert.get("findings")
+            if own is None:
+                extra.append({"check": "replication_certificate", "status": "fail",
+                              "message": f"replication certificate: {cert.get('msg', 'not checked')}"})
+            else:
+                extra.append({"check": "replication_certificate", "status": "ok",
+                              "message": f"replication certificate {(cert.get('certificate') or {}).get('subject')}: "
+                                         f"{cert.get('days_left', '-')} days left"})
+                extra += [{"check": "replication_certificate", "status": f.get("status"),
+                           "message": f"replication certificate: {f.get('message', '')}"}
+                          for f in own if f.get("status") != "ok"]
+        if not extra:
+            merged.append(item)
+            continue
+        fails = sum(1 for f in extra if f["status"] == "fail")
+        warns = sum(1 for f in extra if f["status"] == "warn")
+        merged.append(dict(item, findings=list(item.get("findings") or []) + extra,
+                           fail_count=item.get("fail_count", 0) + fails, warn_count=item.get("warn_count", 0) + warns))
+    return merged
+
+
+def replication_summary(findings: list) -> str:
+    """The audit table's replication column: a standby's certificate, a primary's walsenders by certificate."""
+    parts = []
+    if any(f.get("check") == "replication_certificate" for f in findings):
+        bad = any(f.get("check") == "replication_certificate" and f.get("status") != "ok" for f in findings)
+        parts.append("standby" + (" CERT?" if bad else ""))
+    senders = [f for f in findings if f.get("check") == "walsender"]
+    if senders:
+        unverified = sum(1 for f in senders if f.get("status") != "ok")
+        parts.append(f"{len(senders)} by cert" if not unverified else f"{unverified}/{len(senders)} NO cert")
+    return ", ".join(parts) or "-"

@@ -102,3 +102,18 @@ def fleet_endpoints(servers: list, hostvars: Mapping, poolers: list = ()) -> lis
             out.append({"host": host, "port": found.get("pgtls_pgbouncer_listen_port", 6432),
                         "dbname": databases[0]["name"], "kind": "pooler"})
     return out
+
+
+def session_targets(clusters: list, crl_file: str | None = None) -> list[dict]:
+    """pgtls.ssl.sessions' clusters option from either of the server role's lists: the rows of
+    pgtls_server_certificates (``cluster``, ``port``, ``socket_dir``, ``running``, ``crl_path``) or the clusters
+    discovery found (``version``, ``name``, ``port``, ``socket_dir``, ``running``, ``config_dir``: the CRL is
+    ``crl_file`` relative to the configuration folder, none without it)."""
+    targets = []
+    for cluster in clusters or []:
+        crl = cluster.get("crl_path") or (f"{cluster['config_dir']}/{crl_file}"
+                                          if crl_file and cluster.get("config_dir") else None)
+        targets.append({"label": cluster.get("cluster") or f"{cluster.get('version')}/{cluster.get('name')}",
+                        "port": cluster["port"], "socket_dir": cluster.get("socket_dir") or None,
+                        "running": bool(cluster.get("running", True)), "crl_path": crl or None})
+    return targets

@@ -59,6 +59,24 @@ def _chain(host: str, primary: str, hostvars: Mapping) -> list[str]:
     return chain
 
 
+def shared_names(host: str, hostvars: Mapping) -> list[str]:
+    """The names a standby's certificate keeps from its primaries (so that after a switchover clients verify-full
+    the new primary by the names they used): the pgtls_server_extra_sans of its primary, that one's primary, and so
+    on, in order, without repeats; [] for a host that is no standby (or an unknown primary, or a cycle: refused by
+    replication's checks)."""
+    names: list[str] = []
+    seen = {host}
+    primary = (hostvars.get(host) or {}).get(PRIMARY)
+    while isinstance(primary, str) and primary and primary not in seen and primary in hostvars:
+        seen.add(primary)
+        found = hostvars[primary] or {}
+        for name in found.get("pgtls_server_extra_sans") or []:
+            if name and str(name) not in names:
+                names.append(str(name))
+        primary = found.get(PRIMARY)
+    return names
+
+
 def standbys_of(host: str, hostvars: Mapping, hosts: list) -> list[str]:
     """The hosts of ``hosts`` whose pgtls_primary_host names ``host``, in order (read once per host and run: each
     host's variables are looked up)."""

@@ -11,11 +11,13 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PG_BIN, TARGET_PYTHON, Cluster, as_postgres, run_playbook
+from conftest import PG_BIN, ROOT, TARGET_PYTHON, Cluster, as_postgres, run_playbook
 
 USER = "replicator"
 HBA = [{"type": "local", "database": "all", "user": "postgres", "method": "peer"},
@@ -78,7 +80,9 @@ def inventory(tmp_path, primary: Cluster, standby: Cluster, pki, **standby_vars)
     found = {"all": {"vars": {"pgtls_pki_dir": str(pki), "pgtls_hba_rules": HBA,
                               "pgtls_replication_addresses": ["127.0.0.1/32"], "pgtls_key_layout": "owner"},
                      "children": {"pgtls_replicas": {"hosts": {
-                         "primary": dict(common, pgtls_clusters=[described(primary)]),
+                         # The name clients use for the primary: the standby's certificate keeps it too.
+                         "primary": dict(common, pgtls_clusters=[described(primary)],
+                                         pgtls_server_extra_sans=["db.example.test"]),
                          "standby": dict(common, pgtls_clusters=[described(standby)],
                                          **{"pgtls_primary_host": "primary", **standby_vars})}}}}}
     path = tmp_path / "inventory.yml"
@@ -121,6 +125,10 @@ def test_the_standby_streams_over_verify_full_with_its_certificate(pair, workdir
     assert row == f"t|/CN={USER}|{serial}", row
     hba = (primary.data / "pg_hba.conf").read_text()
     assert re.search(rf"^hostssl\s+replication\s+{USER}\s+127\.0\.0\.1/32\s+cert$", hba, re.M), hba
+    # A switchover keeps verify-full by the primary's shared name: the standby serves it too.
+    served = subprocess.run(["openssl", "x509", "-in", str(standby.data / "tls" / "server.crt"), "-noout", "-ext",
+                             "subjectAltName"], capture_output=True, text=True, check=True).stdout
+    assert "DNS:standby" in served and "DNS:db.example.test" in served, served
 
 
 def test_a_second_run_changes_nothing_in_one_execution_per_host(pair, workdir, tmp_path_factory):
@@ -203,3 +211,169 @@ def test_a_primary_conninfo_in_postgresql_auto_conf_is_named_and_the_files_resto
         standby.admin("alter system reset primary_conninfo")
         standby.admin("select pg_reload_conf()")
     assert wait_streaming(standby)
+
+
+class Watch:
+    """Polls the standby's WAL receiver (pid, status) every 0.1 s in a thread while the role runs: how many times
+    it reconnected (a new WAL receiver) and the longest time it was not streaming."""
+
+    def __init__(self, standby: Cluster):
+        self.standby, self.seen, self.stop = standby, [], threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def poll(self) -> None:
+        while not self.stop.is_set():
+            row = self.standby.admin("select pid || ' ' || status from pg_stat_wal_receiver").stdout.split()
+            self.seen.append((time.monotonic(), row[0] if row else None, row[1] if len(row) > 1 else "none"))
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def reconnects(self) -> int:
+        pids = [pid for _at, pid, _status in self.seen if pid]
+        return sum(1 for before, after in zip(pids, pids[1:]) if before != after)
+
+    def longest_gap(self) -> float:
+        longest, since = 0.0, None
+        for at, _pid, status in self.seen:
+            if status != "streaming":
+                since = at if since is None else since
+                longest = max(longest, at - since)
+            else:
+                since = None
+        return longest
+
+
+def test_renewals_on_the_primary_and_the_standby_keep_it_streaming(pair, workdir, tmp_path_factory):
+    """Every certificate of the pair renewed in one run (the server certificates of both, the standby's replication
+    certificate): the standby goes on streaming - no reconnect, no gap - and no WAL is lost."""
+    primary, standby = pair
+    pki = workdir / "replication-pki"
+    tmp = tmp_path_factory.mktemp("renew")
+    play(inventory(tmp, primary, standby, pki))
+    before = files(primary, standby)
+    primary.admin("create table if not exists pgtls_wal (n int)")
+    # 400 days before expiry, of 730: every certificate of 365 days is renewed now, once.
+    path = inventory(tmp, primary, standby, pki)
+    found = yaml.safe_load(open(path))
+    found["all"]["vars"].update(pgtls_server_valid_days=730, pgtls_server_renew_before_days=400)
+    with open(path, "w") as handle:
+        handle.write(yaml.safe_dump(found))
+    with Watch(standby) as watch:
+        primary.admin("insert into pgtls_wal select generate_series(1, 1000)")
+        done = play(path)
+        primary.admin("insert into pgtls_wal select generate_series(1001, 2000)")
+        time.sleep(1)
+    after = files(primary, standby)
+    renewed = {Path(p).name for p in after if p.endswith(".crt") and after[p] != before.get(p)}
+    assert renewed >= {"server.crt", "postgresql.crt"}, (renewed, done.stdout[-3000:])
+    print(f"\nrenewals: {len(watch.seen)} polls, {watch.reconnects()} reconnects, longest gap "
+          f"{watch.longest_gap():.2f} s")
+    assert watch.reconnects() == 0 and watch.longest_gap() == 0.0, watch.seen
+    lsn = primary.admin("select pg_current_wal_lsn()").stdout.strip()
+    deadline = time.monotonic() + 10
+    while standby.admin(f"select pg_last_wal_replay_lsn() >= '{lsn}'").stdout.strip() != "t":
+        assert time.monotonic() < deadline, "the standby did not replay the primary's WAL"
+        time.sleep(0.1)
+    assert standby.admin("select count(*) from pgtls_wal").stdout.strip() == "2000"
+
+
+def test_the_audit_shows_the_standby_and_its_walsender_by_certificate(pair, workdir, tmp_path_factory):
+    """The audit playbook: the primary's walsender over TLS with the standby's certificate, the standby's replication
+    certificate checked; both in the table and the JSON report; nothing changes."""
+    primary, standby = pair
+    tmp = tmp_path_factory.mktemp("audit")
+    path = inventory(tmp, primary, standby, workdir / "replication-pki")
+    play(path)
+    before = files(primary, standby)
+    report = tmp / "audit.json"
+    done = run_playbook(str(ROOT / "playbooks" / "audit.yml"), {"pgtls_servers_group": "pgtls_replicas",
+                                                                "pgtls_audit_json": str(report)}, "-i", path)
+    assert re.search(r"primary\s+15/repl\s+\d+\s+ok\s+ok\s+TLSv1.3\s+-\s+1 by cert\s+ok", done.stdout), done.stdout[-3000:]
+    assert re.search(r"standby\s+15/repl\s+\d+\s+ok\s+ok\s+TLSv1.3\s+-\s+standby\s+ok", done.stdout), done.stdout[-3000:]
+    records = {r["host"]: r for r in json.loads(report.read_text())["servers"]}
+    [sender] = [f for f in records["primary"]["findings"] if f["check"] == "walsender"]
+    assert sender["status"] == "ok" and "over TLSv1.3, certificate /CN=replicator serial" in sender["message"], sender
+    assert any(f["check"] == "replication_certificate" and "days left" in f["message"]
+               for f in records["standby"]["findings"])
+    assert files(primary, standby) == before
+
+
+def issue_clients(pki, dest, *names: str) -> None:
+    """Client certificates from the same CA folder, on the controller (the test's clients)."""
+    play = dest / "clients.yml"
+    play.write_text(yaml.safe_dump([{"name": "Client certificates", "hosts": "localhost", "gather_facts": False,
+                                     "tasks": [{"pgtls.ssl.client_cert": {
+                                         "clients": [{"name": name} for name in names], "dest": str(dest),
+                                         "key_location": "controller", "ca_folder": str(pki)}}]}]))
+    run_playbook(str(play), {})
+
+
+def open_session(primary: Cluster, folder) -> tuple[subprocess.Popen, int]:
+    """A long-lived TLS session with a client certificate (as postgres: pg_hba's trust line; the certificate is
+    still asked for and verified, and pg_stat_ssl shows its serial)."""
+    conninfo = (f"host=127.0.0.1 port={primary.port} dbname=postgres user=postgres sslmode=verify-ca "
+                f"sslrootcert={folder}/root.crt sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key")
+    session = subprocess.Popen(["psql", "-X", "-At", conninfo], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    session.stdin.write("select pg_backend_pid();\n")
+    session.stdin.flush()
+    return session, int(session.stdout.readline())
+
+
+def alive(primary: Cluster, pids) -> set[int]:
+    found = primary.admin(f"select pid from pg_stat_activity where pid in ({','.join(map(str, pids))})").stdout
+    return {int(pid) for pid in found.split()}
+
+
+# Last in this file: the standby's certificate is revoked, so it stops replicating.
+def test_revoke_ends_the_sessions_of_revoked_certificates_and_replication_stops(pair, workdir, tmp_path_factory):
+    """PostgreSQL checks its CRL at the handshake only: without the revoke playbook's last step, a revoked client's
+    session and the standby's walsender go on. With it they end (the standby's reconnect is then refused), an
+    unrevoked client's session stays, and a second run changes nothing."""
+    primary, standby = pair
+    pki = workdir / "replication-pki"
+    tmp = tmp_path_factory.mktemp("revoke")
+    path = inventory(tmp, primary, standby, pki)
+    found = yaml.safe_load(open(path))
+    found["all"]["vars"]["ansible_become_method"] = "ansible.builtin.su"
+    with open(path, "w") as handle:
+        handle.write(yaml.safe_dump(found))
+    play(path)  # the pair as the earlier tests left it: streaming with its certificate
+    issue_clients(pki, tmp, "gone", "kept")
+    sessions = {name: open_session(primary, tmp / name) for name in ("gone", "kept")}
+    walsender = primary.admin("select pid from pg_stat_replication").stdout.split()
+    assert len(walsender) == 1, walsender
+    revoke = str(ROOT / "playbooks" / "revoke.yml")
+    names = {"pgtls_revoke_names": ["replicator", "gone"], "pgtls_servers_group": "pgtls_replicas"}
+    try:
+        done = run_playbook(revoke, names, "-i", path)
+        assert re.search(r"2 ended; 15/repl: (/CN=replicator, /CN=gone|/CN=gone, /CN=replicator)", done.stdout), \
+            done.stdout[-4000:]
+        # The standby's own activation did not wait for a link its primary now refuses.
+        assert "The standby streams from its primary over verify-full with the replication certificate: skipped" \
+            in done.stdout, done.stdout[-4000:]
+        gone, kept = sessions["gone"][1], sessions["kept"][1]
+        assert alive(primary, [gone, kept, int(walsender[0])]) == {kept}
+        # The revoked client's psql finds its connection ended; the other one goes on.
+        assert "administrator command" in sessions["gone"][0].communicate("select 1;\n", timeout=30)[1]
+        sessions["kept"][0].stdin.write("select 41 + 1;\n")
+        sessions["kept"][0].stdin.flush()
+        assert sessions["kept"][0].stdout.readline().strip() == "42"
+        # The standby reconnects and is refused: replication has stopped, its log says why.
+        time.sleep(6)  # more than wal_retrieve_retry_interval (5 s)
+        assert not receiver(standby).startswith("streaming"), receiver(standby)
+        assert primary.admin("select count(*) from pg_stat_replication").stdout.strip() == "0"
+        assert "certificate revoked" in standby.log.read_text()
+        again = run_playbook(revoke, names, "-i", path)
+        assert recap(again.stdout) == {"localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
+        assert "0 ended" in again.stdout
+    finally:
+        for session, _pid in sessions.values():
+            session.kill()

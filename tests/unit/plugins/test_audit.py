@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table, replication_findings
 
 MAIN = {"version": 15, "name": "main", "port": 5432, "running": True}
 OK = [{"check": "chain", "status": "ok", "message": "chains to root.crt"},
@@ -24,7 +24,8 @@ def item(cluster: dict | None = None, **result) -> dict:
 
 def row(**changed) -> dict:
     base = {"host": "db1", "cluster": "15/main", "port": 5432, "subject": "CN=db1", "days_left": 364,
-            "served_matches": True, "protocol": "TLSv1.3", "direct_tls": None, "key_ok": True, "running": True,
+            "served_matches": True, "protocol": "TLSv1.3", "direct_tls": None, "key_ok": True, "replication": "-",
+            "running": True,
             "fail": False, "warn": False, "problems": []}
     return dict(base, **changed)
 
@@ -83,13 +84,13 @@ def test_a_labelled_service_is_named_by_its_label():
 def test_table_columns_and_unreached_hosts():
     rows = [row(), row(host="db2", cluster="16/main", days_left=3, served_matches=False, key_ok=False,
                        protocol="TLSv1.2", direct_tls=False, fail=True, problems=["a", "b"]),
-            row(host="db3", warn=True, direct_tls=True)]
+            row(host="db3", warn=True, direct_tls=True, replication="2 by cert")]
     assert audit_table(rows, ["db4"]) == [
-        "host                     cluster       days served key    protocol  direct status  problems",
-        "db1                      15/main        364 ok     ok     TLSv1.3   -      ok      ",
-        "db2                      16/main          3 NO     BAD    TLSv1.2   NO     FAIL    a; b",
-        "db3                      15/main        364 ok     ok     TLSv1.3   yes    warn    ",
-        "db4                      -                - -      -      -         -      FAIL    "
+        "host                     cluster       days served key    protocol  direct replication   status  problems",
+        "db1                      15/main        364 ok     ok     TLSv1.3   -      -             ok      ",
+        "db2                      16/main          3 NO     BAD    TLSv1.2   NO     -             FAIL    a; b",
+        "db3                      15/main        364 ok     ok     TLSv1.3   yes    2 by cert     warn    ",
+        "db4                      -                - -      -      -         -      -             FAIL    "
         "host not audited (unreachable or failed)",
     ]
     assert audit_table([]) == [audit_table(rows)[0]]
@@ -99,3 +100,59 @@ def test_a_stopped_cluster_reads_as_the_audit_playbook_reports_it():
     """tests/e2e/test_fleet_faults.py finds the stopped cluster's line with this pattern in the playbook's output."""
     [line] = audit_table(audit_rows([item(cluster=STOPPED, served=None)], "db2"))[1:]
     assert re.search(r"db2 +15/main .*FAIL +PostgreSQL is not running", line), line
+
+
+# Replication in the audit: walsenders, sessions of revoked certificates, a standby's replication certificate.
+WALSENDER = {"pid": 7, "user": "replicator", "application_name": "db2", "client_addr": "10.0.0.7", "state": "streaming",
+             "ssl": True, "version": "TLSv1.3", "serial": "1D52", "issuer": "/CN=CA", "subject": "/CN=replicator"}
+
+
+def sessions_of(**cluster) -> dict:
+    return {"changed": False, "clusters": [dict({"cluster": "15/main", "port": 5432, "running": True,
+                                                 "walsenders": [], "revoked": []}, **cluster)]}
+
+
+def test_a_walsender_by_certificate_is_ok_and_shown():
+    merged = replication_findings({"results": [item()]}, sessions_of(walsenders=[WALSENDER]))
+    (found,) = audit_rows(merged, "db1")
+    assert found["replication"] == "1 by cert" and not found["fail"] and found["problems"] == []
+    assert merged[0]["findings"][-1] == {"check": "walsender", "status": "ok", "message":
+                                         "walsender db2 (10.0.0.7, replicator) over TLSv1.3, certificate /CN=replicator "
+                                         "serial 1D52"}
+
+
+@pytest.mark.parametrize(("sender", "problem"), [
+    (dict(WALSENDER, ssl=False, version=None, serial=None, subject=None, client_addr=None),
+     "walsender db2 (local, replicator) without TLS: neither side is authenticated by certificate"),
+    (dict(WALSENDER, serial=None, subject=None),
+     "walsender db2 (10.0.0.7, replicator) over TLSv1.3 without a client certificate: not verified"),
+])
+def test_a_standby_replicating_without_a_verified_certificate_is_a_failure(sender, problem):
+    merged = replication_findings([item()], sessions_of(walsenders=[WALSENDER, sender]))
+    (found,) = audit_rows(merged, "db1")
+    assert found["fail"] and found["problems"] == [problem] and found["replication"] == "1/2 NO cert"
+    assert merged[0]["fail_count"] == 1
+
+
+def test_a_session_of_a_revoked_certificate_is_a_failure():
+    hit = {"pid": 9, "user": "app", "client_addr": "10.0.0.9", "serial": "5B", "subject": "/CN=mallory"}
+    (found,) = audit_rows(replication_findings([item()], sessions_of(revoked=[hit])), "db1")
+    assert found["fail"] and found["problems"] == [
+        "a session of revoked certificate /CN=mallory (serial 5B) is open: pid 9, app from 10.0.0.9 (the revoke "
+        "playbook ends it)"]
+
+
+def test_a_standby_row_carries_its_replication_certificate():
+    cert = {"__pgtls_cluster": MAIN, "findings": [{"check": "validity", "status": "warn", "message": "9 days left"}],
+            "days_left": 9, "certificate": {"subject": "CN=replicator"}}
+    skipped = {"__pgtls_cluster": dict(MAIN, name="other"), "skipped": True}
+    (found,) = audit_rows(replication_findings([item()], None, {"results": [cert, skipped]}), "db1")
+    assert found["replication"] == "standby CERT?" and found["warn"] and not found["fail"]
+    assert found["problems"] == ["replication certificate: 9 days left"]
+
+
+def test_sessions_not_read_fail_every_running_cluster_and_nothing_else_changes():
+    stopped = item(cluster=STOPPED, served=None)
+    merged = replication_findings([item(), stopped], {"failed": True, "msg": "psql on port 5432 failed"})
+    assert [r["fail"] for r in audit_rows(merged, "db1", allow_stopped=True)] == [True, False]
+    assert replication_findings([item()], {"skipped": True}, None) == [item()]

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import cluster_failures, fleet_endpoints, trust_problems
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
+    cluster_failures,
+    fleet_endpoints,
+    session_targets,
+    trust_problems,
+)
 
 PKI = "/srv/pki"
 
@@ -131,3 +136,20 @@ def test_fleet_endpoints_every_cluster_then_every_pgbouncer():
         {"host": "pool2", "port": 7432, "dbname": "app", "kind": "pooler"},
     ]
     assert fleet_endpoints([], hostvars) == []
+
+
+def test_session_targets_from_the_certificates_rows_and_from_discovered_clusters():
+    rows = [{"cluster": "15/main", "port": 5432, "socket_dir": "/run/postgresql", "running": True,
+             "crl_path": "/etc/postgresql/15/main/tls/root.crl", "tls_dir": "/etc/postgresql/15/main/tls",
+             "days_left": 300},
+            {"cluster": "16/b", "port": 5433, "socket_dir": "", "running": False, "crl_path": ""}]
+    assert session_targets(rows) == [
+        {"label": "15/main", "port": 5432, "socket_dir": "/run/postgresql", "running": True,
+         "crl_path": "/etc/postgresql/15/main/tls/root.crl"},
+        {"label": "16/b", "port": 5433, "socket_dir": None, "running": False, "crl_path": None}]
+    found = [{"version": 15, "name": "main", "port": 5432, "config_dir": "/etc/postgresql/15/main",
+              "socket_dir": "/run/postgresql"}]
+    assert session_targets(found, "tls/root.crl") == [
+        {"label": "15/main", "port": 5432, "socket_dir": "/run/postgresql", "running": True,
+         "crl_path": "/etc/postgresql/15/main/tls/root.crl"}]
+    assert session_targets(found, "")[0]["crl_path"] is None and session_targets([]) == []

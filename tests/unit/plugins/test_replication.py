@@ -112,3 +112,23 @@ def test_server_names_in_the_roles_order():
     assert F["server_names"]("db1", {"fqdn": "db1.example.com", "hostname": "db1"}, "10.0.0.1", ["db1", "alias"]) == [
         "db1", "db1.example.com", "10.0.0.1", "alias"]
     assert F["server_names"]("db1", {}, "", []) == ["db1"]
+
+
+def test_a_standby_keeps_its_primaries_shared_names():
+    """db3 follows db2 (a cascade) which follows db1: db3 keeps the names clients use for both, in order, once."""
+    found = hostvars(db1={"pgtls_server_extra_sans": ["db.example.com", "10.0.0.100"]},
+                     db2={"pgtls_server_extra_sans": ["db.example.com", "ro.example.com"]},
+                     db3={"pgtls_primary_host": "db2", "pgtls_server_extra_sans": ["db3.example.com"]})
+    assert F["shared_names"]("db3", found) == ["db.example.com", "ro.example.com", "10.0.0.100"]
+    assert F["shared_names"]("db2", found) == ["db.example.com", "10.0.0.100"]
+    assert F["shared_names"]("db1", found) == [] and F["shared_names"]("app", found) == []
+
+
+@pytest.mark.parametrize(("primaries", "expected"), [
+    ({"db1": {"pgtls_primary_host": "db2"}}, ["db.example.com"]),  # db2 -> db1 -> db2: db1's names, then the end
+    ({"db2": {"pgtls_primary_host": "nowhere"}}, []),
+])
+def test_shared_names_end_at_a_cycle_or_an_unknown_primary(primaries, expected):
+    found = hostvars(**primaries)
+    found["db1"]["pgtls_server_extra_sans"] = ["db.example.com"]
+    assert F["shared_names"]("db2", found) == expected

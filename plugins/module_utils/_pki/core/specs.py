@@ -423,6 +423,21 @@ CA_FOLDER = {
     "lock_timeout": {"type": "int", "default": 120},
 }
 
+# A host's clusters' TLS sessions (sessions.py): walsenders, and the sessions of the certificates each cluster's CRL
+# file (as the server reads it) revokes.
+SESSIONS = {
+    "clusters": {"type": "list", "elements": "dict", "required": True, "options": {
+        "label": {"type": "str"},
+        "port": {"type": "int", "required": True},
+        "socket_dir": {"type": "path"},
+        "running": {"type": "bool", "default": True},
+        "crl_path": {"type": "path"},
+    }},
+    "server_user": {"type": "str", "default": "postgres"},
+    "end_revoked": {"type": "bool", "default": False},
+    "wait_seconds": {"type": "int", "default": 10},
+}
+
 # Every module of the collection and the argument spec that validates its input (the modules and the action plugins
 # use these; tests/unit checks each against the DOCUMENTATION of its module).
 MODULE_SPECS = {
@@ -439,6 +454,7 @@ MODULE_SPECS = {
     "cluster_files": CLUSTER_FILES,
     "cluster_tls": CLUSTER_TLS,
     "ca_folder": CA_FOLDER,
+    "sessions": SESSIONS,
 }
 
 # What each file option of each module names: (role, kind). The attack matrix (tests/unit/plugins/modules/
@@ -493,6 +509,8 @@ FILE_OPTIONS = {
     "host_material": {f"items[].{name}": role for name, role in _ITEM_FILES.items()},
     "revocation_registry": {"path": ("out", "registry"), "pki_dir": ("ca_dir", "folder")},
     "intermediate_rotation": {"pki_dir": ("ca_dir", "folder")},
+    # The CRL file a server reads holds one CRL per CA it trusts: any CA's CRL is what it is.
+    "sessions": {"clusters[].crl_path": ("in", "any_crl"), "clusters[].socket_dir": ("descriptor", "folder")},
     "cluster_info": {**{f"clusters[].{name}": ("descriptor", "folder") for name in
                         ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")},
                      "trust_file": ("relative", "certificate"),

@@ -315,6 +315,18 @@ class PostgreSQL(Activation):
     def wait_streaming(self) -> None:
         """A standby: its WAL receiver streams, connected with sslmode=verify-full and the replication certificate
         (pg_stat_wal_receiver's conninfo, as libpq reports the connection's settings)."""
+        # Imported here: only a standby needs the CRL reader.
+        from .sessions import certificate_revoked
+
+        try:
+            revoked = bool(self.p.get("crl_path")) and certificate_revoked(
+                self.p["standby_cert_path"], self.p["crl_path"], "activate.standby_cert_path")
+        except PkiError as exc:
+            raise StepFailed(STREAMING, str(exc)) from None
+        if revoked:
+            # The revoke playbook ends its walsender on the primary: from then on the primary refuses it.
+            self.step(STREAMING, "skipped", reason="its replication certificate is revoked by the CRL it holds")
+            return
         wanted = ("sslmode=verify-full", f"sslcert={self.p['standby_cert_path']}")
         sql = "select status || ' ' || coalesce(conninfo, '') from pg_stat_wal_receiver"
         seen = "no WAL receiver"

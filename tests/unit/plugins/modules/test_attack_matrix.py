@@ -275,6 +275,9 @@ BASES = [
                                                               "subject_alt_names": ["db1.example.com"]},
                                                  # A standby's replication certificate, beside the key.
                                                  "client_material": {"name": "replicator", "dir": "tls/replication"}}}),
+    # A stopped cluster: its CRL file is read (and attacked) without a server to ask.
+    Base("sessions", "stopped", {"clusters": [{"label": "15/main", "port": 5432, "running": False,
+                                               "crl_path": f"{W}/pki/crl.pem"}]}),
     Base("audit_report", "outputs", {"servers": [AUDIT_SERVER], "pki_dir": f"{W}/pki", "json_path": f"{W}/out/a.json",
                                      "metrics_path": f"{W}/out/a.prom", "html_path": f"{W}/out/a.html"}),
     Base("cluster_files", "install", {**CONF, "material": {

@@ -4,6 +4,7 @@ on every failure the snapshot restored, the server reloaded and the step named. 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pwd
@@ -11,8 +12,10 @@ import subprocess
 from types import SimpleNamespace
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from pkitools import Pki, key_pem, pem
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import Revocation, build_crl
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import activation, snapshot
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.activation import (
@@ -428,3 +431,20 @@ def test_a_server_without_standby_cert_path_is_not_asked_for_its_receiver(cluste
     commands = Receiver(STREAMING)
     PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert not any("pg_stat_wal_receiver" in " ".join(call[0]) for call in commands.calls)
+
+
+def test_a_standby_whose_certificate_is_revoked_is_not_awaited(cluster_files, tmp_path):
+    """The revoke playbook ends its walsender on the primary, which then refuses it: nothing to wait for."""
+    _key, replica = cluster_files.pki.client("replicator")
+    cert = tmp_path / "replication.crt"
+    cert.write_bytes(pem(replica, cluster_files.pki.int))
+    crl = tmp_path / "root.crl"
+    pki = cluster_files.pki
+    crl.write_bytes(build_crl(pki.root_issuer, [], None, dt.timedelta(days=30)).public_bytes(Encoding.PEM)
+                    + build_crl(pki.issuer, [Revocation(replica.serial_number)], None, dt.timedelta(days=30))
+                    .public_bytes(Encoding.PEM))
+    commands = FakeCommands()
+    done = PostgreSQL(params(cluster_files, standby_cert_path=str(cert), crl_path=str(crl)), commands,
+                      probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert done["steps"][-1]["step"] == activation.STREAMING and done["steps"][-1]["status"] == "skipped"
+    assert not any("pg_stat_wal_receiver" in " ".join(argv) for argv, _as_server in commands.calls)

@@ -1,0 +1,185 @@
+"""A cluster's sessions (sessions.py): the walsenders with their TLS, and the sessions of revoked certificates -
+matched by serial and issuer against the CRL file a server reads, ended, proven gone; a stopped cluster is not asked;
+check mode and end_revoked=false end nothing. psql is a fake here that answers pg_stat_ssl's rows;
+tests/e2e/test_replication.py ends real sessions (a walsender and a client) on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from pkitools import Pki
+from test_activation import FakeCommands
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import Revocation, build_crl
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import sessions
+
+
+def crl_file(tmp_path, pki: Pki, serials, name="root.crl") -> str:
+    """The file a server reads: the root's CRL (empty) and the intermediate's, revoking ``serials``."""
+    root = build_crl(pki.root_issuer, [], None, dt.timedelta(days=30))
+    inter = build_crl(pki.issuer, [Revocation(serial) for serial in serials], None, dt.timedelta(days=30))
+    path = tmp_path / name
+    path.write_bytes(root.public_bytes(Encoding.PEM) + inter.public_bytes(Encoding.PEM))
+    return str(path)
+
+
+class Backends(FakeCommands):
+    """pg_stat_ssl as psql shows it: the rows of the sessions still alive; pg_terminate_backend ends the pids
+    it is given (unless ``stubborn``)."""
+
+    def __init__(self, rows, stubborn=(), walsenders=()):
+        super().__init__()
+        self.rows = list(rows)
+        self.walsenders = list(walsenders)
+        self.stubborn = set(stubborn)
+        self.ended = []
+
+    def run(self, argv, as_server=False, timeout=120):
+        self.calls.append((argv, as_server))
+        sql = argv[-1]
+        if "pg_terminate_backend" in sql:
+            pids = [int(p) for p in sql.split("array[", 1)[1].split("]", 1)[0].split(",")]
+            self.ended += pids
+            self.rows = [row for row in self.rows if row["pid"] not in pids or row["pid"] in self.stubborn]
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        found = {"certified": self.rows, "walsenders": self.walsenders}
+        return subprocess.CompletedProcess(argv, 0, json.dumps(found) + "\n", "")
+
+
+@pytest.fixture
+def world(tmp_path):
+    pki = Pki()
+    _key, gone = pki.client("gone")
+    _key, kept = pki.client("kept")
+    _key, replica = pki.client("replicator")
+    issuer = sessions.openssl_name(pki.int.subject)
+    rows = [
+        {"pid": 101, "user": "gone", "application_name": "psql", "backend_type": "client backend",
+         "client_addr": "10.0.0.5", "serial": str(gone.serial_number), "issuer": issuer, "subject": "/CN=gone"},
+        {"pid": 102, "user": "kept", "application_name": "psql", "backend_type": "client backend",
+         "client_addr": "10.0.0.6", "serial": str(kept.serial_number), "issuer": issuer, "subject": "/CN=kept"},
+        {"pid": 103, "user": "replicator", "application_name": "db2", "backend_type": "walsender",
+         "client_addr": "10.0.0.7", "serial": str(replica.serial_number), "issuer": issuer,
+         "subject": "/CN=replicator"},
+        {"pid": 104, "user": "gone", "application_name": "psql", "backend_type": "client backend",
+         "client_addr": None, "serial": str(gone.serial_number), "issuer": "/CN=Other Intermediate/O=Elsewhere",
+         "subject": "/CN=gone"},  # the same serial from another CA: not ours to end
+    ]
+    crl = crl_file(tmp_path, pki, [gone.serial_number, replica.serial_number, 0x1F2E])
+    return pki, rows, crl, replica
+
+
+def args(crl, **extra):
+    base = {"clusters": [{"label": "15/main", "port": 5432, "socket_dir": "/run/pg", "running": True,
+                          "crl_path": crl}], "server_user": "postgres", "end_revoked": True, "wait_seconds": 10}
+    base.update(extra)
+    return base
+
+
+def run(params, commands, check_mode=False, slept=None):
+    original = sessions.Commands
+    sessions.Commands = lambda user, run_command: commands
+    try:
+        return sessions.sessions(params, check_mode, sleep=(slept.append if slept is not None else lambda s: None))
+    finally:
+        sessions.Commands = original
+
+
+def test_the_revoked_sessions_are_ended_and_the_others_stay(world):
+    _pki, rows, crl, _replica = world
+    commands = Backends(rows)
+    done = run(args(crl), commands)
+    assert commands.ended == [101, 103]
+    assert [row["pid"] for row in commands.rows] == [102, 104]  # another certificate; the same serial of another CA
+    assert done["changed"] and done["ended"] == 2 and done["remaining"] == 0
+    cluster = done["clusters"][0]
+    assert cluster["revoked_serials"] == 3 and cluster["ended"] == 2
+    ended = [(s["user"], s["backend_type"]) for s in cluster["revoked"]]
+    assert ended == [("gone", "client backend"), ("replicator", "walsender")]
+    # psql as the server's user on the cluster's socket, never as root.
+    assert all(as_server and argv[:7] == ["psql", "-X", "-At", "-h", "/run/pg", "-p", "5432"]
+               for argv, as_server in commands.calls)
+
+
+def test_nothing_revoked_is_no_change_and_one_query(world):
+    _pki, rows, crl, _replica = world
+    commands = Backends([rows[1], rows[3]])
+    done = run(args(crl), commands)
+    assert not done["changed"] and done["ended"] == 0 and len(commands.calls) == 1
+
+
+@pytest.mark.parametrize("how", ["check_mode", "report_only"])
+def test_check_mode_and_report_only_end_nothing_and_tell(world, how):
+    _pki, rows, crl, _replica = world
+    commands = Backends(rows)
+    done = run(args(crl, end_revoked=how != "report_only"), commands, check_mode=how == "check_mode")
+    assert commands.ended == [] and done["ended"] == 0 and done["remaining"] == 2
+    assert done["changed"] is (how == "check_mode")  # check mode tells what a run would change
+
+
+def test_a_session_that_does_not_end_fails_naming_it(world):
+    _pki, rows, crl, _replica = world
+    slept = []
+    with pytest.raises(PkiError, match=r"clusters\[0\] \(15/main\): 1 session\(s\) of revoked certificates are still "
+                                       r"there after 10 s: pid 103 \(replicator, serial"):
+        run(args(crl), Backends(rows, stubborn=[103]), slept=slept)
+    assert sum(slept) == pytest.approx(10)
+
+
+def test_a_stopped_cluster_is_not_asked_but_its_crl_is_read(world, tmp_path):
+    _pki, rows, crl, _replica = world
+    commands = Backends(rows)
+    done = run(args(crl, clusters=[{"label": "15/main", "port": 5432, "socket_dir": None, "running": False,
+                                    "crl_path": crl}]), commands)
+    assert commands.calls == [] and not done["changed"] and done["clusters"][0]["revoked_serials"] == 3
+    garbage = tmp_path / "garbage.crl"
+    garbage.write_text("not a CRL\n")
+    with pytest.raises(PkiError, match=rf"clusters\[0\] \(15/main\)\.crl_path: {garbage}: contains no PEM CRL"):
+        run(args(crl, clusters=[{"label": "15/main", "port": 5432, "running": False, "crl_path": str(garbage)}]),
+            commands)
+
+
+def test_walsenders_are_reported_with_their_tls_and_without_a_crl_nothing_is_revoked(world):
+    _pki, rows, _crl, replica = world
+    walsenders = [
+        {"pid": 103, "user": "replicator", "application_name": "db2", "client_addr": "10.0.0.7", "state": "streaming",
+         "ssl": True, "version": "TLSv1.3", "serial": str(replica.serial_number), "issuer": "/CN=Test Intermediate",
+         "subject": "/CN=replicator"},
+        {"pid": 105, "user": "postgres", "application_name": "db3", "client_addr": None, "state": "streaming",
+         "ssl": False, "version": None, "serial": None, "issuer": None, "subject": None},
+    ]
+    commands = Backends(rows, walsenders=walsenders)
+    done = run(args(None, clusters=[{"label": "15/main", "port": 5432, "running": True, "crl_path": None}]), commands)
+    cluster = done["clusters"][0]
+    assert [(w["application_name"], w["ssl"], w["version"], w["serial"], w["client_addr"])
+            for w in cluster["walsenders"]] == [("db2", True, "TLSv1.3", f"{replica.serial_number:X}", "10.0.0.7"),
+                                                ("db3", False, None, None, "local")]
+    assert cluster["revoked"] == [] and cluster["revoked_serials"] == 0 and not done["changed"]
+    assert commands.ended == []
+
+
+def test_psql_failing_is_named(world):
+    _pki, _rows, crl, _replica = world
+    commands = FakeCommands({"pg_stat_ssl": (2, "", "psql: error: connection to server failed")})
+    with pytest.raises(PkiError, match=r"clusters\[0\] \(15/main\): psql on port 5432 failed \(2\): psql: error"):
+        run(args(crl), commands)
+
+
+@pytest.mark.parametrize(("shown", "plain"), [
+    ("/CN=Example CA", "/CN=Example CA"),
+    (r"/CN=Example\, Inc. CA/O=Example", "/CN=Example, Inc. CA/O=Example"),
+    (r"/CN=back\\slash", "/CN=back\\slash"),
+])
+def test_postgresql_escapes_are_read(shown, plain):
+    assert sessions._plain(shown) == plain
+
+
+def test_an_unknown_server_user_is_named(world):
+    _pki, _rows, crl, _replica = world
+    with pytest.raises(PkiError, match=r"^server_user: user nobody-here does not exist"):
+        sessions.sessions(args(crl, server_user="nobody-here"), False)
