@@ -128,6 +128,13 @@ issued:
   returned: success
   type: dict
   sample: {mallory: [/srv/pki/issued/mallory/3AF1079C.crt]}
+issued_by_retired:
+  description:
+    - Of RV(issued), the files a retired intermediate issued (the root's CRL revokes their issuer; the servers no
+      longer hold that intermediate's CRL, so the C(revoke) playbook does not look for them in it).
+  returned: success
+  type: dict
+  sample: {mallory: [/srv/pki/issued/mallory/1F2E.crt]}
 added:
   description: The entries this run added.
   returned: success

@@ -284,6 +284,50 @@ def test_renewals_on_the_primary_and_the_standby_keep_it_streaming(pair, workdir
     assert standby.admin("select count(*) from pgtls_wal").stdout.strip() == "2000"
 
 
+def walsender_certificate(primary: Cluster) -> str:
+    return primary.admin("select s.client_serial || ' ' || s.issuer_dn from pg_stat_replication r join pg_stat_ssl s "
+                         "using (pid)").stdout.strip()
+
+
+def reconnect(primary: Cluster, standby: Cluster) -> str:
+    """End the walsender: the standby connects again, now with the files it holds (libpq reads them at connect)."""
+    primary.admin("select pg_terminate_backend(pid) from pg_stat_replication")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        found = walsender_certificate(primary)
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"the standby did not connect again: {receiver(standby)!r}")
+
+
+@pytest.mark.parametrize("step", ["start", "retire"])
+def test_an_intermediate_rotation_keeps_the_standby_streaming(pair, workdir, tmp_path_factory, step):
+    """rotate start: every certificate of the pair re-issued by the new intermediate, with the standby streaming all
+    along; its next connection presents the new replication certificate, which the primary accepts (its CRL file has
+    the new intermediate's CRL). rotate retire: the previous intermediate revoked by the root, still streaming, and
+    a reconnect still works."""
+    primary, standby = pair
+    path = inventory(tmp_path_factory.mktemp("rotate"), primary, standby, workdir / "replication-pki")
+    play(path)
+    cert = standby.data / "tls" / "replication" / "postgresql.crt"
+    before = cert.read_bytes()
+    with Watch(standby) as watch:
+        run_playbook(str(ROOT / "playbooks" / "rotate.yml"), {"pgtls_rotate_intermediate": step,
+                                                              "pgtls_servers_group": "pgtls_replicas"}, "-i", path)
+    print(f"\nrotate {step}: {len(watch.seen)} polls, {watch.reconnects()} reconnects, longest gap "
+          f"{watch.longest_gap():.2f} s")
+    assert watch.reconnects() == 0 and watch.longest_gap() == 0.0, watch.seen
+    subject = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-serial", "-issuer"],
+                             capture_output=True, text=True, check=True).stdout
+    serial = int(re.search(r"serial=([0-9A-F]+)", subject).group(1), 16)
+    if step == "start":
+        assert cert.read_bytes() != before  # re-issued by the new intermediate
+    found = reconnect(primary, standby)
+    assert found.split(" ", 1)[0] == str(serial), (found, subject)
+    assert wait_streaming(standby)
+
+
 def test_the_audit_shows_the_standby_and_its_walsender_by_certificate(pair, workdir, tmp_path_factory):
     """The audit playbook: the primary's walsender over TLS with the standby's certificate, the standby's replication
     certificate checked; both in the table and the JSON report; nothing changes."""

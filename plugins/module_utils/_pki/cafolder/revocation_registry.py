@@ -113,9 +113,10 @@ def _lstat(path: str):
         return None
 
 
-def _issuers(layout: Layout, read) -> list:
-    """The CAs whose certificates the archive may hold: the intermediate, the previous one, the retired ones."""
-    paths = [layout.intermediate_cert, layout.previous_file("intermediate.crt")]
+def _issuers(layout: Layout, read, retired_only: bool = False) -> list:
+    """The CAs whose certificates the archive may hold: the intermediate, the previous one, the retired ones (only
+    those with ``retired_only``)."""
+    paths = [] if retired_only else [layout.intermediate_cert, layout.previous_file("intermediate.crt")]
     if os.path.isdir(layout.retired) and not os.path.islink(layout.retired):
         paths += [os.path.join(layout.retired, n) for n in sorted(os.listdir(layout.retired)) if n.endswith(".crt")]
     issuers = []
@@ -124,6 +125,16 @@ def _issuers(layout: Layout, read) -> list:
         if data:
             issuers.append(compat.load_certificates(data, f"pki_dir ({path})")[0])
     return issuers
+
+
+def by_retired_intermediates(pki_dir: str, issued: dict[str, list[tuple[str, object]]], read=read_bytes) -> dict:
+    """Of the archived certificates of each name, the files a retired intermediate issued: the root's CRL revokes
+    their issuer, and the servers no longer hold that intermediate's CRL."""
+    from ..core.issue import signed_by
+
+    retired = _issuers(Layout(pki_dir), read, retired_only=True)
+    return {name: [path for path, cert in certs if any(signed_by(cert, ca) for ca in retired)]
+            for name, certs in issued.items()}
 
 
 def _archived(path: str, issuers: list):
@@ -177,7 +188,8 @@ def by_name_and_serial(params: dict, read=read_bytes) -> tuple[list[dict], dict]
     entries = [dict(common, serial_number="0x" + f"{cert.serial_number:X}", name=name)
                for name, certs in issued.items() for _path, cert in certs]
     entries += [dict(common, serial_number=str(serial)) for serial in params["serials"]]
-    return entries, {name: [path for path, _cert in certs] for name, certs in issued.items()}
+    files = {name: [path for path, _cert in certs] for name, certs in issued.items()}
+    return entries, files, by_retired_intermediates(params["pki_dir"], issued, read) if issued else {}
 
 
 def ensure_entries(params: dict, check_mode: bool) -> dict:
@@ -191,7 +203,7 @@ def ensure_entries(params: dict, check_mode: bool) -> dict:
 
 
 def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
-    extra, issued = by_name_and_serial(params, plan.read)
+    extra, issued, retired = by_name_and_serial(params, plan.read)
     new: dict[int, dict] = {}
     for index, entry in enumerate(params["add"] + extra):
         where = f"add[{index}]" if index < len(params["add"]) else ("names" if entry.get("name") else "serials")
@@ -217,4 +229,5 @@ def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
     if added:
         text = yaml.safe_dump(entries + added, default_flow_style=False, sort_keys=True, indent=2)
         plan.write(path, text.encode(), Attrs(0o600), kind="registry", where="pki_dir" if params["pki_dir"] else "path")
-    return {"changed": bool(added), "added": added, "entries": entries + added, "path": path, "issued": issued}
+    return {"changed": bool(added), "added": added, "entries": entries + added, "path": path, "issued": issued,
+            "issued_by_retired": retired}

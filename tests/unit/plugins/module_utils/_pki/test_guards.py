@@ -387,6 +387,21 @@ def test_names_are_revoked_from_the_ca_folders_archive(tmp_path):
     assert not again["changed"] and len(again["entries"]) == 3
 
 
+def test_a_retired_intermediates_certificates_are_named_apart(tmp_path):
+    """After an intermediate rotation is retired, a name's older certificates were issued by a retired intermediate
+    (refused through it: the root's CRL revokes it); the revoke playbook proves only the others against the CRLs."""
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import ensure_entries  # noqa: PLC0415
+
+    old, current = Pki(), Pki()
+    archive, old_serials = _archive(tmp_path, "app", old, 1)
+    (tmp_path / "retired").mkdir()
+    (tmp_path / "retired" / "1.crt").write_bytes(pem(old.int))
+    _archive_again, serials = _archive(tmp_path, "app", current, 1)  # the current intermediate now
+    done = ensure_entries(_registry_params(pki_dir=str(tmp_path), names=["app"], reason="key_compromise"), False)
+    assert done["issued"] == {"app": sorted(str(archive / f"{s:X}.crt") for s in old_serials + serials)}
+    assert done["issued_by_retired"] == {"app": [str(archive / f"{old_serials[0]:X}.crt")]}
+
+
 def test_a_name_without_archived_certificates_is_refused_and_nothing_written(tmp_path):
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import ensure_entries  # noqa: PLC0415
 
