@@ -46,11 +46,13 @@ options:
         description: How results and messages name the cluster (for example C(15/main)); the port when not given.
         type: str
       port:
-        description: The cluster's port.
+        description: The cluster's port (1-65535).
         type: int
         required: true
       socket_dir:
-        description: The cluster's Unix socket folder; libpq's default when not given.
+        description:
+          - The cluster's Unix socket folder (absolute - libpq would take anything else for a host name); libpq's
+            default when not given.
         type: path
       running:
         description: Whether the cluster runs. A stopped cluster has no session; its CRL file is still checked.

@@ -145,6 +145,12 @@ def sessions(params: dict, check_mode: bool, run_command=None, sleep=time.sleep)
     clusters = []
     for index, cluster in enumerate(params["clusters"]):
         where = f"clusters[{index}] ({cluster.get('label') or cluster['port']})"
+        if not 1 <= cluster["port"] <= 65535:
+            raise PkiError(f"must be a port number (1-65535), got {cluster['port']}", where=f"{where}.port")
+        if cluster.get("socket_dir") and not str(cluster["socket_dir"]).startswith("/"):
+            # libpq takes a host that does not start with / for a network name: psql would leave the host.
+            raise PkiError(f"must be an absolute folder (libpq reads {cluster['socket_dir']!r} as a host name)",
+                           where=f"{where}.socket_dir")
         revoked = revoked_in(cluster["crl_path"], f"{where}.crl_path") if cluster.get("crl_path") else {}
         clusters.append(dict(cluster, where=where, revoked=revoked))
     if params["wait_seconds"] < 0:

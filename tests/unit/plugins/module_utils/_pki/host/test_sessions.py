@@ -183,3 +183,19 @@ def test_an_unknown_server_user_is_named(world):
     _pki, _rows, crl, _replica = world
     with pytest.raises(PkiError, match=r"^server_user: user nobody-here does not exist"):
         sessions.sessions(args(crl, server_user="nobody-here"), False)
+
+
+@pytest.mark.parametrize(("cluster", "message"), [
+    ({"port": 0}, r"clusters\[0\] \(15/main\)\.port: must be a port number \(1-65535\), got 0"),
+    ({"port": 70000}, r"clusters\[0\] \(15/main\)\.port: must be a port number \(1-65535\), got 70000"),
+    ({"socket_dir": "db.example.com"}, r"clusters\[0\] \(15/main\)\.socket_dir: must be an absolute folder \(libpq "
+                                       r"reads 'db.example.com' as a host name\)"),
+])
+def test_a_port_or_socket_folder_psql_cannot_use_is_refused_before_psql_runs(world, cluster, message):
+    _pki, rows, crl, _replica = world
+    commands = Backends(rows)
+    given = dict({"label": "15/main", "port": 5432, "socket_dir": "/run/pg", "running": True, "crl_path": crl},
+                 **cluster)
+    with pytest.raises(PkiError, match=message):
+        run(args(crl, clusters=[given]), commands)
+    assert commands.calls == []
