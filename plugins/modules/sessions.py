@@ -112,6 +112,7 @@ clusters:
     cluster: {description: Its label (or port)., type: str}
     port: {description: Its port., type: int}
     running: {description: Whether it was looked at (a stopped cluster has no session)., type: bool}
+    in_recovery: {description: "Whether it is in recovery (a standby); null when not looked at.", type: bool}
     revoked_serials: {description: How many serials its CRL file revokes (of every CA)., type: int}
     walsenders:
       description: Its replication connections (C(pg_stat_replication)) with their TLS (C(pg_stat_ssl)).

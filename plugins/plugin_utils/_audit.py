@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports.report import replication_summary
+
 # The audit table's columns: host, cluster, days, served, key, protocol, direct, replication, status, problems.
 TABLE_FORMAT = "%-24s %-12s %5s %-6s %-6s %-9s %-6s %-13s %-7s %s"
 TABLE_HEADER = ("host", "cluster", "days", "served", "key", "protocol", "direct", "replication", "status", "problems")
@@ -129,6 +131,10 @@ def replication_findings(results, sessions=None, replication=None, loop_var: str
                                   f" is open: pid {hit.get('pid')}, {hit.get('user')} from {hit.get('client_addr')} "
                                   "(the revoke playbook ends it)"} for hit in found.get("revoked") or []]
         cert = certs.get(label)
+        if cert is not None and found and found.get("in_recovery") is False:
+            extra.append({"check": "standby", "status": "fail",
+                          "message": "declared a standby (pgtls_primary_host) but not in recovery: not built yet "
+                                     "(pg_basebackup over its primary_conninfo) or promoted (update the inventory)"})
         if cert is not None:
             own = cert.get("findings")
             if own is None:
@@ -149,16 +155,3 @@ def replication_findings(results, sessions=None, replication=None, loop_var: str
         merged.append(dict(item, findings=list(item.get("findings") or []) + extra,
                            fail_count=item.get("fail_count", 0) + fails, warn_count=item.get("warn_count", 0) + warns))
     return merged
-
-
-def replication_summary(findings: list) -> str:
-    """The audit table's replication column: a standby's certificate, a primary's walsenders by certificate."""
-    parts = []
-    if any(f.get("check") == "replication_certificate" for f in findings):
-        bad = any(f.get("check") == "replication_certificate" and f.get("status") != "ok" for f in findings)
-        parts.append("standby" + (" CERT?" if bad else ""))
-    senders = [f for f in findings if f.get("check") == "walsender"]
-    if senders:
-        unverified = sum(1 for f in senders if f.get("status") != "ok")
-        parts.append(f"{len(senders)} by cert" if not unverified else f"{unverified}/{len(senders)} NO cert")
-    return ", ".join(parts) or "-"

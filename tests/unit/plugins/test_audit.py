@@ -156,3 +156,17 @@ def test_sessions_not_read_fail_every_running_cluster_and_nothing_else_changes()
     merged = replication_findings([item(), stopped], {"failed": True, "msg": "psql on port 5432 failed"})
     assert [r["fail"] for r in audit_rows(merged, "db1", allow_stopped=True)] == [True, False]
     assert replication_findings([item()], {"skipped": True}, None) == [item()]
+
+
+@pytest.mark.parametrize(("in_recovery", "column", "fails"), [
+    (True, "standby", False), (None, "standby", False), (False, "NOT standby", True)])
+def test_a_declared_standby_not_in_recovery_is_a_failure(in_recovery, column, fails):
+    """The server role skips its streaming step for a declared standby that is not in recovery (not built yet, or
+    promoted): the audit is where that shows. Unknown (a stopped cluster: null) is not a finding."""
+    cert = {"__pgtls_cluster": MAIN, "findings": [], "days_left": 300, "certificate": {"subject": "CN=replicator"}}
+    (found,) = audit_rows(replication_findings([item()], sessions_of(in_recovery=in_recovery), {"results": [cert]}),
+                          "db3")
+    assert found["replication"] == column and bool(found["fail"]) is fails
+    if fails:
+        assert found["problems"] == ["declared a standby (pgtls_primary_host) but not in recovery: not built yet "
+                                     "(pg_basebackup over its primary_conninfo) or promoted (update the inventory)"]

@@ -114,6 +114,67 @@ def test_a_name_not_in_the_certificate_fails_verify_full():
     assert re.search(rf'does not match host name "{re.escape(address)}"', done.stderr), done.stderr
 
 
+# db3 is a standby of db1 (host_vars), built by converge.yml with pg_basebackup over its verify-full primary_conninfo.
+PRIMARY, STANDBY = node("pgtls-fleet-db1"), node("pgtls-fleet-db3")
+REPLICATION_CERT = "/etc/postgresql/15/main/tls/replication/postgresql.crt"
+WALSENDER = ("select s.ssl, s.version, s.client_serial, s.client_dn, r.backend_start from pg_stat_replication r "
+             "join pg_stat_ssl s using (pid)")
+# The walsender seen first, to count the standby's reconnects through the life-cycle steps below.
+WATCHED = {}
+
+
+def as_postgres(host, sql):
+    done = host.run(f"runuser -u postgres -- psql -X -At -F '|' -c {shlex.quote(sql)}")
+    assert done.rc == 0, done.stderr
+    return done.stdout.strip()
+
+
+def replication_serial():
+    out = STANDBY.run(f"openssl x509 -noout -serial -in {REPLICATION_CERT}")
+    assert out.rc == 0, out.stderr
+    return int(out.stdout.strip().split("=")[1], 16)
+
+
+def test_the_standby_streams_over_verify_full_with_its_certificate():
+    rows = as_postgres(PRIMARY, WALSENDER).splitlines()
+    assert len(rows) == 1, rows
+    ssl, version, serial, subject, started = rows[0].split("|")
+    assert (ssl, version, subject) == ("t", "TLSv1.3", "/CN=replicator")
+    assert int(serial) == replication_serial()
+    WATCHED.update(backend_start=started, serial=serial)
+    status, conninfo = as_postgres(STANDBY, "select status, conninfo from pg_stat_wal_receiver").split("|")
+    assert status == "streaming"
+    for setting in ("host=pgtls-fleet-db1", "user=replicator", "sslmode=verify-full", f"sslcert={REPLICATION_CERT}"):
+        assert setting in conninfo.split(), conninfo
+
+
+def replication_attempt(**changes):
+    """A replication connection from the standby host with its primary_conninfo, some settings changed."""
+    conninfo = dict(kv.split("=", 1) for kv in as_postgres(STANDBY, "show primary_conninfo").split())
+    conninfo.update(changes, replication="true", connect_timeout="10")
+    text = " ".join(f"{k}={v}" for k, v in conninfo.items() if v is not None)
+    return STANDBY.run(f"runuser -u postgres -- psql -X -At -c IDENTIFY_SYSTEM {shlex.quote(text)}")
+
+
+def test_a_standby_with_a_wrong_root_no_certificate_or_a_name_the_certificate_lacks_is_refused():
+    assert replication_attempt().rc == 0  # the standby's own settings: accepted
+    address = STANDBY.run("getent hosts pgtls-fleet-db1").stdout.split()[0]
+    refused = {
+        # A root that is not the fleet's (the standby's own server certificate).
+        "wrong root": (replication_attempt(sslrootcert="/etc/postgresql/15/main/tls/server.crt"),
+                       r"certificate verify failed"),
+        "no certificate": (replication_attempt(sslcert="/nonexistent.crt", sslkey="/nonexistent.key"),
+                           r"connection requires a valid client certificate"),
+        "a name the certificate lacks": (replication_attempt(host=address), r"does not match host name"),
+        # The replication role is refused on every other path: by password over TLS, without a certificate.
+        "without TLS": (replication_attempt(sslmode="disable", sslcert=None, sslkey=None),
+                        r"pg_hba.conf rejects replication connection|no pg_hba.conf entry"),
+    }
+    for why, (done, expected) in refused.items():
+        assert done.rc != 0, why
+        assert re.search(expected, done.stderr), f"{why}: {done.stderr}"
+
+
 def podman(*args):
     done = subprocess.run(["podman", *args], capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
@@ -344,6 +405,16 @@ def test_intermediate_rotation_with_overlap(steady_client):
     assert "G2" in issuer
 
 
+def test_the_standby_kept_its_walsender_through_renewal_and_rotation():
+    """Every certificate of the pair renewed, then re-issued by a new intermediate: the standby's walsender is the
+    one seen first (0 reconnects), still with the certificate it presented then (the intermediate it came from is
+    still trusted)."""
+    rows = as_postgres(PRIMARY, WALSENDER).splitlines()
+    assert len(rows) == 1, rows
+    ssl, _version, serial, _subject, started = rows[0].split("|")
+    assert (ssl, started, serial) == ("t", WATCHED["backend_start"], WATCHED["serial"])
+
+
 def test_lifecycle_is_idempotent():
     for name in ("site", "clients"):
         rc, out = playbook(name)
@@ -359,6 +430,7 @@ def test_a_second_rotation_waits_for_retirement():
 
 def test_retirement_refuses_certificates_of_the_previous_intermediate(steady_client):
     rc, out = playbook("rotate", "-e", "pgtls_rotate_intermediate=retire")
+    WATCHED["retire"] = out
     ok, failed, errors = steady_client()
     assert rc == 0, out
     assert not failed, errors
@@ -383,3 +455,32 @@ def test_lifecycle_is_idempotent_after_retirement():
         rc, out = playbook(name)
         assert rc == 0, out
         assert set(recap_changed(out).values()) == {0}, out
+
+
+def test_retirement_ended_the_walsender_of_the_retired_intermediate_and_the_standby_is_back_with_its_new_one():
+    """Through renewal and rotation start the standby kept its first walsender (checked before retirement, below).
+    Retirement ended it (its certificate's intermediate revoked, refused at a handshake from then on); the standby
+    connected again at once with the certificate the rotation re-issued, and a write on the primary replays on it."""
+    assert re.search(r"1 ended; 15/main: /CN=replicator", WATCHED["retire"]), WATCHED["retire"]
+    file_serial = replication_serial()
+    assert file_serial != int(WATCHED["serial"])
+    back = PRIMARY.run("for i in $(seq 100); do runuser -u postgres -- psql -X -At -c \"select s.client_serial from "
+                       "pg_stat_replication r join pg_stat_ssl s using (pid) where s.ssl\" | grep -qx "
+                       f"{file_serial} && exit 0; sleep 0.2; done; exit 1")
+    assert back.rc == 0, as_postgres(PRIMARY, WALSENDER)
+    as_postgres(PRIMARY, "create table if not exists pgtls_replayed (n int); insert into pgtls_replayed values (1)")
+    replayed = STANDBY.run("for i in $(seq 50); do runuser -u postgres -- psql -X -At -c "
+                           "'select count(*) from pgtls_replayed' 2>/dev/null | grep -qx 1 && exit 0; sleep 0.2; "
+                           "done; exit 1")
+    assert replayed.rc == 0
+
+
+# Last: the standby's certificate revoked, its replication stops.
+def test_revoking_the_standbys_certificate_ends_its_replication():
+    rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["replicator"]}')
+    assert rc == 0, out
+    assert as_postgres(PRIMARY, WALSENDER) == ""  # its walsender ended, and not back
+    log = STANDBY.run("for i in $(seq 50); do grep -q 'certificate revoked' /var/log/postgresql/postgresql-15-main.log "
+                      "&& exit 0; sleep 0.2; done; exit 1")
+    assert log.rc == 0
+    assert as_postgres(STANDBY, "select count(*) from pg_stat_wal_receiver where status = 'streaming'") == "0"

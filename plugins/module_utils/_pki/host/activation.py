@@ -47,6 +47,8 @@ STREAMING = "The standby streams from its primary over verify-full with the repl
 # How long a standby may take to stream after a reload: its WAL receiver retries every wal_retrieve_retry_interval
 # (5 s by default), and the primary may reload its pg_hba.conf in the same run, moments later.
 STREAMING_SECONDS = 30
+# What the standby query answers for a cluster that is not in recovery.
+NOT_IN_RECOVERY = "not-in-recovery"
 LOG_LINES = 80
 
 
@@ -122,6 +124,13 @@ def backoff(total: float, first: float = 0.05, most: float = 1.0) -> list[float]
 
 def _output(done: subprocess.CompletedProcess) -> str:
     return " ".join(part.strip() for part in (done.stdout, done.stderr) if part and part.strip())
+
+
+def psql_argv(cluster: dict) -> list[str]:
+    """psql on a cluster's socket (its folder and port), database postgres, unaligned bare output; run as the
+    server's user (Commands.run(..., as_server=True))."""
+    return ["psql", "-X", "-At"] + (["-h", cluster["socket_dir"]] if cluster.get("socket_dir") else []) + [
+        "-p", str(cluster["port"]), "-d", "postgres"]
 
 
 class Activation:
@@ -294,8 +303,7 @@ class PostgreSQL(Activation):
         super().__init__(params, *args, **kwargs)
         self.cluster = params["cluster"]
         self.service = self.cluster.get("service") or ""
-        self.psql = ["psql", "-X", "-At"] + (["-h", self.cluster["socket_dir"]] if self.cluster.get("socket_dir")
-                                             else []) + ["-p", str(self.cluster["port"]), "-d", "postgres"]
+        self.psql = psql_argv(self.cluster)
 
     def label(self) -> str:
         return f"{self.cluster['version']}/{self.cluster['name']}"
@@ -328,12 +336,19 @@ class PostgreSQL(Activation):
             self.step(STREAMING, "skipped", reason="its replication certificate is revoked by the CRL it holds")
             return
         wanted = ("sslmode=verify-full", f"sslcert={self.p['standby_cert_path']}")
-        sql = "select status || ' ' || coalesce(conninfo, '') from pg_stat_wal_receiver"
+        # A cluster not in recovery is not a standby yet (its primary_conninfo waits for pg_basebackup) or no longer
+        # (promoted): nothing streams to wait for.
+        sql = ("select case when pg_is_in_recovery() then coalesce((select status || ' ' || coalesce(conninfo, '') "
+               f"from pg_stat_wal_receiver), '') else '{NOT_IN_RECOVERY}' end")
         seen = "no WAL receiver"
         for attempt, delay in enumerate(backoff(STREAMING_SECONDS) + [None]):
             done = self.commands.run(self.psql + ["-c", sql], as_server=True, timeout=30)
             seen = _output(done) if done.returncode != 0 else (done.stdout.strip() or "no WAL receiver")
             words = seen.split()
+            if done.returncode == 0 and words == [NOT_IN_RECOVERY]:
+                self.step(STREAMING, "skipped", reason="not in recovery: not a standby (yet); build it with "
+                          "pg_basebackup over the same primary_conninfo, then add standby.signal")
+                return
             if done.returncode == 0 and words[:1] == ["streaming"] and all(w in words for w in wanted):
                 self.step(STREAMING, attempts=attempt + 1)
                 return

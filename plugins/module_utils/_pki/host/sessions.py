@@ -3,20 +3,22 @@
 """A cluster's TLS sessions, in one query per cluster: the replication connections (walsenders, with their TLS and
 client certificate: what the audit reports) and the sessions of revoked certificates. PostgreSQL checks its CRL at
 the handshake only, so a session (or a standby's walsender) opened with a certificate revoked later keeps working
-until it ends: with ``end_revoked``, each one whose serial and issuer the CRL file the server reads (one CRL per CA)
-revokes is ended (``pg_terminate_backend``), and none may be left. Nothing else is touched: the sessions of other
-certificates, and of the same serial from another CA, stay.
+until it ends: with ``end_revoked``, each one the server would refuse at a handshake now is ended
+(``pg_terminate_backend``), and none may be left: its serial and issuer revoked by the CRL file the server reads (one
+CRL per CA), or its issuer without a CRL there (a retired intermediate). Nothing else is touched: the sessions of
+other certificates, and of the same serial from another CA, stay.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from ..core import compat
 from ..core.errors import PkiError
 from ..core.files import MAX_CRL_BYTES, read_bytes
-from .activation import Commands, backoff
+from .activation import Commands, _output, backoff, psql_argv
 
 # OpenSSL's short names, as PostgreSQL prints a certificate's names in pg_stat_ssl (/CN=.../O=..., in order).
 SHORT_NAMES = {
@@ -25,8 +27,11 @@ SHORT_NAMES = {
     "2.5.4.17": "postalCode", "1.2.840.113549.1.9.1": "emailAddress", "0.9.2342.19200300.100.1.25": "DC",
     "0.9.2342.19200300.100.1.1": "UID",
 }
-# Every session with a client certificate, and every walsender (with or without TLS), as one JSON object.
-LIST_SQL = ("select json_build_object('certified', (select coalesce(json_agg(json_build_object('pid', s.pid, 'user', "
+_SHORT = frozenset(SHORT_NAMES.values())
+# Whether the cluster is in recovery (a standby), every session with a client certificate, and every walsender (with
+# or without TLS), as one JSON object.
+LIST_SQL = ("select json_build_object('in_recovery', pg_is_in_recovery(), 'certified', (select coalesce(json_agg("
+            "json_build_object('pid', s.pid, 'user', "
             "a.usename, 'application_name', a.application_name, 'backend_type', a.backend_type, 'client_addr', "
             "host(a.client_addr), 'serial', s.client_serial::text, 'issuer', s.issuer_dn, 'subject', s.client_dn) "
             "order by s.pid), '[]') from pg_stat_ssl s join pg_stat_activity a using (pid) where s.ssl and "
@@ -75,12 +80,25 @@ def certificate_revoked(cert_path: str, crl_path: str, where: str) -> bool:
     return leaf.serial_number in revoked_in(crl_path, where).get(openssl_name(leaf.issuer), set())
 
 
+def _known_names(dn: str) -> bool:
+    """Is every attribute of a /K=V/K=V name one of SHORT_NAMES (so that openssl_name spells it as PostgreSQL)?"""
+    keys = re.findall(r"(?:^|/)([^/=]+)=", dn)
+    return bool(keys) and all(key in _SHORT for key in keys)
+
+
 def is_revoked(session: dict, revoked: dict[str, set[int]]) -> bool:
+    """Would the server refuse this session's certificate at a handshake now? Its serial is in its issuer's CRL, or
+    its issuer has no CRL in the file at all: with a CRL file, OpenSSL wants a CRL for every CA of the chain
+    ("unknown ca"), which is how a retired intermediate's certificates are refused. The second rule applies only to
+    names spelled alike on both sides (every attribute a known short name), never on a guess."""
     try:
         serial = int(session["serial"])
     except (TypeError, ValueError):
         return False
-    return serial in revoked.get(_plain(session.get("issuer") or ""), set())
+    issuer = _plain(session.get("issuer") or "")
+    if issuer in revoked:
+        return serial in revoked[issuer]
+    return bool(revoked) and _known_names(issuer) and all(_known_names(name) for name in revoked)
 
 
 class Sessions:
@@ -90,14 +108,12 @@ class Sessions:
         self.cluster = cluster
         self.commands = commands
         self.sleep = sleep
-        self.psql = (["psql", "-X", "-At"] + (["-h", cluster["socket_dir"]] if cluster.get("socket_dir") else [])
-                     + ["-p", str(cluster["port"]), "-d", "postgres"])
+        self.psql = psql_argv(cluster)
 
     def sql(self, sql: str) -> str:
         done = self.commands.run(self.psql + ["-c", sql], as_server=True, timeout=30)
         if done.returncode != 0:
-            words = " ".join(part.strip() for part in (done.stdout, done.stderr) if part and part.strip())
-            raise PkiError(f"psql on port {self.cluster['port']} failed ({done.returncode}): {words[:600]}",
+            raise PkiError(f"psql on port {self.cluster['port']} failed ({done.returncode}): {_output(done)[:600]}",
                            where=self.cluster["where"])
         return done.stdout
 
@@ -105,7 +121,8 @@ class Sessions:
         text = self.sql(LIST_SQL).strip()
         try:
             found = json.loads(text)
-            return {"certified": list(found["certified"]), "walsenders": list(found["walsenders"])}
+            return {"certified": list(found["certified"]), "walsenders": list(found["walsenders"]),
+                    "in_recovery": found.get("in_recovery")}
         except (ValueError, TypeError, KeyError):
             raise PkiError(f"pg_stat_ssl's sessions could not be read: {text[:200]}",
                            where=self.cluster["where"]) from None
@@ -166,13 +183,14 @@ def sessions(params: dict, check_mode: bool, run_command=None, sleep=time.sleep)
         found = {"cluster": cluster.get("label") or str(cluster["port"]), "port": cluster["port"],
                  "running": cluster["running"],
                  "revoked_serials": sum(len(serials) for serials in cluster["revoked"].values()),
-                 "walsenders": [], "revoked": [], "ended": 0, "remaining": 0}
+                 "in_recovery": None, "walsenders": [], "revoked": [], "ended": 0, "remaining": 0}
         results.append(found)
         if not cluster["running"]:
             continue
         here = Sessions(cluster, commands, sleep)
         listed = here.listed()
         found["walsenders"] = [_walsender(row) for row in listed["walsenders"]]
+        found["in_recovery"] = listed["in_recovery"]
         hits = here.revoked(cluster["revoked"], listed)
         found["revoked"] = [_row(hit) for hit in hits]
         if not hits or check_mode or not params["end_revoked"]:

@@ -160,6 +160,20 @@ def to_prometheus(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replication_summary(findings: list) -> str:
+    """The audit table's replication column: a standby's certificate, a primary's walsenders by certificate."""
+    parts = []
+    if any(f.get("check") == "replication_certificate" for f in findings):
+        bad = any(f.get("check") == "replication_certificate" and f.get("status") != "ok" for f in findings)
+        lost = any(f.get("check") == "standby" and f.get("status") != "ok" for f in findings)
+        parts.append("NOT standby" if lost else "standby" + (" CERT?" if bad else ""))
+    senders = [f for f in findings if f.get("check") == "walsender"]
+    if senders:
+        unverified = sum(1 for f in senders if f.get("status") != "ok")
+        parts.append(f"{len(senders)} by cert" if not unverified else f"{unverified}/{len(senders)} NO cert")
+    return ", ".join(parts) or "-"
+
+
 # HTML ---------------------------------------------------------------------------------------------------------------
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d2330;background:#fff}
@@ -248,7 +262,7 @@ def to_html(report: dict) -> str:
             f'<td>{_esc(r["cluster"])}:{_esc(r["port"])}</td><td class="{_esc(r["status"])}">{_esc(r["status"])}</td>'
             f'<td>{until}</td>'
             f'<td>{serving}</td><td>{_esc(installed.get("issuer", "-"))}</td>'
-            f"<td>{key_text}</td>"
+            f"<td>{key_text}</td><td>{_esc(replication_summary(r['findings']))}</td>"
             f"<td>{problems}</td></tr>")
     clients = report["clients"]
     client_rows = "".join(f'<tr><td>{_esc(c["name"])}</td><td>{_esc(c["serial"])}</td><td>{_esc(c["not_after"][:10])}'
@@ -262,7 +276,7 @@ def to_html(report: dict) -> str:
         f'{report["min_days"]} days · intermediate in use: {_esc(", ".join(report["intermediates"]) or "-")}</div>'
         f"{cards}<h2>Expiry timeline</h2>{_timeline(report, now)}"
         "<h2>Clusters</h2><table><tr><th>host</th><th>cluster</th><th>status</th><th>certificate until</th>"
-        "<th>served = installed</th><th>issuer</th><th>key</th><th>findings</th></tr>"
+        "<th>served = installed</th><th>issuer</th><th>key</th><th>replication</th><th>findings</th></tr>"
         f'{"".join(rows)}</table>'
         "<h2>Client certificates expiring in the window</h2><table><tr><th>name</th><th>serial</th><th>until</th></tr>"
         f'{client_rows}</table><p>Revoked: {revoked}</p></body></html>\n'

@@ -29,13 +29,13 @@ def issuer_of(cert, key, chain=()):
 class Pki:
     """root -> intermediate -> leaves, all made by the code under test."""
 
-    def __init__(self, key_type="ec-p256", root_days=3650, int_days=1825):
+    def __init__(self, key_type="ec-p256", root_days=3650, int_days=1825, int_name="Test Intermediate"):
         self.root_key = generate_key(key_type)
         self.root = issue_certificate(subject=build_name("Test Root"), public_key=self.root_key.public_key(),
                                       profile=ROOT_CA, valid_days=root_days, self_signing_key=self.root_key)
         self.root_issuer = issuer_of(self.root, self.root_key)
         self.int_key = generate_key(key_type)
-        self.int = issue_certificate(subject=build_name("Test Intermediate"), public_key=self.int_key.public_key(),
+        self.int = issue_certificate(subject=build_name(int_name), public_key=self.int_key.public_key(),
                                      profile=INTERMEDIATE_CA, valid_days=int_days, issuer=self.root_issuer)
         self.issuer = issuer_of(self.int, self.int_key, [self.root])
 

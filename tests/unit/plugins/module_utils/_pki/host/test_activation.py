@@ -448,3 +448,15 @@ def test_a_standby_whose_certificate_is_revoked_is_not_awaited(cluster_files, tm
                       probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert done["steps"][-1]["step"] == activation.STREAMING and done["steps"][-1]["status"] == "skipped"
     assert not any("pg_stat_wal_receiver" in " ".join(argv) for argv, _as_server in commands.calls)
+
+
+def test_a_declared_standby_not_in_recovery_is_not_awaited(cluster_files):
+    """Not a standby yet (its primary_conninfo is written before pg_basebackup builds it) or promoted: the step says
+    so at once, without the 30 s wait."""
+    waited = []
+    commands = Receiver(activation.NOT_IN_RECOVERY + "\n")
+    done = PostgreSQL(params(cluster_files, standby_cert_path="/etc/tls/replication/postgresql.crt"), commands,
+                      probe=serving(cluster_files.leaf), sleep=waited.append).run()
+    assert done["steps"][-1]["step"] == activation.STREAMING and done["steps"][-1]["status"] == "skipped"
+    assert "pg_basebackup" in done["steps"][-1]["reason"] and not waited
+    assert (cluster_files.root / "pg_hba.conf").read_text() != "old\n"  # kept: nothing was restored

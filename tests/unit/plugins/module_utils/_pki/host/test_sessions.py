@@ -19,12 +19,14 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import sessions
 
 
-def crl_file(tmp_path, pki: Pki, serials, name="root.crl") -> str:
-    """The file a server reads: the root's CRL (empty) and the intermediate's, revoking ``serials``."""
+def crl_file(tmp_path, pki: Pki, serials, name="root.crl", others=()) -> str:
+    """The file a server reads: the root's CRL (empty) and the intermediate's, revoking ``serials`` (and an empty
+    CRL of each of ``others``' intermediates)."""
     root = build_crl(pki.root_issuer, [], None, dt.timedelta(days=30))
     inter = build_crl(pki.issuer, [Revocation(serial) for serial in serials], None, dt.timedelta(days=30))
     path = tmp_path / name
-    path.write_bytes(root.public_bytes(Encoding.PEM) + inter.public_bytes(Encoding.PEM))
+    path.write_bytes(root.public_bytes(Encoding.PEM) + inter.public_bytes(Encoding.PEM) + b"".join(
+        build_crl(other.issuer, [], None, dt.timedelta(days=30)).public_bytes(Encoding.PEM) for other in others))
     return str(path)
 
 
@@ -58,6 +60,7 @@ def world(tmp_path):
     _key, kept = pki.client("kept")
     _key, replica = pki.client("replicator")
     issuer = sessions.openssl_name(pki.int.subject)
+    other = Pki(int_name="Other Intermediate")  # another CA the server trusts, with its CRL in the file
     rows = [
         {"pid": 101, "user": "gone", "application_name": "psql", "backend_type": "client backend",
          "client_addr": "10.0.0.5", "serial": str(gone.serial_number), "issuer": issuer, "subject": "/CN=gone"},
@@ -67,10 +70,10 @@ def world(tmp_path):
          "client_addr": "10.0.0.7", "serial": str(replica.serial_number), "issuer": issuer,
          "subject": "/CN=replicator"},
         {"pid": 104, "user": "gone", "application_name": "psql", "backend_type": "client backend",
-         "client_addr": None, "serial": str(gone.serial_number), "issuer": "/CN=Other Intermediate/O=Elsewhere",
-         "subject": "/CN=gone"},  # the same serial from another CA: not ours to end
+         "client_addr": None, "serial": str(gone.serial_number), "issuer": sessions.openssl_name(other.int.subject),
+         "subject": "/CN=gone"},  # the same serial from another CA, whose CRL does not list it: not to end
     ]
-    crl = crl_file(tmp_path, pki, [gone.serial_number, replica.serial_number, 0x1F2E])
+    crl = crl_file(tmp_path, pki, [gone.serial_number, replica.serial_number, 0x1F2E], others=[other])
     return pki, rows, crl, replica
 
 
@@ -199,3 +202,45 @@ def test_a_port_or_socket_folder_psql_cannot_use_is_refused_before_psql_runs(wor
     with pytest.raises(PkiError, match=message):
         run(args(crl, clusters=[given]), commands)
     assert commands.calls == []
+
+
+def test_a_session_whose_issuer_has_no_crl_in_the_file_is_ended(world, tmp_path):
+    """A retired intermediate: the root revoked it and its CRL left the servers, so a new connection with its
+    certificates is refused ("unknown ca"), but a session opened before goes on: it is ended like a revoked one. An
+    issuer spelled with an attribute outside SHORT_NAMES is never matched by absence (no guess)."""
+    pki, rows, _crl, _replica = world
+    retired = Pki(int_name="Retired Intermediate")
+    _key, old = retired.client("app")
+    crl = crl_file(tmp_path, pki, [], name="after-retire.crl")
+    leftover = [
+        dict(rows[1], pid=201, serial=str(old.serial_number), issuer=sessions.openssl_name(retired.int.subject)),
+        dict(rows[1], pid=202, serial=str(old.serial_number), issuer="/CN=Odd CA/businessCategory=x"),
+        rows[1],
+    ]
+    commands = Backends(leftover)
+    done = run(args(crl), commands)
+    assert commands.ended == [201] and done["ended"] == 1
+    assert [row["pid"] for row in commands.rows] == [202, 102]
+
+
+@pytest.mark.parametrize("dn,known", [("/CN=pgtls PostgreSQL CA G1/O=pgtls", True), ("/CN=a/O=b/OU=c", True),
+                                      ("/CN=a/1.2.3.4=x", False), ("/CN=a/businessCategory=b", False), ("", False)])
+def test_names_matched_by_absence_are_spelled_with_known_short_names(dn, known):
+    assert sessions._known_names(dn) is known
+
+
+@pytest.mark.parametrize("in_recovery", [True, False])
+def test_whether_a_cluster_is_in_recovery_is_reported(world, in_recovery):
+    _pki, _rows, crl, _replica = world
+    commands = Backends([])
+    original = commands.run
+
+    def answer(argv, as_server=False, timeout=120):
+        done = original(argv, as_server, timeout)
+        return subprocess.CompletedProcess(argv, 0, json.dumps(dict(json.loads(done.stdout),
+                                                                    in_recovery=in_recovery)), "")
+
+    commands.run = answer
+    done = run(args(crl), commands)
+    assert done["clusters"][0]["in_recovery"] is in_recovery
+    assert "pg_is_in_recovery()" in sessions.LIST_SQL

@@ -33,3 +33,23 @@ def test_records_summary_and_metrics_with_hostile_labels(tmp_path):
     assert 'pgtls_client_certificate_expiry_timestamp_seconds{name="app",serial="0A"}' in text
     page = report.to_html(built)
     assert "<db2>" not in page and "&lt;db2&gt;" in page
+
+
+def test_the_page_has_the_audit_tables_replication_column(tmp_path):
+    """A primary's walsenders and a standby's replication certificate, as the audit table shows them."""
+    walsender = {"check": "walsender", "status": "ok", "message": "walsender db2 over TLSv1.3, certificate ..."}
+    unverified = {"check": "walsender", "status": "fail", "message": "walsender db3 without a certificate"}
+    standby = {"check": "replication_certificate", "status": "ok", "message": "replication certificate ..."}
+    entries = []
+    for host, extra in (("primary", [walsender, unverified]), ("standby", [standby]), ("alone", [])):
+        result = _result(tmp_path)
+        result["findings"] = result["findings"] + extra
+        entries.append({"host": host, "cluster": "15/main", "port": 5432, "running": True, "result": result})
+    page = report.to_html(report.build([report.record(e) for e in entries], {"expiring": [], "revoked": []}, 14,
+                                       NOW))
+    assert "<th>replication</th>" in page
+    hosts = ("primary", "standby", "alone")
+    cells = {host: page.split(f'data-host="{host}"', 1)[1].split("</tr>", 1)[0] for host in hosts}
+    assert "<td>1/2 NO cert</td>" in cells["primary"]
+    assert "<td>standby</td>" in cells["standby"]
+    assert "<td>-</td>" in cells["alone"]
