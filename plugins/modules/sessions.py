@@ -6,19 +6,28 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: sessions
-short_description: A cluster's replication connections and the sessions of revoked certificates, which it can end
+short_description: The replication connections and the sessions of refused certificates, on PostgreSQL and PgBouncer
 version_added: 0.3.0
 description:
   - For each of O(clusters), in one query, lists the walsenders (standbys and other replication clients, with their
     TLS version and client certificate - RV(clusters[].walsenders)) and the sessions whose client certificate the
     cluster's CRL file revokes (RV(clusters[].revoked)), walsenders included - serial and issuer matched against
-    the CRL of that issuer.
+    the CRL of that issuer; a certificate whose issuer has no CRL in the file (a retired intermediate's) is refused
+    at a handshake too, and counts as revoked.
+  - For each of O(poolers) (PgBouncer), the TCP clients logged in under one of its O(poolers[].revoked_names)
+    (RV(poolers[].revoked)), read from its admin console (C(SHOW CLIENTS)). PgBouncer shows no client certificate;
+    with certificate logins a client's name is its certificate's CN, and the pgbouncer role rejects revoked names,
+    so these are the clients PgBouncer now refuses.
   - PostgreSQL checks its CRL only during the TLS handshake - a reload with a new CRL refuses new connections, but a
     session opened before keeps working, a standby's replication connection included. With O(end_revoked=true),
     the sessions of revoked certificates are ended (C(pg_terminate_backend)) and the module waits until none of them
     is left - else it fails, naming the cluster and the sessions. Sessions of other certificates stay, and so does
     a session whose certificate has a revoked serial from another CA.
-  - Runs C(psql) as O(server_user) on each cluster's socket folder (PostgreSQL 12 and later).
+  - A PgBouncer client is ended by destroying its TCP socket in the kernel (C(ss -K), matched by both ends of the
+    connection) - PgBouncer 1.18 has no command that ends one client. This needs C(CAP_NET_ADMIN) (root) and a
+    kernel built with C(CONFIG_INET_DIAG_DESTROY); where a client survives, the module fails naming it (restart
+    PgBouncer to end it).
+  - Runs C(psql) as O(server_user) on each cluster's (and PgBouncer's) socket folder (PostgreSQL 12 and later).
   - The C(pgtls.ssl.revoke) playbook ends the sessions of revoked certificates with it on every database server
     (C(pgtls_revoke_end_sessions=false) leaves them alone); the server role's audit reports the walsenders and any
     such session with it (a walsender without TLS or without a client certificate is a finding).
@@ -40,7 +49,7 @@ options:
     description: The clusters of the host (the server role's C(pgtls_server_certificates) has each one's socket and CRL).
     type: list
     elements: dict
-    required: true
+    default: []
     suboptions:
       label:
         description: How results and messages name the cluster (for example C(15/main)); the port when not given.
@@ -64,8 +73,34 @@ options:
             no CRL, or a damaged one, is refused naming it.
           - Without it, no session is taken for revoked.
         type: path
+  poolers:
+    description: The PgBouncers of the host, each through its admin console (O(server_user) must be one of its
+      C(admin_users) or C(stats_users), by peer on the socket).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      label:
+        description: How results and messages name it (for example C(pgbouncer:6432)); the port when not given.
+        type: str
+      port:
+        description: Its port (1-65535).
+        type: int
+        required: true
+      socket_dir:
+        description: Its Unix socket folder (C(unix_socket_dir), absolute); libpq's default when not given.
+        type: path
+      running:
+        description: Whether it runs. A stopped PgBouncer has no client.
+        type: bool
+        default: true
+      revoked_names:
+        description: The names it refuses (the CA folder's revocation registry, C(pgtls.ssl.revoked_names)).
+        type: list
+        elements: str
+        default: []
   server_user:
-    description: The operating system user that runs PostgreSQL (C(psql) runs as it, on the socket).
+    description: The operating system user that runs PostgreSQL and PgBouncer (C(psql) runs as it, on the socket).
     type: str
     default: postgres
   end_revoked:
@@ -78,8 +113,8 @@ options:
     type: int
     default: 10
 notes:
-  - PgBouncer 1.18 shows no client certificate in C(SHOW CLIENTS) and has no command to end one client - its clients
-    are not looked at here.
+  - A serial revoked without its name is not refused by PgBouncer (it reads no CRL), so no PgBouncer client is
+    ended for it - revoke by name.
 seealso:
   - module: pgtls.ssl.revocation_registry
   - module: pgtls.ssl.crl
@@ -93,6 +128,13 @@ EXAMPLES = r"""
     end_revoked: true
   become: true
   register: ended
+
+- name: End the clients PgBouncer still holds under a revoked name (it refuses them from now on)
+  pgtls.ssl.sessions:
+    poolers:
+      - {label: "pgbouncer:6432", port: 6432, socket_dir: /var/run/postgresql, revoked_names: [mallory]}
+    end_revoked: true
+  become: true
 
 - name: The replication connections of a primary, with their TLS and certificate
   pgtls.ssl.sessions:
@@ -129,12 +171,32 @@ clusters:
                 issuer: /CN=Example Intermediate CA, subject: /CN=mallory, application_name: psql}]
     ended: {description: How many were ended., type: int}
     remaining: {description: How many are left (0 after a run that ends them)., type: int}
+poolers:
+  description: Each PgBouncer, as looked at.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    pooler: {description: Its label (or port)., type: str}
+    port: {description: Its port., type: int}
+    running: {description: Whether it was looked at., type: bool}
+    revoked_names: {description: The names looked for., type: list, elements: str}
+    revoked:
+      description: Its TCP clients logged in under a revoked name (ended with O(end_revoked), unless in check mode).
+      type: list
+      elements: dict
+      sample: [{user: mallory, database: appdb, state: active, client_addr: "10.0.0.20:51712",
+                tls: TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519}]
+    ended: {description: How many were ended., type: int}
+    remaining: {description: How many are left (0 after a run that ends them)., type: int}
 ended:
-  description: How many sessions were ended on the host.
+  description: How many sessions (and PgBouncer clients) were ended on the host.
   returned: success
   type: int
 remaining:
-  description: How many sessions of revoked certificates are left on the host (found in check mode or without O(end_revoked)).
+  description:
+    - How many sessions of revoked certificates (and PgBouncer clients of revoked names) are left on the host (found
+      in check mode or without O(end_revoked)).
   returned: success
   type: int
 """

@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 
 import testinfra
 
@@ -158,10 +159,45 @@ def test_bad_key_pgbouncer_keeps_serving_and_the_role_refuses():
     assert psql().rc == 0
 
 
-def test_a_revoked_client_is_refused_by_pgbouncer():
+def long_session(user):
+    """A session through PgBouncer that lasts (pg_sleep), its psql's exit code and words in /tmp/long-<user>.*."""
+    folder = f"/home/{user}/.postgresql"
+    conninfo = (f"host={POOLER} port=6432 dbname=appdb user={user} sslmode=verify-full sslcert={folder}/postgresql.crt "
+                f"sslkey={folder}/postgresql.key sslrootcert={folder}/root.crt")
+    script = (f"psql -X -At -c 'select pg_sleep(90)' {shlex.quote(conninfo)} >/tmp/long-{user}.out 2>&1; "
+              f"echo $? >/tmp/long-{user}.rc")
+    APP.run(f"rm -f /tmp/long-{user}.*")
+    started = APP.run(f"systemd-run --unit=pgtls-long-{user} --uid={user} --collect bash -c {shlex.quote(script)}")
+    assert started.rc == 0, started.stderr
+
+
+def clients_of(user):
+    shown = APP.run("runuser -u postgres -- psql -X -At -F ' ' -h /var/run/postgresql -p 6432 -d pgbouncer "
+                    "-c 'SHOW CLIENTS'")
+    assert shown.rc == 0, shown.stderr
+    return [line for line in shown.stdout.splitlines() if not user or line.split(" ")[1:2] == [user]]
+
+
+def test_a_revoked_client_is_refused_by_pgbouncer_and_its_open_session_ended():
+    """PgBouncer checks a client at login only: mallory's session, open through PgBouncer before the revocation, is
+    ended by the revoke playbook (its socket destroyed), app's session beside it goes on."""
     assert psql("mallory").stdout.strip() == "mallory"
+    long_session("mallory")
+    long_session("app")
+    for _attempt in range(50):
+        if len(clients_of("mallory")) == 1 and len(clients_of("app")) == 1:
+            break
+        time.sleep(0.2)
+    assert len(clients_of("mallory")) == 1 and len(clients_of("app")) == 1, clients_of("")
     rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["mallory"]}')
     assert rc == 0, out[-4000:]
+    assert re.search(r'"1 ended; pgbouncer:6432: mallory"', out), out[-4000:]
+    assert clients_of("mallory") == [] and len(clients_of("app")) == 1
+    ended = APP.run("for i in $(seq 50); do [ -e /tmp/long-mallory.rc ] && exit 0; sleep 0.2; done; exit 1")
+    assert ended.rc == 0
+    assert APP.run("cat /tmp/long-mallory.rc").stdout.strip() != "0", APP.run("cat /tmp/long-mallory.out").stdout
+    assert APP.run("systemctl is-active pgtls-long-app").stdout.strip() == "active"  # app's session goes on
+    APP.run("systemctl kill --signal=KILL pgtls-long-app")  # psql in a query outlives SIGTERM (90 s stop)
     done = psql("mallory")
     assert done.rc != 0 and "login rejected" in done.stderr, done.stderr
     assert psql().stdout.strip() == "app"

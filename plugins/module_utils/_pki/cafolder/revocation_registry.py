@@ -81,12 +81,13 @@ def revoked_names(folder: str, where: str = "ca_folder") -> list[str]:
     return sorted(names)
 
 
-def issued_to(pki_dir: str, names: list[str], read=read_bytes) -> dict[str, list[tuple[str, object]]]:
+def issued_to(pki_dir: str, names: list[str], read=read_bytes,
+              issuers: list | None = None) -> dict[str, list[tuple[str, object]]]:
     """The archived certificates of each role name (<pki_dir>/issued/<name>/<SERIAL>.crt), read by content: each
     must be a certificate this CA folder's intermediate (current, previous or retired) issued, in a file named for
-    its serial. A name with none is an error naming it and the archive."""
+    its serial. A name with none is an error naming it and the archive. ``issuers``: _issuers' answer, when read."""
     layout = Layout(pki_dir)
-    issuers = _issuers(layout, read)
+    issuers = [ca for ca, _retired in (issuers if issuers is not None else _issuers(layout, read))]
     found = {}
     for name in names:
         folder = layout.issued(name)
@@ -113,26 +114,29 @@ def _lstat(path: str):
         return None
 
 
-def _issuers(layout: Layout, read, retired_only: bool = False) -> list:
-    """The CAs whose certificates the archive may hold: the intermediate, the previous one, the retired ones (only
-    those with ``retired_only``)."""
-    paths = [] if retired_only else [layout.intermediate_cert, layout.previous_file("intermediate.crt")]
+def _issuers(layout: Layout, read) -> list[tuple[object, bool]]:
+    """The CAs whose certificates the archive may hold, each with whether it is retired: the intermediate, the
+    previous one, the retired ones."""
+    paths = [(layout.intermediate_cert, False), (layout.previous_file("intermediate.crt"), False)]
     if os.path.isdir(layout.retired) and not os.path.islink(layout.retired):
-        paths += [os.path.join(layout.retired, n) for n in sorted(os.listdir(layout.retired)) if n.endswith(".crt")]
+        paths += [(os.path.join(layout.retired, n), True) for n in sorted(os.listdir(layout.retired))
+                  if n.endswith(".crt")]
     issuers = []
-    for path in paths:
+    for path, retired in paths:
         data = read(path, "pki_dir", missing_ok=True, nofollow=True)
         if data:
-            issuers.append(compat.load_certificates(data, f"pki_dir ({path})")[0])
+            issuers.append((compat.load_certificates(data, f"pki_dir ({path})")[0], retired))
     return issuers
 
 
-def by_retired_intermediates(pki_dir: str, issued: dict[str, list[tuple[str, object]]], read=read_bytes) -> dict:
+def by_retired_intermediates(pki_dir: str, issued: dict[str, list[tuple[str, object]]], read=read_bytes,
+                             issuers: list | None = None) -> dict:
     """Of the archived certificates of each name, the files a retired intermediate issued: the root's CRL revokes
-    their issuer, and the servers no longer hold that intermediate's CRL."""
+    their issuer, and the servers no longer hold that intermediate's CRL. ``issuers``: _issuers' answer, when read."""
     from ..core.issue import signed_by
 
-    retired = _issuers(Layout(pki_dir), read, retired_only=True)
+    retired = [ca for ca, is_retired in (issuers if issuers is not None else _issuers(Layout(pki_dir), read))
+               if is_retired]
     return {name: [path for path, cert in certs if any(signed_by(cert, ca) for ca in retired)]
             for name, certs in issued.items()}
 
@@ -184,12 +188,13 @@ def by_name_and_serial(params: dict, read=read_bytes) -> tuple[list[dict], dict]
     ``revocation_date`` (now, UTC, when not given), and the archived files per name."""
     date = params["revocation_date"] or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     common = {"reason": params["reason"], "revocation_date": date}
-    issued = issued_to(params["pki_dir"], params["names"], read) if params["names"] else {}
+    issuers = _issuers(Layout(params["pki_dir"]), read) if params["names"] else []
+    issued = issued_to(params["pki_dir"], params["names"], read, issuers) if params["names"] else {}
     entries = [dict(common, serial_number="0x" + f"{cert.serial_number:X}", name=name)
                for name, certs in issued.items() for _path, cert in certs]
     entries += [dict(common, serial_number=str(serial)) for serial in params["serials"]]
     files = {name: [path for path, _cert in certs] for name, certs in issued.items()}
-    return entries, files, by_retired_intermediates(params["pki_dir"], issued, read) if issued else {}
+    return entries, files, by_retired_intermediates(params["pki_dir"], issued, read, issuers) if issued else {}
 
 
 def ensure_entries(params: dict, check_mode: bool) -> dict:

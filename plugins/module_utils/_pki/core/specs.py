@@ -426,12 +426,19 @@ CA_FOLDER = {
 # A host's clusters' TLS sessions (sessions.py): walsenders, and the sessions of the certificates each cluster's CRL
 # file (as the server reads it) revokes.
 SESSIONS = {
-    "clusters": {"type": "list", "elements": "dict", "required": True, "options": {
+    "clusters": {"type": "list", "elements": "dict", "default": [], "options": {
         "label": {"type": "str"},
         "port": {"type": "int", "required": True},
         "socket_dir": {"type": "path"},
         "running": {"type": "bool", "default": True},
         "crl_path": {"type": "path"},
+    }},
+    "poolers": {"type": "list", "elements": "dict", "default": [], "options": {
+        "label": {"type": "str"},
+        "port": {"type": "int", "required": True},
+        "socket_dir": {"type": "path"},
+        "running": {"type": "bool", "default": True},
+        "revoked_names": {"type": "list", "elements": "str", "default": []},
     }},
     "server_user": {"type": "str", "default": "postgres"},
     "end_revoked": {"type": "bool", "default": False},
@@ -510,7 +517,8 @@ FILE_OPTIONS = {
     "revocation_registry": {"path": ("out", "registry"), "pki_dir": ("ca_dir", "folder")},
     "intermediate_rotation": {"pki_dir": ("ca_dir", "folder")},
     # The CRL file a server reads holds one CRL per CA it trusts: any CA's CRL is what it is.
-    "sessions": {"clusters[].crl_path": ("in", "any_crl"), "clusters[].socket_dir": ("descriptor", "folder")},
+    "sessions": {"clusters[].crl_path": ("in", "any_crl"), "clusters[].socket_dir": ("descriptor", "folder"),
+                 "poolers[].socket_dir": ("descriptor", "folder")},
     "cluster_info": {**{f"clusters[].{name}": ("descriptor", "folder") for name in
                         ("config_dir", "data_dir", "socket_dir", "log_file", "bin_dir")},
                      "trust_file": ("relative", "certificate"),

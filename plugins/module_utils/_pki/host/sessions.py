@@ -11,6 +11,9 @@ other certificates, and of the same serial from another CA, stay.
 
 from __future__ import annotations
 
+import csv
+import io
+import ipaddress
 import json
 import re
 import time
@@ -157,23 +160,93 @@ def _walsender(row: dict) -> dict:
                 version=row.get("version"))
 
 
+class PoolerClients:
+    """One PgBouncer's TCP clients logged in under a revoked name, through its admin console (psql as the pooler's
+    user on its socket: C(SHOW CLIENTS)). PgBouncer shows no client certificate and (1.18) has no command that ends
+    one client. With certificate logins the name is the certificate's CN, and from the revoke run on PgBouncer
+    refuses revoked names (the pgbouncer role's hba), so each such client is one it now refuses. Each is ended by
+    destroying its TCP socket in the kernel (ss -K, SOCK_DESTROY: PgBouncer sees the connection aborted and drops
+    the client), matched by both ends of the connection, so no other client is touched."""
+
+    def __init__(self, pooler: dict, commands: Commands, sleep=time.sleep) -> None:
+        self.pooler = pooler
+        self.commands = commands
+        self.sleep = sleep
+        self.names = set(pooler.get("revoked_names") or [])
+        self.psql = (["psql", "-X", "--csv"] + (["-h", pooler["socket_dir"]] if pooler.get("socket_dir") else [])
+                     + ["-p", str(pooler["port"]), "-d", "pgbouncer", "-c", "SHOW CLIENTS"])
+
+    def listed(self) -> list[dict]:
+        done = self.commands.run(self.psql, as_server=True, timeout=30)
+        if done.returncode != 0:
+            raise PkiError(f"psql on PgBouncer's admin console (port {self.pooler['port']}) failed "
+                           f"({done.returncode}): {_output(done)[:600]}", where=self.pooler["where"])
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        if rows and not {"user", "addr", "port", "local_addr", "local_port"} <= set(rows[0]):
+            raise PkiError(f"SHOW CLIENTS on port {self.pooler['port']} has no user, addr, port, local_addr and "
+                           f"local_port columns: {sorted(rows[0])}", where=self.pooler["where"])
+        return rows
+
+    def revoked(self, rows: list[dict] | None = None) -> list[dict]:
+        rows = self.listed() if rows is None else rows
+        return [row for row in rows if row.get("user") in self.names and row.get("addr") not in ("", "unix")
+                and row.get("port") and row.get("local_addr") and row.get("local_port")]
+
+    def end(self, hits: list[dict]) -> None:
+        for row in hits:
+            self.commands.run(["ss", "-K", "-n", "-t", "dst", _endpoint(row["addr"], row["port"]),
+                               "src", _endpoint(row["local_addr"], row["local_port"])], timeout=30)
+
+    def wait_gone(self, seconds: float) -> list[dict]:
+        left = self.revoked()
+        for delay in backoff(seconds):
+            if not left:
+                break
+            self.sleep(delay)
+            left = self.revoked()
+        return left
+
+
+def _endpoint(address: str, port: str) -> str:
+    """An address and port as ss filters take them (an IPv6 address in brackets); anything else is refused."""
+    try:
+        parsed = ipaddress.ip_address(address)
+        number = int(port)
+    except ValueError:
+        raise PkiError(f"SHOW CLIENTS gave {address!r} port {port!r}, not an address and a port",
+                       where="poolers") from None
+    return f"[{parsed}]:{number}" if parsed.version == 6 else f"{parsed}:{number}"
+
+
+def _client(row: dict) -> dict:
+    return {"user": row.get("user"), "database": row.get("database"), "state": row.get("state"),
+            "client_addr": f"{row.get('addr')}:{row.get('port')}", "tls": row.get("tls") or None}
+
+
+def _checked(entries: list[dict], kind: str) -> list[dict]:
+    checked = []
+    for index, entry in enumerate(entries):
+        where = f"{kind}[{index}] ({entry.get('label') or entry['port']})"
+        if not 1 <= entry["port"] <= 65535:
+            raise PkiError(f"must be a port number (1-65535), got {entry['port']}", where=f"{where}.port")
+        if entry.get("socket_dir") and not str(entry["socket_dir"]).startswith("/"):
+            # libpq takes a host that does not start with / for a network name: psql would leave the host.
+            raise PkiError(f"must be an absolute folder (libpq reads {entry['socket_dir']!r} as a host name)",
+                           where=f"{where}.socket_dir")
+        checked.append(dict(entry, where=where))
+    return checked
+
+
 def sessions(params: dict, check_mode: bool, run_command=None, sleep=time.sleep) -> dict:
     """Module entry (pgtls.ssl.sessions)."""
-    clusters = []
-    for index, cluster in enumerate(params["clusters"]):
-        where = f"clusters[{index}] ({cluster.get('label') or cluster['port']})"
-        if not 1 <= cluster["port"] <= 65535:
-            raise PkiError(f"must be a port number (1-65535), got {cluster['port']}", where=f"{where}.port")
-        if cluster.get("socket_dir") and not str(cluster["socket_dir"]).startswith("/"):
-            # libpq takes a host that does not start with / for a network name: psql would leave the host.
-            raise PkiError(f"must be an absolute folder (libpq reads {cluster['socket_dir']!r} as a host name)",
-                           where=f"{where}.socket_dir")
-        revoked = revoked_in(cluster["crl_path"], f"{where}.crl_path") if cluster.get("crl_path") else {}
-        clusters.append(dict(cluster, where=where, revoked=revoked))
+    clusters = [dict(cluster, revoked=revoked_in(cluster["crl_path"], f"{cluster['where']}.crl_path")
+                     if cluster.get("crl_path") else {}) for cluster in _checked(params["clusters"], "clusters")]
+    poolers = _checked(params["poolers"], "poolers")
     if params["wait_seconds"] < 0:
         raise PkiError(f"must not be negative, got {params['wait_seconds']}", where="wait_seconds")
+    ending = params["end_revoked"] and not check_mode
     commands = None
-    if any(c["running"] for c in clusters):
+    if any(c["running"] for c in clusters + poolers):
         try:
             commands = Commands(params["server_user"], run_command)
         except PkiError as exc:
@@ -193,7 +266,7 @@ def sessions(params: dict, check_mode: bool, run_command=None, sleep=time.sleep)
         found["in_recovery"] = listed["in_recovery"]
         hits = here.revoked(cluster["revoked"], listed)
         found["revoked"] = [_row(hit) for hit in hits]
-        if not hits or check_mode or not params["end_revoked"]:
+        if not hits or not ending:
             found["remaining"] = len(hits)
             continue
         here.end([hit["pid"] for hit in hits])
@@ -204,7 +277,30 @@ def sessions(params: dict, check_mode: bool, run_command=None, sleep=time.sleep)
                                f"pid {row['pid']} ({row.get('user')}, serial {int(row['serial']):X})" for row in left),
                            where=cluster["where"])
         found["ended"] = len(hits)
+    pooled = []
+    for pooler in poolers:
+        found = {"pooler": pooler.get("label") or str(pooler["port"]), "port": pooler["port"],
+                 "running": pooler["running"], "revoked_names": sorted(set(pooler.get("revoked_names") or [])),
+                 "revoked": [], "ended": 0, "remaining": 0}
+        pooled.append(found)
+        if not pooler["running"] or not found["revoked_names"]:
+            continue
+        here = PoolerClients(pooler, commands, sleep)
+        hits = here.revoked()
+        found["revoked"] = [_client(hit) for hit in hits]
+        if not hits or not ending:
+            found["remaining"] = len(hits)
+            continue
+        here.end(hits)
+        left = here.wait_gone(params["wait_seconds"])
+        if left:
+            raise PkiError(f"{len(left)} client(s) of revoked names are still there after {params['wait_seconds']} s: "
+                           + ", ".join(f"{row.get('user')} from {row.get('addr')}:{row.get('port')}" for row in left)
+                           + " (ss -K destroys a socket only with CAP_NET_ADMIN on a kernel built with "
+                           "CONFIG_INET_DIAG_DESTROY; else restart PgBouncer to end them)", where=pooler["where"])
+        found["ended"] = len(hits)
     # Check mode tells what a run would end; without end_revoked nothing is ended, the sessions are only reported.
-    would = sum(len(r["revoked"]) for r in results)
-    return {"changed": bool(would) and params["end_revoked"], "clusters": results,
-            "ended": sum(r["ended"] for r in results), "remaining": sum(r["remaining"] for r in results)}
+    would = sum(len(r["revoked"]) for r in results + pooled)
+    return {"changed": bool(would) and params["end_revoked"], "clusters": results, "poolers": pooled,
+            "ended": sum(r["ended"] for r in results + pooled),
+            "remaining": sum(r["remaining"] for r in results + pooled)}

@@ -79,7 +79,8 @@ def world(tmp_path):
 
 def args(crl, **extra):
     base = {"clusters": [{"label": "15/main", "port": 5432, "socket_dir": "/run/pg", "running": True,
-                          "crl_path": crl}], "server_user": "postgres", "end_revoked": True, "wait_seconds": 10}
+                          "crl_path": crl}], "poolers": [], "server_user": "postgres", "end_revoked": True,
+            "wait_seconds": 10}
     base.update(extra)
     return base
 
@@ -244,3 +245,112 @@ def test_whether_a_cluster_is_in_recovery_is_reported(world, in_recovery):
     done = run(args(crl), commands)
     assert done["clusters"][0]["in_recovery"] is in_recovery
     assert "pg_is_in_recovery()" in sessions.LIST_SQL
+
+
+# PgBouncer: SHOW CLIENTS as psql --csv prints it (PgBouncer 1.18's columns), ss -K destroys a client's socket.
+CLIENT_COLUMNS = ("type,user,database,state,addr,port,local_addr,local_port,connect_time,request_time,wait,wait_us,"
+                  "close_needed,ptr,link,remote_pid,tls")
+
+
+def client_line(user, addr, port, local_addr="10.0.0.2", local_port=6432, database="appdb"):
+    return (f"C,{user},{database},active,{addr},{port},{local_addr},{local_port},2026-12-05 10:00:00 UTC,"
+            f"2026-12-05 10:00:01 UTC,0,0,0,0x1,0x2,0,TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519")
+
+
+class Pooler(FakeCommands):
+    """PgBouncer's admin console and the kernel: ss -K ends the client whose two ends it names (unless it is
+    ``stubborn``, as where the kernel cannot destroy sockets)."""
+
+    def __init__(self, lines, stubborn=False):
+        super().__init__()
+        self.lines = list(lines)
+        self.stubborn = stubborn
+        self.killed = []
+
+    def run(self, argv, as_server=False, timeout=120):
+        self.calls.append((argv, as_server))
+        if argv[0] == "ss":
+            dst, src = argv[argv.index("dst") + 1], argv[argv.index("src") + 1]
+            self.killed.append((dst, src))
+            if not self.stubborn:
+                self.lines = [line for line in self.lines if "unix" in line or (dst, src) != tuple(
+                    sessions._endpoint(*line.split(",")[first:first + 2]) for first in (4, 6))]
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        return subprocess.CompletedProcess(argv, 0, "\n".join([CLIENT_COLUMNS] + self.lines) + "\n", "")
+
+
+def pooler_args(**extra):
+    base = {"clusters": [], "poolers": [{"label": "pgbouncer:6432", "port": 6432, "socket_dir": "/run/pg",
+                                         "running": True, "revoked_names": ["mallory"]}],
+            "server_user": "postgres", "end_revoked": True, "wait_seconds": 10}
+    base.update(extra)
+    return base
+
+
+def test_pgbouncer_clients_of_revoked_names_are_ended_by_their_sockets_and_the_others_stay():
+    commands = Pooler([client_line("mallory", "10.0.0.5", 51712), client_line("app", "10.0.0.5", 51713),
+                       client_line("mallory", "::1", 40000, local_addr="::1"),
+                       client_line("mallory", "unix", 0, local_addr="unix", local_port=0, database="pgbouncer")])
+    done = run(pooler_args(), commands)
+    assert commands.killed == [("10.0.0.5:51712", "10.0.0.2:6432"), ("[::1]:40000", "[::1]:6432")]
+    assert [line.split(",")[1] for line in commands.lines] == ["app", "mallory"]  # the other name; a socket client
+    assert done["changed"] and done["ended"] == 2 and done["remaining"] == 0
+    (pooler,) = done["poolers"]
+    assert pooler["ended"] == 2 and pooler["revoked"][0] == {
+        "user": "mallory", "database": "appdb", "state": "active", "client_addr": "10.0.0.5:51712",
+        "tls": "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519"}
+    psql = [argv for argv, as_server in commands.calls if argv[0] == "psql"]
+    assert psql[0] == ["psql", "-X", "--csv", "-h", "/run/pg", "-p", "6432", "-d", "pgbouncer", "-c", "SHOW CLIENTS"]
+    # The admin console as the pooler's user; ss as root (the module's user).
+    assert all(as_server == (argv[0] == "psql") for argv, as_server in commands.calls)
+
+
+@pytest.mark.parametrize("how", ["check_mode", "report_only"])
+def test_pgbouncer_check_mode_and_report_only_end_nothing(how):
+    commands = Pooler([client_line("mallory", "10.0.0.5", 51712)])
+    done = run(pooler_args(end_revoked=how != "report_only"), commands, check_mode=how == "check_mode")
+    assert commands.killed == [] and done["remaining"] == 1 and done["ended"] == 0
+    assert done["changed"] is (how == "check_mode")
+
+
+def test_a_pgbouncer_client_the_kernel_does_not_end_fails_naming_it_and_what_to_do():
+    slept = []
+    with pytest.raises(PkiError, match=r"poolers\[0\] \(pgbouncer:6432\): 1 client\(s\) of revoked names are still "
+                                       r"there after 10 s: mallory from 10.0.0.5:51712 .*restart PgBouncer"):
+        run(pooler_args(), Pooler([client_line("mallory", "10.0.0.5", 51712)], stubborn=True), slept=slept)
+    assert sum(slept) == pytest.approx(10)
+
+
+@pytest.mark.parametrize("pooler,message", [
+    ({"port": 6432, "running": False, "revoked_names": ["mallory"]}, None),  # stopped: not asked
+    ({"port": 6432, "revoked_names": []}, None),  # no revoked name: nothing to look for
+    ({"port": 0, "revoked_names": ["mallory"]}, r"poolers\[0\] \(0\)\.port: must be a port number"),
+    ({"port": 6432, "socket_dir": "run/pg", "revoked_names": ["m"]}, r"poolers\[0\] \(6432\)\.socket_dir: must be"),
+])
+def test_a_pgbouncer_not_to_ask_or_that_cannot_be_asked(pooler, message):
+    commands = Pooler([client_line("mallory", "10.0.0.5", 51712)])
+    params = pooler_args(poolers=[dict({"label": None, "socket_dir": None, "running": True}, **pooler)])
+    if message:
+        with pytest.raises(PkiError, match=message):
+            run(params, commands)
+    else:
+        assert run(params, commands)["remaining"] == 0
+    assert commands.calls == []
+
+
+@pytest.mark.parametrize("output,message", [
+    ("type,name\nC,x\n", r"SHOW CLIENTS on port 6432 has no user, addr, port"),
+    (CLIENT_COLUMNS + "\n" + client_line("mallory", "not-an-address", 1) + "\n", r"gave 'not-an-address' port"),
+])
+def test_pgbouncer_output_that_is_not_what_it_should_be_is_refused(output, message):
+    class Odd(Pooler):
+        def run(self, argv, as_server=False, timeout=120):
+            if argv[0] == "psql":
+                self.calls.append((argv, as_server))
+                return subprocess.CompletedProcess(argv, 0, output, "")
+            return super().run(argv, as_server, timeout)
+
+    commands = Odd([])
+    with pytest.raises(PkiError, match=message):
+        run(pooler_args(), commands)
+    assert not any(argv[0] == "ss" for argv, _as_server in commands.calls)
