@@ -118,7 +118,9 @@ class ActionModule(IssuingAction):
                 "pkcs12_passphrase": params["pkcs12_passphrase"] if "pkcs12" in params["formats"] else None,
             }
             wanted = Wanted(build_name(name, params["subject"], where="subject", cn_where=f"{where}.name"), (), CLIENT)
-            requests.append(Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem))
+            requests.append(Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem,
+                                    policy=self.renew.with_rekey_before(client["rekey_before"],
+                                                                        f"{where}.rekey_before")))
         return requests
 
     def prepared_item(self, request, answer):

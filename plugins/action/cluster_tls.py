@@ -15,7 +15,7 @@ import os
 import re
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import RenewPolicy, check_lifetime
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import check_lifetime
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs, read_bytes
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info
@@ -40,6 +40,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     pem,
     preflight_key,
     record,
+    renew_policy,
     require_ca,
     server_request,
     use_ca_folder,
@@ -102,7 +103,8 @@ class ActionModule(PkiAction):
             if not (params["issuer_cert_path"] or params["issuer_cert_content"]):
                 raise PkiError("material needs the issuing CA: issuer_cert_path or issuer_cert_content",
                                where="issuer_cert_path")
-            check_lifetime(material["valid_days"], params["renew_before_days"], params["renew_before_percent"])
+            check_lifetime(material["valid_days"], params["renew_before_days"], params["renew_before_percent"],
+                           params["run_interval_hours"])
             issuer = load_issuer(params, "issuer")
             request = server_request(material, issuer)
             preflight_key(params, issuer)
@@ -116,6 +118,7 @@ class ActionModule(PkiAction):
             client = client_request(params["client_material"], material["key_type"], material["valid_days"], issuer,
                                     "client_material")
             _own_folder(params["client_material"]["dir"], params, request)
+        self.renew = renew_policy(params, layout if issuer is not None else None)
         self.pair = (request, client)  # as cluster_files names them: material, client_material
         self.requests = [r for r in self.pair if r]
         files = {name: params[name] for name in FILE_OPTIONS if params[name] is not None}
@@ -132,7 +135,7 @@ class ActionModule(PkiAction):
             if external:
                 self.check_your_ca(request, external, params, paths)
         inspection = self.inspect(params, request, client, files)
-        result = self.decide(params, request, client, issuer, external, inspection)
+        result = self.decide(params, request, client, issuer, external, inspection, files)
         if result.pop("apply") and not self._task.check_mode:
             self.apply(params, request, files, result)
         elif _left_snapshot(params, inspection) and not self._task.check_mode:
@@ -174,15 +177,22 @@ class ActionModule(PkiAction):
         return self.execute(HOST_MODULE, dict(files, compare_only=True, **self.items(), **first), self.option_names)
 
     def decide(self, params: dict, request: Request | None, client: Request | None, issuer, external: dict | None,
-               inspection: dict) -> dict:
+               inspection: dict, files: dict) -> dict:
         """Sign (or take your own CA's certificate) and compare the files, here; say whether to apply."""
-        policy = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
         if external:
             self.from_your_ca(request, inspection["material"], external, params)
-        elif request:
-            decide_material(request, inspection["material"], issuer, policy)
-        if client:
-            decide_material(client, inspection["client_material"], issuer, policy)
+        rekey = {option: r for option, r in zip(("material", "client_material"), self.pair)
+                 if r and not (external and r is request) and decide_material(r, inspection[option], issuer,
+                                                                              self.renew)}
+        if rekey:
+            # A new key first: the host makes it (a pending key, activated with its certificate) and its CSR is
+            # signed; one more execution, only when a key is replaced.
+            self.stage = "asked"
+            items = {option: dict(r.item, new_key=True) if option in rekey else None
+                     for option, r in zip(("material", "client_material"), self.pair)}
+            answer = self.execute(HOST_MODULE, dict(files, compare_only=True, **items), self.option_names)
+            for option, again in rekey.items():
+                decide_material(again, answer[option], issuer, self.renew)
         decision = compare(params, inspection.get("states") or {})
         install = any(r.install for r in self.requests)
         served = inspection.get("served")

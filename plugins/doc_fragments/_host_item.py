@@ -98,6 +98,12 @@ options:
       root:
         description: The trust anchors for C(root_path), PEM.
         type: str
+      new_key:
+        description:
+          - With C(stage=prepare), replace the key by a new one, as the controller's key policy asks, written as
+            C(<key_path>.pgtls-new), it takes the key's place when its certificate is installed.
+        type: bool
+        default: false
 """
 
     MATERIAL = r"""
@@ -191,6 +197,12 @@ options:
       root:
         description: The trust anchors for C(root_path), PEM.
         type: str
+      new_key:
+        description:
+          - With C(stage=prepare), replace the key by a new one, as the controller's key policy asks, written as
+            C(<key_path>.pgtls-new), it takes the key's place when its certificate is installed.
+        type: bool
+        default: false
   client_material:
     description:
       - A client certificate the service presents to PostgreSQL (PgBouncer's), handled as O(material) in the same

@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
+  - pgtls.ssl.renewal
   - pgtls.ssl.record
   - pgtls.ssl._ca_folder
 attributes:
@@ -80,6 +81,11 @@ options:
         description:
           - Group of the folder and files. Defaults to O(group); when neither is given and the keys are on the host,
             the primary group of the owner there.
+        type: str
+      rekey_before:
+        description:
+          - This client's key is replaced when its certificate was issued before this time (ISO 8601, not in the
+            future), as O(rekey_before) for all of them; the later of the two applies.
         type: str
   dest:
     description:
@@ -133,14 +139,6 @@ options:
   group:
     description: Default group of the client files.
     type: str
-  renew_before_days:
-    description: Issue again when fewer than this many days are left (V(0) turns the rule off).
-    type: int
-    default: 30
-  renew_before_percent:
-    description: Issue again when less than this percentage of the lifetime is left (V(0) turns it off).
-    type: int
-    default: 0
 """
 
 EXAMPLES = r"""

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
+  - pgtls.ssl.renewal
   - pgtls.ssl.record
   - pgtls.ssl.cluster_files
 attributes:
@@ -150,14 +151,6 @@ options:
         which it excludes (and their C(_content) forms).
     type: path
     version_added: 0.2.0
-  renew_before_days:
-    description: Issue again when fewer than this many days are left. V(0) turns the day rule off.
-    type: int
-    default: 30
-  renew_before_percent:
-    description: Issue again when less than this percentage of the lifetime is left. V(0) turns it off.
-    type: int
-    default: 0
   external:
     description:
       - Your own CA signs instead of the issuer options - files on the controller. The host's CSR for O(material)'s

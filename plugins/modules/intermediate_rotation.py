@@ -24,7 +24,8 @@ description:
   - Both steps run under the CA folder's lock (C(.pgtls.lock), shared with M(pgtls.ssl.ca) and M(pgtls.ssl.crl)) and
     are resumable - a run killed halfway is finished by the next run of the same step; the generation is never
     counted twice.
-  - The playbook C(pgtls.ssl.rotate) calls it with C(pgtls_rotate_intermediate=start|retire).
+  - The playbook C(pgtls.ssl.rotate) calls it with C(pgtls_rotate_intermediate=start|retire), and with O(step=auto)
+    otherwise.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -43,10 +44,17 @@ options:
     type: path
     required: true
   step:
-    description: V(start) a rotation, or V(retire) the previous intermediate.
+    description:
+      - V(start) a rotation, or V(retire) the previous intermediate.
+      - V(auto) starts a rotation when none is in progress and the intermediate has fewer than O(min_days) left;
+        else it changes nothing (the C(pgtls.ssl.rotate) playbook runs it unless C(pgtls_rotate_auto=false)).
     type: str
     required: true
-    choices: [start, retire]
+    choices: [start, retire, auto]
+  min_days:
+    description: With O(step=auto), the days the intermediate must have left - a leaf's lifetime and its renewal window.
+    type: int
+    default: 0
   lock_timeout:
     description: Seconds to wait for the CA folder's lock.
     type: int
@@ -77,9 +85,17 @@ actions:
   type: list
   elements: str
 msg:
-  description: Why nothing was done (a retire with no rotation in progress).
-  returned: O(step=retire) and no C(previous/)
+  description: Why nothing was done (a retire with no rotation in progress), or what O(step=auto) decided.
+  returned: O(step=retire) and no C(previous/), or O(step=auto)
   type: str
+started:
+  description: Whether O(step=auto) started a rotation.
+  returned: O(step=auto)
+  type: bool
+days_left:
+  description: The days the intermediate had left (O(step=auto), when no rotation was in progress).
+  returned: O(step=auto)
+  type: int
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -40,6 +40,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
+  - pgtls.ssl.renewal
   - pgtls.ssl.record
   - pgtls.ssl._ca_folder
 attributes:
@@ -122,14 +123,6 @@ options:
   group:
     description: Group of the files on the host.
     type: str
-  renew_before_days:
-    description: Issue again when fewer than this many days are left. V(0) turns the day rule off.
-    type: int
-    default: 30
-  renew_before_percent:
-    description: Issue again when less than this percentage of the lifetime is left. V(0) turns it off.
-    type: int
-    default: 0
 """
 
 EXAMPLES = r"""

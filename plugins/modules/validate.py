@@ -77,6 +77,13 @@ options:
     description: Warn when fewer days than this are left.
     type: int
     default: 30
+  ca_min_days:
+    description:
+      - Fail (finding C(ca_validity)) when a CA of the chain (an intermediate, the root from O(ca_path)) has fewer days
+        left than this - set it to a leaf's lifetime plus its renewal window, so the intermediate rotation starts
+        before leaves would outlive their CA. V(0) turns the check off.
+    type: int
+    default: 0
   server_user:
     description: OS user the server runs as (for example V(postgres)); checks it can read the key.
     type: str

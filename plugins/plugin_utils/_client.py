@@ -68,7 +68,8 @@ def client_entries(certs: list, passwd: Mapping | None = None) -> list[dict]:
     for index, entry in enumerate(_entries(certs, "pgtls_client_certs")):
         user = _user(entry)
         if passwd is None:
-            out.append({"name": entry["name"], "owner": user, "group": None, "dir": entry.get("dir") or None})
+            out.append({"name": entry["name"], "owner": user, "group": None, "dir": entry.get("dir") or None,
+                        "rekey_before": entry.get("rekey_before") or None})
             continue
         fields = _passwd_entry(passwd, user, f"pgtls_client_certs[{index}] ({entry['name']})")
         try:

@@ -18,6 +18,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     Encoding = MISSING
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import compromised_keys
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import (
     RenewPolicy,
@@ -69,16 +70,20 @@ class Request:
     # What the host's prepare stage reported: the owner's home and the group id of the files (client_cert).
     home: str | None = None
     group: int | None = None
+    # This certificate's own key policy (a client's rekey_before), else the task's.
+    policy: RenewPolicy | None = None
 
 
 LEFT_ON_THE_HOST = (" (keys made on the host before the failure wait as <key_path>.pgtls-new and are reused by the "
                     "next run; nothing else was changed)")
 
 
-def decide_material(request: Request, answer: dict, issuer: Issuer, renew: RenewPolicy) -> None:
+def decide_material(request: Request, answer: dict, issuer: Issuer, renew: RenewPolicy) -> list[str]:
     """Compare what the host has (its prepare answer) with what is wanted; sign here when needed (in check mode too,
-    so a wrong CA passphrase shows up there as well). Only the write is left for the install stage."""
-    request.reasons.extend(answer["changes"])
+    so a wrong CA passphrase shows up there as well). Only the write is left for the install stage. Returns why the
+    host must first make a new key (renew.new_key_reasons; nothing signed yet): the caller asks the host for one
+    (its item's ``new_key``) and decides again on that answer; else []."""
+    request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
     public_key = compat.load_csr(answer["csr"].encode(), f"{request.item['name']}: CSR from the host").public_key()
     existing = []
     if answer["certificate"]:
@@ -88,8 +93,14 @@ def decide_material(request: Request, answer: dict, issuer: Issuer, renew: Renew
             request.reasons.append(f"the certificate file is unusable ({exc})")
     leaf = existing[0] if existing else None
     request.before = cert_info(leaf) if leaf is not None else None
+    renew = request.policy or renew
     reissue = reissue_reasons(leaf, public_key, request.wanted, issuer, renew)
+    new_key = renew.new_key_reasons(request.item["common_name"], leaf, public_key, reissue, answer["key"]["state"])
+    if new_key:
+        request.reasons.extend(new_key)
+        return new_key
     if reissue:
+        renew.check_signable(request.item["common_name"], public_key)
         leaf = issue_certificate(subject=request.wanted.subject, public_key=public_key,
                                  profile=request.wanted.profile, valid_days=request.valid_days, issuer=issuer,
                                  sans=list(request.wanted.sans))
@@ -102,6 +113,12 @@ def decide_material(request: Request, answer: dict, issuer: Issuer, renew: Renew
     if request.root_pem is not None and answer.get("root") != request.root_pem:
         request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
         request.install = True
+    return []
+
+
+def renew_policy(params: dict, layout: Layout | None) -> RenewPolicy:
+    """The task's renewal and key policy, with the CA folder's record of compromised keys (none without one)."""
+    return RenewPolicy.from_params(params, compromised_keys(layout.folder) if layout is not None else None)
 
 
 def use_ca_folder(params: dict) -> Layout | None:
@@ -141,14 +158,16 @@ class IssuingAction(PkiAction):
     def operate(self, params: dict) -> dict:
         self.prepared = False
         self.ca_folder = params.get("ca_folder")
-        check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"])
+        check_lifetime(params["valid_days"], params["renew_before_days"], params["renew_before_percent"],
+                       params["run_interval_hours"])
         layout = use_ca_folder(params)
         if layout is not None:
             require_ca(layout)
+        self.renew = renew_policy(params, layout)
         issuer = load_issuer(params, "issuer")
         requests = self.requests(params, issuer)
         preflight_key(params, issuer)
-        self.process(params, issuer, requests)
+        self.process(params, issuer, requests, self.renew)
         return self.summarize(params, requests)
 
     def failure(self, msg: str) -> str:
@@ -184,17 +203,23 @@ class IssuingAction(PkiAction):
                 raise PkiError(self.option_names(str(exc))) from None
         return self.execute(HOST_MODULE, args, self.option_names)["item_results"]
 
-    def process(self, params: dict, issuer: Issuer, requests: list[Request]) -> None:
+    def process(self, params: dict, issuer: Issuer, requests: list[Request], renew: RenewPolicy) -> None:
         if not requests:
             return  # nothing to ensure (every client's name revoked, or none given): the host is not asked
-        renew = RenewPolicy(days=params["renew_before_days"], percent=params["renew_before_percent"])
         check_controller_paths(params.get("record_dir"), params.get("ca_folder"),
                                item_paths(requests, self.option_names), issuer_inputs(params))
         prepared = self.host(params, "prepare", [r.item for r in requests])
         self.prepared = True
+        rekey = []
         for request, answer in zip(requests, prepared):
             self.prepared_item(request, answer)
-            decide_material(request, answer, issuer, renew)
+            if decide_material(request, answer, issuer, renew):
+                rekey.append(request)
+        if rekey:
+            # A new key first (made on the host as a pending key, activated with its certificate), then signed.
+            for request, answer in zip(rekey, self.host(params, "prepare", [dict(r.item, new_key=True)
+                                                                            for r in rekey])):
+                decide_material(request, answer, issuer, renew)
         to_install = [r for r in requests if r.install]
         if to_install and not self._task.check_mode:
             items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem) for r in to_install]

@@ -273,6 +273,10 @@ def test_renewals_on_the_primary_and_the_standby_keep_it_streaming(pair, workdir
     after = files(primary, standby)
     renewed = {Path(p).name for p in after if p.endswith(".crt") and after[p] != before.get(p)}
     assert renewed >= {"server.crt", "postgresql.crt"}, (renewed, done.stdout[-3000:])
+    # key_rotation=on_renewal (the default): each renewed certificate is for a new key, made on its host.
+    rekeyed = {Path(p).name for p in after if p.endswith(".key") and after[p] != before.get(p)}
+    assert rekeyed >= {"server.key", "postgresql.key"}, rekeyed
+    assert not [p for p in after if p.endswith(".pgtls-new")]
     print(f"\nrenewals: {len(watch.seen)} polls, {watch.reconnects()} reconnects, longest gap "
           f"{watch.longest_gap():.2f} s")
     assert watch.reconnects() == 0 and watch.longest_gap() == 0.0, watch.seen
@@ -282,6 +286,32 @@ def test_renewals_on_the_primary_and_the_standby_keep_it_streaming(pair, workdir
         assert time.monotonic() < deadline, "the standby did not replay the primary's WAL"
         time.sleep(0.1)
     assert standby.admin("select count(*) from pgtls_wal").stdout.strip() == "2000"
+
+
+def test_a_forced_rekey_replaces_every_key_once_and_keeps_the_standby_streaming(pair, workdir, tmp_path_factory):
+    """pgtls_rekey_before (a key compromise suspected, an algorithm policy): every key of a certificate issued before
+    it is replaced by a new one made on its host and certified, the standby streaming all along; the same run again
+    changes nothing (the certificates are newer now)."""
+    primary, standby = pair
+    path = inventory(tmp_path_factory.mktemp("rekey"), primary, standby, workdir / "replication-pki")
+    play(path)
+    before = files(primary, standby)
+    time.sleep(1.1)  # the certificates were issued in an earlier second than rekey_before
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with Watch(standby) as watch:
+        done = run_playbook("replication_local.yml", {"pgtls_rekey_before": at}, "-i", path)
+    after = files(primary, standby)
+    rekeyed = sorted(p for p in after if p.endswith(".key") and after[p] != before.get(p))
+    print(f"\nforced re-key: {rekeyed}; {len(watch.seen)} polls, {watch.reconnects()} reconnects, longest gap "
+          f"{watch.longest_gap():.2f} s")
+    assert len(rekeyed) == 3, rekeyed  # the primary's and the standby's server keys, the replication key
+    assert watch.reconnects() == 0 and watch.longest_gap() == 0.0, watch.seen
+    assert min(recap(done.stdout).values()) > 0, done.stdout[-3000:]
+    again = run_playbook("replication_local.yml", {"pgtls_rekey_before": at}, "-i", path)
+    assert recap(again.stdout) == {"primary": 0, "standby": 0}, again.stdout[-3000:]
+    # The new replication certificate works at the next connection.
+    reconnect(primary, standby)
+    assert wait_streaming(standby)
 
 
 def walsender_certificate(primary: Cluster) -> str:

@@ -58,10 +58,14 @@ def test_server_cert_costs_two_executions_then_one(tmp_path):
         return len(log.read_text().splitlines()), reported
 
     unchanged = executions()
-    reissued = executions(sans=["localhost", "db.example.test"])
+    # A re-issue keeping the key: prepare, install. With a new key (key_rotation=on_renewal, the default): prepare,
+    # the new key and its CSR, install.
+    kept = executions(sans=["localhost", "db.example.test"], key_rotation="never")
+    rekeyed = executions(sans=["localhost", "db2.example.test"])
     os.unlink(tmp_path / "srv" / "server.key")
     os.unlink(tmp_path / "srv" / "server.crt")
     fresh = executions()
     assert unchanged == (1, 1)
-    assert reissued == (2, 2)
+    assert kept == (2, 2)
+    assert rekeyed == (3, 3)
     assert fresh == (2, 2)

@@ -41,11 +41,11 @@ def test_client_entries_owner_group_and_folder():
 def test_client_entries_without_passwd_leave_folder_and_group_to_the_host():
     """What the role hands to client_cert: the host's passwd fills in ~user/.postgresql and the primary group."""
     certs = [{"name": "app", "user": "web"}, {"name": "report", "dir": "/srv/report/tls"},
-             {"name": "app_ro", "user": "web", "dir": ""}]
+             {"name": "app_ro", "user": "web", "dir": "", "rekey_before": "2026-12-01"}]
     assert F["client_entries"](certs) == [
-        {"name": "app", "owner": "web", "group": None, "dir": None},
-        {"name": "report", "owner": "report", "group": None, "dir": "/srv/report/tls"},
-        {"name": "app_ro", "owner": "web", "group": None, "dir": None},
+        {"name": "app", "owner": "web", "group": None, "dir": None, "rekey_before": None},
+        {"name": "report", "owner": "report", "group": None, "dir": "/srv/report/tls", "rekey_before": None},
+        {"name": "app_ro", "owner": "web", "group": None, "dir": None, "rekey_before": "2026-12-01"},
     ]
 
 

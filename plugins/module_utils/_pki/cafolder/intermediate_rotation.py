@@ -5,9 +5,11 @@
 ``start``: the current intermediate moves to ``previous/`` (still trusted, its CRL stays on the servers) and the
 generation number grows, so the next intermediate gets a name of its own (``... G<n>``). ``previous/`` appears at
 once with ``previous/generation`` in it, the generation it starts; so a start killed at any point is finished by the
-next start, and the generation is never counted twice. ``retire``: the previous intermediate's certificate goes to
-``retired/intermediate-<SERIAL>.crt`` (the root's CRL revokes it; an existing file there is never replaced), its key
-and CRL are destroyed, ``previous/`` is removed. A retire with no rotation in progress changes nothing.
+next start, and the generation is never counted twice. ``auto``: a start when no rotation is in progress and the
+intermediate has fewer than ``min_days`` left (a leaf's lifetime and its renewal window), else nothing.
+``retire``: the previous intermediate's certificate goes to ``retired/intermediate-<SERIAL>.crt`` (the root's CRL
+revokes it; an existing file there is never replaced), its key and CRL are destroyed, ``previous/`` is removed. A
+retire with no rotation in progress changes nothing.
 Every move and deletion goes through the write planner: ``previous/`` or ``retired/`` that is a symbolic link, a
 file, or holds anything else than an intermediate's files is refused before anything moves.
 """
@@ -20,7 +22,7 @@ import stat
 from ..core import compat, planner
 from ..core.errors import PkiError
 from ..core.files import Attrs
-from ..core.info import serial_hex
+from ..core.info import days_left, serial_hex
 from ..core.layout import Layout
 
 MARKER = "generation"
@@ -33,6 +35,9 @@ LEGACY_STATE = "state.json"
 def check_params(params: dict) -> None:
     if params.get("lock_timeout", 0) < 0:
         raise PkiError(f"must not be negative, got {params['lock_timeout']}", where="lock_timeout")
+    if params.get("step") == "auto" and params.get("min_days", 0) < 1:
+        raise PkiError(f"step=auto needs min_days of 1 or more (a leaf's lifetime and its renewal window), got "
+                       f"{params.get('min_days', 0)}", where="min_days")
 
 
 def rotate(params: dict, check_mode: bool) -> dict:
@@ -42,7 +47,8 @@ def rotate(params: dict, check_mode: bool) -> dict:
     if not os.path.isdir(layout.folder):
         raise PkiError(f"the CA folder {layout.folder} does not exist", where="pki_dir")
     planner.check_ca_folder(layout.folder, "pki_dir")
-    step = _start if params["step"] == "start" else _retire
+    steps = {"start": _start, "retire": _retire, "auto": lambda plan, found: _auto(plan, found, params["min_days"])}
+    step = steps[params["step"]]
     return planner.run("intermediate_rotation", lambda plan: step(plan, layout), check_mode, lock=layout.folder,
                        lock_timeout=params["lock_timeout"], ca_folders=[layout.folder])
 
@@ -103,6 +109,24 @@ def _start(plan: planner.Plan, layout: Layout) -> dict:
             plan.move(layout.path(name), layout.previous_file(name), kind="ca_key" if name.endswith(".key") else
                       "crl" if name.endswith(".crl") else "ca_certificate", where="pki_dir")
     return {"changed": bool(plan.changes), "step": "start", "generation": generation, "actions": actions}
+
+
+def _auto(plan: planner.Plan, layout: Layout, min_days: int) -> dict:
+    """Start a rotation when the intermediate has fewer than ``min_days`` left and none is in progress."""
+    generation = layout.generation(plan.read)
+    if _folder(layout.previous, "previous/"):
+        return {"changed": False, "step": "auto", "generation": generation, "actions": [], "started": False,
+                "msg": "a rotation is in progress (previous/): retire it once every certificate is re-issued"}
+    data = plan.read(layout.intermediate_cert, "pki_dir", missing_ok=True, nofollow=True)
+    if not data:
+        raise PkiError(f"no intermediate CA in {layout.folder}: run the site playbook first", where="pki_dir")
+    left = days_left(compat.load_certificates(data, f"pki_dir ({layout.intermediate_cert})")[0])
+    if left >= min_days:
+        return {"changed": False, "step": "auto", "generation": generation, "actions": [], "started": False,
+                "days_left": left, "msg": f"the intermediate has {left} days left, min_days={min_days}: no rotation"}
+    result = _start(plan, layout)
+    return dict(result, step="auto", started=True, days_left=left,
+                msg=f"the intermediate has {left} days left, fewer than min_days={min_days}: rotation started")
 
 
 def _retire(plan: planner.Plan, layout: Layout) -> dict:

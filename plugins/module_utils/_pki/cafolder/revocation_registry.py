@@ -20,6 +20,7 @@ from ..core.crls import parse_reason, parse_revocation_date, parse_serial
 from ..core.errors import PkiError
 from ..core.files import Attrs, read_bytes
 from ..core.info import serial_hex
+from ..core.keys import public_fingerprint
 from ..core.layout import Layout
 
 try:
@@ -174,6 +175,60 @@ def _serial_of(path: str) -> str:
     return os.path.basename(path)[:-len(".crt")]
 
 
+COMPROMISED = "key_compromise"
+
+
+def _archive_by_serial(layout: Layout) -> dict[int, str]:
+    """Every archived certificate file by the serial its name says (issued/<name>/<SERIAL>.crt)."""
+    found = {}
+    if not os.path.isdir(layout.archive) or os.path.islink(layout.archive):
+        return found
+    for name in sorted(os.listdir(layout.archive)):
+        folder = os.path.join(layout.archive, name)
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        for file in os.listdir(folder):
+            serial = _serial_of(file)
+            if file.endswith(".crt") and serial and all(c in "0123456789ABCDEFabcdef" for c in serial):
+                found.setdefault(int(serial, 16), os.path.join(folder, file))
+    return found
+
+
+def _key_of(serial: int, archive: dict[int, str], issuers: list, where: str):
+    """The public key (public_fingerprint) of the archived certificate with ``serial``; None when the archive does
+    not hold it (a certificate the collection did not issue)."""
+    path = archive.get(serial)
+    if not path:
+        return None
+    try:
+        return public_fingerprint(_archived(path, issuers).public_key())
+    except PkiError as exc:
+        raise PkiError(str(exc), where=where) from None
+
+
+def compromised_keys(folder: str, read=read_bytes) -> dict[str, str]:
+    """The CA folder's record of compromised keys: the public key of every certificate its registry revokes for
+    key_compromise (recorded with the entry when it was added, else found in the archive by serial), each with the
+    serial (and name) that says so. A key in it is never certified again (checks.RenewPolicy)."""
+    layout = Layout(folder)
+    entries = [e for e in load(layout.registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder")
+               if parse_reason(e.get("reason"), "ca_folder") == COMPROMISED]
+    if not entries:
+        return {}
+    archive = issuers = None
+    found = {}
+    for entry in entries:
+        serial = parse_serial(entry["serial_number"], "ca_folder")
+        key = entry.get("public_key_sha256")
+        if not key:
+            if archive is None:
+                archive, issuers = _archive_by_serial(layout), [ca for ca, _retired in _issuers(layout, read)]
+            key = _key_of(serial, archive, issuers, "ca_folder")
+        if key:
+            found.setdefault(key, f"{serial_hex(serial)}" + (f" ({entry['name']})" if entry.get("name") else ""))
+    return found
+
+
 def check_params(params: dict) -> None:
     if params.get("lock_timeout", 0) < 0:
         raise PkiError(f"must not be negative, got {params['lock_timeout']}", where="lock_timeout")
@@ -231,6 +286,15 @@ def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
             raise PkiError(f"serial {serial:X} is already revoked in {path} with reason "
                            f"{listed.get('reason') or 'unspecified'} (dated {listed.get('revocation_date', '-')}); "
                            f"refusing to record it again with reason {entry['reason']}", where="reason")
+    compromised = [entry for entry in added if entry["reason"] == COMPROMISED and not entry.get("public_key_sha256")]
+    if compromised and params["pki_dir"]:
+        # The record of compromised keys: each entry's public key, from the archived certificate of its serial.
+        layout = Layout(params["pki_dir"])
+        archive, issuers = _archive_by_serial(layout), [ca for ca, _retired in _issuers(layout, plan.read)]
+        for entry in compromised:
+            key = _key_of(parse_serial(entry["serial_number"], "serials"), archive, issuers, "pki_dir")
+            if key:
+                entry["public_key_sha256"] = key
     if added:
         text = yaml.safe_dump(entries + added, default_flow_style=False, sort_keys=True, indent=2)
         plan.write(path, text.encode(), Attrs(0o600), kind="registry", where="pki_dir" if params["pki_dir"] else "path")

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 try:
     from cryptography import x509
@@ -15,17 +15,19 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
     x509 = MISSING
 
 from . import compat
+from .constants import KEY_ROTATIONS
 from .errors import PkiError
-from .issue import Issuer, signed_by
-from .keys import key_type_of, same_public_key
+from .issue import BACKDATE, Issuer, signed_by
+from .keys import key_type_of, public_fingerprint, same_public_key
 from .names import cert_sans, san_strings
 from .profiles import Profile
 
 MAX_DAYS = 36500
 
 
-def check_lifetime(valid_days: int, renew_days: int, renew_percent: int) -> None:
-    """Refuse lifetimes and renewal windows that make no sense (or would re-issue on every run)."""
+def check_lifetime(valid_days: int, renew_days: int, renew_percent: int, run_interval_hours: int = 0) -> None:
+    """Refuse lifetimes and renewal windows that make no sense (or would re-issue on every run), and a window
+    shorter than the interval of the scheduled runs that renew (a certificate could expire between two runs)."""
     if not 1 <= valid_days <= MAX_DAYS:
         raise PkiError(f"must be between 1 and {MAX_DAYS} days, got {valid_days}", where="valid_days")
     if renew_days < 0:
@@ -36,14 +38,57 @@ def check_lifetime(valid_days: int, renew_days: int, renew_percent: int) -> None
     if not 0 <= renew_percent <= 99:
         raise PkiError(f"must be between 0 and 99, got {renew_percent} (100 would renew on every run)",
                        where="renew_before_percent")
+    if run_interval_hours < 0:
+        raise PkiError(f"must be 0 or more, got {run_interval_hours}", where="run_interval_hours")
+    window = max(renew_days * 24.0, valid_days * 24.0 * renew_percent / 100)
+    if run_interval_hours and window < run_interval_hours:
+        raise PkiError(f"the renewal window ({window:g} hours: renew_before_days={renew_days}, renew_before_percent="
+                       f"{renew_percent} of valid_days={valid_days}) is shorter than the scheduled runs' interval "
+                       f"({run_interval_hours} hours): a certificate could expire between two runs; widen the window "
+                       "(twice the interval leaves one failed run to retry)", where="run_interval_hours")
+
+
+def ca_min_days(valid_days: int, renew_days: int, renew_percent: int) -> int:
+    """The least a CA must have left for its leaves: a leaf's lifetime and its renewal window (the larger of the days
+    and the percentage of the lifetime). Less, and the intermediate rotation is due before leaves outlive it."""
+    return int(valid_days) + max(int(renew_days), -(-int(valid_days) * int(renew_percent) // 100))
+
+
+def _rekey_before(value, where: str) -> dt.datetime:
+    return compat.parse_past_instant(value, where, "a key made before it would be replaced on every run until then")
 
 
 @dataclass(frozen=True)
 class RenewPolicy:
-    """Renew when fewer than ``days`` days or less than ``percent`` % of the lifetime remain (either may be 0)."""
+    """Renew when fewer than ``days`` days or less than ``percent`` % of the lifetime remain (either may be 0); with
+    ``key_rotation`` on_renewal a renewal certifies a new key made on the host, and ``rekey_before`` replaces the key
+    of a certificate issued before that time. ``compromised``: the public keys (public_fingerprint) of certificates
+    revoked for key_compromise, each with the serial that says so: never certified again."""
 
     days: int = 30
     percent: int = 0
+    key_rotation: str = "never"
+    rekey_before: dt.datetime | None = None
+    compromised: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_params(cls, params: dict, compromised: dict | None = None) -> RenewPolicy:
+        """The policy of a module's renewal options (specs.RENEWAL), each checked."""
+        if params.get("key_rotation", "never") not in KEY_ROTATIONS:
+            raise PkiError(f"must be one of {', '.join(KEY_ROTATIONS)}, got {params['key_rotation']!r}",
+                           where="key_rotation")
+        before = params.get("rekey_before")
+        return cls(days=params["renew_before_days"], percent=params["renew_before_percent"],
+                   key_rotation=params.get("key_rotation", "never"),
+                   rekey_before=_rekey_before(before, "rekey_before") if before not in (None, "") else None,
+                   compromised=dict(compromised or {}))
+
+    def with_rekey_before(self, value, where: str) -> RenewPolicy | None:
+        """The policy for one certificate with its own rekey_before (the later of the two applies); None without."""
+        if value in (None, ""):
+            return None
+        own = _rekey_before(value, where)
+        return replace(self, rekey_before=max(own, self.rekey_before) if self.rekey_before else own)
 
     def reasons(self, cert: x509.Certificate, at: dt.datetime) -> list[str]:
         start, end = compat.not_before(cert), compat.not_after(cert)
@@ -59,6 +104,37 @@ class RenewPolicy:
             if remaining < self.percent:
                 reasons.append(f"{remaining:.0f}% of its lifetime left (renew_before_percent={self.percent})")
         return reasons
+
+    def new_key_reasons(self, name: str, existing: x509.Certificate | None, public_key, reissue: list[str],
+                        key_state: str) -> list[str]:
+        """Why the key on the host must be replaced before the certificate is issued (empty: sign its CSR). A key
+        made by this run or waiting from an earlier one (``key_state`` not present) is new already. A compromised key
+        with key_rotation=never is refused, naming ``name`` and the revoked serial: it is never certified again."""
+        if key_state != "present":
+            return []
+        own = existing is not None and same_public_key(existing.public_key(), public_key)
+        reasons = []
+        # Issued at its notBefore plus the backdating issue.py gives every certificate (clock skew).
+        if self.rekey_before and own and compat.not_before(existing) + BACKDATE < self.rekey_before:
+            reasons.append(f"issued before rekey_before ({self.rekey_before.isoformat()}): new key")
+        compromised = self.compromised.get(public_fingerprint(public_key))
+        if compromised and (reissue or reasons):
+            if self.key_rotation == "never" and not reasons:
+                raise PkiError(f"{name}: its key is the key of certificate {compromised}, revoked for key_compromise,"
+                               " and is never certified again; key_rotation=never keeps keys: set key_rotation="
+                               "on_renewal or rekey_before, or remove the key file on the host", where="key_rotation")
+            reasons.append(f"its key is the key of certificate {compromised}, revoked for key_compromise: new key")
+        elif self.key_rotation == "on_renewal" and own and reissue and not reasons:
+            reasons.append("new key for the new certificate (key_rotation=on_renewal)")
+        return reasons
+
+    def check_signable(self, name: str, public_key) -> None:
+        """The last check before a certificate is signed: never for a compromised key."""
+        compromised = self.compromised.get(public_fingerprint(public_key))
+        if compromised:
+            raise PkiError(f"{name}: refusing to certify the key of certificate {compromised}, revoked for "
+                           "key_compromise (a key revoked for compromise is never certified again)",
+                           where="key_rotation")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ KEY_TYPES = ("ec-p256", "ec-p384", "rsa2048", "rsa3072", "rsa4096", "ed25519")
 DEFAULT_KEY_TYPE = "ec-p256"
 
 # CRL entry reasons (RFC 5280 CRLReason), as the crl module's option names them.
+# Whether a renewal certifies a new key made on the host (cert-manager's rotationPolicy Always) or the same one.
+KEY_ROTATIONS = ("on_renewal", "never")
+
 REVOCATION_REASONS = (
     "unspecified",
     "key_compromise",

@@ -61,31 +61,9 @@ def check_serial(serial: int, where: str) -> int:
     return serial
 
 
-# A revocation dated this far ahead of this host's clock is a mistake (a typo, or a clock far off), not a plan.
-FUTURE_SLACK = dt.timedelta(minutes=5)
-
-
 def parse_revocation_date(value, where: str, at: dt.datetime | None = None) -> dt.datetime:
-    """An ISO 8601 date and time (``2024-12-31``, ``2024-12-31T10:00:00Z``, with an offset; no zone means UTC), not
-    in the future: anything else is refused naming ``where``, before any file is written."""
-    if isinstance(value, dt.datetime):
-        date = value
-    elif isinstance(value, dt.date):
-        date = dt.datetime(value.year, value.month, value.day)
-    else:
-        text = str(value).strip()
-        try:
-            date = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-        except ValueError:
-            raise PkiError(f"{text[:40]!r} is not an ISO 8601 date such as 2024-12-31 or 2024-12-31T10:00:00Z",
-                           where=where) from None
-    if date.tzinfo is None:
-        date = date.replace(tzinfo=compat.UTC)
-    at = at or compat.now()
-    if date > at + FUTURE_SLACK:
-        raise PkiError(f"{date.isoformat()} is in the future (now is {at.isoformat(timespec='seconds')}): a "
-                       "revocation is dated when it happened", where=where)
-    return date
+    """An ISO 8601 date and time not in the future (compat.parse_past_instant)."""
+    return compat.parse_past_instant(value, where, "a revocation is dated when it happened", at)
 
 
 def parse_reason(value, where: str) -> str:

@@ -5,7 +5,7 @@ tests/unit checks each against the DOCUMENTATION of its module."""
 
 from __future__ import annotations
 
-from .constants import DEFAULT_KEY_TYPE, KEY_TYPES, REVOCATION_REASONS
+from .constants import DEFAULT_KEY_TYPE, KEY_ROTATIONS, KEY_TYPES, REVOCATION_REASONS
 
 # The signing CA, as files or as PEM content (vault, AWX credential).
 ISSUER = {
@@ -46,9 +46,13 @@ RECORD = {
     "record_dir": {"type": "path"},
 }
 
+# When a certificate is issued again, and whether its key is replaced then (checks.RenewPolicy).
 RENEWAL = {
     "renew_before_days": {"type": "int", "default": 30},
-    "renew_before_percent": {"type": "int", "default": 0},
+    "renew_before_percent": {"type": "int", "default": 33},
+    "run_interval_hours": {"type": "int", "default": 0},
+    "key_rotation": {"type": "str", "default": "on_renewal", "choices": list(KEY_ROTATIONS)},
+    "rekey_before": {"type": "str"},
 }
 
 CA = {
@@ -100,6 +104,7 @@ CLIENT_ENTRY = {
     "dir": {"type": "path"},
     "owner": {"type": "str"},
     "group": {"type": "str"},
+    "rekey_before": {"type": "str"},
 }
 
 CLIENT_CERT = {
@@ -155,6 +160,7 @@ VALIDATE = {
     "hostnames": {"type": "list", "elements": "str", "default": []},
     "min_days": {"type": "int", "default": 0},
     "warn_days": {"type": "int", "default": 30},
+    "ca_min_days": {"type": "int", "default": 0},
     "server_user": {"type": "str"},
     "probe_host": {"type": "str"},
     "probe_port": {"type": "int", "default": 5432},
@@ -186,6 +192,8 @@ HOST_ITEM = {
     "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
+    # prepare: replace the key in place by a new one (a pending key until its certificate is installed).
+    "new_key": {"type": "bool", "default": False},
 }
 
 HOST_MATERIAL = {
@@ -211,7 +219,8 @@ REVOCATION_REGISTRY = {
 
 INTERMEDIATE_ROTATION = {
     "pki_dir": {"type": "path", "required": True},
-    "step": {"type": "str", "required": True, "choices": ["start", "retire"]},
+    "step": {"type": "str", "required": True, "choices": ["start", "retire", "auto"]},
+    "min_days": {"type": "int", "default": 0},
     "lock_timeout": {"type": "int", "default": 120},
 }
 

@@ -63,6 +63,7 @@ class Item:
     pkcs12_passphrase: str | None = field(default=None, repr=False)
     base_dir: str | None = None
     home: str | None = None
+    new_key: bool = False
 
     @property
     def pending_path(self) -> str:
@@ -116,6 +117,7 @@ def parse_item(raw: dict, index: int) -> Item:
         pkcs12_passphrase=raw.get("pkcs12_passphrase"),
         base_dir=raw.get("base_dir"),
         home=account.pw_dir if account is not None else None,
+        new_key=bool(raw.get("new_key")),
     )
     formats.check_options(item)
     return item
@@ -201,7 +203,11 @@ def prepare(plan: planner.Plan, item: Item) -> dict:
             plan.keep(item.pending_path, item.key_attrs, kind="key", where=f"{key_where} (pending key)")
     if key is None and current_data is not None:
         current = load_private_key(current_data, None, f"{key_where} ({item.key_path})")
-        if key_type_of(current) == item.key_type:
+        if item.new_key and key_type_of(current) == item.key_type:
+            # Asked for (the controller's key policy): the current key stays until its new certificate is installed.
+            state = "replaced"
+            changes.append("new private key, replacing the current one when its certificate is installed")
+        elif key_type_of(current) == item.key_type:
             key, state = current, "present"
             if not plan.claimed(item.key_path):
                 attr_changes = plan.keep(item.key_path, item.key_attrs, kind="key", where=key_where)

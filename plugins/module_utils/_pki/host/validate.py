@@ -85,6 +85,15 @@ def validate(params: dict) -> dict:
     else:
         findings.append(Finding("validity", "ok", f"{remaining} days left"))
 
+    if params.get("ca_min_days"):
+        # A CA with less left than a leaf's lifetime and its renewal window: leaves would soon outlive it (they are
+        # never issued past it) - the intermediate rotation is due before anything breaks.
+        findings.add("ca_validity", [f"{c.subject.rfc4514_string()} has {days_left(c)} days left, fewer than "
+                                     f"ca_min_days={params['ca_min_days']} (a leaf's lifetime and its renewal window):"
+                                     " rotate it (the rotate playbook) before its leaves outlive it"
+                                     for c in path[1:] if days_left(c) < params["ca_min_days"]],
+                     f"every CA in the chain has {params['ca_min_days']} days or more left")
+
     _check_hostnames(params.get("hostnames") or [], leaf, findings)
 
     crl_facts = []

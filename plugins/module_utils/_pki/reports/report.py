@@ -22,6 +22,7 @@ _CERT = {"type": ["object", "null"],
          "required": ["subject", "issuer", "serial", "not_after", "days_left", "fingerprint_sha256"],
          "properties": {"subject": {"type": "string"}, "issuer": {"type": "string"}, "serial": {"type": "string"},
                         "not_after": {"type": "string", "format": "date-time"}, "days_left": {"type": "integer"},
+                        "not_before": {"type": ["string", "null"], "format": "date-time"},
                         "fingerprint_sha256": {"type": "string"}}}
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -106,6 +107,8 @@ def to_json(report: dict) -> str:
 METRICS = {
     "pgtls_certificate_expiry_timestamp_seconds": "Not-after of the server certificate installed for a cluster.",
     "pgtls_certificate_days_left": "Whole days left on the server certificate installed for a cluster.",
+    "pgtls_certificate_not_before_timestamp_seconds": "Not-before of the server certificate installed for a cluster.",
+    "pgtls_ca_certificate_expiry_timestamp_seconds": "Not-after of each CA (intermediate, root) of a cluster's chain.",
     "pgtls_served_matches_installed": "1 when the cluster serves the installed certificate (proven by a handshake).",
     "pgtls_cluster_running": "1 when the cluster answered the TLS probe.",
     "pgtls_crl_next_update_timestamp_seconds": "nextUpdate of each CRL a cluster reads (ssl_crl_file).",
@@ -137,6 +140,13 @@ def to_prometheus(report: dict) -> str:
             add("pgtls_certificate_expiry_timestamp_seconds", int(_parse(r["installed"]["not_after"]).timestamp()),
                 **where, subject=r["installed"]["subject"], issuer=r["installed"]["issuer"])
             add("pgtls_certificate_days_left", r["installed"]["days_left"], **where)
+            if r["installed"].get("not_before"):
+                add("pgtls_certificate_not_before_timestamp_seconds",
+                    int(_parse(r["installed"]["not_before"]).timestamp()), **where)
+        for ca in r["chain"]:
+            if ca and ca.get("not_after"):
+                add("pgtls_ca_certificate_expiry_timestamp_seconds", int(_parse(ca["not_after"]).timestamp()), **where,
+                    subject=ca["subject"], kind="root" if ca["subject"] == ca["issuer"] else "intermediate")
         add("pgtls_served_matches_installed", int(bool(r["served"] and r["served"]["matches_installed"])), **where)
         add("pgtls_cluster_running", int(r["running"]), **where)
         for crl in r["crls"]:
@@ -354,6 +364,7 @@ def _cert_fields(info, where: str) -> dict | None:
     names = ("subject", "issuer", "serial", "fingerprint_sha256")
     fields = {key: _text(info.get(key), f"{where}.{key}") for key in names}
     fields["not_after"] = _date(info.get("not_after"), f"{where}.not_after")
+    fields["not_before"] = _date(info.get("not_before"), f"{where}.not_before", required=False)
     fields["days_left"] = _integer(info.get("days_left"), f"{where}.days_left")
     return fields
 

@@ -20,24 +20,6 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils import _action
 SERVER = {"subject_alt_names": ["db1.example.com"]}
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A CA folder as the site playbook leaves it (copied per test)."""
-    pki = tmp_path_factory.mktemp("ca") / "pki"
-    done = run("ca_folder", {"path": str(pki), "root_common_name": "Option Root", "intermediate_common_name": "Option CA"})
-    assert not done.get("failed"), done.get("msg")
-    return pki
-
-
-@pytest.fixture
-def work(folder, tmp_path):
-    import shutil
-
-    shutil.copytree(folder, tmp_path / "pki")
-    (tmp_path / "out").mkdir()
-    return tmp_path
-
-
 def server_args(work, name="server", **extra):
     return {"key_path": str(work / "out" / f"{name}.key"), "cert_path": str(work / "out" / f"{name}.crt"),
             "root_cert_path": str(work / "out" / f"{name}-root.crt"), "ca_folder": str(work / "pki"), **SERVER,

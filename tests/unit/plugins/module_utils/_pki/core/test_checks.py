@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from pkitools import Pki, days_ago
@@ -74,3 +75,75 @@ def test_renewal_policy_off_keeps_an_old_certificate():
     pki = Pki()
     key, cert = pki.leaf(name=NAME, sans=(NAME, "10.0.0.5"), days=20)
     assert reissue_reasons(cert, key.public_key(), _wanted(), pki.issuer, RenewPolicy(days=0, percent=0)) == []
+
+
+# The key policy: when the key on the host is replaced before a certificate is issued --------------------------------
+REISSUE = ["subject alternative names changed (+DNS:db1)"]
+
+
+@pytest.mark.parametrize("rotation, state, reissue, own, expected", [
+    ("on_renewal", "present", REISSUE, True, ["new key for the new certificate (key_rotation=on_renewal)"]),
+    ("on_renewal", "present", [], True, []),                  # nothing issued: the key stays
+    ("on_renewal", "created", REISSUE, True, []),             # made by this run: new already
+    ("on_renewal", "pending", REISSUE, True, []),             # waiting from an earlier run: new already
+    ("on_renewal", "replaced", REISSUE, True, []),
+    ("on_renewal", "present", REISSUE, False, []),            # the certificate is another key's: this key is new
+    ("never", "present", REISSUE, True, []),
+])
+def test_new_key_reasons(rotation, state, reissue, own, expected):
+    pki = Pki()
+    key, cert = pki.leaf(name=NAME, sans=(NAME,), days=365)
+    public_key = key.public_key() if own else generate_key("ec-p256").public_key()
+    policy = RenewPolicy(key_rotation=rotation)
+    assert policy.new_key_reasons(NAME, cert, public_key, reissue, state) == expected
+
+
+def test_rekey_before_replaces_the_key_of_an_older_certificate_only():
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
+
+    pki = Pki()
+    key, cert = pki.leaf(name=NAME, sans=(NAME,), days=365, at=days_ago(3))
+    policy = RenewPolicy.from_params({"renew_before_days": 30, "renew_before_percent": 0, "key_rotation": "never",
+                                      "rekey_before": (compat.now() - dt.timedelta(days=1)).isoformat()})
+    assert policy.new_key_reasons(NAME, cert, key.public_key(), [], "present")[0].startswith("issued before rekey_before")
+    newer = RenewPolicy.from_params({"renew_before_days": 30, "renew_before_percent": 0, "key_rotation": "never",
+                                     "rekey_before": (compat.now() - dt.timedelta(days=4)).isoformat()})
+    assert newer.new_key_reasons(NAME, cert, key.public_key(), [], "present") == []
+    # A certificate's own date wins when it is later; an earlier one leaves the task's.
+    assert newer.with_rekey_before("2001-01-01", "clients[0].rekey_before").rekey_before == newer.rekey_before
+    assert newer.with_rekey_before("", "x") is None
+
+
+def test_a_compromised_key_is_replaced_or_refused_never_signed():
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import public_fingerprint
+
+    pki = Pki()
+    key, cert = pki.leaf(name=NAME, sans=(NAME,), days=365)
+    record = {public_fingerprint(key.public_key()): "0B:AD (db1)"}
+    on_renewal = RenewPolicy(key_rotation="on_renewal", compromised=record)
+    assert on_renewal.new_key_reasons(NAME, cert, key.public_key(), REISSUE, "present") == [
+        "its key is the key of certificate 0B:AD (db1), revoked for key_compromise: new key"]
+    # Even when the certificate on disk is another key's (the compromised key came back).
+    assert on_renewal.new_key_reasons(NAME, None, key.public_key(), ["no certificate yet"], "present")
+    assert on_renewal.new_key_reasons(NAME, cert, key.public_key(), [], "present") == []  # nothing to sign
+    never = RenewPolicy(key_rotation="never", compromised=record)
+    with pytest.raises(PkiError, match=r"db1.example.com: its key is the key of certificate 0B:AD \(db1\)") as caught:
+        never.new_key_reasons(NAME, cert, key.public_key(), REISSUE, "present")
+    assert caught.value.where == "key_rotation"
+    with pytest.raises(PkiError, match="refusing to certify the key of certificate 0B:AD"):
+        never.check_signable(NAME, key.public_key())
+    never.check_signable(NAME, generate_key("ec-p256").public_key())
+
+
+@pytest.mark.parametrize("params, where", [
+    ({"key_rotation": "sometimes"}, "key_rotation"),
+    ({"rekey_before": "2999-01-01"}, "rekey_before"),
+    ({"rekey_before": "soon"}, "rekey_before"),
+])
+def test_bad_key_policies_are_refused_naming_the_option(params, where):
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+
+    with pytest.raises(PkiError) as caught:
+        RenewPolicy.from_params({"renew_before_days": 30, "renew_before_percent": 33, **params})
+    assert caught.value.where == where

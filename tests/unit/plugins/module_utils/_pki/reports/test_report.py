@@ -53,3 +53,28 @@ def test_the_page_has_the_audit_tables_replication_column(tmp_path):
     assert "<td>1/2 NO cert</td>" in cells["primary"]
     assert "<td>standby</td>" in cells["standby"]
     assert "<td>-</td>" in cells["alone"]
+
+
+def test_a_ca_with_less_than_a_leaf_lifetime_and_window_left_fails_and_every_ca_is_a_metric(tmp_path):
+    """CloudNativePG's outage: leaves outliving their CA. An intermediate of 400 days, leaves of 365 renewed with 121
+    left: ca_min_days=486 fails it, naming it; the metrics carry each CA's expiry and the leaf's not-before."""
+    pki = Pki(int_days=400)
+    _key, leaf = pki.leaf(days=90)
+    params = {"certificate_path": write(tmp_path / "s.crt", pem(leaf, pki.int)), "ca_path": write(tmp_path / "r.crt",
+              pem(pki.root)), "purpose": "server", "hostnames": [], "min_days": 0, "warn_days": 30,
+              "fail_on_findings": False, "probe_port": 5432, "probe_timeout": 1.0}
+    short = validate(dict(params, ca_min_days=486))
+    found = [f for f in short["findings"] if f["check"] == "ca_validity"]
+    assert [f["status"] for f in found] == ["fail"] and not short["ok"]
+    assert found[0]["message"].startswith("CN=Test Intermediate has 399 days left, fewer than ca_min_days=486")
+    assert [f["status"] for f in validate(dict(params, ca_min_days=399))["findings"] if f["check"] == "ca_validity"
+            ] == ["ok"]
+    assert not [f for f in validate(params)["findings"] if f["check"] == "ca_validity"]  # 0: not checked
+    built = report.build([report.record({"host": "db1", "cluster": "15/main", "port": 5432, "running": True,
+                                         "result": short})], None, 14, NOW)
+    assert built["servers"][0]["status"] == "fail"
+    text = report.to_prometheus(built)
+    assert 'pgtls_ca_certificate_expiry_timestamp_seconds{host="db1",cluster="15/main",subject="CN=Test Intermediate",' \
+           'kind="intermediate"}' in text
+    assert 'kind="root"}' in text
+    assert 'pgtls_certificate_not_before_timestamp_seconds{host="db1",cluster="15/main"}' in text
