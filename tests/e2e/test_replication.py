@@ -314,6 +314,83 @@ def test_a_forced_rekey_replaces_every_key_once_and_keeps_the_standby_streaming(
     assert wait_streaming(standby)
 
 
+class Steady:
+    """A client that connects verify-full by name, with a new TLS handshake each time, to the primary and the standby
+    in turn while the playbooks run: how many connections succeeded and which failed."""
+
+    def __init__(self, root, *clusters: Cluster):
+        self.conninfos = [f"host=db.example.test hostaddr=127.0.0.1 port={c.port} dbname=postgres user=postgres "
+                          f"sslmode=verify-full sslrootcert={root} connect_timeout=5" for c in clusters]
+        self.ok, self.failed, self.stop = 0, [], threading.Event()
+        self.thread = threading.Thread(target=self.connect, daemon=True)
+
+    def connect(self) -> None:
+        turn = 0
+        while not self.stop.is_set():
+            done = subprocess.run(["psql", "-X", "-Atc", "select 1", self.conninfos[turn % len(self.conninfos)]],
+                                  capture_output=True, text=True, check=False)
+            if done.returncode == 0 and done.stdout.strip() == "1":
+                self.ok += 1
+            else:
+                self.failed.append(done.stderr.strip()[-300:])
+            turn += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def lifetime(path) -> tuple[float, int]:
+    """The lifetime (days) and serial of a certificate file, as openssl reads it."""
+    out = subprocess.run(["openssl", "x509", "-in", str(path), "-noout", "-startdate", "-enddate", "-serial"],
+                         capture_output=True, text=True, check=True).stdout
+    dates = dict(line.split("=", 1) for line in out.splitlines())
+    parse = lambda text: time.mktime(time.strptime(text.replace(" GMT", ""), "%b %d %H:%M:%S %Y"))  # noqa: E731
+    return (parse(dates["notAfter"]) - parse(dates["notBefore"])) / 86400, int(dates["serial"], 16)
+
+
+def test_a_week_of_short_lived_certificates_renewed_by_daily_runs_fails_no_connection(pair, workdir,
+                                                                                        tmp_path_factory):
+    """Seven-day certificates (servers and the standby's replication certificate), re-issued with new keys by seven
+    scheduled rotate runs in a row (each run a day: every certificate issued before it is due, pgtls_rekey_before
+    stands for the clock), with a steady verify-full client and the standby streaming: 0 failed connections, 0
+    reconnects, no gap; each run installs a new 7-day certificate and key on every cluster."""
+    primary, standby = pair
+    pki = workdir / "replication-pki"
+    path = inventory(tmp_path_factory.mktemp("week"), primary, standby, pki)
+    found = yaml.safe_load(open(path))
+    found["all"]["vars"].update(pgtls_server_valid_days=7, pgtls_server_renew_before_days=1,
+                                pgtls_run_interval_hours=24)
+    with open(path, "w") as handle:
+        handle.write(yaml.safe_dump(found))
+    certs = [primary.data / "tls" / "server.crt", standby.data / "tls" / "server.crt",
+             standby.data / "tls" / "replication" / "postgresql.crt"]
+    serials = []
+    with Steady(pki / "root.crt", primary, standby) as steady, Watch(standby) as watch:
+        for _day in range(7):
+            time.sleep(1.1)  # the certificates in place were issued in an earlier second
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            run_playbook(str(ROOT / "playbooks" / "rotate.yml"), {"pgtls_servers_group": "pgtls_replicas",
+                                                                  "pgtls_rekey_before": at}, "-i", path)
+            found = [lifetime(cert) for cert in certs]
+            assert all(6.9 < days < 7.1 for days, _serial in found), found
+            serials.append(tuple(serial for _days, serial in found))
+    print(f"\na week of 7-day certificates: {len(serials)} renewals of {len(certs)} certificates, {steady.ok} "
+          f"verify-full connections, {len(steady.failed)} failed; {watch.reconnects()} reconnects, longest gap "
+          f"{watch.longest_gap():.2f} s")
+    assert len(set(serials)) == 7 and all(len(set(day)) == 3 for day in serials)  # every certificate, every day
+    assert steady.failed == [] and steady.ok > 100, (steady.ok, steady.failed[:5])
+    assert watch.reconnects() == 0 and watch.longest_gap() == 0.0, watch.seen
+    # The standby's next connection uses the last replication certificate.
+    found = reconnect(primary, standby)
+    assert found.split(" ", 1)[0] == str(serials[-1][2]), found
+    assert wait_streaming(standby)
+
+
 def walsender_certificate(primary: Cluster) -> str:
     return primary.admin("select s.client_serial || ' ' || s.issuer_dn from pg_stat_replication r join pg_stat_ssl s "
                          "using (pid)").stdout.strip()
