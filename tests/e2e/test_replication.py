@@ -349,12 +349,15 @@ def lifetime(path) -> tuple[float, int]:
     out = subprocess.run(["openssl", "x509", "-in", str(path), "-noout", "-startdate", "-enddate", "-serial"],
                          capture_output=True, text=True, check=True).stdout
     dates = dict(line.split("=", 1) for line in out.splitlines())
-    parse = lambda text: time.mktime(time.strptime(text.replace(" GMT", ""), "%b %d %H:%M:%S %Y"))  # noqa: E731
-    return (parse(dates["notAfter"]) - parse(dates["notBefore"])) / 86400, int(dates["serial"], 16)
+    return (_seconds(dates["notAfter"]) - _seconds(dates["notBefore"])) / 86400, int(dates["serial"], 16)
 
 
-def test_a_week_of_short_lived_certificates_renewed_by_daily_runs_fails_no_connection(pair, workdir,
-                                                                                        tmp_path_factory):
+def _seconds(text: str) -> float:
+    return time.mktime(time.strptime(text.replace(" GMT", ""), "%b %d %H:%M:%S %Y"))
+
+
+def test_a_week_of_short_lived_certificates_renewed_by_daily_runs_fails_no_connection(
+        pair, workdir, tmp_path_factory):
     """Seven-day certificates (servers and the standby's replication certificate), re-issued with new keys by seven
     scheduled rotate runs in a row (each run a day: every certificate issued before it is due, pgtls_rekey_before
     stands for the clock), with a steady verify-full client and the standby streaming: 0 failed connections, 0
