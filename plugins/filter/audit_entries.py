@@ -12,7 +12,7 @@ version_added: 0.2.0
 description:
   - Takes the registered result of the audit's looped M(pgtls.ssl.validate) task (each item carrying the cluster it
     checked as C(__pgtls_cluster)) and returns one entry per cluster - C(host), C(cluster) (C(<version>/<name>)),
-    C(port), C(running) and C(result) - as M(pgtls.ssl.audit_report) takes them.
+    C(port), C(running), C(renewal) and C(result) - as M(pgtls.ssl.audit_report) takes them.
 options:
   _input:
     description: The registered loop result (or its C(results) list).
@@ -22,12 +22,28 @@ options:
     description: The inventory name of the host the results are from.
     type: str
     required: true
+  renewal:
+    description:
+      - The host's renewal window, C(days) and C(percent) (its C(renew_before_days) and C(renew_before_percent)), from
+        which the report gives each certificate's renewal time. Without it the report has none.
+    type: dict
+  kind:
+    description: What serves the certificates - a PostgreSQL cluster or a PgBouncer (the metrics' C(kind) label).
+    type: str
+    choices: [server, pooler]
+    default: server
+  loop_var:
+    description:
+      - The key of each item that holds what was checked - C(version) and C(name), or a C(label) (as
+        C(pgbouncer:6432)), C(port), C(running).
+    type: str
+    default: __pgtls_cluster
 """
 
 EXAMPLES = r"""
 - name: Entries for the report
   ansible.builtin.set_fact:
-    pgtls_audit_entries: "{{ checks | pgtls.ssl.audit_entries(inventory_hostname) }}"
+    pgtls_audit_entries: "{{ checks | pgtls.ssl.audit_entries(inventory_hostname, {'days': 30, 'percent': 33}) }}"
 """
 
 RETURN = r"""
@@ -38,15 +54,16 @@ _value:
 """
 
 
-def audit_entries(results, host: str) -> list[dict]:
+def audit_entries(results, host: str, renewal: dict | None = None, kind: str = "server",
+                  loop_var: str = "__pgtls_cluster") -> list[dict]:
     items = results.get("results", []) if isinstance(results, dict) else list(results or [])
     entries = []
     for item in items:
-        cluster = item.get("__pgtls_cluster") or {}
+        cluster = item.get(loop_var) or {}
         result = {k: v for k, v in item.items() if not k.startswith("_") and k not in ("item", "invocation")}
-        entries.append({"host": host, "cluster": f"{cluster.get('version')}/{cluster.get('name')}",
+        entries.append({"host": host, "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",
                         "port": cluster.get("port", 5432), "running": bool(cluster.get("running", True)),
-                        "result": result})
+                        "kind": kind, "renewal": renewal, "result": result})
     return entries
 
 

@@ -17,7 +17,9 @@ description:
     within O(window_days) (a name's newest certificate only; revoked ones left out) and the registry of revocations.
   - Writes, where paths are given, the JSON report (schema C(pgtls.ssl/audit-report/1)), a Prometheus textfile for
     node_exporter's textfile collector (C(pgtls_certificate_expiry_timestamp_seconds),
-    C(pgtls_certificate_days_left), C(pgtls_served_matches_installed), C(pgtls_cluster_running),
+    C(pgtls_certificate_days_left), C(pgtls_certificate_not_before_timestamp_seconds),
+    C(pgtls_certificate_renewal_timestamp_seconds), C(pgtls_certificate_ready),
+    C(pgtls_ca_certificate_expiry_timestamp_seconds), C(pgtls_served_matches_installed), C(pgtls_cluster_running),
     C(pgtls_crl_next_update_timestamp_seconds), C(pgtls_audit_findings), C(pgtls_audit_success),
     C(pgtls_client_certificate_expiry_timestamp_seconds), C(pgtls_client_revoked_total),
     C(pgtls_audit_last_run_timestamp_seconds)), and an HTML page that needs no network to view - a timeline of
@@ -44,7 +46,10 @@ options:
   servers:
     description:
       - One entry per cluster - C(host), C(cluster) (C(<version>/<name>)), C(port), C(running) (false when the
-        cluster did not answer), and C(result), the registered result of M(pgtls.ssl.validate) for it.
+        cluster did not answer), C(renewal) (optional - the host's renewal window, C(days) and C(percent), which gives
+        each certificate its renewal time), and C(result), the registered result of M(pgtls.ssl.validate) for it.
+      - A record is C(ready) (cert-manager's ready status) when the cluster serves its installed certificate, that
+        certificate is in its validity period, and none of its own checks failed (dates, chain, order, key, names).
     type: list
     elements: dict
     required: true

@@ -25,7 +25,7 @@ description:
     are resumable - a run killed halfway is finished by the next run of the same step; the generation is never
     counted twice.
   - The playbook C(pgtls.ssl.rotate) calls it with C(pgtls_rotate_intermediate=start|retire), and with O(step=auto)
-    otherwise.
+    otherwise; the playbook C(pgtls.ssl.site) with O(step=auto) before its servers.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -47,7 +47,9 @@ options:
     description:
       - V(start) a rotation, or V(retire) the previous intermediate.
       - V(auto) starts a rotation when none is in progress and the intermediate has fewer than O(min_days) left;
-        else it changes nothing (the C(pgtls.ssl.rotate) playbook runs it unless C(pgtls_rotate_auto=false)).
+        else it changes nothing, also before the first rollout (no CA folder, or no intermediate in it, yet). The
+        C(pgtls.ssl.rotate) playbook without a step and the C(pgtls.ssl.site) playbook run it unless
+        C(pgtls_rotate_auto=false).
     type: str
     required: true
     choices: [start, retire, auto]

@@ -101,7 +101,8 @@ def _walsender_finding(sender: Mapping) -> dict:
 def replication_findings(results, sessions=None, replication=None, loop_var: str = "__pgtls_cluster") -> list[dict]:
     """The audit's validate results (one item per cluster), each with the findings of its replication: every
     walsender (ok over TLS with a client certificate, else a failure), every session a revoked certificate still
-    holds (a failure), and on a standby its replication certificate (validate's findings, prefixed). ``sessions``
+    holds (a failure), and on a standby its replication certificate (validate's findings, prefixed; its details as
+    ``replication_certificate``, for the report). ``sessions``
     is pgtls.ssl.sessions' result for the host's clusters (by label <version>/<name>), ``replication`` the looped
     validate results of the standbys' replication certificates."""
     by_label = {}
@@ -147,11 +148,13 @@ def replication_findings(results, sessions=None, replication=None, loop_var: str
                 extra += [{"check": "replication_certificate", "status": f.get("status"),
                            "message": f"replication certificate: {f.get('message', '')}"}
                           for f in own if f.get("status") != "ok"]
+        # The report's replication certificate (kind replication in its metrics).
+        checked = dict(item, replication_certificate=cert["certificate"]) if cert and cert.get("certificate") else item
         if not extra:
-            merged.append(item)
+            merged.append(checked)
             continue
         fails = sum(1 for f in extra if f["status"] == "fail")
         warns = sum(1 for f in extra if f["status"] == "warn")
-        merged.append(dict(item, findings=list(item.get("findings") or []) + extra,
+        merged.append(dict(checked, findings=list(item.get("findings") or []) + extra,
                            fail_count=item.get("fail_count", 0) + fails, warn_count=item.get("warn_count", 0) + warns))
     return merged

@@ -4,6 +4,7 @@ headless Chromium, shows every host and the nearest expiry (the screenshot is ke
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import stat
@@ -11,6 +12,7 @@ import subprocess
 
 import jsonschema
 import pytest
+import yaml
 from conftest import ROOT, plain_cluster, role_vars, run_playbook
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,6 +24,18 @@ STOPPED = {"host": "db-stopped.example", "cluster": "15/other", "port": 5999, "r
 
 def openssl(*args) -> str:
     return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True).stdout
+
+
+def due(certificate) -> dt.datetime:
+    """When the server role's defaults renew this certificate, from openssl's dates: the earlier of
+    renew_before_days before its end and renew_before_percent of its lifetime left."""
+    defaults = yaml.safe_load((ROOT / "roles" / "server" / "defaults" / "main.yml").read_text())
+    shown = openssl("x509", "-in", str(certificate), "-noout", "-startdate", "-enddate")
+    dates = dict(line.split("=", 1) for line in shown.splitlines())
+    start, end = (dt.datetime.strptime(dates[k], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.timezone.utc)
+                  for k in ("notBefore", "notAfter"))
+    return min(end - dt.timedelta(days=defaults["pgtls_server_renew_before_days"]),
+               end - (end - start) * defaults["pgtls_server_renew_before_percent"] / 100)
 
 
 def chromium() -> str:
@@ -66,7 +80,9 @@ def test_json_report_validates_and_says_what_the_files_say(audited):
     fp = openssl("x509", "-in", str(tls / "server.crt"), "-noout", "-fingerprint", "-sha256").split("=", 1)[1].strip()
     assert live["installed"]["fingerprint_sha256"] == fp
     assert live["served"] == {"fingerprint_sha256": fp, "matches_installed": True, "protocol": live["served"]["protocol"]}
-    assert live["status"] == "ok" and live["running"] is True
+    assert live["status"] == "ok" and live["running"] is True and live["ready"] is True
+    renews_at = dt.datetime.fromisoformat(live["installed"]["renews_at"])
+    assert abs((renews_at - due(tls / "server.crt")).total_seconds()) <= 1, live["installed"]
     st = (tls / "server.key").stat()
     assert live["key"]["mode"] == f"{stat.S_IMODE(st.st_mode):04o}" and live["key"]["path"].endswith("server.key")
     root = openssl("x509", "-in", str(tls / "root.crt"), "-noout", "-subject", "-nameopt", "RFC2253")
@@ -76,6 +92,7 @@ def test_json_report_validates_and_says_what_the_files_say(audited):
     assert all(c["next_update"] for c in live["crls"])
     (stopped,) = [r for r in report["servers"] if r["host"] == STOPPED["host"]]
     assert stopped["status"] == "fail" and stopped["running"] is False and stopped["installed"] is None
+    assert stopped["ready"] is False
     assert report["summary"]["failed"] == 1 and report["summary"]["clusters"] == 2
     assert report["summary"]["nearest_expiry"]["host"] == "localhost"
     assert [c["name"] for c in report["clients"]["expiring"]] == ["app"]
@@ -94,6 +111,10 @@ def test_metrics_parse_with_prometheus_and_match_the_report(audited):
     served = {s.labels["host"]: s.value for s in families["pgtls_served_matches_installed"].samples}
     assert served == {"localhost": 1.0, STOPPED["host"]: 0.0}
     assert len(families["pgtls_crl_next_update_timestamp_seconds"].samples) == 2
+    ready = {s.labels["host"]: s.value for s in families["pgtls_certificate_ready"].samples}
+    assert ready == {"localhost": 1.0, STOPPED["host"]: 0.0}
+    (renewal,) = families["pgtls_certificate_renewal_timestamp_seconds"].samples
+    assert renewal.value == int(dt.datetime.fromisoformat(live["installed"]["renews_at"]).timestamp())
     assert [s.labels["name"] for s in families["pgtls_client_certificate_expiry_timestamp_seconds"].samples] == ["app"]
     assert families["pgtls_client_revoked_total"].samples[0].value == 1.0
 
@@ -132,6 +153,7 @@ def test_the_audit_playbook_writes_the_report_files(audited, workdir):
     done = run_playbook(str(ROOT / "playbooks" / "audit.yml"), extra, "--check")
     assert "cluster(s) meet the policy" in done.stdout, done.stdout[-3000:]
     report = json.loads((out / "a.json").read_text())
-    assert [(r["host"], r["status"]) for r in report["servers"]] == [("localhost", "ok")]
+    assert [(r["host"], r["status"], r["ready"]) for r in report["servers"]] == [("localhost", "ok", True)]
+    assert report["servers"][0]["installed"]["renews_at"]
     assert "pgtls_audit_success" in (out / "a.prom").read_text() and (out / "a.html").stat().st_size > 1000
     assert [c["name"] for c in report["clients"]["expiring"]] == ["app"]

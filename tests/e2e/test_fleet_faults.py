@@ -296,3 +296,29 @@ def test_crl_number_never_goes_back_when_the_crl_file_is_lost(fleet):
     assert reloaded.get_revoked_certificate_by_serial_number(0x0BADC0DE) is not None
     for host in HOSTS:  # the servers read the new CRL
         assert crl.read_bytes().strip() in (tls(fleet, host) / "root.crl").read_bytes()
+
+
+def test_site_starts_the_intermediate_rotation_when_it_is_due(fleet):
+    """Leaves of 1,500 days and a third of their lifetime to renew need an intermediate with 1,995 days left; this
+    one (1,825 days) has fewer: site starts the overlap rotation before the servers, which get certificates of the
+    new intermediate in the same run and keep verify-full; the next site changes nothing (a rotation is in
+    progress: none starts again); rotate retires it."""
+    pki = fleet["pki"]
+    old = (pki / "intermediate.crt").read_bytes()
+    done = play(fleet, "site", pgtls_server_valid_days=1500)
+    assert "rotation started - run the rotate playbook with -e pgtls_rotate_intermediate=retire" in \
+        " ".join(done.stdout.split()), done.stdout
+    assert (pki / "previous" / "intermediate.crt").read_bytes() == old
+    new = first_cert(pki / "intermediate.crt")
+    assert new.subject != x509.load_pem_x509_certificate(old).subject
+    for host in HOSTS:
+        assert first_cert(tls(fleet, host) / "server.crt").issuer == new.subject
+        assert_serves_installed(fleet, host)
+        assert verify_full(fleet, host, pki / "root.crt").returncode == 0
+    again = play(fleet, "site", pgtls_server_valid_days=1500)
+    assert "rotation started - run the rotate playbook" not in " ".join(again.stdout.split()), again.stdout
+    assert all(recap(again.stdout, host)["changed"] == 0 for host in ("localhost", *HOSTS)), again.stdout
+    play(fleet, "rotate", pgtls_rotate_intermediate="retire")
+    assert not (pki / "previous").exists()
+    for host in HOSTS:
+        assert verify_full(fleet, host, pki / "root.crt").returncode == 0

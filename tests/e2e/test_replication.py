@@ -7,6 +7,7 @@ without its certificate."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -213,19 +214,22 @@ def test_a_primary_conninfo_in_postgresql_auto_conf_is_named_and_the_files_resto
     assert wait_streaming(standby)
 
 
-class Watch:
-    """Polls the standby's WAL receiver (pid, status) every 0.1 s in a thread while the role runs: how many times
-    it reconnected (a new WAL receiver) and the longest time it was not streaming."""
+class Background:
+    """Runs ``step`` over and over in a thread (``pause`` seconds apart) while a ``with`` block runs the playbooks."""
 
-    def __init__(self, standby: Cluster):
-        self.standby, self.seen, self.stop = standby, [], threading.Event()
-        self.thread = threading.Thread(target=self.poll, daemon=True)
+    pause = 0.0
 
-    def poll(self) -> None:
+    def __init__(self):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self) -> None:
         while not self.stop.is_set():
-            row = self.standby.admin("select pid || ' ' || status from pg_stat_wal_receiver").stdout.split()
-            self.seen.append((time.monotonic(), row[0] if row else None, row[1] if len(row) > 1 else "none"))
-            time.sleep(0.1)
+            self.step()
+            time.sleep(self.pause)
+
+    def step(self) -> None:
+        raise NotImplementedError
 
     def __enter__(self):
         self.thread.start()
@@ -234,6 +238,21 @@ class Watch:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
+
+
+class Watch(Background):
+    """Polls the standby's WAL receiver (pid, status) every 0.1 s while the role runs: how many times it reconnected
+    (a new WAL receiver) and the longest time it was not streaming."""
+
+    pause = 0.1
+
+    def __init__(self, standby: Cluster):
+        super().__init__()
+        self.standby, self.seen = standby, []
+
+    def step(self) -> None:
+        row = self.standby.admin("select pid || ' ' || status from pg_stat_wal_receiver").stdout.split()
+        self.seen.append((time.monotonic(), row[0] if row else None, row[1] if len(row) > 1 else "none"))
 
     def reconnects(self) -> int:
         pids = [pid for _at, pid, _status in self.seen if pid]
@@ -314,34 +333,24 @@ def test_a_forced_rekey_replaces_every_key_once_and_keeps_the_standby_streaming(
     assert wait_streaming(standby)
 
 
-class Steady:
+class Steady(Background):
     """A client that connects verify-full by name, with a new TLS handshake each time, to the primary and the standby
     in turn while the playbooks run: how many connections succeeded and which failed."""
 
     def __init__(self, root, *clusters: Cluster):
+        super().__init__()
         self.conninfos = [f"host=db.example.test hostaddr=127.0.0.1 port={c.port} dbname=postgres user=postgres "
                           f"sslmode=verify-full sslrootcert={root} connect_timeout=5" for c in clusters]
-        self.ok, self.failed, self.stop = 0, [], threading.Event()
-        self.thread = threading.Thread(target=self.connect, daemon=True)
+        self.ok, self.failed, self.turn = 0, [], 0
 
-    def connect(self) -> None:
-        turn = 0
-        while not self.stop.is_set():
-            done = subprocess.run(["psql", "-X", "-Atc", "select 1", self.conninfos[turn % len(self.conninfos)]],
-                                  capture_output=True, text=True, check=False)
-            if done.returncode == 0 and done.stdout.strip() == "1":
-                self.ok += 1
-            else:
-                self.failed.append(done.stderr.strip()[-300:])
-            turn += 1
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+    def step(self) -> None:
+        done = subprocess.run(["psql", "-X", "-Atc", "select 1", self.conninfos[self.turn % len(self.conninfos)]],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip() == "1":
+            self.ok += 1
+        else:
+            self.failed.append(done.stderr.strip()[-300:])
+        self.turn += 1
 
 
 def lifetime(path) -> tuple[float, int]:
@@ -456,6 +465,15 @@ def test_the_audit_shows_the_standby_and_its_walsender_by_certificate(pair, work
     assert sender["status"] == "ok" and "over TLSv1.3, certificate /CN=replicator serial" in sender["message"], sender
     assert any(f["check"] == "replication_certificate" and "days left" in f["message"]
                for f in records["standby"]["findings"])
+    # The standby's replication certificate is its own kind in the report: the file's fingerprint, a renewal time.
+    cert = standby.data / "tls" / "replication" / "postgresql.crt"
+    fingerprint = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
+                                 capture_output=True, text=True, check=True).stdout.split("=", 1)[1].strip()
+    assert records["standby"]["replication"]["fingerprint_sha256"] == fingerprint
+    due, end = (dt.datetime.fromisoformat(records["standby"]["replication"][k]) for k in ("renews_at", "not_after"))
+    assert due < end
+    assert records["primary"]["replication"] is None
+    assert records["primary"]["ready"] is True and records["standby"]["ready"] is True
     assert files(primary, standby) == before
 
 

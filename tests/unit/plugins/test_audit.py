@@ -146,9 +146,13 @@ def test_a_standby_row_carries_its_replication_certificate():
     cert = {"__pgtls_cluster": MAIN, "findings": [{"check": "validity", "status": "warn", "message": "9 days left"}],
             "days_left": 9, "certificate": {"subject": "CN=replicator"}}
     skipped = {"__pgtls_cluster": dict(MAIN, name="other"), "skipped": True}
-    (found,) = audit_rows(replication_findings([item()], None, {"results": [cert, skipped]}), "db1")
+    merged = replication_findings([item()], None, {"results": [cert, skipped]})
+    (found,) = audit_rows(merged, "db1")
     assert found["replication"] == "standby CERT?" and found["warn"] and not found["fail"]
     assert found["problems"] == ["replication certificate: 9 days left"]
+    # The audit report's replication certificate (kind="replication" in its metrics).
+    assert merged[0]["replication_certificate"] == {"subject": "CN=replicator"}
+    assert "replication_certificate" not in replication_findings([item()], None, {"results": [skipped]})[0]
 
 
 def test_sessions_not_read_fail_every_running_cluster_and_nothing_else_changes():
@@ -170,3 +174,16 @@ def test_a_declared_standby_not_in_recovery_is_a_failure(in_recovery, column, fa
     if fails:
         assert found["problems"] == ["declared a standby (pgtls_primary_host) but not in recovery: not built yet "
                                      "(pg_basebackup over its primary_conninfo) or promoted (update the inventory)"]
+
+
+def test_audit_entries_for_clusters_and_for_a_pgbouncer():
+    from ansible_collections.pgtls.ssl.plugins.filter.audit_entries import audit_entries
+
+    validated = {"findings": [], "certificate": {"subject": "CN=db1"}, "invocation": {"module_args": {}}}
+    (entry,) = audit_entries({"results": [dict(validated, __pgtls_cluster=MAIN)]}, "db1", {"days": 30, "percent": 33})
+    assert entry == {"host": "db1", "cluster": f"{MAIN['version']}/{MAIN['name']}", "port": MAIN.get("port", 5432),
+                     "running": MAIN.get("running", True), "kind": "server", "renewal": {"days": 30, "percent": 33},
+                     "result": {"findings": [], "certificate": {"subject": "CN=db1"}}}
+    pooler = dict(validated, __pgtls_pgbouncer={"label": "pgbouncer:6432", "port": 6432})
+    (entry,) = audit_entries([pooler], "app1", None, kind="pooler", loop_var="__pgtls_pgbouncer")
+    assert (entry["cluster"], entry["port"], entry["kind"], entry["renewal"]) == ("pgbouncer:6432", 6432, "pooler", None)

@@ -44,7 +44,7 @@ NAME_MISMATCH = re.compile(r"does not match host name|IP address mismatch|Hostna
 
 
 def node(name):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+    return testinfra.get_host(f"podman://{name}")
 
 
 APP = node("pgtls-fleet-app")

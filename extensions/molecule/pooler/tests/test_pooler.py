@@ -5,6 +5,7 @@ refuses before changing anything), a revoked client. The tests run in file order
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -21,7 +22,7 @@ LOG = "/var/log/postgresql/pgbouncer.log"
 
 
 def node(name):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+    return testinfra.get_host(f"podman://{name}")
 
 
 APP = node(POOLER)
@@ -171,11 +172,13 @@ def long_session(user):
     assert started.rc == 0, started.stderr
 
 
-def clients_of(user):
+def clients_of(user, database="appdb"):
+    """PgBouncer's clients of ``user`` on ``database`` (all of them without a user). Not the other databases: the
+    refused "byaddress" login of an earlier test can wait there for its server until query_wait_timeout."""
     shown = APP.run("runuser -u postgres -- psql -X -At -F ' ' -h /var/run/postgresql -p 6432 -d pgbouncer "
                     "-c 'SHOW CLIENTS'")
     assert shown.rc == 0, shown.stderr
-    return [line for line in shown.stdout.splitlines() if not user or line.split(" ")[1:2] == [user]]
+    return [line for line in shown.stdout.splitlines() if not user or line.split(" ")[1:3] == [user, database]]
 
 
 def test_a_revoked_client_is_refused_by_pgbouncer_and_its_open_session_ended():
@@ -208,6 +211,22 @@ def test_a_revoked_client_is_refused_by_pgbouncer_and_its_open_session_ended():
 
 
 def test_audit_reports_pgbouncer():
-    rc, out = playbook("audit")
+    """The table row, and the JSON report and metrics: PgBouncer's certificate is kind pooler, ready, with its
+    renewal time, and its chain's CAs have a leaf's lifetime and renewal window left (ca_validity)."""
+    out_dir = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "audit")
+    os.makedirs(out_dir, exist_ok=True)
+    report, metrics = os.path.join(out_dir, "audit.json"), os.path.join(out_dir, "pgtls.prom")
+    rc, out = playbook("audit", "-e", f"pgtls_audit_json={report}", "-e", f"pgtls_audit_metrics={metrics}")
     assert rc == 0, out[-3000:]
     assert re.search(rf"{POOLER}\s+pgbouncer:6432\s+\d+\s+ok\s+ok", out), out[-3000:]
+    with open(report, encoding="utf-8") as stream:
+        records = {(r["host"], r["cluster"]): r for r in json.load(stream)["servers"]}
+    pooler = records[(POOLER, "pgbouncer:6432")]
+    assert pooler["kind"] == "pooler" and pooler["ready"] is True and pooler["installed"]["renews_at"], pooler
+    assert [f["status"] for f in pooler["findings"] if f["check"] == "ca_validity"] == ["ok"], pooler["findings"]
+    assert {r["kind"] for (host, _cluster), r in records.items() if host != POOLER} == {"server"}
+    with open(metrics, encoding="utf-8") as stream:
+        text = stream.read()
+    assert f'pgtls_certificate_ready{{host="{POOLER}",cluster="pgbouncer:6432"}} 1' in text
+    assert f'pgtls_certificate_renewal_timestamp_seconds{{host="{POOLER}",cluster="pgbouncer:6432",kind="pooler"}}' \
+        in text

@@ -44,6 +44,8 @@ def rotate(params: dict, check_mode: bool) -> dict:
     """Module entry (pgtls.ssl.intermediate_rotation)."""
     check_params(params)
     layout = Layout(params["pki_dir"])
+    if params["step"] == "auto" and not os.path.lexists(layout.folder):
+        return _nothing_yet(layout)
     if not os.path.isdir(layout.folder):
         raise PkiError(f"the CA folder {layout.folder} does not exist", where="pki_dir")
     planner.check_ca_folder(layout.folder, "pki_dir")
@@ -111,6 +113,13 @@ def _start(plan: planner.Plan, layout: Layout) -> dict:
     return {"changed": bool(plan.changes), "step": "start", "generation": generation, "actions": actions}
 
 
+def _nothing_yet(layout: Layout) -> dict:
+    """step=auto before the first rollout (no CA folder, or no intermediate in it): nothing to rotate; the CA is
+    made by the first issuance (the site playbook, the server role)."""
+    return {"changed": False, "step": "auto", "generation": 1, "actions": [], "started": False,
+            "msg": f"no intermediate CA in {layout.folder} yet: nothing to rotate (the first issuance makes it)"}
+
+
 def _auto(plan: planner.Plan, layout: Layout, min_days: int) -> dict:
     """Start a rotation when the intermediate has fewer than ``min_days`` left and none is in progress."""
     generation = layout.generation(plan.read)
@@ -119,7 +128,7 @@ def _auto(plan: planner.Plan, layout: Layout, min_days: int) -> dict:
                 "msg": "a rotation is in progress (previous/): retire it once every certificate is re-issued"}
     data = plan.read(layout.intermediate_cert, "pki_dir", missing_ok=True, nofollow=True)
     if not data:
-        raise PkiError(f"no intermediate CA in {layout.folder}: run the site playbook first", where="pki_dir")
+        return dict(_nothing_yet(layout), generation=generation)
     left = days_left(compat.load_certificates(data, f"pki_dir ({layout.intermediate_cert})")[0])
     if left >= min_days:
         return {"changed": False, "step": "auto", "generation": generation, "actions": [], "started": False,

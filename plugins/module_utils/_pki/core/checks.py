@@ -90,6 +90,17 @@ class RenewPolicy:
         own = _rekey_before(value, where)
         return replace(self, rekey_before=max(own, self.rekey_before) if self.rekey_before else own)
 
+    def renews_at(self, start: dt.datetime | None, end: dt.datetime) -> dt.datetime:
+        """When a certificate valid from ``start`` to ``end`` becomes due (the first moment ``reasons`` gives one):
+        ``days`` before its end or with ``percent`` % of its lifetime left, whichever comes first; without either,
+        its end. The audit's renewal timestamp (cert-manager's certificate_renewal_timestamp_seconds)."""
+        due = [end]
+        if self.days:
+            due.append(end - dt.timedelta(days=self.days))
+        if self.percent and start is not None and end > start:
+            due.append(end - (end - start) * self.percent / 100)
+        return min(due)
+
     def reasons(self, cert: x509.Certificate, at: dt.datetime) -> list[str]:
         start, end = compat.not_before(cert), compat.not_after(cert)
         if end <= at:

@@ -83,7 +83,7 @@ def audit_report(params: dict, check_mode: bool) -> dict:
             raise PkiError(f"must not be negative, got {params[option]}", where=option)
     planner.check_ca_folder(params.get("pki_dir"), "pki_dir")
     now = compat.now()
-    servers = [report.record(entry, params["allow_stopped"], f"servers[{index}]")
+    servers = [report.record(entry, params["allow_stopped"], f"servers[{index}]", now)
                for index, entry in enumerate(params["servers"])]
     clients = client_side(params["pki_dir"], params["window_days"], now) if params.get("pki_dir") else None
     built = report.build(servers, clients, params["min_days"], now)

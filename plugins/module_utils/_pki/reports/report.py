@@ -10,9 +10,13 @@ import datetime as dt
 import html
 import json
 
+from ..core import compat
+from ..core.checks import RenewPolicy
 from ..core.errors import PkiError
 
 SCHEMA_ID = "pgtls.ssl/audit-report/1"
+# What serves a record's certificate: a PostgreSQL cluster, or a PgBouncer (cluster pgbouncer:<port>).
+KINDS = ("server", "pooler")
 
 # JSON Schema (draft 2020-12) of the report; tests validate every report against it.
 _FINDING = {"type": "object", "required": ["check", "status", "message"],
@@ -23,6 +27,7 @@ _CERT = {"type": ["object", "null"],
          "properties": {"subject": {"type": "string"}, "issuer": {"type": "string"}, "serial": {"type": "string"},
                         "not_after": {"type": "string", "format": "date-time"}, "days_left": {"type": "integer"},
                         "not_before": {"type": ["string", "null"], "format": "date-time"},
+                        "renews_at": {"type": ["string", "null"], "format": "date-time"},
                         "fingerprint_sha256": {"type": "string"}}}
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -35,12 +40,16 @@ SCHEMA = {
         "min_days": {"type": "integer"},
         "servers": {"type": "array", "items": {
             "type": "object",
-            "required": ["host", "cluster", "port", "status", "running", "installed", "served", "chain", "crls", "key",
-                         "findings"],
+            "required": ["host", "cluster", "port", "status", "running", "ready", "installed", "served", "chain", "crls",
+                         "key", "findings"],
             "properties": {
                 "host": {"type": "string"}, "cluster": {"type": "string"}, "port": {"type": "integer"},
-                "status": {"enum": ["ok", "warn", "fail"]}, "running": {"type": "boolean"},
+                "status": {"enum": ["ok", "warn", "fail"]}, "running": {"type": "boolean"}, "ready": {"type": "boolean"},
+                "kind": {"enum": list(KINDS)},
+                "renewal": {"type": ["object", "null"], "required": ["days", "percent"],
+                            "properties": {"days": {"type": "integer"}, "percent": {"type": "integer"}}},
                 "installed": _CERT,
+                "replication": _CERT,
                 "served": {"type": ["object", "null"], "required": ["fingerprint_sha256", "matches_installed"],
                            "properties": {"fingerprint_sha256": {"type": "string"},
                                           "matches_installed": {"type": "boolean"},
@@ -105,9 +114,16 @@ def to_json(report: dict) -> str:
 
 # Prometheus textfile ------------------------------------------------------------------------------------------------
 METRICS = {
-    "pgtls_certificate_expiry_timestamp_seconds": "Not-after of the server certificate installed for a cluster.",
-    "pgtls_certificate_days_left": "Whole days left on the server certificate installed for a cluster.",
-    "pgtls_certificate_not_before_timestamp_seconds": "Not-before of the server certificate installed for a cluster.",
+    "pgtls_certificate_expiry_timestamp_seconds": "Not-after of a cluster's installed certificate (kind: server, "
+                                                  "pooler for a PgBouncer, replication for a standby's certificate "
+                                                  "for its primary).",
+    "pgtls_certificate_days_left": "Whole days left on a cluster's installed certificate (kind: server, pooler, "
+                                   "replication).",
+    "pgtls_certificate_not_before_timestamp_seconds": "Not-before of a cluster's installed certificate (kind).",
+    "pgtls_certificate_renewal_timestamp_seconds": "When a cluster's installed certificate is due for renewal (the "
+                                                   "host's renew_before_days and renew_before_percent; kind).",
+    "pgtls_certificate_ready": "1 when the cluster serves its installed certificate and that certificate is valid "
+                               "now, matches its key and names and chains to the CA.",
     "pgtls_ca_certificate_expiry_timestamp_seconds": "Not-after of each CA (intermediate, root) of a cluster's chain.",
     "pgtls_served_matches_installed": "1 when the cluster serves the installed certificate (proven by a handshake).",
     "pgtls_cluster_running": "1 when the cluster answered the TLS probe.",
@@ -136,13 +152,17 @@ def to_prometheus(report: dict) -> str:
 
     for r in report["servers"]:
         where = {"host": r["host"], "cluster": r["cluster"]}
-        if r["installed"]:
-            add("pgtls_certificate_expiry_timestamp_seconds", int(_parse(r["installed"]["not_after"]).timestamp()),
-                **where, subject=r["installed"]["subject"], issuer=r["installed"]["issuer"])
-            add("pgtls_certificate_days_left", r["installed"]["days_left"], **where)
-            if r["installed"].get("not_before"):
-                add("pgtls_certificate_not_before_timestamp_seconds",
-                    int(_parse(r["installed"]["not_before"]).timestamp()), **where)
+        for kind, cert in ((r.get("kind", "server"), r["installed"]), ("replication", r.get("replication"))):
+            if not cert:
+                continue
+            add("pgtls_certificate_expiry_timestamp_seconds", int(_parse(cert["not_after"]).timestamp()),
+                **where, kind=kind, subject=cert["subject"], issuer=cert["issuer"])
+            add("pgtls_certificate_days_left", cert["days_left"], **where, kind=kind)
+            for metric, field in (("pgtls_certificate_not_before_timestamp_seconds", "not_before"),
+                                  ("pgtls_certificate_renewal_timestamp_seconds", "renews_at")):
+                if cert.get(field):
+                    add(metric, int(_parse(cert[field]).timestamp()), **where, kind=kind)
+        add("pgtls_certificate_ready", int(r["ready"]), **where)
         for ca in r["chain"]:
             if ca and ca.get("not_after"):
                 add("pgtls_ca_certificate_expiry_timestamp_seconds", int(_parse(ca["not_after"]).timestamp()), **where,
@@ -387,11 +407,30 @@ def _crl(raw, where: str) -> dict:
             "revoked_count": _integer(raw.get("revoked_count", 0), f"{where}.revoked_count", 0)}
 
 
-def record(entry, allow_stopped: bool = False, where: str = "servers[0]") -> dict:
-    """One server record from the audit's entry: host, cluster, port, running and the validate result, each field
-    typed. A stopped cluster is a failure, or a warning when stopped clusters are accepted (pgtls_allow_stopped)."""
+# The checks of M(pgtls.ssl.validate) about the installed certificate itself: none failed (and served = installed)
+# is what cert-manager calls a ready certificate.
+READY_CHECKS = ("validity", "order", "chain", "key_match", "hostname")
+
+
+def _renewal(raw, where: str) -> RenewPolicy | None:
+    """The host's renewal window (entry field renewal: days, percent), or None when the entry has none."""
+    raw = _dict(raw, where)
+    if not raw:
+        return None
+    return RenewPolicy(days=_integer(raw.get("days"), f"{where}.days", 0, 36500, noun="a number of days (0-36500)"),
+                       percent=_integer(raw.get("percent"), f"{where}.percent", 0, 99,
+                                        noun="a percentage (0-99)"))
+
+
+def record(entry, allow_stopped: bool = False, where: str = "servers[0]", now: dt.datetime | None = None) -> dict:
+    """One server record from the audit's entry: host, cluster, port, running, the host's renewal window and the
+    validate result, each field typed. A stopped cluster is a failure, or a warning when stopped clusters are accepted
+    (pgtls_allow_stopped). ``ready``: served = installed and no failed READY_CHECKS finding, valid at ``now``."""
     entry = _dict(entry, where)
     host = _text(entry.get("host"), f"{where}.host")
+    kind = _text(entry.get("kind"), f"{where}.kind", required=False) or "server"
+    if kind not in KINDS:
+        raise PkiError(f"{kind[:20]!r} is not one of {', '.join(KINDS)}", where=f"{where}.kind")
     cluster = _text(entry.get("cluster"), f"{where}.cluster")
     port = _integer(entry.get("port"), f"{where}.port", 1, 65535, noun="a port number (1-65535)")
     result = _dict(entry.get("result"), f"{where}.result")
@@ -416,6 +455,18 @@ def record(entry, allow_stopped: bool = False, where: str = "servers[0]") -> dic
     if key:
         key = {name: _text(key.get(name), f"{where}.result.key.{name}") for name in ("path", "owner", "group", "mode")}
     crls = _list(result.get("crls"), f"{where}.result.crls")
+    renewal = _renewal(entry.get("renewal"), f"{where}.renewal")
+    installed, replication = (_cert_fields(result.get(field), f"{where}.result.{field}")
+                              for field in ("certificate", "replication_certificate"))
+    for cert in (installed, replication):
+        if cert is not None:
+            cert["renews_at"] = None if renewal is None else renewal.renews_at(
+                _parse(cert["not_before"]), _parse(cert["not_after"])).isoformat(timespec="seconds")
+    now = now or compat.now()
+    ready = bool(installed and served and served["matches_installed"] and running
+                 and (installed["not_before"] is None or _parse(installed["not_before"]) <= now)
+                 and now < _parse(installed["not_after"])
+                 and not any(f["check"] in READY_CHECKS and f["status"] == "fail" for f in findings))
     status = "fail" if any(f["status"] == "fail" for f in findings) or not (found or not running) \
         else "warn" if any(f["status"] == "warn" for f in findings) else "ok"
     return {
@@ -424,7 +475,11 @@ def record(entry, allow_stopped: bool = False, where: str = "servers[0]") -> dic
         "port": port,
         "status": status,
         "running": running,
-        "installed": _cert_fields(result.get("certificate"), f"{where}.result.certificate"),
+        "kind": kind,
+        "ready": ready,
+        "renewal": None if renewal is None else {"days": renewal.days, "percent": renewal.percent},
+        "installed": installed,
+        "replication": replication,
         "served": served or None,
         "chain": [_cert_fields(c, f"{where}.result.chain[{i}]")
                   for i, c in enumerate(_list(result.get("chain"), f"{where}.result.chain"))],

@@ -233,3 +233,21 @@ def test_auto_starts_a_rotation_only_when_the_intermediate_has_too_little_left(w
 def test_auto_needs_min_days(work):
     done = run("intermediate_rotation", {"pki_dir": str(work / "pki"), "step": "auto"})
     assert done.get("failed") and done["msg"].startswith("min_days: step=auto needs min_days")
+
+
+def test_auto_before_the_first_rollout_changes_nothing(tmp_path):
+    """The site playbook runs step=auto before its servers: on day 0 there is no CA folder, or no intermediate in it
+    yet; nothing to rotate, nothing made (the first issuance makes the CA). start and retire still refuse a missing
+    folder, and auto a file where the folder should be."""
+    for pki in (tmp_path / "none", tmp_path / "empty"):
+        if pki.name == "empty":
+            pki.mkdir()
+        done = ok(run("intermediate_rotation", {"pki_dir": str(pki), "step": "auto", "min_days": 486}))
+        assert not done["changed"] and not done["started"] and "nothing to rotate" in done["msg"], done
+    assert not (tmp_path / "none").exists() and not list((tmp_path / "empty").iterdir())
+    refused = run("intermediate_rotation", {"pki_dir": str(tmp_path / "none"), "step": "start"})
+    assert refused.get("failed") and "does not exist" in refused["msg"]
+    (tmp_path / "file").write_text("not a folder")
+    refused = run("intermediate_rotation", {"pki_dir": str(tmp_path / "file"), "step": "auto", "min_days": 486})
+    assert refused.get("failed") and refused["msg"].startswith("pki_dir"), refused
+    assert (tmp_path / "file").read_text() == "not a folder"

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from pkitools import Pki, days_ago
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import RenewPolicy, Wanted, reissue_reasons
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, parse_sans
@@ -147,3 +148,22 @@ def test_bad_key_policies_are_refused_naming_the_option(params, where):
     with pytest.raises(PkiError) as caught:
         RenewPolicy.from_params({"renew_before_days": 30, "renew_before_percent": 33, **params})
     assert caught.value.where == where
+
+
+@pytest.mark.parametrize("valid_days,policy,due_days_before_end", [
+    (365, RenewPolicy(days=30, percent=33), 120.45),   # a third of 365 days: the percentage comes first
+    (365, RenewPolicy(days=30, percent=0), 30),
+    (90, RenewPolicy(days=45, percent=33), 45),        # the days come first
+    (7, RenewPolicy(days=1, percent=33), 2.31),        # a short-lived certificate
+    (7, RenewPolicy(days=0, percent=0), 0),            # never due before its end
+])
+def test_renews_at_is_the_first_moment_the_policy_gives_a_reason(valid_days, policy, due_days_before_end):
+    """The audit's renewal timestamp is exactly where renewal starts: no reason a second before it, one after."""
+    _key, cert = Pki().leaf(days=valid_days)
+    start, end = compat.not_before(cert), compat.not_after(cert)
+    due = policy.renews_at(start, end)
+    assert abs((end - due).total_seconds() / 86400 - due_days_before_end) < 0.01
+    second = dt.timedelta(seconds=1)
+    assert policy.reasons(cert, due - second) == []
+    assert policy.reasons(cert, due + second) != []
+    assert policy.renews_at(None, end) == end - dt.timedelta(days=policy.days)  # no not-before: the days only

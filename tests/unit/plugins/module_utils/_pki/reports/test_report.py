@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from pkitools import Pki, pem, write
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.validate import validate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports import report
 
@@ -77,4 +79,93 @@ def test_a_ca_with_less_than_a_leaf_lifetime_and_window_left_fails_and_every_ca_
     assert 'pgtls_ca_certificate_expiry_timestamp_seconds{host="db1",cluster="15/main",subject="CN=Test Intermediate",' \
            'kind="intermediate"}' in text
     assert 'kind="root"}' in text
-    assert 'pgtls_certificate_not_before_timestamp_seconds{host="db1",cluster="15/main"}' in text
+    assert 'pgtls_certificate_not_before_timestamp_seconds{host="db1",cluster="15/main",kind="server"}' in text
+
+
+def _served(result, matches=True):
+    """What validate's probe adds when the cluster answers (tests/e2e prove it on a real server)."""
+    return dict(result, served={"certificate": {"fingerprint_sha256": result["certificate"]["fingerprint_sha256"]},
+                                "matches_file": matches, "protocol": "TLSv1.3"})
+
+
+def test_renewal_timestamp_and_ready_status_per_cluster(tmp_path):
+    """cert-manager's renewal timestamp and ready status: the renewal time from the host's window (the earlier of
+    30 days and a third of the lifetime: 120 days before the end of a 365-day certificate), ready only when served =
+    installed, in its validity period and with no failed check of the certificate itself."""
+    result = _served(_result(tmp_path))
+    entry = {"host": "db1", "cluster": "15/main", "port": 5432, "running": True, "result": result,
+             "renewal": {"days": "30", "percent": 33}}
+    now = dt.datetime.now(dt.timezone.utc)
+    record = report.record(entry, now=now)
+    end = dt.datetime.fromisoformat(record["installed"]["not_after"])
+    renews_at = dt.datetime.fromisoformat(record["installed"]["renews_at"])
+    assert 120 < (end - renews_at).total_seconds() / 86400 < 121
+    assert record["ready"] is True and record["renewal"] == {"days": 30, "percent": 33}
+    text = report.to_prometheus(report.build([record], None, 14, now))
+    assert f'pgtls_certificate_renewal_timestamp_seconds{{host="db1",cluster="15/main",kind="server"}} ' \
+           f'{int(renews_at.timestamp())}' in text
+    assert 'pgtls_certificate_ready{host="db1",cluster="15/main"} 1' in text
+    hostname = {"check": "hostname", "status": "fail", "message": "db9 is not in the certificate"}
+    not_ready = {
+        "served another": dict(entry, result=_served(result, matches=False)),
+        "not running": dict(entry, running=False),
+        "not probed": dict(entry, result=_result(tmp_path)),
+        "wrong name": dict(entry, result=dict(result, findings=result["findings"] + [hostname])),
+    }
+    for why, other in not_ready.items():
+        assert report.record(other, now=now)["ready"] is False, why
+    assert report.record(entry, now=end)["ready"] is False  # expired
+    without = report.record(dict(entry, renewal=None), now=now)
+    assert without["installed"]["renews_at"] is None and without["renewal"] is None
+    assert "pgtls_certificate_renewal_timestamp_seconds" not in report.to_prometheus(report.build([without], None, 14,
+                                                                                                  now))
+
+
+@pytest.mark.parametrize("renewal,where,problem", [
+    ({"days": "x", "percent": 33}, "servers[0].renewal.days", "not a number of days"),
+    ({"days": 30, "percent": 100}, "servers[0].renewal.percent", "not a percentage"),
+    ({"days": 30}, "servers[0].renewal.percent", "not a percentage"),
+    ("30", "servers[0].renewal", "not a dictionary"),
+])
+def test_a_bad_renewal_window_is_refused_naming_the_field(tmp_path, renewal, where, problem):
+    entry = {"host": "db1", "cluster": "15/main", "port": 5432, "running": True, "result": _result(tmp_path),
+             "renewal": renewal}
+    with pytest.raises(PkiError) as failed:
+        report.record(entry)
+    assert failed.value.where == where and problem in str(failed.value)
+
+
+def test_a_standbys_replication_certificate_is_its_own_kind(tmp_path):
+    """A standby's certificate for its primary (replication_findings adds it to the validate result): in the JSON
+    record and under the same metrics as the server certificate, kind="replication", with its own renewal time."""
+    pki = Pki()
+    _key, client = pki.leaf(name="replicator", sans=(), days=30)
+    replication = validate({"certificate_path": write(tmp_path / "r.crt", pem(client, pki.int)),
+                            "ca_path": write(tmp_path / "root.crt", pem(pki.root)), "purpose": "client",
+                            "hostnames": [], "min_days": 0, "warn_days": 7, "fail_on_findings": False,
+                            "probe_port": 5432, "probe_timeout": 1.0})
+    result = dict(_served(_result(tmp_path)), replication_certificate=replication["certificate"])
+    record = report.record({"host": "db2", "cluster": "15/main", "port": 5432, "running": True, "result": result,
+                            "renewal": {"days": 7, "percent": 33}})
+    assert record["replication"]["subject"] == "CN=replicator"
+    end = dt.datetime.fromisoformat(record["replication"]["not_after"])
+    assert 9.8 < (end - dt.datetime.fromisoformat(record["replication"]["renews_at"])).total_seconds() / 86400 < 10.1
+    text = report.to_prometheus(report.build([record], None, 14, dt.datetime.now(dt.timezone.utc)))
+    for metric in ("expiry_timestamp_seconds", "days_left", "not_before_timestamp_seconds", "renewal_timestamp_seconds"):
+        assert f'pgtls_certificate_{metric}{{host="db2",cluster="15/main",kind="replication"' in text, metric
+        assert f'pgtls_certificate_{metric}{{host="db2",cluster="15/main",kind="server"' in text, metric
+    assert report.record({"host": "db1", "cluster": "15/main", "port": 5432, "running": True,
+                          "result": _result(tmp_path)})["replication"] is None
+
+
+def test_a_pgbouncer_record_is_kind_pooler_and_a_wrong_kind_is_refused(tmp_path):
+    entry = {"host": "app1", "cluster": "pgbouncer:6432", "port": 6432, "running": True, "kind": "pooler",
+             "result": _served(_result(tmp_path)), "renewal": {"days": 30, "percent": 33}}
+    record = report.record(entry)
+    assert record["kind"] == "pooler" and record["ready"] is True
+    text = report.to_prometheus(report.build([record], None, 14, dt.datetime.now(dt.timezone.utc)))
+    assert 'pgtls_certificate_renewal_timestamp_seconds{host="app1",cluster="pgbouncer:6432",kind="pooler"}' in text
+    assert report.record(dict(entry, kind=None))["kind"] == "server"
+    with pytest.raises(PkiError) as failed:
+        report.record(dict(entry, kind="<x>"))
+    assert failed.value.where == "servers[0].kind" and "'<x>' is not one of server, pooler" in str(failed.value)

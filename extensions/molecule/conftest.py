@@ -1,0 +1,33 @@
+"""Every scenario's verify reaches its containers with ``podman exec``, not through Ansible.
+
+Molecule hands testinfra its Ansible inventory (``--connection=ansible``); testinfra runs natively only the
+connections it knows (ssh, docker, local...) and runs every other command as a whole ``ansible`` process: about a
+second each, and a verify makes hundreds. The hosts here are podman containers (the inventory says
+``ansible_connection: podman``), so testinfra's own podman backend runs the same commands in the same containers.
+Loaded through the verifier's ``rootdir`` option (molecule.yml), which makes this folder the tests' root.
+"""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+
+def podman_hosts(inventory_file):
+    """The inventory's hosts when every one of them is a podman container, else None (left to Ansible)."""
+    with open(inventory_file, encoding="utf-8") as stream:
+        hosts = (yaml.safe_load(stream).get("all") or {}).get("hosts") or {}
+    if hosts and all((v or {}).get("ansible_connection") == "podman" for v in hosts.values()):
+        return list(hosts)
+    return None
+
+
+def pytest_configure(config):
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    if getattr(config.option, "connection", None) != "ansible" or config.option.hosts or not inventory:
+        return
+    hosts = podman_hosts(inventory)
+    if hosts:
+        config.option.connection = "podman"
+        config.option.hosts = ",".join(hosts)
