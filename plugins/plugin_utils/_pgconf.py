@@ -350,6 +350,11 @@ def cluster_problems(clusters: list, checks: dict) -> list[str]:
     inputs = cipher_problems(checks["ciphers"])
     if checks["passphrase_reload"] and not checks["passphrase_command"]:
         inputs.append(PASSPHRASE_WITHOUT_COMMAND)
+    labels = [f"{c.get('version')}/{c.get('name')}" for c in clusters or []]
+    unknown = [str(label) for label in checks.get("rekey_clusters") or [] if label not in labels]
+    if unknown:
+        inputs.append(f"pgtls_rekey_clusters names {', '.join(unknown)}, not a cluster of this host "
+                      f"({', '.join(labels) or 'none'}). Nothing was changed.")
     out = []
     for index, cluster in enumerate(clusters or []):
         where = f"{cluster.get('version')}/{cluster.get('name')}"

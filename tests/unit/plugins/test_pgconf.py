@@ -302,3 +302,17 @@ def test_cluster_problems_hba_rules_as_the_version_takes_them():
 def test_cluster_problems_names_a_missing_check():
     with pytest.raises(ValueError, match="cluster_problems needs key_group in its checks"):
         cluster_problems(CLUSTERS, {k: v for k, v in CHECKS.items() if k != "key_group"})
+
+
+@pytest.mark.parametrize("rekey_clusters", [[], ["16/app"], ["15/main", "16/app"]])
+def test_cluster_problems_accept_rekey_clusters_of_the_host(rekey_clusters):
+    assert problems_with(rekey_clusters=rekey_clusters) == []
+
+
+@pytest.mark.parametrize("rekey_clusters,named", [(["15/mian"], "15/mian"), (["main", "16/app"], "main"),
+                                                  (["15/main", "../16/app", 15], "../16/app, 15")])
+def test_cluster_problems_name_a_rekey_cluster_the_host_does_not_have(rekey_clusters, named):
+    """A forced re-key of one cluster (pgtls_rekey_clusters) with a typo would replace no key and say nothing."""
+    assert problems_with(rekey_clusters=rekey_clusters) == [
+        f"15/main: pgtls_rekey_clusters names {named}, not a cluster of this host (15/main, 16/app). Nothing was "
+        "changed."]

@@ -4,6 +4,7 @@ The tests run in file order: each life-cycle step builds on the previous one."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -455,6 +456,36 @@ def test_lifecycle_is_idempotent_after_retirement():
         rc, out = playbook(name)
         assert rc == 0, out
         assert set(recap_changed(out).values()) == {0}, out
+
+
+def test_a_forced_rekey_of_one_cluster_keeps_the_other_clusters_key():
+    """pgtls_rekey_clusters: of db2's two clusters, 15/second gets a new key and certificate, served and verified by
+    name; 15/main keeps both. A cluster the host does not have is refused before anything changes; the same
+    variables again change nothing."""
+    db2 = node("pgtls-fleet-db2")
+
+    def state():
+        return {c: db2.check_output(f"sha256sum /etc/postgresql/15/{c}/tls/server.key /etc/postgresql/15/{c}/tls/"
+                                    "server.crt") for c in ("main", "second")}
+
+    before = state()
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    rc, out = playbook("site", "--limit", "pgtls-fleet-db2", "-e",
+                       json.dumps({"pgtls_rekey_before": now, "pgtls_rekey_clusters": ["15/secnd"]}))
+    assert rc != 0 and "pgtls_rekey_clusters names 15/secnd, not a cluster of this host (15/main, 15/second)" in \
+        " ".join(out.split()), out[-3000:]
+    assert state() == before
+    forced = json.dumps({"pgtls_rekey_before": now, "pgtls_rekey_clusters": ["15/second"]})
+    rc, out = playbook("site", "--limit", "pgtls-fleet-db2", "-e", forced)
+    assert rc == 0, out[-3000:]
+    after = state()
+    assert after["main"] == before["main"]
+    assert all(new != old for new, old in zip(after["second"].splitlines(), before["second"].splitlines()))
+    installed = db2.check_output("openssl x509 -noout -fingerprint -sha256 -in /etc/postgresql/15/second/tls/server.crt")
+    assert installed.split("=", 1)[1] in served_issuer("pgtls-fleet-db2", 5433)
+    assert psql("app", "pgtls-fleet-db2", 5433).rc == 0
+    rc, out = playbook("site", "--limit", "pgtls-fleet-db2", "-e", forced)
+    assert rc == 0 and recap_changed(out).get("pgtls-fleet-db2") == 0, out[-3000:]
 
 
 def test_retirement_ended_the_walsender_of_the_retired_intermediate_and_the_standby_is_back_with_its_new_one():
