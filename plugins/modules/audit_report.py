@@ -13,15 +13,17 @@ description:
   - Turns the audit's per-cluster results (from M(pgtls.ssl.validate) on each database host, collected by the
     C(audit) entry point of the server role) into one record per host and cluster - served and installed
     fingerprints, not-after and days left, issuer and chain, CRL next update per CA, key owner and mode, findings,
-    status - and adds the client side from the CA folder - client certificates of the C(issued/) archive that expire
-    within O(window_days) (a name's newest certificate only; revoked ones left out) and the registry of revocations.
+    status - and adds the client side from the CA folder - every client certificate of the C(issued/) archive (a
+    name's newest certificate only; revoked ones left out) with its dates and renewal time, those that expire within
+    O(window_days), and the registry of revocations.
   - Writes, where paths are given, the JSON report (schema C(pgtls.ssl/audit-report/1)), a Prometheus textfile for
     node_exporter's textfile collector (C(pgtls_certificate_expiry_timestamp_seconds),
     C(pgtls_certificate_days_left), C(pgtls_certificate_not_before_timestamp_seconds),
     C(pgtls_certificate_renewal_timestamp_seconds), C(pgtls_certificate_ready),
     C(pgtls_ca_certificate_expiry_timestamp_seconds), C(pgtls_served_matches_installed), C(pgtls_cluster_running),
     C(pgtls_crl_next_update_timestamp_seconds), C(pgtls_audit_findings), C(pgtls_audit_success),
-    C(pgtls_client_certificate_expiry_timestamp_seconds), C(pgtls_client_revoked_total),
+    C(pgtls_client_certificate_expiry_timestamp_seconds), C(pgtls_client_certificate_not_before_timestamp_seconds),
+    C(pgtls_client_certificate_renewal_timestamp_seconds), C(pgtls_client_revoked_total),
     C(pgtls_audit_last_run_timestamp_seconds)), and an HTML page that needs no network to view - a timeline of
     certificate and CRL expiry per cluster, the findings, the intermediate in use.
   - Every value that comes from the hosts is typed where it enters (a port, a number of days, a date, a status that is
@@ -57,9 +59,22 @@ options:
     description: The CA folder; its C(issued/) archive and C(revoked.yml) give the client side of the report.
     type: path
   window_days:
-    description: Client certificates with fewer days left than this are listed (and exported as metrics).
+    description: Client certificates with fewer days left than this are listed as expiring.
     type: int
     default: 30
+  client_renew_before_days:
+    description:
+      - The client certificates' renewal window in days (the client role's C(pgtls_client_renew_before_days)),
+        from which each client certificate's renewal time is given (C(renews_at),
+        C(pgtls_client_certificate_renewal_timestamp_seconds)).
+    type: int
+    default: 30
+  client_renew_before_percent:
+    description:
+      - The client certificates' renewal window as a percentage of their lifetime (the client role's
+        C(pgtls_client_renew_before_percent)); 0 to 99.
+    type: int
+    default: 33
   min_days:
     description: The policy the audit applies (fewest days a server certificate may have left), shown in the page.
     type: int
@@ -105,7 +120,8 @@ servers:
   type: list
   elements: dict
 clients:
-  description: Client certificates expiring within the window, and the registry of revocations.
+  description: Every client certificate (C(certificates)), those expiring within the window (C(expiring)), and the
+    registry of revocations (C(revoked)).
   returned: success
   type: dict
 intermediates:

@@ -116,6 +116,9 @@ def test_metrics_parse_with_prometheus_and_match_the_report(audited):
     (renewal,) = families["pgtls_certificate_renewal_timestamp_seconds"].samples
     assert renewal.value == int(dt.datetime.fromisoformat(live["installed"]["renews_at"]).timestamp())
     assert [s.labels["name"] for s in families["pgtls_client_certificate_expiry_timestamp_seconds"].samples] == ["app"]
+    (app,) = report["clients"]["certificates"]
+    (due,) = families["pgtls_client_certificate_renewal_timestamp_seconds"].samples
+    assert (due.labels["name"], due.value) == ("app", int(dt.datetime.fromisoformat(app["renews_at"]).timestamp()))
     assert families["pgtls_client_revoked_total"].samples[0].value == 1.0
 
 

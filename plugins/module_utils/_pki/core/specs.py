@@ -298,6 +298,8 @@ AUDIT_REPORT = {
     "servers": {"type": "list", "elements": "dict", "required": True},
     "pki_dir": {"type": "path"},
     "window_days": {"type": "int", "default": 30},
+    "client_renew_before_days": {"type": "int", "default": 30},
+    "client_renew_before_percent": {"type": "int", "default": 33},
     "min_days": {"type": "int", "default": 14},
     "allow_stopped": {"type": "bool", "default": False},
     "json_path": {"type": "path"},

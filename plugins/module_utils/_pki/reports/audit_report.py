@@ -18,6 +18,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
 from ..cafolder import revocation_registry as registry
 from ..core import compat, planner
+from ..core.checks import RenewPolicy
 from ..core.crls import parse_serial
 from ..core.errors import PkiError
 from ..core.files import Attrs, read_bytes
@@ -27,13 +28,15 @@ from ..core.profiles import extension
 from . import report
 
 
-def client_side(pki_dir: str, window_days: int, now) -> dict:
-    """Client certificates from the issued/ archive that expire within the window (revoked ones left out), and the
-    registry of revocations. The archive is read by content; what is not a folder of certificates is passed over."""
+def client_side(pki_dir: str, window_days: int, now, renewal: RenewPolicy | None = None) -> dict:
+    """Every client name's newest certificate of the issued/ archive (revoked ones left out), with when ``renewal``
+    makes it due; those that expire within the window; the registry of revocations. The archive is read by content;
+    what is not a folder of certificates is passed over."""
     layout = Layout(pki_dir)
+    renewal = renewal or RenewPolicy()
     revoked = [{k: str(v) for k, v in entry.items()} for entry in registry.load(layout.registry)]
     gone = {parse_serial(entry["serial_number"], f"pki_dir ({layout.registry})") for entry in revoked}
-    expiring = []
+    certificates, expiring = [], []
     for name in _real_entries(layout.archive, stat.S_ISDIR):
         newest = None
         for file in _real_entries(os.path.join(layout.archive, name), stat.S_ISREG):
@@ -47,10 +50,16 @@ def client_side(pki_dir: str, window_days: int, now) -> dict:
             if cert.serial_number not in gone and (newest is None or compat.not_after(cert) > compat.not_after(newest)):
                 newest = cert
         # Only a name's newest certificate counts: older ones were renewed, not forgotten.
-        if newest is not None and days_left(newest, now) < window_days:
-            expiring.append({"name": _role(name), "serial": serial_hex(newest.serial_number),
-                             "not_after": compat.not_after(newest).isoformat(), "days_left": days_left(newest, now)})
-    return {"expiring": expiring, "revoked": revoked}
+        if newest is None:
+            continue
+        start, end = compat.not_before(newest), compat.not_after(newest)
+        found = {"name": _role(name), "serial": serial_hex(newest.serial_number), "not_after": end.isoformat(),
+                 "days_left": days_left(newest, now)}
+        certificates.append(dict(found, not_before=start.isoformat(),
+                                 renews_at=renewal.renews_at(start, end).isoformat(timespec="seconds")))
+        if found["days_left"] < window_days:
+            expiring.append(found)
+    return {"certificates": certificates, "expiring": expiring, "revoked": revoked}
 
 
 def _real_entries(folder: str, wanted) -> list[str]:
@@ -78,14 +87,18 @@ OUTPUTS = (("json_path", "report_json", report.to_json), ("metrics_path", "repor
 
 def audit_report(params: dict, check_mode: bool) -> dict:
     """Module entry (pgtls.ssl.audit_report): every record typed first, then the outputs planned and written."""
-    for option in ("window_days", "min_days"):
+    for option in ("window_days", "min_days", "client_renew_before_days"):
         if params[option] < 0:
             raise PkiError(f"must not be negative, got {params[option]}", where=option)
+    if not 0 <= params["client_renew_before_percent"] <= 99:
+        raise PkiError(f"must be between 0 and 99, got {params['client_renew_before_percent']}",
+                       where="client_renew_before_percent")
+    renewal = RenewPolicy(days=params["client_renew_before_days"], percent=params["client_renew_before_percent"])
     planner.check_ca_folder(params.get("pki_dir"), "pki_dir")
     now = compat.now()
     servers = [report.record(entry, params["allow_stopped"], f"servers[{index}]", now)
                for index, entry in enumerate(params["servers"])]
-    clients = client_side(params["pki_dir"], params["window_days"], now) if params.get("pki_dir") else None
+    clients = client_side(params["pki_dir"], params["window_days"], now, renewal) if params.get("pki_dir") else None
     built = report.build(servers, clients, params["min_days"], now)
 
     def outputs(plan) -> dict:

@@ -65,7 +65,14 @@ SCHEMA = {
                                        "group": {"type": "string"}, "mode": {"type": "string"}}},
                 "findings": {"type": "array", "items": _FINDING},
             }}},
-        "clients": {"type": "object", "required": ["expiring", "revoked"], "properties": {
+        "clients": {"type": "object", "required": ["certificates", "expiring", "revoked"], "properties": {
+            "certificates": {"type": "array", "items": {
+                "type": "object", "required": ["name", "serial", "not_before", "not_after", "days_left", "renews_at"],
+                "properties": {"name": {"type": "string"}, "serial": {"type": "string"},
+                               "not_before": {"type": "string", "format": "date-time"},
+                               "not_after": {"type": "string", "format": "date-time"},
+                               "days_left": {"type": "integer"},
+                               "renews_at": {"type": "string", "format": "date-time"}}}},
             "expiring": {"type": "array", "items": {
                 "type": "object", "required": ["name", "serial", "not_after", "days_left"],
                 "properties": {"name": {"type": "string"}, "serial": {"type": "string"},
@@ -86,7 +93,7 @@ def _parse(value: str | None) -> dt.datetime | None:
 
 def build(servers: list[dict], clients: dict | None, min_days: int, now: dt.datetime) -> dict:
     """The report: the server records as given (already in the schema's shape), the client side, a summary."""
-    clients = clients or {"expiring": [], "revoked": []}
+    clients = clients or {"certificates": [], "expiring": [], "revoked": []}
     expiring = [(r["installed"]["days_left"], r["host"], r["cluster"], r["installed"]["not_after"])
                 for r in servers if r.get("installed")]
     nearest = min(expiring) if expiring else None
@@ -130,7 +137,10 @@ METRICS = {
     "pgtls_crl_next_update_timestamp_seconds": "nextUpdate of each CRL a cluster reads (ssl_crl_file).",
     "pgtls_audit_findings": "Findings of the audit per cluster and status.",
     "pgtls_audit_success": "1 when the cluster meets the policy (no failed finding).",
-    "pgtls_client_certificate_expiry_timestamp_seconds": "Not-after of client certificates expiring in the window.",
+    "pgtls_client_certificate_expiry_timestamp_seconds": "Not-after of each client certificate (a name's newest, "
+                                                         "not revoked) of the CA folder.",
+    "pgtls_client_certificate_not_before_timestamp_seconds": "Not-before of each client certificate.",
+    "pgtls_client_certificate_renewal_timestamp_seconds": "When each client certificate is due for renewal.",
     "pgtls_client_revoked_total": "Revocations in the CA folder's registry.",
     "pgtls_audit_last_run_timestamp_seconds": "When this audit ran.",
 }
@@ -178,9 +188,11 @@ def to_prometheus(report: dict) -> str:
             add("pgtls_audit_findings", sum(1 for f in r["findings"] if f["status"] == status), **where,
                 status=status)
         add("pgtls_audit_success", int(r["status"] != "fail"), **where)
-    for c in report["clients"]["expiring"]:
-        add("pgtls_client_certificate_expiry_timestamp_seconds", int(_parse(c["not_after"]).timestamp()),
-            name=c["name"], serial=c["serial"])
+    for c in report["clients"].get("certificates", []):
+        for metric, field in (("pgtls_client_certificate_expiry_timestamp_seconds", "not_after"),
+                              ("pgtls_client_certificate_not_before_timestamp_seconds", "not_before"),
+                              ("pgtls_client_certificate_renewal_timestamp_seconds", "renews_at")):
+            add(metric, int(_parse(c[field]).timestamp()), name=c["name"], serial=c["serial"])
     add("pgtls_client_revoked_total", len(report["clients"]["revoked"]))
     add("pgtls_audit_last_run_timestamp_seconds", int(_parse(report["generated_at"]).timestamp()))
     lines = []

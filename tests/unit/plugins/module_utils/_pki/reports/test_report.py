@@ -26,13 +26,16 @@ def _result(tmp_path):
 def test_records_summary_and_metrics_with_hostile_labels(tmp_path):
     entries = [{"host": 'db"1\\x', "cluster": "15/main", "port": 5432, "running": True, "result": _result(tmp_path)},
                {"host": "<db2>", "cluster": "15/main", "port": 5432, "running": False, "result": {"msg": "down"}}]
-    built = report.build([report.record(e) for e in entries], {"expiring": [{"name": "app", "serial": "0A",
-                         "not_after": "2026-12-01T00:00:00+00:00", "days_left": 3}], "revoked": []}, 14, NOW)
+    app = {"name": "app", "serial": "0A", "not_after": "2026-12-01T00:00:00+00:00", "days_left": 3}
+    clients = {"certificates": [dict(app, not_before="2026-11-01T00:00:00+00:00", renews_at="2026-11-21T00:00:00+00:00")],
+               "expiring": [app], "revoked": []}
+    built = report.build([report.record(e) for e in entries], clients, 14, NOW)
     assert built["summary"]["failed"] == 1 and built["summary"]["clusters"] == 2
     assert built["servers"][0]["status"] == "fail" and built["servers"][1]["status"] == "ok"
     text = report.to_prometheus(built)
     assert 'pgtls_audit_success{host="db\\"1\\\\x",cluster="15/main"} 1' in text
-    assert 'pgtls_client_certificate_expiry_timestamp_seconds{name="app",serial="0A"}' in text
+    assert 'pgtls_client_certificate_expiry_timestamp_seconds{name="app",serial="0A"} 1796083200' in text
+    assert 'pgtls_client_certificate_renewal_timestamp_seconds{name="app",serial="0A"} 1795219200' in text
     page = report.to_html(built)
     assert "<db2>" not in page and "&lt;db2&gt;" in page
 
