@@ -65,7 +65,7 @@ class ActionModule(IssuingAction):
         if issuer.root is None:
             raise PkiError("root.crt needs the root certificate: give it in issuer_chain_path or issuer_chain_content"
                            " (or use the root as issuer)", where="issuer_chain_path")
-        root_pem = pem([issuer.root])
+        root_pem = pem(issuer.trusted)
         if "pkcs12" in params["formats"] and not params["pkcs12_passphrase"]:
             raise PkiError("formats lists pkcs12, which needs a passphrase (Java and .NET refuse a PKCS#12 file "
                            "without one)", where="pkcs12_passphrase")

@@ -38,6 +38,8 @@ def trust_problems(clusters_per_host: list, hosts: list, ca_root: str, pki_dir: 
     if accept_new_root:
         return []
     wanted = _describe(ca_root.encode(), f"{pki_dir}/root.crt") if ca_root else None
+    current, retired = _rotation_roots(pki_dir) if wanted else (set(), set())
+    current |= set(wanted[1].split(",")) if wanted else set()
     foreign: dict[str, tuple[str, list[str]]] = {}
     for host, clusters in zip(hosts, clusters_per_host):
         if not isinstance(clusters, (list, tuple)):
@@ -51,6 +53,9 @@ def trust_problems(clusters_per_host: list, hosts: list, ca_root: str, pki_dir: 
             found = _describe(pem.encode(), where)
             if found is None or (wanted and found[1] == wanted[1]):
                 continue
+            roots = set(found[1].split(","))
+            if roots & current and roots <= current | retired:
+                continue  # a root rotation's overlap: the roots the CA folder publishes, has, or retired
             foreign.setdefault(found[1], (found[0], []))[1].append(f"{where} (root.crt)")
     if not foreign:
         return []
@@ -67,6 +72,29 @@ def trust_problems(clusters_per_host: list, hosts: list, ca_root: str, pki_dir: 
         "inventory: point it at the fleet's CA folder, or set pgtls_accept_new_root=true to move the fleet to "
         "this root. Nothing was changed."
     ]
+
+
+def _rotation_roots(pki_dir: str) -> tuple[set[str], set[str]]:
+    """The fingerprints of the roots a root rotation in ``pki_dir`` trusts next to root.crt (next-root/,
+    previous-root/), and of the roots it retired (retired/root-*.pem, the root first): a trust file holding those and
+    the CA folder's root is the rotation's, not another CA's."""
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import fingerprint
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
+
+    def first(paths: list[str]) -> set[str]:
+        prints = set()
+        for path in paths:
+            try:
+                with open(path, "rb") as handle:
+                    prints.add(fingerprint(compat.load_certificates(handle.read(), path)[0]))
+            except (OSError, PkiError):
+                continue  # unreadable: no root of the rotation, so nothing it could vouch for
+        return prints
+
+    layout = Layout(pki_dir)
+    return first(layout.overlap_roots()), first(layout.retired_roots())
 
 
 def cluster_failures(result: Mapping, loop_var: str = "__pgtls_cluster") -> list[str]:

@@ -129,8 +129,10 @@ def use_ca_folder(params: dict) -> Layout | None:
         return None
     planner.check_ca_folder(params["ca_folder"], "ca_folder")
     layout = Layout(params["ca_folder"])
+    # During a root rotation the other root (published, or previous) is trusted next to root.crt: load_issuer adds it.
     params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
-                  issuer_chain_path=layout.root_cert, record_dir=layout.archive)
+                  issuer_chain_path=layout.root_cert, record_dir=layout.archive,
+                  issuer_also_trusted=layout.overlap_roots())
     return layout
 
 
@@ -255,7 +257,7 @@ def server_request(params: dict, issuer: Issuer | None) -> Request:
             "group": params["group"], "key_mode": params["key_mode"], "cert_mode": params["cert_mode"],
             "create_dir": params["create_dir"]}
     wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
-    root_pem = pem([issuer.root]) if params["root_cert_path"] and issuer is not None else None
+    root_pem = pem(issuer.trusted) if params["root_cert_path"] and issuer is not None else None
     return Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)
 
 
@@ -272,7 +274,7 @@ def client_request(client: dict, key_type: str, valid_days: int, issuer: Issuer,
             "key_type": key_type, "common_name": client["name"], "owner": client["owner"], "group": client["group"],
             "key_mode": "0600", "cert_mode": "0644", "create_dir": True}
     wanted = Wanted(build_name(client["name"], None, cn_where=f"{where}.name"), (), CLIENT)
-    return Request(item=item, wanted=wanted, valid_days=valid_days, root_pem=pem([issuer.root]))
+    return Request(item=item, wanted=wanted, valid_days=valid_days, root_pem=pem(issuer.trusted))
 
 
 def preflight_key(params: dict, issuer: Issuer) -> None:

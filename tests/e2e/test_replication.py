@@ -477,6 +477,78 @@ def test_the_audit_shows_the_standby_and_its_walsender_by_certificate(pair, work
     assert files(primary, standby) == before
 
 
+def certificates_in(path) -> list[str]:
+    """The subjects of the certificates in a PEM file, as openssl reads them (the oracle)."""
+    text = Path(path).read_text()
+    return [subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "RFC2253"], input=block + "-----END "
+                           "CERTIFICATE-----\n", capture_output=True, text=True, check=True).stdout.strip()
+            for block in text.split("-----END CERTIFICATE-----")[:-1]]
+
+
+def replication_login(primary: Cluster, folder, trust) -> subprocess.CompletedProcess:
+    """A physical replication connection as the standby makes it (verify-full, its client certificate, cert login)."""
+    return subprocess.run(["psql", "-X", "-Atc", "IDENTIFY_SYSTEM",
+                           f"host=db.example.test hostaddr=127.0.0.1 port={primary.port} user={USER} replication=true "
+                           f"sslmode=verify-full sslrootcert={trust} sslcert={folder}/postgresql.crt "
+                           f"sslkey={folder}/postgresql.key connect_timeout=5"],
+                          capture_output=True, text=True, check=False)
+
+
+def test_a_root_rotation_fails_no_verify_full_connection_and_retires_the_old_root(pair, workdir, tmp_path_factory):
+    """Root rotation with an overlap, each step a run of the rotate playbook: start (both roots in every trust file),
+    switch (every certificate of the pair re-issued under the new root's intermediate, the old root still trusted),
+    retire (the old root gone). A steady verify-full client that reads the trust file the role keeps (the standby's
+    replication root.crt) connects throughout with a new handshake each time, and the standby streams throughout: 0
+    failed connections, 0 reconnects, no gap. A client certificate of the old root logs in until the retire, and is
+    refused after it."""
+    primary, standby = pair
+    pki = workdir / "replication-pki"
+    tmp = tmp_path_factory.mktemp("root")
+    path = inventory(tmp, primary, standby, pki)
+    play(path)
+    reconnect(primary, standby)  # the walsender uses the replication certificate in place now
+    replication = standby.data / "tls" / "replication"
+    trust = replication / "root.crt"
+    old = tmp / "old-client"
+    old.mkdir()
+    for name in ("postgresql.crt", "postgresql.key"):
+        shutil.copy(replication / name, old / name)
+    (old / "postgresql.key").chmod(0o600)
+    old_root = certificates_in(pki / "root.crt")
+    before = certificates_in(standby.data / "tls" / "server.crt")[1:]  # the intermediate that signs now
+    seen = {}
+    with Steady(trust, primary, standby) as steady:
+        for step in ("start", "switch", "retire"):
+            with Watch(standby) as watch:
+                run_playbook(str(ROOT / "playbooks" / "rotate.yml"), {"pgtls_rotate_root": step,
+                                                                      "pgtls_servers_group": "pgtls_replicas"},
+                             "-i", path)
+            assert watch.reconnects() == 0 and watch.longest_gap() == 0.0, (step, watch.seen)
+            seen[step] = {"trust": certificates_in(trust), "server": certificates_in(standby.data / "tls" / "server.crt"),
+                          "old client": replication_login(primary, old, trust).returncode, "polls": len(watch.seen)}
+            if step == "switch":
+                # The standby's next connection presents its certificate of the new root; the primary accepts it.
+                serial = subprocess.run(["openssl", "x509", "-in", str(replication / "postgresql.crt"), "-noout",
+                                         "-serial"], capture_output=True, text=True, check=True).stdout
+                found = reconnect(primary, standby)
+                assert found.split(" ", 1)[0] == str(int(serial.strip().split("=")[1], 16)), found
+                assert wait_streaming(standby)
+    new_root = certificates_in(pki / "root.crt")
+    print(f"\nroot rotation: {steady.ok} verify-full connections, {len(steady.failed)} failed; "
+          + "; ".join(f"{step}: {found['polls']} standby polls, trust {len(found['trust'])} root(s)"
+                      for step, found in seen.items()))
+    assert new_root == ["subject=CN=pgtls Root CA R2"] and old_root == ["subject=CN=pgtls Root CA"], (old_root, new_root)
+    assert steady.failed == [] and steady.ok > 30, (steady.ok, steady.failed[:5])
+    assert seen["start"]["trust"] == old_root + new_root and seen["start"]["server"][1:] == before, (seen, before)
+    assert seen["switch"]["trust"] == new_root + old_root, seen
+    assert seen["switch"]["server"][1:] != before and re.search(r" G\d+$", seen["switch"]["server"][1]), seen
+    assert seen["retire"]["trust"] == new_root, seen
+    # The old root's client certificate: accepted while the old root is trusted, refused once it is retired.
+    assert seen["start"]["old client"] == 0 and seen["switch"]["old client"] == 0, seen
+    assert seen["retire"]["old client"] != 0, seen
+    assert wait_streaming(standby)
+
+
 def issue_clients(pki, dest, *names: str) -> None:
     """Client certificates from the same CA folder, on the controller (the test's clients)."""
     play = dest / "clients.yml"

@@ -153,3 +153,34 @@ def test_session_targets_from_the_certificates_rows_and_from_discovered_clusters
         {"label": "15/main", "port": 5432, "socket_dir": "/run/postgresql", "running": True,
          "crl_path": "/etc/postgresql/15/main/tls/root.crl"}]
     assert session_targets(found, "")[0]["crl_path"] is None and session_targets([]) == []
+
+
+@pytest.mark.parametrize("phase", ["published", "switched", "retired"])
+def test_a_root_rotation_overlap_passes_and_a_stranger_still_does_not(roots, tmp_path, phase):
+    """During a root rotation the trust files hold the CA folder's two roots (the published next root, or the previous
+    one after the switch), and after its retire hosts not yet updated still hold the retired one beside the new: the
+    rotation's own roots pass. A root the folder does not know, next to them, is refused as before; after the retire
+    a host that trusts the retired root only is refused too (its clients would break)."""
+    tmp = tmp_path / "made"
+    tmp.mkdir()
+    (old, _old_fp), (new, _new_fp) = roots["ours"], make_root(tmp, "Next Root")
+    theirs, their_fp = roots["theirs"]
+    pki = tmp_path / "pki"
+    if phase == "published":
+        (pki / "next-root").mkdir(parents=True)
+        (pki / "next-root" / "root.crt").write_text(new)
+        ca_root = old
+    elif phase == "switched":
+        (pki / "previous-root").mkdir(parents=True)
+        (pki / "previous-root" / "root.crt").write_text(old)
+        ca_root = new
+    else:
+        (pki / "retired").mkdir(parents=True)
+        (pki / "retired" / "root-01.pem").write_text(old)
+        ca_root = new
+    both = [clusters(old + new), clusters(new + old), clusters(new)]
+    assert trust_problems(both, ["db1", "db2", "db3"], ca_root, str(pki)) == []
+    refused = trust_problems([clusters(old + new + theirs)], ["db1"], ca_root, str(pki))
+    assert len(refused) == 1 and f"CN=Their Root (SHA-256 {their_fp})" in refused[0], refused
+    only_old = trust_problems([clusters(old)], ["db1"], ca_root, str(pki))
+    assert (only_old == []) == (phase != "retired"), only_old

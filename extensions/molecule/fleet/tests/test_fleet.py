@@ -506,6 +506,45 @@ def test_retirement_ended_the_walsender_of_the_retired_intermediate_and_the_stan
     assert replayed.rc == 0
 
 
+def test_root_rotation_with_overlap_fails_no_verify_full_connection(steady_client):
+    """A new root (EC P-384) published, made the signing root, and the old root retired: each step one run of the
+    rotate playbook (servers, the standby, the app host's client). The steady client (verify-full, its certificate,
+    the root.crt the client role keeps) fails no connection through all three. The app's certificate of the old root,
+    presented with today's root.crt, logs in on every cluster until the retire and is refused after it; the standby's
+    walsender of the old root is ended at the retire and it streams again with its certificate of the new root; a
+    site run after it changes nothing."""
+    APP.run("rm -rf /root/oldroot && mkdir -p /root/oldroot && cp /home/app/.postgresql/postgresql.* /root/oldroot/ "
+            "&& chmod 0600 /root/oldroot/*")
+    seen = {}
+    for step in ("start", "switch", "retire"):
+        extra = ["-e", "pgtls_ca_key_type=ec-p384"] if step == "start" else []
+        rc, out = playbook("rotate", "-e", f"pgtls_rotate_root={step}", *extra)
+        assert rc == 0, out[-3000:]
+        APP.run("cp /home/app/.postgresql/root.crt /root/oldroot/root.crt")
+        seen[step] = {"roots": APP.run("grep -c 'BEGIN CERTIFICATE' /home/app/.postgresql/root.crt").stdout.strip(),
+                      "old": [psql("app", server, port, folder="/root/oldroot").rc for server, port in ENDPOINTS],
+                      "issuers": [served_issuer(server, port) for server, port in ENDPOINTS], "out": out}
+    ok, failed, errors = steady_client()
+    print(f"root rotation: {ok} verify-full connections, {len(failed)} failed")
+    assert not failed, errors
+    assert ok > 30
+    assert [seen[s]["roots"] for s in ("start", "switch", "retire")] == ["2", "2", "1"]
+    assert seen["start"]["old"] == [0] * len(ENDPOINTS) and seen["switch"]["old"] == [0] * len(ENDPOINTS), seen
+    assert 0 not in seen["retire"]["old"], seen["retire"]["old"]
+    assert all("G2" in issuer for issuer in seen["start"]["issuers"])
+    assert all("G3" in issuer for issuer in seen["switch"]["issuers"])
+    new_root = subprocess.run(["openssl", "x509", "-noout", "-subject", "-text", "-in", os.path.join(PKI, "root.crt")],
+                              capture_output=True, text=True, check=True).stdout
+    assert "Root CA R2" in new_root and "secp384r1" in new_root, new_root
+    assert re.search(r"1 ended; 15/main: /CN=replicator", seen["retire"]["out"]), seen["retire"]["out"][-3000:]
+    back = PRIMARY.run("for i in $(seq 100); do runuser -u postgres -- psql -X -At -c \"select s.client_serial from "
+                       "pg_stat_replication r join pg_stat_ssl s using (pid) where s.ssl\" | grep -qx "
+                       f"{replication_serial()} && exit 0; sleep 0.2; done; exit 1")
+    assert back.rc == 0, as_postgres(PRIMARY, WALSENDER)
+    rc, out = playbook("site")
+    assert rc == 0 and set(recap_changed(out).values()) == {0}, out[-3000:]
+
+
 # Last: the standby's certificate revoked, its replication stops.
 def test_revoking_the_standbys_certificate_ends_its_replication():
     rc, out = playbook("revoke", "-e", '{"pgtls_revoke_names": ["replicator"]}')

@@ -230,3 +230,27 @@ def test_audit_reports_pgbouncer():
     assert f'pgtls_certificate_ready{{host="{POOLER}",cluster="pgbouncer:6432"}} 1' in text
     assert f'pgtls_certificate_renewal_timestamp_seconds{{host="{POOLER}",cluster="pgbouncer:6432",kind="pooler"}}' \
         in text
+
+
+def roots_in(host, path):
+    return host.run(f"grep -c 'BEGIN CERTIFICATE' {path}").stdout.strip()
+
+
+def test_a_root_rotation_reaches_pgbouncer_on_both_sides():
+    """Each step of a root rotation, one rotate run: PgBouncer's trust file (client and server side) holds both roots
+    from start to retire and the new one only after it; at the switch PgBouncer's server certificate and its client
+    certificate to PostgreSQL are re-issued under the new root's intermediate; after every step the app logs in
+    through PgBouncer with verify-full and its certificate, PgBouncer reaches PostgreSQL with its own, and PgBouncer
+    serves the certificate installed."""
+    seen = {}
+    for step in ("start", "switch", "retire"):
+        rc, out = playbook("rotate", "-e", f"pgtls_rotate_root={step}")
+        assert rc == 0, out[-3000:]
+        done = psql(sql="select ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()")
+        assert done.rc == 0 and done.stdout.strip() == "t|/CN=pgbouncer", (step, done.stderr)
+        assert served_fingerprint() == installed_fingerprint()
+        issuers = APP.run(f"openssl x509 -in {TLS}/server.crt -noout -issuer; "
+                          f"openssl x509 -in {TLS}/client/postgresql.crt -noout -issuer").stdout
+        seen[step] = (roots_in(APP, f"{TLS}/root.crt"), roots_in(APP, "/home/app/.postgresql/root.crt"), issuers)
+    assert [s[:2] for s in seen.values()] == [("2", "2"), ("2", "2"), ("1", "1")], seen
+    assert seen["switch"][2] != seen["start"][2] and seen["switch"][2].count("G2") == 2, seen

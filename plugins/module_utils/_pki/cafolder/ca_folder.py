@@ -72,10 +72,18 @@ def plan_folder(plan: planner.Plan, params: dict) -> dict:
         plan.mkdir(folder, Attrs(0o700), where="path")
         changes.append(f"{folder}: created")
     changes += _plan_content(plan, layout, params)
+    if not plan.exists(layout.root_cert) and (os.path.lexists(layout.next_root) or
+                                              os.path.lexists(layout.previous_root)):
+        # A switch cut short between its moves: a new root made here would replace the fleet's trust anchor.
+        raise PkiError(f"{layout.root_cert} is missing while a root rotation is under way (next-root/, previous-root/):"
+                       " its switch was interrupted; run the rotate playbook with pgtls_rotate_root=switch (step=switch)"
+                       " again to finish it", where="path")
     gen = layout.generation(plan.read)
     passphrase = params.get("root_key_passphrase")
+    root_gen = layout.root_generation(plan.read)
     done = plan_ca(plan, _defaults(CA, cert_path=layout.root_cert, key_path=layout.root_key,
-                                   key_type=params["key_type"], common_name=params["root_common_name"],
+                                   key_type=params["key_type"],
+                                   common_name=params["root_common_name"] + (f" R{root_gen}" if root_gen > 1 else ""),
                                    lock_timeout=params["lock_timeout"], key_passphrase=passphrase))
     warnings = list(done.get("warnings", []))
     changes += [f"root.crt: {c}" for c in done.get("reasons", [])] or (["root CA created"] if done["changed"] else [])
@@ -176,42 +184,54 @@ def _same_material(current: bytes, value, kind: str, option: str, passphrase, pa
 
 
 def _plan_crls(plan: planner.Plan, layout: Layout, params: dict) -> list[str]:
+    """The CRL of every CA the servers trust, and crl.pem with all of them: the root's (its retired intermediates
+    revoked), the intermediate's (the registry's revocations and the given ones), and during a rotation those of the
+    previous intermediate (previous/), of the published new root (next-root/) and of the previous root and its last
+    intermediate (previous-root/)."""
     changes = []
-    has_previous = plan.exists(layout.previous_file("intermediate.crt"))
     registry_entries = [{"serial_number": str(e["serial_number"]), "reason": e.get("reason") or "unspecified",
                          "revocation_date": str(e["revocation_date"]) if e.get("revocation_date") else None}
                         for e in registry.load(layout.registry, plan.read)]
     revocations = _revoked(list(params["revoked"]) + registry_entries)
+    serials = [r for r in revocations if r.get("serial_number")]
     root = compat.load_certificates(plan.read(layout.root_cert, "path"), layout.root_cert)[0]
-    retired = []
-    for name in plan.listdir(layout.retired):
-        path = os.path.join(layout.retired, name)
-        if not name.endswith(".crt"):
-            continue
+    old_root_path = os.path.join(layout.previous_root, "root.crt")
+    old_root = (compat.load_certificates(plan.read(old_root_path, "path", nofollow=True), old_root_path)[0]
+                if plan.exists(old_root_path) else None)
+    retired = {"root": [], "old": []}
+    for path in _retired_intermediates(plan, layout):
         cert = compat.load_certificates(plan.read(path, "path", nofollow=True), path)[0]
-        if not signed_by(cert, root):
+        if signed_by(cert, root):
+            retired["root"].append({"certificate_path": path, "reason": "superseded"})
+        elif old_root is not None and signed_by(cert, old_root):
+            retired["old"].append({"certificate_path": path, "reason": "superseded"})
+        elif not any(signed_by(cert, r) for r in _retired_roots(plan, layout)):
             raise PkiError(f"{path} holds {cert.subject.rfc4514_string()}, which this folder's root did not issue: "
                            "retired/ holds the root's retired intermediates only; move it out", where="path")
-        retired.append({"certificate_path": path, "reason": "superseded"})
     common = {"lock_timeout": params["lock_timeout"]}
-    steps = [("root.crl", _defaults(CRL, path=layout.root_crl, revoked=_revoked(retired),
-                                    issuer_cert_path=layout.root_cert, issuer_key_path=layout.root_key,
-                                    issuer_key_passphrase=params.get("root_key_passphrase"),
-                                    next_update_days=365, renew_before_days=60, **common))]
-    if has_previous:
-        steps.append(("previous/intermediate.crl", _defaults(
-            CRL, path=layout.previous_file("intermediate.crl"),
-            revoked=[r for r in revocations if r.get("serial_number")],
-            issuer_cert_path=layout.previous_file("intermediate.crt"),
-            issuer_key_path=layout.previous_file("intermediate.key"),
-            next_update_days=params["crl_next_update_days"], renew_before_days=params["crl_renew_before_days"],
-            **common)))
-    steps.append(("intermediate.crl", _defaults(
-        CRL, path=layout.intermediate_crl, revoked=revocations, issuer_cert_path=layout.intermediate_cert,
-        issuer_key_path=layout.intermediate_key, next_update_days=params["crl_next_update_days"],
-        renew_before_days=params["crl_renew_before_days"], combined_path=layout.crl_bundle,
-        combine_with=[layout.root_crl] + ([layout.previous_file("intermediate.crl")] if has_previous else []),
-        **common)))
+    leaf_crl = {"next_update_days": params["crl_next_update_days"], "renew_before_days": params["crl_renew_before_days"],
+                **common}
+    root_crl = {"next_update_days": 365, "renew_before_days": 60,
+                "issuer_key_passphrase": params.get("root_key_passphrase"), **common}
+
+    def crl(folder: str, name: str, issuer: str, revoked: list, kind: dict) -> tuple[str, dict]:
+        label = os.path.relpath(os.path.join(folder, name), layout.folder)
+        return label, _defaults(CRL, path=os.path.join(folder, name), revoked=revoked,
+                                issuer_cert_path=os.path.join(folder, issuer + ".crt"),
+                                issuer_key_path=os.path.join(folder, issuer + ".key"), **kind)
+
+    steps = [crl(layout.folder, "root.crl", "root", _revoked(retired["root"]), root_crl)]
+    if plan.exists(layout.previous_file("intermediate.crt")):
+        steps.append(crl(layout.previous, "intermediate.crl", "intermediate", serials, leaf_crl))
+    if plan.exists(os.path.join(layout.next_root, "root.crt")):
+        steps.append(crl(layout.next_root, "root.crl", "root", [], root_crl))
+    if old_root is not None:
+        steps.append(crl(layout.previous_root, "root.crl", "root", _revoked(retired["old"]), root_crl))
+        if plan.exists(os.path.join(layout.previous_root, "intermediate.crt")):
+            steps.append(crl(layout.previous_root, "intermediate.crl", "intermediate", serials, leaf_crl))
+    label, last = crl(layout.folder, "intermediate.crl", "intermediate", revocations, leaf_crl)
+    last.update(combined_path=layout.crl_bundle, combine_with=[p["path"] for _label, p in steps])
+    steps.append((label, last))
     for label, crl_params in steps:
         try:
             done = plan_crl(plan, crl_params, layout.folder)
@@ -220,3 +240,13 @@ def _plan_crls(plan: planner.Plan, layout: Layout, params: dict) -> list[str]:
         if done["changed"]:
             changes.append(f"{label}: {', '.join(done.get('reasons') or ['signed'])}")
     return changes
+
+
+def _retired_intermediates(plan: planner.Plan, layout: Layout) -> list[str]:
+    return [os.path.join(layout.retired, n) for n in plan.listdir(layout.retired) if n.endswith(".crt")]
+
+
+def _retired_roots(plan: planner.Plan, layout: Layout) -> list:
+    """The roots of finished root rotations (retired/root-<SERIAL>.pem, the root first)."""
+    return [compat.load_certificates(plan.read(path, "path", nofollow=True), path)[0]
+            for path in layout.retired_roots(plan.listdir)]

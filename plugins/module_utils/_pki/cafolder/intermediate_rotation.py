@@ -55,7 +55,7 @@ def rotate(params: dict, check_mode: bool) -> dict:
                        lock_timeout=params["lock_timeout"], ca_folders=[layout.folder])
 
 
-def _folder(path: str, what: str) -> bool:
+def real_folder(path: str, what: str) -> bool:
     """Whether ``path`` is a real folder; a link, a file or anything else there is refused, naming it."""
     try:
         st = os.lstat(path)
@@ -81,8 +81,11 @@ def _previous_entries(layout: Layout) -> list[str]:
 
 
 def _start(plan: planner.Plan, layout: Layout) -> dict:
+    if os.path.lexists(layout.previous_root):
+        raise PkiError(f"a root rotation is switching ({layout.previous_root}: the previous root is still trusted): "
+                       "retire it first (pgtls_rotate_root=retire), then rotate the intermediate", where="step")
     current = [n for n in MOVED if plan.exists(layout.path(n))]
-    if _folder(layout.previous, "previous/"):
+    if real_folder(layout.previous, "previous/"):
         left = _previous_entries(layout)
         if "intermediate.crt" in left and "intermediate.crt" in current:
             raise PkiError(f"a previous intermediate ({layout.previous_file('intermediate.crt')}) is still trusted: "
@@ -123,9 +126,13 @@ def _nothing_yet(layout: Layout) -> dict:
 def _auto(plan: planner.Plan, layout: Layout, min_days: int) -> dict:
     """Start a rotation when the intermediate has fewer than ``min_days`` left and none is in progress."""
     generation = layout.generation(plan.read)
-    if _folder(layout.previous, "previous/"):
+    if real_folder(layout.previous, "previous/"):
         return {"changed": False, "step": "auto", "generation": generation, "actions": [], "started": False,
                 "msg": "a rotation is in progress (previous/): retire it once every certificate is re-issued"}
+    if os.path.lexists(layout.next_root) or os.path.lexists(layout.previous_root):
+        return {"changed": False, "step": "auto", "generation": generation, "actions": [], "started": False,
+                "msg": "a root rotation is in progress (next-root/ or previous-root/): its switch makes a new "
+                       "intermediate; finish it first"}
     data = plan.read(layout.intermediate_cert, "pki_dir", missing_ok=True, nofollow=True)
     if not data:
         return dict(_nothing_yet(layout), generation=generation)
@@ -140,7 +147,7 @@ def _auto(plan: planner.Plan, layout: Layout, min_days: int) -> dict:
 
 def _retire(plan: planner.Plan, layout: Layout) -> dict:
     generation = layout.generation(plan.read)
-    if not _folder(layout.previous, "previous/"):
+    if not real_folder(layout.previous, "previous/"):
         return {"changed": False, "step": "retire", "generation": generation, "actions": [],
                 "msg": "no rotation in progress (no previous/): nothing to retire"}
     left = _previous_entries(layout)
@@ -150,7 +157,7 @@ def _retire(plan: planner.Plan, layout: Layout) -> dict:
         data = plan.read(source, "pki_dir", nofollow=True)
         cert = compat.load_certificates(data, f"pki_dir ({source})")[0]
         archived = os.path.join(layout.retired, f"intermediate-{serial_hex(cert.serial_number).replace(':', '')}.crt")
-        if not _folder(layout.retired, "retired/"):
+        if not real_folder(layout.retired, "retired/"):
             plan.mkdir(layout.retired, Attrs(0o700), where="pki_dir")
         existing = plan.read(archived, "pki_dir", missing_ok=True, nofollow=True)
         if existing is None:

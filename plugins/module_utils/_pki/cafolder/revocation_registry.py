@@ -117,8 +117,10 @@ def _lstat(path: str):
 
 def _issuers(layout: Layout, read) -> list[tuple[object, bool]]:
     """The CAs whose certificates the archive may hold, each with whether it is retired: the intermediate, the
-    previous one, the retired ones."""
-    paths = [(layout.intermediate_cert, False), (layout.previous_file("intermediate.crt"), False)]
+    previous one, the previous root's (a root rotation's overlap), the retired ones, and the last intermediate of
+    each retired root (retired/root-<SERIAL>.pem: the root, then that intermediate)."""
+    paths = [(layout.intermediate_cert, False), (layout.previous_file("intermediate.crt"), False),
+             (os.path.join(layout.previous_root, "intermediate.crt"), False)]
     if os.path.isdir(layout.retired) and not os.path.islink(layout.retired):
         paths += [(os.path.join(layout.retired, n), True) for n in sorted(os.listdir(layout.retired))
                   if n.endswith(".crt")]
@@ -127,6 +129,9 @@ def _issuers(layout: Layout, read) -> list[tuple[object, bool]]:
         data = read(path, "pki_dir", missing_ok=True, nofollow=True)
         if data:
             issuers.append((compat.load_certificates(data, f"pki_dir ({path})")[0], retired))
+    for path in layout.retired_roots():
+        archived = compat.load_certificates(read(path, "pki_dir", nofollow=True), f"pki_dir ({path})")
+        issuers += [(cert, True) for cert in archived[1:]]
     return issuers
 
 

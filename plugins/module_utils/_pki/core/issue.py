@@ -66,6 +66,8 @@ class Issuer:
     source: str = ""  # the certificate option and its file, for messages
     key_source: str = ""
     _key: object = field(default=None, repr=False)
+    # Other roots every trust file carries during a root rotation (the CA folder's next-root/ or previous-root/).
+    also_trusted: list = field(default_factory=list)
 
     def key(self):
         if self._key is None:
@@ -89,6 +91,11 @@ class Issuer:
             if is_self_signed(cert):
                 return cert
         return None
+
+    @property
+    def trusted(self) -> list[x509.Certificate]:
+        """What a root.crt, ssl_ca_file or sslrootcert holds: the root, and during a root rotation the other root."""
+        return [self.root, *self.also_trusted] if self.root is not None else []
 
 
 def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = True, read=read_bytes) -> Issuer | None:
@@ -128,7 +135,10 @@ def load_issuer(params: dict, prefix: str = "issuer", *, require_valid: bool = T
                                     f"{prefix}_key_path ({key_path})")
     key_source = (f"{prefix}_key_content" if key_content else f"{prefix}_key_path ({key_path})" if key_path
                   else f"{prefix}_key_path")
-    return Issuer(cert=cert, chain=chain, where=prefix, key_loader=loader, source=cert_where, key_source=key_source)
+    also = [compat.load_certificates(read(path, f"{prefix}_also_trusted", nofollow=True), path)[0]
+            for path in params.get(f"{prefix}_also_trusted") or []]
+    return Issuer(cert=cert, chain=chain, where=prefix, key_loader=loader, source=cert_where, key_source=key_source,
+                  also_trusted=also)
 
 
 def _material(params: dict, stem: str, read=read_bytes) -> tuple[bytes | None, str]:

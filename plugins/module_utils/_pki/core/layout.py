@@ -24,14 +24,18 @@ from .keys import public_fingerprint
 CA_WRITERS = frozenset({"ca", "ca_folder"})
 CRL_WRITERS = frozenset({"crl", "ca_folder"})
 ROTATION = "intermediate_rotation"
+ROOT_ROTATION = "root_rotation"
+ROTATION_WRITERS = frozenset({ROTATION, ROOT_ROTATION})
+NEXT_ROOT, PREVIOUS_ROOT = ROOT_FOLDERS = ("next-root", "previous-root")  # a root rotation's: each holds a root
 _FILES = {
-    "root.crt": (CA_WRITERS, "the root CA's certificate"),
-    "root.key": (CA_WRITERS, "the root CA's private key"),
-    "root.crl": (CRL_WRITERS, "the root CA's CRL"),
-    "intermediate.crt": (CA_WRITERS | {ROTATION}, "the intermediate CA's certificate"),
-    "intermediate.key": (CA_WRITERS | {ROTATION}, "the intermediate CA's private key"),
-    "intermediate.crl": (CRL_WRITERS | {ROTATION}, "the intermediate CA's CRL"),
-    "intermediate.generation": (frozenset({ROTATION}), "the intermediate's generation number"),
+    "root.crt": (CA_WRITERS | {ROOT_ROTATION}, "the root CA's certificate"),
+    "root.key": (CA_WRITERS | {ROOT_ROTATION}, "the root CA's private key"),
+    "root.crl": (CRL_WRITERS | {ROOT_ROTATION}, "the root CA's CRL"),
+    "root.generation": (frozenset({ROOT_ROTATION}), "the root's generation number"),
+    "intermediate.crt": (CA_WRITERS | ROTATION_WRITERS, "the intermediate CA's certificate"),
+    "intermediate.key": (CA_WRITERS | ROTATION_WRITERS, "the intermediate CA's private key"),
+    "intermediate.crl": (CRL_WRITERS | ROTATION_WRITERS, "the intermediate CA's CRL"),
+    "intermediate.generation": (ROTATION_WRITERS, "the intermediate's generation number"),
     "crl.pem": (CRL_WRITERS, "the CRL bundle (crl.pem)"),
     "state.json": (CRL_WRITERS, "the CA folder's state (last CRL numbers)"),
     "revoked.yml": (frozenset({"revocation_registry"}), "the revocation registry (revoked.yml)"),
@@ -39,7 +43,9 @@ _FILES = {
 }
 _FOLDERS = {
     "previous": (frozenset({ROTATION}), "the previous intermediate (previous/)"),
-    "retired": (frozenset({ROTATION}), "the retired intermediates (retired/)"),
+    "retired": (ROTATION_WRITERS, "the retired intermediates and roots (retired/)"),
+    NEXT_ROOT: (frozenset({ROOT_ROTATION}), "the new root of a root rotation, published (next-root/)"),
+    PREVIOUS_ROOT: (frozenset({ROOT_ROTATION}), "the previous root and its intermediate (previous-root/)"),
     "issued": (frozenset({"archive"}), "the archive of issued certificates (issued/)"),
     "clients": (frozenset({"host"}), "the client bundles (clients/)"),
     "external": (frozenset({"cluster_tls"}), "your own CA's exchange folder (external/)"),
@@ -65,8 +71,9 @@ class Layout:
                 (_FOLDERS[relative][0] if relative in _FOLDERS else frozenset({"ca", "crl"}))
         if parts[0] in _FOLDERS:
             owners = _FOLDERS[parts[0]][0]
-            if parts[0] == "previous" and parts[1:] == ["intermediate.crl"]:
-                owners = owners | CRL_WRITERS
+            if parts[0] in ("previous", *ROOT_FOLDERS) and len(parts) == 2 and \
+                    parts[1].endswith(".crl"):
+                owners = owners | CRL_WRITERS  # the ca_folder signs the CRL of every CA the servers trust
             return owners
         return frozenset()
 
@@ -154,11 +161,46 @@ class Layout:
         return self.path("clients")
 
     def generation(self, read=None) -> int:
-        data = (read or read_bytes)(self.generation_file, "pki_dir", missing_ok=True)
-        text = (data or b"1").decode(errors="replace").strip()
-        if not text.isdigit():
-            raise PkiError(f"{self.generation_file} holds {text[:20]!r}, not a generation number", where="pki_dir")
-        return int(text)
+        return _number(self.generation_file, read)
+
+    @property
+    def root_generation_file(self) -> str:
+        return self.path("root.generation")
+
+    def root_generation(self, read=None) -> int:
+        """The root's generation: 1 for the first root, raised by each root rotation's switch (its name: R<n>)."""
+        return _number(self.root_generation_file, read)
+
+    @property
+    def next_root(self) -> str:
+        """A root rotation's new root, published (trusted everywhere next to the current root), not yet signing."""
+        return self.path(NEXT_ROOT)
+
+    @property
+    def previous_root(self) -> str:
+        """A root rotation's previous root and its last intermediate: still trusted, their CRLs still on the
+        servers, until the rotation's retire."""
+        return self.path(PREVIOUS_ROOT)
+
+    def overlap_roots(self, exists=os.path.isfile) -> list[str]:
+        """The other roots the fleet trusts during a root rotation (next-root/root.crt after its start,
+        previous-root/root.crt after its switch), beside root.crt: what every root.crt and ssl_ca_file carries."""
+        return [path for path in (os.path.join(self.next_root, "root.crt"), os.path.join(self.previous_root, "root.crt"))
+                if exists(path)]
+
+    def retired_roots(self, listdir=None) -> list[str]:
+        """The archived roots of finished root rotations (retired/root-<SERIAL>.pem: the root, then its last
+        intermediate)."""
+        names = (listdir or (lambda f: os.listdir(f) if os.path.isdir(f) else []))(self.retired)
+        return [os.path.join(self.retired, n) for n in sorted(names) if n.startswith("root-") and n.endswith(".pem")]
+
+
+def _number(path: str, read=None) -> int:
+    data = (read or read_bytes)(path, "pki_dir", missing_ok=True)
+    text = (data or b"1").decode(errors="replace").strip()
+    if not text.isdigit():
+        raise PkiError(f"{path} holds {text[:20]!r}, not a generation number", where="pki_dir")
+    return int(text)
 
 
 STATE_NAME = "state.json"

@@ -692,6 +692,8 @@ class Plan:
                            where=step.where)
 
     def _check_delete(self, step: Step) -> None:
+        from .layout import ROTATION_WRITERS
+
         st = _lstat(step.path)
         if st is None:
             return
@@ -699,18 +701,20 @@ class Plan:
             _refuse_unless_snapshot(step, "delete it")
             return
         if step.kind == "folder" and step.because == "rotation" and stat.S_ISDIR(st.st_mode):
-            left = [n for n in os.listdir(step.path) if os.path.join(step.real, n) not in self._deleted()]
+            # A killed run's temporaries go before anything is applied (tidy_temporaries).
+            left = [n for n in os.listdir(step.path) if os.path.join(step.real, n) not in self._deleted()
+                    and not n.startswith(TMP_PREFIX)]
             if left:
                 raise PkiError(f"{step.path} holds {', '.join(sorted(left))}, which the run does not remove: "
                                "refusing to remove the folder (move those out)", where=step.where)
-            if self.writer == "intermediate_rotation":
+            if self.writer in ROTATION_WRITERS:
                 return
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
             raise PkiError(f"{step.path} is not a regular file: refusing to delete it", where=step.where)
         if step.because == "absent-before":
             return  # restore: the snapshot's marker listed it and has no copy of it
-        if step.because == "rotation" and self.writer == "intermediate_rotation":
-            return  # in previous/, owned by the rotation (checked by _check_ca_folder)
+        if step.because == "rotation" and self.writer in ROTATION_WRITERS:
+            return  # in previous/ or previous-root/, owned by the rotation (checked by _check_ca_folder)
         raise PkiError(f"{step.path} was not made by this run: refusing to delete it", where=step.where)
 
     def _deleted(self) -> set[str]:
@@ -761,8 +765,16 @@ class Plan:
 
     def _ca_folder_of(self, real: str) -> str | None:
         folder = real if os.path.isdir(real) and not os.path.islink(real) else os.path.dirname(real)
+        from .layout import ROOT_FOLDERS
+
         while True:
             if folder in self.ca_folders or self._is_ca_folder(folder):
+                parent = os.path.dirname(folder)
+                # A root rotation's next-root/ and previous-root/ hold a root and its key too: their CA folder is the
+                # one they are in.
+                inside = parent in self.ca_folders or self._is_ca_folder(parent)
+                if os.path.basename(folder) in ROOT_FOLDERS and inside:
+                    return parent
                 return folder
             parent = os.path.dirname(folder)
             if parent == folder:
@@ -1073,6 +1085,24 @@ def run(writer: str, build: Callable[[Plan], dict], check_mode: bool, *, lock: s
         with locked(lock, lock_timeout):  # a folder this run made: its lock exists from now on
             pass
     return result
+
+
+def run_in_turn(writer: str, builds: list[Callable[[Plan], dict]], check_mode: bool, *, lock: str,
+                lock_timeout: float = 120, ca_folders: Iterable[str | None] = ()) -> list[dict]:
+    """Several plans, each built on what the one before it wrote, under one hold of the CA folder's lock (a
+    file that must leave its place before another takes it). Each is checked before it is applied; in check mode only
+    the first is built (the others would read what it has not written)."""
+    results = []
+    with locked(lock, lock_timeout):
+        for build in builds[:1] if check_mode else builds:
+            plan = Plan(writer, ca_folders)
+            results.append(build(plan))
+            plan.check()
+            if not check_mode and plan.changes:
+                tidy_temporaries([f for f in {os.path.dirname(s.real) for s in plan.steps} | {lock}
+                                  if os.path.isdir(f)])
+                plan.apply()
+    return results
 
 
 @contextlib.contextmanager

@@ -224,6 +224,15 @@ INTERMEDIATE_ROTATION = {
     "lock_timeout": {"type": "int", "default": 120},
 }
 
+ROOT_ROTATION = {
+    "pki_dir": {"type": "path", "required": True},
+    "step": {"type": "str", "required": True, "choices": ["start", "switch", "retire"]},
+    "key_type": {"type": "str", "choices": list(KEY_TYPES)},
+    "root_common_name": {"type": "str"},
+    "root_key_passphrase": {"type": "str", "no_log": True},
+    "lock_timeout": {"type": "int", "default": 120},
+}
+
 # One cluster as pgtls_clusters lists it (the server role's variable); the module completes it.
 CLUSTER = {
     "version": {"type": "int", "required": True},
@@ -467,6 +476,7 @@ MODULE_SPECS = {
     "host_material": HOST_MATERIAL,
     "revocation_registry": REVOCATION_REGISTRY,
     "intermediate_rotation": INTERMEDIATE_ROTATION,
+    "root_rotation": ROOT_ROTATION,
     "audit_report": AUDIT_REPORT,
     "cluster_info": CLUSTER_INFO,
     "cluster_files": CLUSTER_FILES,
@@ -527,6 +537,7 @@ FILE_OPTIONS = {
     "host_material": {f"items[].{name}": role for name, role in _ITEM_FILES.items()},
     "revocation_registry": {"path": ("out", "registry"), "pki_dir": ("ca_dir", "folder")},
     "intermediate_rotation": {"pki_dir": ("ca_dir", "folder")},
+    "root_rotation": {"pki_dir": ("ca_dir", "folder")},
     # The CRL file a server reads holds one CRL per CA it trusts: any CA's CRL is what it is.
     "sessions": {"clusters[].crl_path": ("in", "any_crl"), "clusters[].socket_dir": ("descriptor", "folder"),
                  "poolers[].socket_dir": ("descriptor", "folder")},

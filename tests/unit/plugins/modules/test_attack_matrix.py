@@ -37,7 +37,8 @@ CA_FILES = {"root.crt": "ca_certificate", "root.key": "ca_key", "root.crl": "crl
             "revoked.yml": "registry"}
 # Who writes for each module (the planner's writer names) and, per option, when another part of it writes.
 WRITERS = {"ca": "ca", "crl": "crl", "ca_folder": "ca_folder", "revocation_registry": "revocation_registry",
-           "intermediate_rotation": "intermediate_rotation", "audit_report": "audit_report"}
+           "intermediate_rotation": "intermediate_rotation", "root_rotation": "root_rotation",
+           "audit_report": "audit_report"}
 OPTION_WRITERS = {"record_dir": "archive", "external.csr_path": "cluster_tls"}
 SAME_KIND = {"ca_certificate": "certificate", "archive": "certificate", "ca_key": "key", "any_crl": "crl"}
 
@@ -260,6 +261,7 @@ BASES = [
     Base("revocation_registry", "pki_dir", {"pki_dir": f"{W}/pki", "names": ["app"], "reason": "key_compromise"}),
     Base("revocation_registry", "path", {"path": f"{W}/out/revoked.yml", "serials": ["0x1F"]}),
     Base("intermediate_rotation", "start", {"pki_dir": f"{W}/pki", "step": "start"}),
+    Base("root_rotation", "start", {"pki_dir": f"{W}/pki", "step": "start"}),
     Base("cluster_info", "trust", {"clusters": [{"version": 15, "name": "main", "port": 5432,
                                                  "config_dir": f"{W}/conf", "data_dir": f"{W}/data"}],
                                    "trust_file": "tls/root.crt"}),

@@ -24,6 +24,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.ca_folder 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.crl import ensure_crl
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.intermediate_rotation import rotate
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import ensure_entries
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.root_rotation import rotate_root
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import files, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import crl_signed_by
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import signed_by
@@ -32,7 +33,9 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import C
 FORK = multiprocessing.get_context("fork")
 REVOKED = {"serial_number": "0x77", "certificate_path": None, "certificate_content": None, "reason": "superseded",
            "revocation_date": None}
-KEY_FILES = {"root.key", "intermediate.key", os.path.join("previous", "intermediate.key")}
+KEY_FILES = {"root.key", "intermediate.key", os.path.join("previous", "intermediate.key"),
+             os.path.join("next-root", "root.key"), os.path.join("previous-root", "root.key"),
+             os.path.join("previous-root", "intermediate.key")}
 
 
 def defaults(spec: dict, **given) -> dict:
@@ -63,6 +66,13 @@ def retire(path):
     return rotate({"pki_dir": str(path), "step": "retire", "lock_timeout": 60}, False)
 
 
+def root_step(name):
+    def step(path):
+        return rotate_root({"pki_dir": str(path), "step": name, "root_common_name": "Root", "key_type": "ec-p256",
+                            "lock_timeout": 60}, False)
+    return step
+
+
 # The operations a run may be killed in, each from the state its setup makes.
 def _fresh(_path):
     pass
@@ -78,12 +88,27 @@ def _started(path):
     folder(path)
 
 
+def _published(path):
+    folder(path)
+    root_step("start")(path)
+    folder(path)
+
+
+def _switched(path):
+    _published(path)
+    root_step("switch")(path)
+    folder(path)
+
+
 OPERATIONS = {
     "ca_folder (a new folder)": (_fresh, folder),
     "ca_folder (a revocation signed in)": (_made, lambda p: folder(p, revoked=[REVOKED])),
     "revocation_registry": (_made, lambda p: registry(p, "0x4242")),
     "intermediate_rotation start": (_made, start),
     "intermediate_rotation retire": (_started, retire),
+    "root_rotation start": (_made, root_step("start")),
+    "root_rotation switch": (_published, root_step("switch")),
+    "root_rotation retire": (_switched, root_step("retire")),
 }
 
 
@@ -145,7 +170,8 @@ def _steps(setup, operation, tmp_path) -> tuple[int, int]:
 def check_whole(path) -> None:
     """The CA folder's invariants: each key matches its certificate, each CRL is signed by its CA, and no private key
     lies anywhere but in the layout's key files."""
-    for stem in ("root", "intermediate", os.path.join("previous", "intermediate")):
+    for stem in ("root", "intermediate", os.path.join("previous", "intermediate"), os.path.join("next-root", "root"),
+                 os.path.join("previous-root", "root"), os.path.join("previous-root", "intermediate")):
         crt, key = path / f"{stem}.crt", path / f"{stem}.key"
         if not crt.exists():
             continue
@@ -167,9 +193,9 @@ def check_whole(path) -> None:
             assert not name.startswith(files.TMP_PREFIX), f"a temporary was left: {relative}"
 
 
-# A retire writes no file (it moves, removes and makes folders): it is killed between steps only.
+# An intermediate retire writes no file (it moves, removes and makes folders): it is killed between steps only.
 KILLS = [(name, inside) for name in sorted(OPERATIONS) for inside in (False, True)
-         if not (inside and name.endswith("retire"))]
+         if not (inside and name == "intermediate_rotation retire")]
 
 
 @pytest.mark.parametrize(("name", "inside"), KILLS,
@@ -204,6 +230,15 @@ def test_a_run_killed_at_any_step_converges(tmp_path, name, inside):
         if name == "revocation_registry":
             serials = [e["serial_number"] for e in yaml.safe_load((path / "revoked.yml").read_text())]
             assert serials.count("0x4242") == 1
+        if name.startswith("root_rotation"):
+            assert not root_step(name.split()[1])(path)["changed"], f"killed at {at}: not finished"
+            assert sorted(os.listdir(path)) == sorted(os.listdir(reference)), f"killed at {at}"
+            for sub in ("next-root", "previous-root"):
+                if (reference / sub).exists():
+                    assert sorted(os.listdir(path / sub)) == sorted(os.listdir(reference / sub)), f"killed at {at}"
+            for number in ("root.generation", "intermediate.generation"):
+                if (reference / number).exists():
+                    assert (path / number).read_text() == (reference / number).read_text(), f"killed at {at}"
         check_whole(path)
         folder(path)  # the folder stays usable: the site playbook's next run works on it
         check_whole(path)
