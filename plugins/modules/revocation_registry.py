@@ -22,6 +22,8 @@ description:
   - O(names) are looked up in the C(issued/) archive by content - each file must be a certificate that the CA
     folder's intermediate (current, previous or retired) issued, named for the serial it holds; anything else there
     is refused, naming it. A CA folder that holds a symbolic link is refused.
+  - With O(pki_dir), a serial of the CA folder's own root or intermediate is refused, naming it and the way to replace
+    that CA (a root or intermediate rotation).
   - Runs where the CA folder is (normally the controller).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -56,7 +58,10 @@ options:
     default: []
     version_added: 0.2.0
   serials:
-    description: Serials to revoke (decimal, C(0x) hex, or colon-separated hex).
+    description:
+      - Serials to revoke (decimal, C(0x) hex, or colon-separated hex).
+      - With O(pki_dir), each must be a certificate in its C(issued/) archive (else refused, naming the serial) unless
+        O(allow_unknown_serials).
     type: list
     elements: str
     default: []
@@ -97,6 +102,38 @@ options:
       revocation_date:
         description: ISO 8601 date of the revocation (not in the future).
         type: str
+  pending:
+    description:
+      - Record the new entries as pending - everywhere a certificate is issued they count at once (a certificate
+        with a pending serial is issued again where it is installed, and a key revoked for C(key_compromise) is never
+        certified again), but the CRLs leave them out until O(publish). The C(revoke) playbook records pending,
+        replaces every certificate it revokes on its host, and publishes only then, so no host is left serving a
+        certificate its peers' CRLs already refuse.
+      - An entry already in the registry keeps its state.
+    type: bool
+    default: false
+    version_added: 0.4.0
+  allow_unknown_serials:
+    description:
+      - Accept O(serials) that are not in the C(issued/) archive of O(pki_dir) (certificates issued before the archive
+        existed). Without it such a serial is refused - a typo or another CA's serial would be published in the CRL
+        without revoking anything.
+    type: bool
+    default: false
+    version_added: 0.4.0
+  rotate_compromised_intermediate:
+    description:
+      - A serial of the CA folder's intermediate given with reason C(key_compromise) or C(ca_compromise) is not
+        refused but returned in RV(intermediate) (not recorded) - the revoke playbook then rotates that intermediate
+        at once (a new one, every leaf re-issued under it with new keys, the old one revoked by the root's CRL).
+    type: bool
+    default: false
+    version_added: 0.4.0
+  publish:
+    description: Publish every pending entry of the registry (the next CRLs carry them). Returns them in RV(published).
+    type: bool
+    default: false
+    version_added: 0.4.0
   lock_timeout:
     description: Seconds to wait for the CA folder's lock.
     type: int
@@ -145,6 +182,25 @@ entries:
   returned: success
   type: list
   elements: dict
+pending:
+  description: The serials of the registry's pending entries after the change (recorded, not yet in the CRLs).
+  returned: success
+  type: list
+  elements: str
+intermediate:
+  description:
+    - With O(rotate_compromised_intermediate), the CA folder's intermediates among O(serials), each with its state
+      (C(current) - to rotate, C(previous) - a rotation started and not retired, C(retired) - the root's CRL revokes
+      it already).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{serial_number: "5F:93:FE", reason: key_compromise, state: current}]
+published:
+  description: The serials O(publish) published in this run.
+  returned: success
+  type: list
+  elements: str
 path:
   description: The registry's path.
   returned: success

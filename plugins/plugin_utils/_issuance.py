@@ -18,7 +18,10 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     Encoding = MISSING
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import compromised_keys
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import (
+    compromised_keys,
+    revoked_serials,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import (
     RenewPolicy,
@@ -117,8 +120,11 @@ def decide_material(request: Request, answer: dict, issuer: Issuer, renew: Renew
 
 
 def renew_policy(params: dict, layout: Layout | None) -> RenewPolicy:
-    """The task's renewal and key policy, with the CA folder's record of compromised keys (none without one)."""
-    return RenewPolicy.from_params(params, compromised_keys(layout.folder) if layout is not None else None)
+    """The task's renewal and key policy, with the CA folder's record of compromised keys and its revoked serials
+    (none without one)."""
+    if layout is None:
+        return RenewPolicy.from_params(params)
+    return RenewPolicy.from_params(params, compromised_keys(layout.folder), revoked_serials(layout.folder))
 
 
 def use_ca_folder(params: dict) -> Layout | None:

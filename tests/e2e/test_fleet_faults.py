@@ -286,7 +286,7 @@ def crl_number(path: Path) -> int:
 
 
 def test_crl_number_never_goes_back_when_the_crl_file_is_lost(fleet):
-    play(fleet, "revoke", pgtls_revoke_serials=["0x0BADC0DE"])
+    play(fleet, "revoke", pgtls_revoke_serials=["0x0BADC0DE"], pgtls_revoke_unknown_serials=True)
     crl = fleet["pki"] / "intermediate.crl"
     revoked_number = crl_number(crl)
     crl.unlink()
@@ -295,6 +295,36 @@ def test_crl_number_never_goes_back_when_the_crl_file_is_lost(fleet):
     reloaded = x509.load_pem_x509_crl(crl.read_bytes())
     assert reloaded.get_revoked_certificate_by_serial_number(0x0BADC0DE) is not None
     for host in HOSTS:  # the servers read the new CRL
+        assert crl.read_bytes().strip() in (tls(fleet, host) / "root.crl").read_bytes()
+
+
+def test_a_host_that_cannot_replace_its_certificate_stops_the_publication(fleet):
+    """revoke by serial of db1's server certificate while db2's cluster is stopped: db1 replaces its certificate (a
+    new key, proven served), db2 fails, and nothing is published - the serial stays pending in the registry, in no
+    CRL - with a message naming db2 and the serial. Once db2 runs, the same command publishes it."""
+    old = first_cert(tls(fleet, "db1") / "server.crt").serial_number
+    old_key = (tls(fleet, "db1") / "server.key").read_bytes()
+    crl = fleet["pki"] / "intermediate.crl"
+    fleet["clusters"]["db2"].stop()
+    try:
+        done = play(fleet, "revoke", check=False, pgtls_revoke_serials=[f"0x{old:X}"])
+    finally:
+        fleet["clusters"]["db2"].start()
+    assert done.returncode != 0
+    text = " ".join(done.stdout.split())
+    assert "not published: db2 did not replace its certificates" in text and f"0x{old:X}" in text, done.stdout[-4000:]
+    assert "New CRLs on every database server" not in done.stdout
+    replaced = first_cert(tls(fleet, "db1") / "server.crt")
+    assert replaced.serial_number != old and (tls(fleet, "db1") / "server.key").read_bytes() != old_key
+    assert_serves_installed(fleet, "db1")
+    assert x509.load_pem_x509_crl(crl.read_bytes()).get_revoked_certificate_by_serial_number(old) is None
+    assert "pending: true" in (fleet["pki"] / "revoked.yml").read_text()
+    play(fleet, "revoke", pgtls_revoke_serials=[f"0x{old:X}"])
+    assert x509.load_pem_x509_crl(crl.read_bytes()).get_revoked_certificate_by_serial_number(old) is not None
+    assert "pending" not in (fleet["pki"] / "revoked.yml").read_text()
+    assert first_cert(tls(fleet, "db1") / "server.crt").serial_number == replaced.serial_number
+    for host in HOSTS:
+        assert_serves_installed(fleet, host)
         assert crl.read_bytes().strip() in (tls(fleet, host) / "root.crl").read_bytes()
 
 

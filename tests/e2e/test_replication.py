@@ -20,6 +20,8 @@ import pytest
 import yaml
 from conftest import PG_BIN, ROOT, TARGET_PYTHON, Cluster, as_postgres, run_playbook
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import serial_hex
+
 USER = "replicator"
 HBA = [{"type": "local", "database": "all", "user": "postgres", "method": "peer"},
        {"type": "hostssl", "database": "all", "user": "postgres", "address": "127.0.0.1/32", "method": "trust"}]
@@ -574,6 +576,188 @@ def open_session(primary: Cluster, folder) -> tuple[subprocess.Popen, int]:
 def alive(primary: Cluster, pids) -> set[int]:
     found = primary.admin(f"select pid from pg_stat_activity where pid in ({','.join(map(str, pids))})").stdout
     return {int(pid) for pid in found.split()}
+
+
+def serial_of(path) -> int:
+    out = subprocess.run(["openssl", "x509", "-in", str(path), "-noout", "-serial"], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.strip().split("=")[1], 16)
+
+
+def connect(conninfo: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["psql", "-X", "-Atc", "select 1", conninfo], capture_output=True, text=True, check=False)
+
+
+def certificates_pem(path) -> list[str]:
+    text = Path(path).read_text()
+    return [block.strip() + "\n-----END CERTIFICATE-----\n" for block in text.split("-----END CERTIFICATE-----")[:-1]]
+
+
+def imposter(base: Path, stolen: Path, trust: Path) -> Cluster:
+    """A throw-away PostgreSQL that presents the stolen server key and its old certificate (right name, right chain)."""
+    base.mkdir(mode=0o755)
+    srv = base / "srv"
+    srv.mkdir(mode=0o755)
+    for name in ("server.crt", "server.key"):
+        shutil.copy(stolen / name, srv / name)
+    shutil.copy(trust, srv / "root.crt")
+    for path in srv.iterdir():
+        shutil.chown(path, "postgres", "postgres")
+    (srv / "server.key").chmod(0o600)
+    fake = Cluster(base, srv)
+    fake.init("local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+    conf = fake.data / "postgresql.conf"
+    conf.write_text(conf.read_text().replace(f"ssl_crl_file = '{srv}/root.crl'", ""))
+    fake.start()
+    return fake
+
+
+def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_stolen_material_refused(
+        pair, workdir, tmp_path_factory):
+    """revoke by serial of the primary's server certificate and the standby's replication certificate (reason
+    key_compromise): both hosts make new keys and activate new certificates first (the serials pending, in no CRL),
+    then the CRLs are published and installed, and the walsender of the stolen certificate is ended. A steady
+    verify-full client connects throughout with 0 failures; the standby streams again with its new certificate. Then
+    the stolen material: a throw-away PostgreSQL presenting the old server key and certificate (right name, right
+    chain) is refused by the client the role configured with the CRL (the standby's replication connection: its
+    sslrootcert and sslcrl), and the old replication certificate is refused by the primary. A second run changes
+    nothing."""
+    primary, standby = pair
+    pki = workdir / "replication-pki"
+    tmp = tmp_path_factory.mktemp("compromise")
+    path = inventory(tmp, primary, standby, pki)
+    play(path)
+    tls, replication = primary.data / "tls", standby.data / "tls" / "replication"
+    stolen = {"server": tmp / "stolen-server", "replication": tmp / "stolen-replication"}
+    for folder, source, names in zip(stolen.values(), (tls, replication),
+                                     (("server.crt", "server.key"), ("postgresql.crt", "postgresql.key"))):
+        folder.mkdir()
+        for name in names:
+            shutil.copy(source / name, folder / name)
+        (folder / names[1]).chmod(0o600)
+    serials = [serial_of(tls / "server.crt"), serial_of(replication / "postgresql.crt")]
+    trust, crl = replication / "root.crt", standby.data / "tls" / "root.crl"
+    revoke = str(ROOT / "playbooks" / "revoke.yml")
+    extra = {"pgtls_revoke_serials": [f"0x{s:X}" for s in serials], "pgtls_servers_group": "pgtls_replicas"}
+    with Steady(trust, primary, standby) as steady, Watch(standby) as watch:
+        done = run_playbook(revoke, extra, "-i", path)
+    print(f"\ncompromise response: {steady.ok} verify-full connections, {len(steady.failed)} failed; standby "
+          f"reconnects {watch.reconnects()} (the stolen certificate's walsender ended), longest gap "
+          f"{watch.longest_gap():.1f} s")
+    assert steady.failed == [] and steady.ok > 10, (steady.ok, steady.failed[:5])
+    assert watch.reconnects() <= 1, watch.seen
+    out = done.stdout
+    # Replaced first, published after: the replacing play ran, then the publishing task, then the CRLs.
+    order = [out.index(marker) for marker in ("Pending serials - database servers replace", "Publish the pending "
+                                              "revocations", "New CRLs on every database server")]
+    assert order == sorted(order), out[-4000:]
+    assert f"certificate {serial_hex(serials[0])} is revoked (key_compromise (pending" in out, out[-6000:]
+    assert serial_of(tls / "server.crt") != serials[0] and serial_of(replication / "postgresql.crt") != serials[1]
+    for kind, name in (("server", "server.key"), ("replication", "postgresql.key")):
+        now = (tls if kind == "server" else replication) / name
+        assert now.read_bytes() != (stolen[kind] / name).read_bytes(), f"{kind}: the compromised key is still in use"
+    registry = yaml.safe_load((pki / "revoked.yml").read_text())
+    assert all(not e.get("pending") for e in registry)
+    listed = subprocess.run(["openssl", "storeutl", "-noout", "-text", "-crls", str(tls / "root.crl")],
+                            capture_output=True, text=True, check=True).stdout
+    for serial in serials:
+        assert re.search(rf"Serial Number: 0?{serial:X}\b", listed), (f"{serial:X}", listed)
+    # The standby streams again, presenting its new certificate.
+    assert wait_streaming(standby)
+    assert walsender_certificate(primary).split(" ", 1)[0] == str(serial_of(replication / "postgresql.crt"))
+    # The stolen material: the old server certificate and key in a throw-away PostgreSQL on the same name.
+    fake = imposter(workdir / "imposter", stolen["server"], trust)
+    conninfo = (f"host=db.example.test hostaddr=127.0.0.1 port={fake.port} dbname=postgres user=postgres "
+                f"sslmode=verify-full sslrootcert={trust} connect_timeout=5")
+    try:
+        without_crl, with_crl = (connect(conninfo), connect(f"{conninfo} sslcrl={crl}"))
+    finally:
+        fake.stop()
+    # The imposter passes verify-full for a client that reads no CRL; with the installed CRL it is refused (libpq says
+    # only "certificate verify failed" on the client side), while the same conninfo and CRL reach the real primary,
+    # and openssl, the oracle, names the reason.
+    genuine = connect(f"{conninfo.replace(str(fake.port), str(primary.port))} sslcrl={crl}")
+    assert without_crl.returncode == 0, without_crl.stderr
+    assert with_crl.returncode != 0 and "certificate verify failed" in with_crl.stderr, with_crl.stderr
+    assert genuine.returncode == 0, genuine.stderr
+    chain = certificates_pem(stolen["server"] / "server.crt")
+    (tmp / "chain.pem").write_text("".join(chain[1:]))
+    (tmp / "leaf.pem").write_text(chain[0])
+    oracle = subprocess.run(["openssl", "verify", "-crl_check_all", "-CAfile", str(trust), "-CRLfile", str(crl),
+                             "-untrusted", str(tmp / "chain.pem"), str(tmp / "leaf.pem")], capture_output=True,
+                            text=True, check=False)
+    assert oracle.returncode != 0 and "certificate revoked" in oracle.stdout + oracle.stderr, oracle
+    refused = replication_login(primary, stolen["replication"], trust)
+    assert refused.returncode != 0 and "certificate revoked" in refused.stderr, refused.stderr
+    again = run_playbook(revoke, extra, "-i", path)
+    assert recap(again.stdout) == {"localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
+
+
+def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, tmp_path_factory):
+    """revoke of the intermediate's serial (reason key_compromise): an emergency rotation in one run - a new
+    intermediate, every certificate of the pair re-issued under it with a new key, the old intermediate retired (the
+    root's CRL revokes it) - while a steady verify-full client connects (0 failed) and the standby streams again with
+    its new certificate. The stolen material afterwards: the old server certificate and key in a throw-away
+    PostgreSQL are refused by a libpq client with the installed CRL (accepted by one without: why the standby's
+    conninfo carries sslcrl); the old replication certificate is refused by the primary. Run again: nothing changes."""
+    primary, standby = pair
+    pki = workdir / "replication-pki"
+    tmp = tmp_path_factory.mktemp("intermediate")
+    path = inventory(tmp, primary, standby, pki)
+    play(path)
+    tls, replication = primary.data / "tls", standby.data / "tls" / "replication"
+    stolen = {"server": tmp / "stolen-server", "replication": tmp / "stolen-replication"}
+    for folder, source, names in zip(stolen.values(), (tls, replication),
+                                     (("server.crt", "server.key"), ("postgresql.crt", "postgresql.key"))):
+        folder.mkdir()
+        for name in names:
+            shutil.copy(source / name, folder / name)
+        (folder / names[1]).chmod(0o600)
+    old = serial_of(pki / "intermediate.crt")
+    old_subject = certificates_in(pki / "intermediate.crt")
+    trust, crl = replication / "root.crt", standby.data / "tls" / "root.crl"
+    revoke = str(ROOT / "playbooks" / "revoke.yml")
+    extra = {"pgtls_revoke_serials": [f"0x{old:X}"], "pgtls_servers_group": "pgtls_replicas"}
+    with Steady(trust, primary, standby) as steady, Watch(standby) as watch:
+        run_playbook(revoke, extra, "-i", path)
+    print(f"\nemergency intermediate rotation: {steady.ok} verify-full connections, {len(steady.failed)} failed; "
+          f"standby reconnects {watch.reconnects()}, longest gap {watch.longest_gap():.1f} s")
+    assert steady.failed == [] and steady.ok > 10, (steady.ok, steady.failed[:5])
+    new_subject = certificates_in(pki / "intermediate.crt")
+    assert new_subject != old_subject and any(f"{old:X}" in p.name for p in (pki / "retired").iterdir())
+    assert not (pki / "previous").exists()
+    for cert in (tls / "server.crt", standby.data / "tls" / "server.crt", replication / "postgresql.crt"):
+        assert certificates_in(cert)[1:] == new_subject, cert
+    for kind, now in (("server", tls / "server.key"), ("replication", replication / "postgresql.key")):
+        assert now.read_bytes() != (stolen[kind] / now.name).read_bytes(), f"{kind}: the old key is still in use"
+    listed = subprocess.run(["openssl", "storeutl", "-noout", "-text", "-crls", str(tls / "root.crl")],
+                            capture_output=True, text=True, check=True).stdout
+    assert re.search(rf"Serial Number: 0?{old:X}\b", listed), listed
+    assert wait_streaming(standby)
+    assert walsender_certificate(primary).split(" ", 1)[0] == str(serial_of(replication / "postgresql.crt"))
+    fake = imposter(workdir / "imposter-intermediate", stolen["server"], trust)
+    conninfo = (f"host=db.example.test hostaddr=127.0.0.1 port={fake.port} dbname=postgres user=postgres "
+                f"sslmode=verify-full sslrootcert={trust} connect_timeout=5")
+    try:
+        without_crl, with_crl = (connect(conninfo), connect(f"{conninfo} sslcrl={crl}"))
+    finally:
+        fake.stop()
+    assert without_crl.returncode == 0, without_crl.stderr
+    assert with_crl.returncode != 0 and "certificate verify failed" in with_crl.stderr, with_crl.stderr
+    chain = certificates_pem(stolen["server"] / "server.crt")
+    (tmp / "chain.pem").write_text("".join(chain[1:]))
+    (tmp / "leaf.pem").write_text(chain[0])
+    # openssl, the oracle: the leaf fails (its issuer has no CRL any more: first error), its issuer is revoked.
+    oracle = [subprocess.run(["openssl", "verify", "-crl_check_all", "-CAfile", str(trust), "-CRLfile", str(crl),
+                              *untrusted, str(tmp / name)], capture_output=True, text=True, check=False)
+              for untrusted, name in ((["-untrusted", str(tmp / "chain.pem")], "leaf.pem"), ([], "chain.pem"))]
+    assert oracle[0].returncode != 0, oracle[0]
+    assert oracle[1].returncode != 0 and "certificate revoked" in oracle[1].stdout + oracle[1].stderr, oracle[1]
+    # The primary no longer knows the retired intermediate (unknown ca), or finds it revoked when one presents it.
+    refused = replication_login(primary, stolen["replication"], trust)
+    assert refused.returncode != 0 and re.search("unknown ca|revoked", refused.stderr), refused.stderr
+    again = run_playbook(revoke, extra, "-i", path)
+    assert recap(again.stdout) == {"localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
 
 
 # Last in this file: the standby's certificate is revoked, so it stops replicating.

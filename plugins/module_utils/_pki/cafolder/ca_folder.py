@@ -191,7 +191,7 @@ def _plan_crls(plan: planner.Plan, layout: Layout, params: dict) -> list[str]:
     changes = []
     registry_entries = [{"serial_number": str(e["serial_number"]), "reason": e.get("reason") or "unspecified",
                          "revocation_date": str(e["revocation_date"]) if e.get("revocation_date") else None}
-                        for e in registry.load(layout.registry, plan.read)]
+                        for e in registry.published(registry.load(layout.registry, plan.read))]
     revocations = _revoked(list(params["revoked"]) + registry_entries)
     serials = [r for r in revocations if r.get("serial_number")]
     root = compat.load_certificates(plan.read(layout.root_cert, "path"), layout.root_cert)[0]

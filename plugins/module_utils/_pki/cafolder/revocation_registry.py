@@ -5,8 +5,11 @@
 Two revoke runs at once each add their entries; neither loses the other's, since each reads the file after it
 holds the lock. Entries are never removed here: a CRL entry is undone with the crl module's ``revoked_mode=exact``.
 Every entry is checked where it enters (serial, reason, an ISO 8601 date not in the future), so a bad one can never
-stop the CRLs from being signed again later. Revocation by name reads the ``issued/`` archive by content: each
-certificate's serial and issuer come from the certificate, never from its file name.
+stop the CRLs from being signed again later. An entry may be recorded ``pending``: it counts everywhere a certificate
+is issued (its certificate is re-issued where it is installed, a compromised key is never certified again) but is left
+out of the CRLs until it is published - the revoke playbook replaces every certificate it names first, then publishes.
+Revocation by name reads the ``issued/`` archive by content: each certificate's serial and issuer come from the
+certificate, never from its file name.
 """
 
 from __future__ import annotations
@@ -52,7 +55,28 @@ def load(path: str, read=read_bytes, where: str = "path") -> list[dict]:
         parse_reason(entry.get("reason"), f"{at}.reason")
         if entry.get("revocation_date") not in (None, ""):
             parse_revocation_date(entry["revocation_date"], f"{at}.revocation_date")
+        if not isinstance(entry.get("pending", False), bool):
+            raise PkiError(f"{at}.pending must be true or false, got {entry['pending']!r}", where=where)
     return entries
+
+
+def published(entries: list[dict]) -> list[dict]:
+    """The entries the CRLs carry: every one that is not pending."""
+    return [entry for entry in entries if not entry.get("pending")]
+
+
+def revoked_serials(folder: str, read=read_bytes) -> dict[int, str]:
+    """Every serial the CA folder's registry revokes by serial (published or pending), with its reason: a certificate
+    with one of them is issued again wherever it is installed (checks.reissue_reasons). An entry with a name revokes
+    that name (the revoke playbook's names): its holder is refused from now on, not given a new certificate."""
+    found = {}
+    for entry in load(Layout(folder).registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder"):
+        if entry.get("name") not in (None, ""):
+            continue
+        serial = parse_serial(entry["serial_number"], "ca_folder")
+        found.setdefault(serial, parse_reason(entry.get("reason"), "ca_folder")
+                         + (" (pending: not yet in the CRLs)" if entry.get("pending") else ""))
+    return found
 
 
 def revoked_names(folder: str, where: str = "ca_folder") -> list[str]:
@@ -234,6 +258,76 @@ def compromised_keys(folder: str, read=read_bytes) -> dict[str, str]:
     return found
 
 
+def _ca_serials(layout: Layout, issuers: list, read) -> dict[int, str]:
+    """The serials of the CA folder's own CA certificates (roots and intermediates, current, overlapping or retired):
+    never revoked through the registry."""
+    found = {}
+    for path in [layout.root_cert, *layout.overlap_roots()]:
+        data = read(path, "pki_dir", missing_ok=True, nofollow=True)
+        if data:
+            cert = compat.load_certificates(data, f"pki_dir ({path})")[0]
+            found.setdefault(cert.serial_number, f"root ({cert.subject.rfc4514_string()})")
+    for path in layout.retired_roots():
+        cert = compat.load_certificates(read(path, "pki_dir", nofollow=True), f"pki_dir ({path})")[0]
+        found.setdefault(cert.serial_number, f"retired root ({cert.subject.rfc4514_string()})")
+    for cert, _retired in issuers:
+        found.setdefault(cert.serial_number, f"intermediate ({cert.subject.rfc4514_string()})")
+    return found
+
+
+INTERMEDIATE_COMPROMISE = ("key_compromise", "ca_compromise")
+
+
+def _intermediate_state(layout: Layout, serial: int, read) -> str:
+    """Where the CA folder's intermediate with ``serial`` is: current (signing), previous (a rotation started, still
+    trusted) or retired (the root's CRL revokes it)."""
+    for path, state in ((layout.intermediate_cert, "current"), (layout.previous_file("intermediate.crt"), "previous")):
+        data = read(path, "pki_dir", missing_ok=True, nofollow=True)
+        if data and compat.load_certificates(data, f"pki_dir ({path})")[0].serial_number == serial:
+            return state
+    return "retired"
+
+
+CA_REVOCATION = {
+    "root": "a root is not revoked by a CRL it signs itself: replace it with a root rotation (pgtls.ssl.rotate -e "
+            "pgtls_rotate_root=start, then switch and retire)",
+    "retired root": "that root is retired already: no trust file of the fleet holds it",
+    "intermediate": "an intermediate is revoked by rotating it (the revoke playbook with reason key_compromise or "
+                    "ca_compromise rotates it at once; else pgtls.ssl.rotate -e pgtls_rotate_intermediate=start, then "
+                    "retire: the root's CRL then revokes it)",
+}
+
+
+def _check_issued_here(layout: Layout, params: dict, new: dict, read, compromised: list) -> None:
+    """Every serial to revoke is a certificate this CA folder issued: never its own root or intermediate (named, with
+    the rotation that replaces it), and each of ``serials`` in its issued/ archive unless allow_unknown_serials (a
+    certificate issued before the archive existed) - a typo, or another CA's serial, would otherwise be recorded and
+    published without revoking anything."""
+    cas = _ca_serials(layout, _issuers(layout, read), read)
+    for serial in list(new):
+        if serial in cas and cas[serial].startswith("intermediate") and params.get("rotate_compromised_intermediate") \
+                and new[serial]["reason"] in INTERMEDIATE_COMPROMISE:
+            # Not recorded: the emergency rotation replaces it and the root's CRL revokes it at the retire.
+            found = new.pop(serial)
+            compromised.append({"serial_number": serial_hex(serial), "reason": found["reason"],
+                                "state": _intermediate_state(layout, serial, read)})
+            continue
+        if serial in cas:
+            what = cas[serial]
+            raise PkiError(f"serial {serial_hex(serial)} is this CA folder's {what}, not a certificate it issued; "
+                           + CA_REVOCATION[what.split(" (")[0]], where="serials")
+    if params.get("allow_unknown_serials") or not params["serials"]:
+        return
+    archive = _archive_by_serial(layout)
+    for given in params["serials"]:
+        serial = parse_serial(given, "serials")
+        if serial not in archive and serial not in cas:
+            raise PkiError(f"serial {serial_hex(serial)} ({given}) is not in {layout.archive}: this CA folder issued no "
+                           "certificate with it. Check the serial (a certificate of another CA is revoked by that CA), "
+                           "or set allow_unknown_serials for a certificate issued before the archive existed",
+                           where="serials")
+
+
 def check_params(params: dict) -> None:
     if params.get("lock_timeout", 0) < 0:
         raise PkiError(f"must not be negative, got {params['lock_timeout']}", where="lock_timeout")
@@ -280,13 +374,19 @@ def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
             raise PkiError(f"serial {serial:X} is given twice, with reasons {new[serial]['reason']} and {reason}",
                            where=where)
         new.setdefault(serial, dict({k: v for k, v in entry.items() if v not in (None, "")}, reason=reason))
+    intermediate: list = []
+    if params["pki_dir"] and new:
+        _check_issued_here(Layout(params["pki_dir"]), params, new, plan.read, intermediate)
     entries = load(path, plan.read)
+    published_now = [e for e in entries if e.get("pending")] if params.get("publish") else []
+    if published_now:
+        entries = [{k: v for k, v in e.items() if k != "pending"} for e in entries]
     known = {parse_serial(e["serial_number"], f"path ({path})"): e for e in entries}
     added = []
     for serial, entry in new.items():
         listed = known.get(serial)
         if listed is None:
-            added.append(entry)
+            added.append(dict(entry, pending=True) if params.get("pending") else entry)
         elif parse_reason(listed.get("reason"), "path") != entry["reason"]:
             raise PkiError(f"serial {serial:X} is already revoked in {path} with reason "
                            f"{listed.get('reason') or 'unspecified'} (dated {listed.get('revocation_date', '-')}); "
@@ -300,8 +400,10 @@ def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
             key = _key_of(parse_serial(entry["serial_number"], "serials"), archive, issuers, "pki_dir")
             if key:
                 entry["public_key_sha256"] = key
-    if added:
+    if added or published_now:
         text = yaml.safe_dump(entries + added, default_flow_style=False, sort_keys=True, indent=2)
         plan.write(path, text.encode(), Attrs(0o600), kind="registry", where="pki_dir" if params["pki_dir"] else "path")
-    return {"changed": bool(added), "added": added, "entries": entries + added, "path": path, "issued": issued,
-            "issued_by_retired": retired}
+    return {"changed": bool(added or published_now), "added": added, "entries": entries + added, "path": path,
+            "issued": issued, "issued_by_retired": retired,
+            "published": [e["serial_number"] for e in published_now], "intermediate": intermediate,
+            "pending": [e["serial_number"] for e in entries + added if e.get("pending")]}

@@ -17,6 +17,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 from . import compat
 from .constants import KEY_ROTATIONS
 from .errors import PkiError
+from .info import serial_hex
 from .issue import BACKDATE, Issuer, signed_by
 from .keys import key_type_of, public_fingerprint, same_public_key
 from .names import cert_sans, san_strings
@@ -63,16 +64,18 @@ class RenewPolicy:
     """Renew when fewer than ``days`` days or less than ``percent`` % of the lifetime remain (either may be 0); with
     ``key_rotation`` on_renewal a renewal certifies a new key made on the host, and ``rekey_before`` replaces the key
     of a certificate issued before that time. ``compromised``: the public keys (public_fingerprint) of certificates
-    revoked for key_compromise, each with the serial that says so: never certified again."""
+    revoked for key_compromise, each with the serial that says so: never certified again. ``revoked``: the serials the
+    CA's registry revokes (published or pending), each with its reason: a certificate with one is issued again."""
 
     days: int = 30
     percent: int = 0
     key_rotation: str = "never"
     rekey_before: dt.datetime | None = None
     compromised: dict = field(default_factory=dict, compare=False)
+    revoked: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_params(cls, params: dict, compromised: dict | None = None) -> RenewPolicy:
+    def from_params(cls, params: dict, compromised: dict | None = None, revoked: dict | None = None) -> RenewPolicy:
         """The policy of a module's renewal options (specs.RENEWAL), each checked."""
         if params.get("key_rotation", "never") not in KEY_ROTATIONS:
             raise PkiError(f"must be one of {', '.join(KEY_ROTATIONS)}, got {params['key_rotation']!r}",
@@ -81,7 +84,7 @@ class RenewPolicy:
         return cls(days=params["renew_before_days"], percent=params["renew_before_percent"],
                    key_rotation=params.get("key_rotation", "never"),
                    rekey_before=_rekey_before(before, "rekey_before") if before not in (None, "") else None,
-                   compromised=dict(compromised or {}))
+                   compromised=dict(compromised or {}), revoked=dict(revoked or {}))
 
     def with_rekey_before(self, value, where: str) -> RenewPolicy | None:
         """The policy for one certificate with its own rekey_before (the later of the two applies); None without."""
@@ -119,8 +122,8 @@ class RenewPolicy:
     def new_key_reasons(self, name: str, existing: x509.Certificate | None, public_key, reissue: list[str],
                         key_state: str) -> list[str]:
         """Why the key on the host must be replaced before the certificate is issued (empty: sign its CSR). A key
-        made by this run or waiting from an earlier one (``key_state`` not present) is new already. A compromised key
-        with key_rotation=never is refused, naming ``name`` and the revoked serial: it is never certified again."""
+        made by this run or waiting from an earlier one (``key_state`` not present) is new already. A compromised key is
+        replaced whatever key_rotation says (never keeps keys through renewals, not a key revoked for compromise)."""
         if key_state != "present":
             return []
         own = existing is not None and same_public_key(existing.public_key(), public_key)
@@ -130,11 +133,9 @@ class RenewPolicy:
             reasons.append(f"issued before rekey_before ({self.rekey_before.isoformat()}): new key")
         compromised = self.compromised.get(public_fingerprint(public_key))
         if compromised and (reissue or reasons):
-            if self.key_rotation == "never" and not reasons:
-                raise PkiError(f"{name}: its key is the key of certificate {compromised}, revoked for key_compromise,"
-                               " and is never certified again; key_rotation=never keeps keys: set key_rotation="
-                               "on_renewal or rekey_before, or remove the key file on the host", where="key_rotation")
-            reasons.append(f"its key is the key of certificate {compromised}, revoked for key_compromise: new key")
+            # key_rotation=never keeps a key through renewals; a compromised key is never kept.
+            reasons.append(f"its key is the key of certificate {compromised}, revoked for key_compromise: new key"
+                           + (" (key_rotation=never keeps no compromised key)" if self.key_rotation == "never" else ""))
         elif self.key_rotation == "on_renewal" and own and reissue and not reasons:
             reasons.append("new key for the new certificate (key_rotation=on_renewal)")
         return reasons
@@ -170,7 +171,8 @@ def reissue_reasons(
     reasons = []
     if not same_public_key(existing.public_key(), public_key):
         reasons.append("certificate does not match the private key")
-    if not signed_by(existing, issuer.cert):
+    ours = signed_by(existing, issuer.cert)
+    if not ours:
         reasons.append(f"issuer changed (now {issuer.cert.subject.rfc4514_string()})")
     if existing.subject != wanted.subject:
         reasons.append(f"subject changed ({existing.subject.rfc4514_string()} -> {wanted.subject.rfc4514_string()})")
@@ -181,5 +183,8 @@ def reissue_reasons(
     profile_diff = wanted.profile.differences(existing, key_type_of(public_key))
     if profile_diff:
         reasons.append(f"profile changed ({', '.join(profile_diff)})")
+    revoked = renew.revoked.get(existing.serial_number)
+    if revoked and ours:
+        reasons.append(f"certificate {serial_hex(existing.serial_number)} is revoked ({revoked})")
     reasons.extend(renew.reasons(existing, at))
     return reasons

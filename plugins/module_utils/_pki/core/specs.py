@@ -214,6 +214,10 @@ REVOCATION_REGISTRY = {
         "reason": {"type": "str", "default": "unspecified", "choices": list(REVOCATION_REASONS)},
         "revocation_date": {"type": "str"},
     }},
+    "pending": {"type": "bool", "default": False},
+    "publish": {"type": "bool", "default": False},
+    "allow_unknown_serials": {"type": "bool", "default": False},
+    "rotate_compromised_intermediate": {"type": "bool", "default": False},
     "lock_timeout": {"type": "int", "default": 120},
 }
 

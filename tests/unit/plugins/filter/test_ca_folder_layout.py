@@ -22,7 +22,7 @@ def test_the_paths_are_where_the_modules_write(tmp_path):
                    "intermediate_cert_content": None, "intermediate_key_content": None, "crl": True, "revoked": [],
                    "crl_next_update_days": 30, "crl_renew_before_days": 7, "lock_timeout": 10}, False)
     ensure_entries({"path": None, "pki_dir": str(pki), "names": [], "serials": ["0x1F"], "reason": "superseded",
-                    "revocation_date": None, "lock_timeout": 10, "add": []}, False)
+                    "revocation_date": None, "lock_timeout": 10, "add": [], "allow_unknown_serials": True}, False)
     paths = LAYOUT(str(pki))
     made = {"root_cert": "-----BEGIN CERTIFICATE-----", "intermediate_cert": "-----BEGIN CERTIFICATE-----",
             "root_crl": "-----BEGIN X509 CRL-----", "intermediate_crl": "-----BEGIN X509 CRL-----",

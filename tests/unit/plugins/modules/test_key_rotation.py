@@ -1,7 +1,8 @@
 """Key rotation (specs.RENEWAL: key_rotation, rekey_before, run_interval_hours) through server_cert and client_cert as
 ansible-playbook runs them (inprocess.py): a certificate issued again certifies a new key made on the host
-(on_renewal) or the same one (never); rekey_before replaces older keys once; a key revoked for key_compromise is never
-certified again; a run stopped between the new key and its certificate is finished by the next; the renewal window is
+(on_renewal) or the same one (never); rekey_before replaces older keys once; a certificate whose serial is revoked is
+replaced where it is installed, and a key revoked for key_compromise is never certified again (a new key, whatever
+key_rotation says); a run stopped between the new key and its certificate is finished by the next; the renewal window is
 checked against the declared run interval. openssl is the oracle for what the files hold."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from inprocess import run
 from pkitools import openssl
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import compromised_keys
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import public_fingerprint
 
 NAMES = {"subject_alt_names": ["db1.example.com"]}
@@ -127,10 +129,12 @@ def revoke_serial(work, serial: int, reason="key_compromise"):
                                           "reason": reason}))
 
 
-def test_a_key_revoked_for_compromise_is_recorded_and_never_certified_again(work):
+def test_a_key_revoked_for_compromise_is_recorded_and_its_certificate_replaced_with_a_new_key(work):
+    """The certificate in use is revoked for key_compromise: the next run replaces it - a new key made on the host
+    (key_rotation=never keeps no compromised key), a new certificate - and the record keeps the old key out for good."""
     ok(run("server_cert", server(work, key_rotation="never")))
     key, cert = work / "out" / "server.key", work / "out" / "server.crt"
-    serial, compromised = serial_of(cert), public_key(key)
+    serial, compromised, stolen = serial_of(cert), public_key(key), key.read_bytes()
     added = revoke_serial(work, serial)["added"]
     from cryptography import x509
 
@@ -138,18 +142,16 @@ def test_a_key_revoked_for_compromise_is_recorded_and_never_certified_again(work
     assert added[0]["public_key_sha256"] == public_fingerprint(leaf.public_key())
     record = compromised_keys(str(work / "pki"))
     assert list(record) == [public_fingerprint(leaf.public_key())] and record[added[0]["public_key_sha256"]]
-    # key_rotation=never: a renewal would certify the compromised key - refused, naming the host and the serial.
-    before = {p.name: p.read_bytes() for p in (work / "out").iterdir()}
-    done = run("server_cert", server(work, key_rotation="never", **MORE_NAMES))
-    assert done.get("failed")
-    assert done["msg"].startswith("key_rotation: db1.example.com: its key is the key of certificate "), done["msg"]
-    assert f"{serial:X}"[-8:] in done["msg"].replace(":", "") and "key_compromise" in done["msg"]
-    assert {p.name: p.read_bytes() for p in (work / "out").iterdir()} == before
-    # Nothing to issue: nothing is refused (what is in use is the revoke playbook's business).
+    done = ok(run("server_cert", server(work, key_rotation="never")))
+    assert f"certificate {serial_hex(serial)} is revoked (key_compromise)" in done["reasons"], done["reasons"]
+    assert any("revoked for key_compromise: new key (key_rotation=never" in r for r in done["reasons"]), done["reasons"]
+    assert public_key(key) != compromised and public_key(cert) == public_key(key) and serial_of(cert) != serial
     assert not ok(run("server_cert", server(work, key_rotation="never")))["changed"]
-    # on_renewal: a new key, and the record keeps the old one out for good.
-    done = ok(run("server_cert", server(work, **MORE_NAMES)))
-    assert any("revoked for key_compromise: new key" in r for r in done["reasons"]), done["reasons"]
+    # The compromised key put back on the host (a restored backup) is replaced again, never certified.
+    os.remove(cert)
+    key.write_bytes(stolen)
+    assert public_key(key) == compromised
+    done = ok(run("server_cert", server(work, key_rotation="never")))
     assert public_key(key) != compromised and public_key(cert) == public_key(key)
 
 
@@ -157,17 +159,26 @@ def test_a_compromised_key_found_by_serial_in_the_archive_without_a_recorded_key
     """An entry added before keys were recorded (or by hand): the archive names the key by its serial."""
     ok(run("server_cert", server(work, key_rotation="never")))
     serial = serial_of(work / "out" / "server.crt")
+    compromised = public_key(work / "out" / "server.key")
     (work / "pki" / "revoked.yml").write_text(f"- serial_number: '0x{serial:X}'\n  reason: key_compromise\n")
     assert len(compromised_keys(str(work / "pki"))) == 1
-    done = run("server_cert", server(work, key_rotation="never", **MORE_NAMES))
-    assert done.get("failed") and "revoked for key_compromise" in done["msg"]
+    done = ok(run("server_cert", server(work, key_rotation="never", **MORE_NAMES)))
+    assert any("revoked for key_compromise: new key" in r for r in done["reasons"]), done["reasons"]
+    assert public_key(work / "out" / "server.key") != compromised
 
 
-def test_other_reasons_record_no_key(work):
+def test_other_reasons_record_no_key_and_replace_the_certificate_by_the_key_policy(work):
     ok(run("server_cert", server(work, key_rotation="never")))
-    added = revoke_serial(work, serial_of(work / "out" / "server.crt"), reason="superseded")["added"]
+    key = public_key(work / "out" / "server.key")
+    serial = serial_of(work / "out" / "server.crt")
+    added = revoke_serial(work, serial, reason="superseded")["added"]
     assert "public_key_sha256" not in added[0] and compromised_keys(str(work / "pki")) == {}
-    assert ok(run("server_cert", server(work, key_rotation="never", **MORE_NAMES)))["issued"]
+    done = ok(run("server_cert", server(work, key_rotation="never")))
+    assert done["issued"] and f"certificate {serial_hex(serial)} is revoked (superseded)" in done["reasons"]
+    assert public_key(work / "out" / "server.key") == key  # never: the same key, certified again
+    revoke_serial(work, serial_of(work / "out" / "server.crt"), reason="superseded")
+    ok(run("server_cert", server(work)))  # on_renewal: a new key
+    assert public_key(work / "out" / "server.key") != key
 
 
 def test_one_client_rekeyed_by_its_own_rekey_before(work):

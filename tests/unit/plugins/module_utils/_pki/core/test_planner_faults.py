@@ -49,7 +49,7 @@ def folder(path, **given):
 
 def registry(path, serial):
     return ensure_entries(defaults(REVOCATION_REGISTRY, pki_dir=str(path), serials=[serial], reason="superseded",
-                                   lock_timeout=60), False)
+                                   lock_timeout=60, allow_unknown_serials=True), False)
 
 
 def crl(path, serial):
