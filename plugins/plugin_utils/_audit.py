@@ -20,14 +20,33 @@ def _served(result: Mapping, key: str, default):
     return served.get(key, default) if isinstance(served, Mapping) and served else default
 
 
-def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = "__pgtls_cluster") -> list[dict]:
+def revocation_problems(certificate, revocations) -> list[str]:
+    """What the CA folder's registry says of the certificate a cluster holds (and serves, when it matches): its serial
+    revoked, or its key compromised (lookup pgtls.ssl.revocations) - even when the host's CRL is older."""
+    if not isinstance(certificate, Mapping) or not isinstance(revocations, Mapping):
+        return []
+    problems = []
+    reason = (revocations.get("serials") or {}).get(certificate.get("serial"))
+    if reason:
+        problems.append(f"the certificate in use (serial {certificate.get('serial')}) is revoked in the CA folder "
+                        f"({reason}): run the revoke playbook with that serial (it replaces the certificate first)")
+    compromised = (revocations.get("keys") or {}).get(certificate.get("public_key_fingerprint"))
+    if compromised:
+        problems.append(f"the key in use is the key of certificate {compromised}, revoked for key_compromise: a new "
+                        "key is needed (the revoke playbook, or site, replaces it)")
+    return problems
+
+
+def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = "__pgtls_cluster",
+               revocations: Mapping | None = None) -> list[dict]:
     """One row per cluster from the registered result of the audit's looped pgtls.ssl.validate task (each item
     carrying its cluster as ``loop_var``): ``host``, ``cluster`` (``<version>/<name>``, or the cluster's ``label``:
     PgBouncer's row is ``pgbouncer:<port>``), ``port``, ``subject``,
     ``days_left`` (-1 unknown), ``served_matches``, ``protocol``, ``direct_tls`` (None: not probed), ``key_ok``,
     ``running``, ``fail``, ``warn`` and ``problems`` (the messages of every finding that is not ok; a stopped
     cluster first, and validate's own message when it returned no findings). A stopped cluster is a warning when
-    ``allow_stopped``, else a failure."""
+    ``allow_stopped``, else a failure. ``revocations`` (lookup pgtls.ssl.revocations): a certificate in use whose
+    serial the CA folder revokes, or whose key it records as compromised, fails its row."""
     items = results.get("results", []) if isinstance(results, Mapping) else list(results or [])
     rows = []
     for item in items:
@@ -40,6 +59,7 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             f"PostgreSQL is not running (pg_isready: no answer on port {cluster.get('port')}): it serves nothing"
             + (" (accepted: pgtls_allow_stopped)" if allow_stopped else "")]
         certificate = item.get("certificate")
+        revoked = revocation_problems(certificate, revocations)
         rows.append({
             "host": host,
             "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",
@@ -52,10 +72,11 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             "key_ok": bool(perms) and all(f.get("status") == "ok" for f in perms),
             "replication": replication_summary(findings),
             "running": running,
-            "fail": item.get("fail_count", 1) > 0 or bool(item.get("failed", False)) or not (running or allow_stopped),
+            "fail": item.get("fail_count", 1) > 0 or bool(item.get("failed", False)) or not (running or allow_stopped)
+            or bool(revoked),
             "warn": item.get("warn_count", 0) > 0 or not running,
-            "problems": stopped + problems + ([str(item.get("msg", "validate returned no findings"))]
-                                              if "findings" not in item else []),
+            "problems": stopped + revoked + problems + ([str(item.get("msg", "validate returned no findings"))]
+                                                        if "findings" not in item else []),
         })
     return rows
 

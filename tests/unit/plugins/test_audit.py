@@ -187,3 +187,20 @@ def test_audit_entries_for_clusters_and_for_a_pgbouncer():
     pooler = dict(validated, __pgtls_pgbouncer={"label": "pgbouncer:6432", "port": 6432})
     (entry,) = audit_entries([pooler], "app1", None, kind="pooler", loop_var="__pgtls_pgbouncer")
     assert (entry["cluster"], entry["port"], entry["kind"], entry["renewal"]) == ("pgbouncer:6432", 6432, "pooler", None)
+
+
+def test_a_certificate_the_ca_folder_revokes_or_a_compromised_key_fails_its_row():
+    """The registry (lookup pgtls.ssl.revocations) is newer than the host's CRL: its revoked serial and its record of
+    compromised keys fail the row of a cluster that holds them, each named; other certificates stay healthy."""
+    held = item(certificate={"subject": "CN=db1", "serial": "5F:93", "public_key_fingerprint": "ab12"})
+    revocations = {"serials": {"5F:93": "key_compromise (pending)"}, "keys": {"ab12": "5F:93 (db1)"}}
+    found = audit_rows([held], "db1", revocations=revocations)[0]
+    assert found["fail"] and found["problems"] == [
+        "the certificate in use (serial 5F:93) is revoked in the CA folder (key_compromise (pending)): run the revoke "
+        "playbook with that serial (it replaces the certificate first)",
+        "the key in use is the key of certificate 5F:93 (db1), revoked for key_compromise: a new key is needed (the "
+        "revoke playbook, or site, replaces it)"]
+    other = item(certificate={"subject": "CN=db1", "serial": "77", "public_key_fingerprint": "cd34"})
+    assert audit_rows([other], "db1", revocations=revocations) == [row()]
+    assert audit_rows([held], "db1", revocations={"serials": {}, "keys": {}}) == [row()]
+    assert audit_rows([held], "db1") == [row()]  # no CA folder on this controller

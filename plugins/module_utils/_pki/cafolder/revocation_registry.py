@@ -79,6 +79,17 @@ def revoked_serials(folder: str, read=read_bytes) -> dict[int, str]:
     return found
 
 
+def revocations(folder: str, read=read_bytes) -> dict:
+    """What the CA folder's registry revokes, for the audit: ``serials`` (every entry, by name or serial, published or
+    pending: colon hex -> reason) and ``keys`` (compromised_keys: public key fingerprint -> serial and name)."""
+    serials = {}
+    for entry in load(Layout(folder).registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder"):
+        serial = serial_hex(parse_serial(entry["serial_number"], "ca_folder"))
+        serials.setdefault(serial, parse_reason(entry.get("reason"), "ca_folder")
+                           + (" (pending)" if entry.get("pending") else ""))
+    return {"serials": serials, "keys": compromised_keys(folder, read)}
+
+
 def revoked_names(folder: str, where: str = "ca_folder") -> list[str]:
     """The role names a CA folder's registry revokes (its entries recorded by name: the revoke playbook's names),
     sorted, each once; [] when the folder has no registry. The registry is read as the CA folder holds it (a

@@ -1,7 +1,7 @@
-"""Lookup pgtls.ssl.revoked_names on a CA folder made by pgtls.ssl.ca_folder's core, its registry written by
-pgtls.ssl.revocation_registry's: the names revoked by name, sorted and each once, [] without a registry, and every
-registry it cannot trust refused with a message naming the lookup and the file. (That client_cert leaves out the same
-names: tests/unit/plugins/modules/test_ca_folder_option.py.)"""
+"""Lookups pgtls.ssl.revoked_names (and pgtls.ssl.revocations, last) on a CA folder made by pgtls.ssl.ca_folder's
+core, its registry written by pgtls.ssl.revocation_registry's: the names revoked by name, sorted and each once, []
+without a registry, and every registry it cannot trust refused with a message naming the lookup and the file. (That
+client_cert leaves out the same names: tests/unit/plugins/modules/test_ca_folder_option.py.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import shutil
 import pytest
 from ansible.errors import AnsibleError
 
+from ansible_collections.pgtls.ssl.plugins.lookup.revocations import LookupModule as RevocationsLookup
 from ansible_collections.pgtls.ssl.plugins.lookup.revoked_names import LookupModule
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.ca_folder import ensure_folder
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import ensure_entries
@@ -34,6 +35,11 @@ def pki(made, tmp_path):
 
 def lookup(*terms):
     return LookupModule().run(list(terms), {})
+
+
+def revocations(*terms):
+    """Lookup pgtls.ssl.revocations: the same registry, by serial and by key, for the audit."""
+    return RevocationsLookup().run(list(terms), {})
 
 
 def revoke(pki, *entries, reason="key_compromise"):
@@ -97,3 +103,27 @@ def test_a_term_that_is_no_folder_is_refused(tmp_path, term, message):
     with pytest.raises(AnsibleError) as raised:
         lookup(given)
     assert str(raised.value) == message.format(base=tmp_path)
+
+
+def test_revocations_gives_every_revoked_serial_and_the_compromised_keys(pki):
+    assert revocations(str(pki)) == [{"serials": {}, "keys": {}}]
+    revoke(pki, ("0x10", "mallory"))
+    revoke(pki, ("0x1F2E", None), reason="superseded")
+    done = ensure_entries({"path": None, "pki_dir": str(pki), "names": [], "serials": ["0x0BADC0DE"],
+                           "reason": "key_compromise", "revocation_date": None, "lock_timeout": 10, "add": [],
+                           "pending": True, "allow_unknown_serials": True}, False)
+    assert done["changed"]
+    found = revocations(str(pki))[0]
+    assert found["serials"] == {"10": "key_compromise", "1F:2E": "superseded", "0B:AD:C0:DE": "key_compromise (pending)"}
+    assert found["keys"] == {}  # none of them is in the archive: no key to record
+
+
+def test_revocations_of_a_folder_that_is_not_there_is_nothing_and_a_bad_registry_fails(pki, tmp_path):
+    assert revocations(str(tmp_path / "nowhere")) == [{"serials": {}, "keys": {}}]
+    (pki / "revoked.yml").write_text("- serial_number: '0x1F'\n  pending: maybe\n")
+    with pytest.raises(AnsibleError, match=r"pgtls.ssl.revocations: .*entry 1.pending must be true or false"):
+        revocations(str(pki))
+    os.remove(pki / "revoked.yml")
+    os.symlink(tmp_path, pki / "revoked.yml")
+    with pytest.raises(AnsibleError, match="pgtls.ssl.revocations"):
+        revocations(str(pki))
