@@ -612,6 +612,43 @@ def imposter(base: Path, stolen: Path, trust: Path) -> Cluster:
     return fake
 
 
+def steal(tmp: Path, tls: Path, replication: Path) -> dict:
+    """Copies of the primary's server key and certificate and of the standby's replication ones: the stolen
+    material."""
+    stolen = {"server": tmp / "stolen-server", "replication": tmp / "stolen-replication"}
+    for folder, source, names in zip(stolen.values(), (tls, replication),
+                                     (("server.crt", "server.key"), ("postgresql.crt", "postgresql.key"))):
+        folder.mkdir()
+        for name in names:
+            shutil.copy(source / name, folder / name)
+        (folder / names[1]).chmod(0o600)
+    return stolen
+
+
+def stolen_server_refused(base: Path, tmp: Path, stolen: Path, trust: Path, crl: Path, primary: Cluster) -> tuple:
+    """The stolen server key and certificate in a throw-away PostgreSQL on the primary's name: it passes verify-full
+    for a libpq client that reads no CRL, and is refused with the installed CRL (libpq says only "certificate verify
+    failed" on the client side) while the same conninfo and CRL reach the real primary. Returns openssl's verdicts
+    (the oracle) on the stolen leaf with its chain, and on its issuer."""
+    fake = imposter(base, stolen, trust)
+    conninfo = (f"host=db.example.test hostaddr=127.0.0.1 port={fake.port} dbname=postgres user=postgres "
+                f"sslmode=verify-full sslrootcert={trust} connect_timeout=5")
+    try:
+        without_crl, with_crl = (connect(conninfo), connect(f"{conninfo} sslcrl={crl}"))
+    finally:
+        fake.stop()
+    genuine = connect(f"{conninfo.replace(str(fake.port), str(primary.port))} sslcrl={crl}")
+    assert without_crl.returncode == 0, without_crl.stderr
+    assert with_crl.returncode != 0 and "certificate verify failed" in with_crl.stderr, with_crl.stderr
+    assert genuine.returncode == 0, genuine.stderr
+    chain = certificates_pem(stolen / "server.crt")
+    (tmp / "chain.pem").write_text("".join(chain[1:]))
+    (tmp / "leaf.pem").write_text(chain[0])
+    return tuple(subprocess.run(["openssl", "verify", "-crl_check_all", "-CAfile", str(trust), "-CRLfile", str(crl),
+                                 *untrusted, str(tmp / name)], capture_output=True, text=True, check=False)
+                 for untrusted, name in ((["-untrusted", str(tmp / "chain.pem")], "leaf.pem"), ([], "chain.pem")))
+
+
 def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_stolen_material_refused(
         pair, workdir, tmp_path_factory):
     """revoke by serial of the primary's server certificate and the standby's replication certificate (reason
@@ -628,13 +665,7 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
     path = inventory(tmp, primary, standby, pki)
     play(path)
     tls, replication = primary.data / "tls", standby.data / "tls" / "replication"
-    stolen = {"server": tmp / "stolen-server", "replication": tmp / "stolen-replication"}
-    for folder, source, names in zip(stolen.values(), (tls, replication),
-                                     (("server.crt", "server.key"), ("postgresql.crt", "postgresql.key"))):
-        folder.mkdir()
-        for name in names:
-            shutil.copy(source / name, folder / name)
-        (folder / names[1]).chmod(0o600)
+    stolen = steal(tmp, tls, replication)
     serials = [serial_of(tls / "server.crt"), serial_of(replication / "postgresql.crt")]
     trust, crl = replication / "root.crt", standby.data / "tls" / "root.crl"
     revoke = str(ROOT / "playbooks" / "revoke.yml")
@@ -679,27 +710,8 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
     assert wait_streaming(standby)
     assert walsender_certificate(primary).split(" ", 1)[0] == str(serial_of(replication / "postgresql.crt"))
     # The stolen material: the old server certificate and key in a throw-away PostgreSQL on the same name.
-    fake = imposter(workdir / "imposter", stolen["server"], trust)
-    conninfo = (f"host=db.example.test hostaddr=127.0.0.1 port={fake.port} dbname=postgres user=postgres "
-                f"sslmode=verify-full sslrootcert={trust} connect_timeout=5")
-    try:
-        without_crl, with_crl = (connect(conninfo), connect(f"{conninfo} sslcrl={crl}"))
-    finally:
-        fake.stop()
-    # The imposter passes verify-full for a client that reads no CRL; with the installed CRL it is refused (libpq says
-    # only "certificate verify failed" on the client side), while the same conninfo and CRL reach the real primary,
-    # and openssl, the oracle, names the reason.
-    genuine = connect(f"{conninfo.replace(str(fake.port), str(primary.port))} sslcrl={crl}")
-    assert without_crl.returncode == 0, without_crl.stderr
-    assert with_crl.returncode != 0 and "certificate verify failed" in with_crl.stderr, with_crl.stderr
-    assert genuine.returncode == 0, genuine.stderr
-    chain = certificates_pem(stolen["server"] / "server.crt")
-    (tmp / "chain.pem").write_text("".join(chain[1:]))
-    (tmp / "leaf.pem").write_text(chain[0])
-    oracle = subprocess.run(["openssl", "verify", "-crl_check_all", "-CAfile", str(trust), "-CRLfile", str(crl),
-                             "-untrusted", str(tmp / "chain.pem"), str(tmp / "leaf.pem")], capture_output=True,
-                            text=True, check=False)
-    assert oracle.returncode != 0 and "certificate revoked" in oracle.stdout + oracle.stderr, oracle
+    leaf = stolen_server_refused(workdir / "imposter", tmp, stolen["server"], trust, crl, primary)[0]
+    assert leaf.returncode != 0 and "certificate revoked" in leaf.stdout + leaf.stderr, leaf
     refused = replication_login(primary, stolen["replication"], trust)
     assert refused.returncode != 0 and "certificate revoked" in refused.stderr, refused.stderr
     again = run_playbook(revoke, extra, "-i", path)
@@ -721,13 +733,7 @@ def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, 
     path = inventory(tmp, primary, standby, pki)
     play(path)
     tls, replication = primary.data / "tls", standby.data / "tls" / "replication"
-    stolen = {"server": tmp / "stolen-server", "replication": tmp / "stolen-replication"}
-    for folder, source, names in zip(stolen.values(), (tls, replication),
-                                     (("server.crt", "server.key"), ("postgresql.crt", "postgresql.key"))):
-        folder.mkdir()
-        for name in names:
-            shutil.copy(source / name, folder / name)
-        (folder / names[1]).chmod(0o600)
+    stolen = steal(tmp, tls, replication)
     old = serial_of(pki / "intermediate.crt")
     old_subject = certificates_in(pki / "intermediate.crt")
     trust, crl = replication / "root.crt", standby.data / "tls" / "root.crl"
@@ -750,24 +756,10 @@ def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, 
     assert re.search(rf"Serial Number: 0?{old:X}\b", listed), listed
     assert wait_streaming(standby)
     assert walsender_certificate(primary).split(" ", 1)[0] == str(serial_of(replication / "postgresql.crt"))
-    fake = imposter(workdir / "imposter-intermediate", stolen["server"], trust)
-    conninfo = (f"host=db.example.test hostaddr=127.0.0.1 port={fake.port} dbname=postgres user=postgres "
-                f"sslmode=verify-full sslrootcert={trust} connect_timeout=5")
-    try:
-        without_crl, with_crl = (connect(conninfo), connect(f"{conninfo} sslcrl={crl}"))
-    finally:
-        fake.stop()
-    assert without_crl.returncode == 0, without_crl.stderr
-    assert with_crl.returncode != 0 and "certificate verify failed" in with_crl.stderr, with_crl.stderr
-    chain = certificates_pem(stolen["server"] / "server.crt")
-    (tmp / "chain.pem").write_text("".join(chain[1:]))
-    (tmp / "leaf.pem").write_text(chain[0])
-    # openssl, the oracle: the leaf fails (its issuer has no CRL any more: first error), its issuer is revoked.
-    oracle = [subprocess.run(["openssl", "verify", "-crl_check_all", "-CAfile", str(trust), "-CRLfile", str(crl),
-                              *untrusted, str(tmp / name)], capture_output=True, text=True, check=False)
-              for untrusted, name in ((["-untrusted", str(tmp / "chain.pem")], "leaf.pem"), ([], "chain.pem"))]
-    assert oracle[0].returncode != 0, oracle[0]
-    assert oracle[1].returncode != 0 and "certificate revoked" in oracle[1].stdout + oracle[1].stderr, oracle[1]
+    leaf, issuer = stolen_server_refused(workdir / "imposter-intermediate", tmp, stolen["server"], trust, crl, primary)
+    # openssl: the leaf fails (its issuer has no CRL any more: the first error), its issuer is revoked.
+    assert leaf.returncode != 0, leaf
+    assert issuer.returncode != 0 and "certificate revoked" in issuer.stdout + issuer.stderr, issuer
     # The primary no longer knows the retired intermediate (unknown ca), or finds it revoked when one presents it.
     refused = replication_login(primary, stolen["replication"], trust)
     assert refused.returncode != 0 and re.search("unknown ca|revoked", refused.stderr), refused.stderr
