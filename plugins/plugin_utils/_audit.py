@@ -59,7 +59,10 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             f"PostgreSQL is not running (pg_isready: no answer on port {cluster.get('port')}): it serves nothing"
             + (" (accepted: pgtls_allow_stopped)" if allow_stopped else "")]
         certificate = item.get("certificate")
-        revoked = revocation_problems(certificate, revocations)
+        # A standby's replication certificate too (replication_findings put it in the item).
+        revoked = revocation_problems(certificate, revocations) + [
+            f"replication certificate: {problem}"
+            for problem in revocation_problems(item.get("replication_certificate"), revocations)]
         rows.append({
             "host": host,
             "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",

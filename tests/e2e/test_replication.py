@@ -670,8 +670,8 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
     trust, crl = replication / "root.crt", standby.data / "tls" / "root.crl"
     revoke = str(ROOT / "playbooks" / "revoke.yml")
     extra = {"pgtls_revoke_serials": [f"0x{s:X}" for s in serials], "pgtls_servers_group": "pgtls_replicas"}
-    # Recorded (pending) and not yet replaced: the audit fails the primary, naming the serial and the key, although
-    # its CRL does not list it yet.
+    # Recorded (pending) and not yet replaced: the audit fails the primary (its server certificate) and the standby (its
+    # replication certificate), naming the serials and the key, although no CRL lists them yet.
     record = tmp / "record.yml"
     record.write_text(yaml.safe_dump([{"name": "Record", "hosts": "localhost", "gather_facts": False, "tasks": [
         {"pgtls.ssl.revocation_registry": {"pki_dir": str(pki), "serials": extra["pgtls_revoke_serials"],
@@ -680,9 +680,11 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
     audit = str(ROOT / "playbooks" / "audit.yml")
     found = run_playbook(audit, {"pgtls_servers_group": "pgtls_replicas"}, "-i", path, check=False)
     text = " ".join(found.stdout.split())
-    assert found.returncode != 0 and "1 cluster(s) break the policy: primary 15/repl" in text, found.stdout[-3000:]
+    assert found.returncode != 0 and "2 cluster(s) break the policy: primary 15/repl, standby 15/repl" in text, \
+        found.stdout[-3000:]
     assert f"the certificate in use (serial {serial_hex(serials[0])}) is revoked in the CA folder (key_compromise " \
         "(pending))" in text and "revoked for key_compromise: a new key is needed" in text, found.stdout[-3000:]
+    assert f"replication certificate: the certificate in use (serial {serial_hex(serials[1])}) is revoked" in text
     with Steady(trust, primary, standby) as steady, Watch(standby) as watch:
         done = run_playbook(revoke, extra, "-i", path)
     print(f"\ncompromise response: {steady.ok} verify-full connections, {len(steady.failed)} failed; standby "

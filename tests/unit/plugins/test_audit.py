@@ -204,3 +204,9 @@ def test_a_certificate_the_ca_folder_revokes_or_a_compromised_key_fails_its_row(
     assert audit_rows([other], "db1", revocations=revocations) == [row()]
     assert audit_rows([held], "db1", revocations={"serials": {}, "keys": {}}) == [row()]
     assert audit_rows([held], "db1") == [row()]  # no CA folder on this controller
+    # A standby's replication certificate (the item replication_findings made) is checked the same way.
+    standby = dict(other, replication_certificate={"serial": "5F:93", "public_key_fingerprint": "ef56"})
+    found = audit_rows([standby], "db1", revocations=revocations)[0]
+    assert found["fail"] and found["problems"] == [
+        "replication certificate: the certificate in use (serial 5F:93) is revoked in the CA folder (key_compromise "
+        "(pending)): run the revoke playbook with that serial (it replaces the certificate first)"]
