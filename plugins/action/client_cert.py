@@ -6,6 +6,7 @@ ca_folder, a name its revocation registry revokes is left out (returned and warn
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 
@@ -14,12 +15,15 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import Wanted
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants import (
     LIBPQ_CERT_FILE,
+    LIBPQ_CRL_FILE,
     LIBPQ_FOLDER,
     LIBPQ_KEY_FILE,
     LIBPQ_ROOT_FILE,
     folder_name,
 )
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import chain_crl_problems
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import read_bytes
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import fingerprint, serial_hex
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, check_role_name
@@ -34,6 +38,32 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
 
 # The other formats sit beside libpq's files (constants.LIBPQ_*).
 PKCS8_FILE, PKCS12_FILE = "postgresql.pk8", "postgresql.p12"
+# A client's CRLs with fewer days left than this are installed with a warning: libpq refuses every server once one
+# has expired, so the clients playbook must run again after the site playbook signed new ones.
+CRL_WARN_DAYS = 7
+
+
+def client_crls(params: dict, issuer) -> tuple[str, dt.datetime]:
+    """The CRLs a client checks the server's chain with (libpq's sslcrl sets CRL_CHECK_ALL: every CA of the chain
+    needs a current CRL, else every server is refused): the CA folder's crl.pem, checked first. Returns its text and
+    the earliest nextUpdate of the CRLs the chain needs."""
+    if not params["ca_folder"]:
+        raise PkiError("crl needs ca_folder: the CRLs come from its crl.pem", where="crl")
+    path = Layout(params["ca_folder"]).crl_bundle
+    where = f"ca_folder ({path})"
+    data = read_bytes(path, where, missing_ok=True, nofollow=True)
+    if data is None:
+        raise PkiError(f"{where}: no CRLs, so libpq would refuse every server: run the site playbook "
+                       "(pgtls.ssl.server) with CRLs on (pgtls_crl_enabled), or set crl to false", where="crl")
+    crls = compat.load_crls(data, where)
+    cas = [*issuer.intermediates, *issuer.trusted]
+    problems = chain_crl_problems(cas, crls)
+    if problems:
+        raise PkiError(f"{where}: {'; '.join(problems)}; libpq would refuse every server with these CRLs: run the "
+                       "site playbook (pgtls.ssl.server) to sign new ones, then this again", where="crl")
+    subjects = {ca.subject for ca in cas}
+    due = min(compat.crl_next_update(c) or compat.now() for c in crls if c.issuer in subjects)
+    return data.decode(), due
 
 
 def check_bundles_folder(dest: str, ca_folder: str) -> None:
@@ -72,6 +102,7 @@ class ActionModule(IssuingAction):
         if params["ca_folder"] and params["dest"] and self.on_controller(params):
             check_bundles_folder(params["dest"], params["ca_folder"])
         revoked = set(revoked_names(params["ca_folder"])) if params["ca_folder"] else set()
+        crls, self.crl_due = client_crls(params, issuer) if params["crl"] else (None, None)
         self.skipped = []
         requests, seen = [], set()
         for index, client in enumerate(params["clients"]):
@@ -103,6 +134,7 @@ class ActionModule(IssuingAction):
                 "key_path": os.path.join(folder, LIBPQ_KEY_FILE),
                 "cert_path": os.path.join(folder, LIBPQ_CERT_FILE),
                 "root_path": os.path.join(folder, LIBPQ_ROOT_FILE),
+                "crl_path": os.path.join(folder, LIBPQ_CRL_FILE) if crls else None,
                 "key_type": params["key_type"],
                 "common_name": name,
                 "owner": owner,
@@ -118,9 +150,9 @@ class ActionModule(IssuingAction):
                 "pkcs12_passphrase": params["pkcs12_passphrase"] if "pkcs12" in params["formats"] else None,
             }
             wanted = Wanted(build_name(name, params["subject"], where="subject", cn_where=f"{where}.name"), (), CLIENT)
+            policy = self.renew.with_rekey_before(client["rekey_before"], f"{where}.rekey_before")
             requests.append(Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem,
-                                    policy=self.renew.with_rekey_before(client["rekey_before"],
-                                                                        f"{where}.rekey_before")))
+                                    crl_pem=crls, policy=policy))
         return requests
 
     def prepared_item(self, request, answer):
@@ -128,7 +160,7 @@ class ActionModule(IssuingAction):
         item, home = request.item, answer.get("home")
         prefix = f"~{item['owner']}/"
         if home and item["key_path"].startswith(prefix):
-            for option in ("key_path", "cert_path", "root_path", "pkcs8_path", "pkcs12_path"):
+            for option in ("key_path", "cert_path", "root_path", "crl_path", "pkcs8_path", "pkcs12_path"):
                 if item.get(option):
                     item[option] = os.path.join(home, item[option][len(prefix):])
         request.home, request.group = home, answer.get("group")
@@ -140,6 +172,7 @@ class ActionModule(IssuingAction):
             clients.append({
                 "name": request.item["name"],
                 "dir": os.path.dirname(request.item["cert_path"]),
+                "crl": request.item["crl_path"],
                 "owner": request.item["owner"],
                 "group": request.group,
                 "home": request.home,
@@ -155,10 +188,17 @@ class ActionModule(IssuingAction):
             "clients": clients,
             "issued": sum(1 for c in clients if c["issued"]),
             "revoked_names_skipped": self.skipped,
+            "crl_next_update": self.crl_due.isoformat() if self.crl_due else None,
         }
+        result["warnings"] = []
+        if self.crl_due and self.crl_due - compat.now() < dt.timedelta(days=CRL_WARN_DAYS):
+            result["warnings"].append(
+                f"the CRLs installed for the clients expire on {self.crl_due.isoformat()} (nextUpdate), after which "
+                "libpq refuses every server: run the site playbook (pgtls.ssl.server, it signs new ones), then this "
+                "again")
         if self.skipped:
             where = "the controller" if self.on_controller(params) else "the host"
-            result["warnings"] = [
+            result["warnings"] += [
                 f"not certified again, revoked in {Layout(params['ca_folder']).registry}: {', '.join(self.skipped)}. "
                 "To give such a role a new certificate, remove its entries from the registry and its old key "
                 f"({LIBPQ_KEY_FILE}) from {where}, so a new key is made."]

@@ -32,6 +32,10 @@ options:
       root_path:
         description: Where C(root) is written (a client's C(root.crt)).
         type: path
+      crl_path:
+        description:
+          - Where C(crl) is written (a client's C(root.crl), libpq's C(sslcrl)). Items may share it, as C(root_path).
+        type: path
       csr_path:
         description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
         type: path
@@ -97,6 +101,9 @@ options:
         type: str
       root:
         description: The trust anchors for C(root_path), PEM.
+        type: str
+      crl:
+        description: The CRLs for C(crl_path), PEM, one per CA of the chain the client checks.
         type: str
       new_key:
         description:
@@ -131,6 +138,10 @@ options:
       root_path:
         description: Where C(root) is written (a client's C(root.crt)).
         type: path
+      crl_path:
+        description:
+          - Where C(crl) is written (a client's C(root.crl), libpq's C(sslcrl)). Items may share it, as C(root_path).
+        type: path
       csr_path:
         description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
         type: path
@@ -196,6 +207,9 @@ options:
         type: str
       root:
         description: The trust anchors for C(root_path), PEM.
+        type: str
+      crl:
+        description: The CRLs for C(crl_path), PEM, one per CA of the chain the client checks.
         type: str
       new_key:
         description:

@@ -29,6 +29,9 @@ description:
     C(revoke) playbook and M(pgtls.ssl.revocation_registry)) lists is left out - never certified again, its files
     left as they are - and the task warns, naming it; RV(revoked_names_skipped) lists those names. To certify such a
     role again, remove its entries from the registry and its old key from its folder, so a new key is made.
+  - With O(crl), the CRLs of O(ca_folder) (its C(crl.pem)) are written as C(root.crl) beside C(root.crt), so libpq
+    (C(sslcrl), read from C(~/.postgresql/root.crl) when present) refuses a server whose certificate the CA revoked,
+    a stolen key and certificate included.
   - This module is implemented by an action plugin; the host half is M(pgtls.ssl.host_material).
 author:
   - pgtls.ssl maintainers (@pgtls)
@@ -110,6 +113,18 @@ options:
   pkcs12_passphrase:
     description: Passphrase of C(postgresql.p12); required with V(pkcs12) in O(formats). Never logged.
     type: str
+    version_added: 0.2.0
+  crl:
+    description:
+      - Also write C(root.crl) in each client's folder - the CRLs of O(ca_folder) (its C(crl.pem), one per CA) - for
+        libpq's C(sslcrl), rewritten whenever the CA folder signed new ones. Needs O(ca_folder).
+      - With a CRL, libpq checks every CA of the server's chain (C(X509_V_FLAG_CRL_CHECK_ALL)) and refuses every
+        server once a CRL has expired, so the CRLs are checked first - one current CRL signed by each CA the client
+        trusts - and refused otherwise, naming the file; fewer than 7 days left gives a warning. Run this again
+        after the site playbook signed new CRLs (RV(crl_next_update) says when they expire).
+      - Drivers that do not read C(root.crl) by themselves (JDBC, asyncpg, node-postgres) ignore it.
+    type: bool
+    default: false
     version_added: 0.2.0
   key_location:
     description: Where keys are generated and the files written - the task's host, or the controller.
@@ -193,6 +208,11 @@ revoked_names_skipped:
   elements: str
   sample: [mallory]
   version_added: 0.2.0
+crl_next_update:
+  description: When the earliest of the CRLs written for O(crl) expires (ISO 8601); null without O(crl).
+  returned: success
+  type: str
+  version_added: 0.2.0
 clients:
   description: One entry per client, in order (the ones left out as revoked are not listed).
   returned: success
@@ -201,6 +221,8 @@ clients:
   contains:
     name: {description: "Role name.", type: str, returned: success}
     dir: {description: "Folder of the files (the owner's home expanded on the host).", type: str, returned: success}
+    crl: {description: "The CRL file written with O(crl) (C(root.crl) in the folder), or null.", type: str,
+          returned: success}
     owner: {description: "Owner of the files, or null.", type: str, returned: success}
     group: {description: "Group id the files get, or null (left as created).", type: int, returned: success}
     home: {description: "Home folder of the owner where the keys are made, or null without an owner.", type: str,

@@ -96,10 +96,10 @@ def client_service_files(clients: list, services: list) -> list[dict]:
     """The ~/.pg_service.conf of each OS user that owns a role a service names, in the order of ``clients``:
     ``owner``, ``group``, ``path`` and ``services`` - that user's entries, in the order of pgtls_client_services,
     each with ``name``, ``host``, ``port`` (5432), ``dbname`` (the role), ``user`` (the role), ``sslcert``, ``sslkey``
-    and ``sslrootcert`` (the role's files, as pgtls.ssl.client_cert names them in its folder) and ``sslnegotiation``
-    ("" when not set). ``clients``: pgtls.ssl.client_cert's ``clients`` (name, dir, owner, group and home, as the
-    host has them), so without the revoked roles (a service of a revoked role is left out: its certificate is
-    refused)."""
+    and ``sslrootcert`` (the role's files, as pgtls.ssl.client_cert names them in its folder), ``sslcrl`` (its CRL
+    file, "" without one) and ``sslnegotiation`` ("" when not set). ``clients``: pgtls.ssl.client_cert's ``clients``
+    (name, dir, owner, group, home and crl, as the host has them), so without the revoked roles (a service of a
+    revoked role is left out: its certificate is refused)."""
     if not isinstance(services, list):
         raise ClientError(f"pgtls_client_services must be a list, got {type(services).__name__}")
     services = [s for s in services if isinstance(s, Mapping)]
@@ -124,5 +124,6 @@ def client_service_files(clients: list, services: list) -> list[dict]:
                 "port": DEFAULT_PORT if port is None else port, "dbname": service.get("dbname") or client["name"],
                 "user": client["name"], "sslcert": f"{client['dir']}/{LIBPQ_CERT_FILE}",
                 "sslkey": f"{client['dir']}/{LIBPQ_KEY_FILE}", "sslrootcert": f"{client['dir']}/{LIBPQ_ROOT_FILE}",
+                "sslcrl": client.get("crl") or "",
                 "sslnegotiation": service.get("sslnegotiation") or ""})
     return list(files.values())

@@ -65,6 +65,8 @@ class Request:
     wanted: Wanted
     valid_days: int
     root_pem: str | None = None
+    # The CRLs written beside the root (a client's root.crl), when asked for.
+    crl_pem: str | None = None
     reasons: list = field(default_factory=list)
     chain: list = field(default_factory=list)
     before: dict | None = None
@@ -115,6 +117,9 @@ def decide_material(request: Request, answer: dict, issuer: Issuer, renew: Renew
         request.install = True
     if request.root_pem is not None and answer.get("root") != request.root_pem:
         request.reasons.append("root certificate file differs" if answer.get("root") else "no root certificate file")
+        request.install = True
+    if request.crl_pem is not None and answer.get("crl") != request.crl_pem:
+        request.reasons.append("CRL file differs" if answer.get("crl") else "no CRL file")
         request.install = True
     return []
 
@@ -230,7 +235,7 @@ class IssuingAction(PkiAction):
                 decide_material(request, answer, issuer, renew)
         to_install = [r for r in requests if r.install]
         if to_install and not self._task.check_mode:
-            items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem) for r in to_install]
+            items = [dict(r.item, certificate=pem(r.chain), root=r.root_pem, crl=r.crl_pem) for r in to_install]
             for request, answer in zip(to_install, self.host(params, "install", items)):
                 request.reasons.extend(c for c in answer["changes"] if c not in request.reasons)
         if params.get("record_dir") and not self._task.check_mode:
@@ -322,7 +327,8 @@ def item_paths(requests: list[Request], words) -> dict:
     found = {}
     for index, request in enumerate(requests):
         item = request.item
-        for option in ("key_path", "cert_path", "csr_path", "root_path", "pkcs8_path", "pkcs12_path", "base_dir"):
+        for option in ("key_path", "cert_path", "csr_path", "root_path", "crl_path", "pkcs8_path", "pkcs12_path",
+                       "base_dir"):
             if item.get(option):
                 found[words(f"items[{index}] ({item['name']}).{option}")] = item[option]
         found[words(f"items[{index}] ({item['name']}).key_path") + " (its folder)"] = os.path.dirname(

@@ -46,6 +46,7 @@ def fleet(tmp_path):
                                    {"name": "mallory", "user": "root", "dir": str(home / "mallory")}],
             "pgtls_client_bundles": ["report"],
             "pgtls_client_services": list(services),
+            "pgtls_client_crl": True,
             **role_vars}}], "tasks": tasks}]
         path = tmp_path / "client.yml"
         path.write_text(json.dumps(playbook))
@@ -67,6 +68,8 @@ def verify(pki: Path, folder: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (folder / "root.crt").read_bytes() == (pki / "root.crt").read_bytes()
+    # root.crl: the CA folder's CRLs, for libpq's sslcrl (pgtls_client_crl, on by default).
+    assert (folder / "root.crl").read_bytes() == (pki / "crl.pem").read_bytes()
     assert oct((folder / "postgresql.key").stat().st_mode & 0o777) == "0o600"
 
 
@@ -125,10 +128,10 @@ def test_the_service_file_the_role_would_write(fleet):
     # The entries, as the diff shows the file's new lines.
     added = [line[1:] for line in checked.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
     start = added.index("[e2e_db1]")
-    entry = added[start:start + 9]
+    entry = added[start:start + 10]
     assert entry == ["[e2e_db1]", "host=127.0.0.1", f"port={port}", "dbname=app", "user=app", "sslmode=verify-full",
                      f"sslcert={home}/app/postgresql.crt", f"sslkey={home}/app/postgresql.key",
-                     f"sslrootcert={home}/app/root.crt"], checked.stdout[-3000:]
+                     f"sslrootcert={home}/app/root.crt", f"sslcrl={home}/app/root.crl"], checked.stdout[-3000:]
     assert f"sslcert={home}/mallory/postgresql.crt" in added and "dbname=sales" in added
     # libpq reads the entry and goes where it says: 127.0.0.1 on the port, where nothing listens.
     (tmp / "pg_service.conf").write_text("\n".join(entry) + "\n")

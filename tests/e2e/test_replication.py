@@ -78,7 +78,9 @@ def pair(workdir):
     primary.stop()
 
 
-def inventory(tmp_path, primary: Cluster, standby: Cluster, pki, **standby_vars) -> str:
+def inventory(tmp_path, primary: Cluster, standby: Cluster, pki, clients: dict | None = None, **standby_vars) -> str:
+    """The pair as pgtls_replicas; ``clients``: an application host's pgtls_client_certs (the group pgtls_clients),
+    with the CA folder's CRLs beside root.crt (pgtls_client_crl)."""
     common = {"ansible_connection": "local", "ansible_host": "127.0.0.1"}
     found = {"all": {"vars": {"pgtls_pki_dir": str(pki), "pgtls_hba_rules": HBA,
                               "pgtls_replication_addresses": ["127.0.0.1/32"], "pgtls_key_layout": "owner"},
@@ -88,6 +90,9 @@ def inventory(tmp_path, primary: Cluster, standby: Cluster, pki, **standby_vars)
                                          pgtls_server_extra_sans=["db.example.test"]),
                          "standby": dict(common, pgtls_clusters=[described(standby)],
                                          **{"pgtls_primary_host": "primary", **standby_vars})}}}}}
+    if clients:
+        app = dict(common, pgtls_client_certs=clients, pgtls_client_crl=True)
+        found["all"]["children"]["pgtls_clients"] = {"hosts": {"app": app}}
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(found))
     return str(path)
@@ -662,7 +667,9 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
     primary, standby = pair
     pki = workdir / "replication-pki"
     tmp = tmp_path_factory.mktemp("compromise")
-    path = inventory(tmp, primary, standby, pki)
+    # An application host whose client files the client role writes (root.crt and root.crl, libpq's sslcrl).
+    alice = tmp / "alice"
+    path = inventory(tmp, primary, standby, pki, clients=[{"name": "alice", "user": "root", "dir": str(alice)}])
     play(path)
     tls, replication = primary.data / "tls", standby.data / "tls" / "replication"
     stolen = steal(tmp, tls, replication)
@@ -714,10 +721,16 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
     # The stolen material: the old server certificate and key in a throw-away PostgreSQL on the same name.
     leaf = stolen_server_refused(workdir / "imposter", tmp, stolen["server"], trust, crl, primary)[0]
     assert leaf.returncode != 0 and "certificate revoked" in leaf.stdout + leaf.stderr, leaf
+    # ... and by the application host's libpq with the files the client role installed in the run (root.crl carries
+    # the published serials; the run proved each refused by it).
+    assert (alice / "root.crl").read_bytes() == (pki / "crl.pem").read_bytes()
+    assert "Each revoked certificate is rejected by the CRL each client now reads" in out, out[-3000:]
+    stolen_server_refused(workdir / "imposter-app", tmp, stolen["server"], alice / "root.crt", alice / "root.crl",
+                          primary)
     refused = replication_login(primary, stolen["replication"], trust)
     assert refused.returncode != 0 and "certificate revoked" in refused.stderr, refused.stderr
     again = run_playbook(revoke, extra, "-i", path)
-    assert recap(again.stdout) == {"localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
+    assert recap(again.stdout) == {"app": 0, "localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
     assert "2 cluster(s) meet the policy" in run_playbook(audit, {"pgtls_servers_group": "pgtls_replicas"}, "-i",
                                                           path).stdout
 

@@ -71,7 +71,8 @@ def test_client_bundle_entries():
 
 
 # pgtls.ssl.client_cert's clients: each folder, owner, group and home as the host has them.
-CLIENTS = [{"name": "app", "owner": "web", "group": 1001, "dir": "/home/web/.postgresql", "home": "/home/web"},
+CLIENTS = [{"name": "app", "owner": "web", "group": 1001, "dir": "/home/web/.postgresql", "home": "/home/web",
+            "crl": "/home/web/.postgresql/root.crl"},
            {"name": "report", "owner": "report", "group": 1003, "dir": "/srv/report/tls", "home": "/srv/report"},
            {"name": "app_ro", "owner": "web", "group": 1001, "dir": "/home/web/ro", "home": "/home/web"}]
 SERVICES = [{"name": "db1", "host": "db1.example.com", "role": "app_ro"},
@@ -85,10 +86,11 @@ def test_service_files_one_per_owner_entries_in_service_order():
     assert files == [{"owner": "web", "group": 1001, "path": "/home/web/.pg_service.conf", "services": [
         {"name": "db1", "host": "db1.example.com", "port": 5432, "dbname": "app_ro", "user": "app_ro",
          "sslcert": "/home/web/ro/postgresql.crt", "sslkey": "/home/web/ro/postgresql.key",
-         "sslrootcert": "/home/web/ro/root.crt", "sslnegotiation": ""},
+         "sslrootcert": "/home/web/ro/root.crt", "sslcrl": "", "sslnegotiation": ""},
         {"name": "db2", "host": "db2.example.com", "port": 6432, "dbname": "sales", "user": "app",
          "sslcert": "/home/web/.postgresql/postgresql.crt", "sslkey": "/home/web/.postgresql/postgresql.key",
-         "sslrootcert": "/home/web/.postgresql/root.crt", "sslnegotiation": "direct"}]}]
+         "sslrootcert": "/home/web/.postgresql/root.crt", "sslcrl": "/home/web/.postgresql/root.crl",
+         "sslnegotiation": "direct"}]}]
     # report names no service: no file; mallory (revoked, so not among the clients) gets no entry.
 
 
@@ -137,6 +139,7 @@ sslmode=verify-full
 sslcert=/home/web/.postgresql/postgresql.crt
 sslkey=/home/web/.postgresql/postgresql.key
 sslrootcert=/home/web/.postgresql/root.crt
+sslcrl=/home/web/.postgresql/root.crl
 sslcertmode=require
 sslnegotiation=direct
 """

@@ -28,6 +28,7 @@ REVOCATION_REASONS = (
 
 # The file names libpq looks for in ~/.postgresql/ (a client's folder): certificate, key, root.
 LIBPQ_CERT_FILE, LIBPQ_KEY_FILE, LIBPQ_ROOT_FILE = "postgresql.crt", "postgresql.key", "root.crt"
+LIBPQ_CRL_FILE = "root.crl"  # sslcrl: read when present in ~/.postgresql
 LIBPQ_FOLDER = ".postgresql"  # the folder of a home where libpq looks for them
 
 

@@ -117,6 +117,7 @@ CLIENT_CERT = {
     "create_dirs": {"type": "bool", "default": True},
     "formats": {"type": "list", "elements": "str", "default": ["pem"], "choices": ["pem", "pkcs8_der", "pkcs12"]},
     "pkcs12_passphrase": {"type": "str", "no_log": True},
+    "crl": {"type": "bool", "default": False},
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -192,6 +193,9 @@ HOST_ITEM = {
     "pkcs12_passphrase": {"type": "str", "no_log": True},
     "certificate": {"type": "str"},
     "root": {"type": "str"},
+    # The CRLs a client checks the server's chain with (libpq's sslcrl), written at crl_path like root at root_path.
+    "crl_path": {"type": "path"},
+    "crl": {"type": "str"},
     # prepare: replace the key in place by a new one (a pending key until its certificate is installed).
     "new_key": {"type": "bool", "default": False},
 }
@@ -524,6 +528,7 @@ _ITEM_FILES = {
     "key_path": ("out", "key"), "cert_path": ("out", "certificate"), "root_path": ("out", "certificate"),
     "csr_path": ("out", "csr"), "base_dir": ("descriptor", "folder"), "pkcs8_path": ("out", "pkcs8"),
     "pkcs12_path": ("out", "pkcs12"), "certificate": ("content", "certificate"), "root": ("content", "certificate"),
+    "crl_path": ("out", "crl"), "crl": ("content", "crl"),
 }
 FILE_OPTIONS = {
     "ca": {"cert_path": ("out", "ca_certificate"), "key_path": ("out", "ca_key"), **ISSUER_FILES},

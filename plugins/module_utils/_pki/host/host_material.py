@@ -24,6 +24,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
 from ..core import compat, planner
 from ..core.constants import DEFAULT_KEY_TYPE
+from ..core.crls import chain_crl_problems
 from ..core.errors import PkiError
 from ..core.files import (
     Attrs,
@@ -41,6 +42,8 @@ from ..core.profiles import extension
 from . import formats
 
 PENDING_SUFFIX = ".pgtls-new"
+# Files items may share (one root, one CRL file for all): the first item's claim or write stands for all.
+SHARED = ("root_path", "crl_path")
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Item:
     base_dir: str | None = None
     home: str | None = None
     new_key: bool = False
+    # The CRLs a client checks the server's chain with (libpq's sslcrl, ~/.postgresql/root.crl), written like root.
+    crl_path: str | None = None
 
     @property
     def pending_path(self) -> str:
@@ -80,7 +85,8 @@ def parse_item(raw: dict, index: int) -> Item:
     account = _account(raw.get("owner"))
     if gid is None and raw.get("owner_group") and account is not None:
         gid = account.pw_gid
-    for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path", "base_dir"):
+    for option in ("key_path", "cert_path", "root_path", "crl_path", "csr_path", "pkcs8_path", "pkcs12_path",
+                   "base_dir"):
         # A ~user path the module's arguments could not expand: that user has no passwd entry here.
         if str(raw.get(option) or "").startswith("~"):
             raise PkiError(f"{raw[option]}: no such user on this host, so no home folder", where=f"{where}.{option}")
@@ -89,7 +95,8 @@ def parse_item(raw: dict, index: int) -> Item:
     if problem:
         raise PkiError(problem, where=f"{where}.key_mode")
     check_distinct({f"{where}.key_path": raw["key_path"], f"{where}.cert_path": raw["cert_path"],
-                    f"{where}.root_path": raw.get("root_path"), f"{where}.csr_path": raw.get("csr_path"),
+                    f"{where}.root_path": raw.get("root_path"), f"{where}.crl_path": raw.get("crl_path"),
+                    f"{where}.csr_path": raw.get("csr_path"),
                     f"{where}.pkcs8_path": raw.get("pkcs8_path"), f"{where}.pkcs12_path": raw.get("pkcs12_path"),
                     f"{where}.key_path (pending key)": raw["key_path"] + PENDING_SUFFIX})
     folder = os.path.dirname(os.path.abspath(raw["key_path"]))
@@ -118,6 +125,7 @@ def parse_item(raw: dict, index: int) -> Item:
         base_dir=raw.get("base_dir"),
         home=account.pw_dir if account is not None else None,
         new_key=bool(raw.get("new_key")),
+        crl_path=raw.get("crl_path"),
     )
     formats.check_options(item)
     return item
@@ -140,7 +148,7 @@ def _check_inside(raw: dict, where: str) -> None:
         raise PkiError(f"{raw['base_dir']} is a symbolic link (to {os.readlink(raw['base_dir'])}): the bundles go in "
                        "a real folder", where=f"{where}.base_dir")
     base = os.path.realpath(raw["base_dir"])
-    for option in ("key_path", "cert_path", "root_path", "csr_path", "pkcs8_path", "pkcs12_path"):
+    for option in ("key_path", "cert_path", "root_path", "crl_path", "csr_path", "pkcs8_path", "pkcs12_path"):
         path = raw.get(option)
         if path and not os.path.realpath(path).startswith(base.rstrip(os.sep) + os.sep):
             raise PkiError(f"{path} resolves to {os.path.realpath(path)}, outside {raw['base_dir']}",
@@ -154,12 +162,12 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
     owners: dict[str, str] = {}
     for item in items:
         for option, path in (("key_path", item.key_path), ("cert_path", item.cert_path),
-                             ("root_path", item.root_path), ("csr_path", item.csr_path),
+                             ("root_path", item.root_path), ("crl_path", item.crl_path), ("csr_path", item.csr_path),
                              ("pkcs8_path", item.pkcs8_path), ("pkcs12_path", item.pkcs12_path)):
             if not path:
                 continue
             real = os.path.realpath(path)
-            if real in owners and not (option == "root_path" and owners[real].endswith(".root_path")):
+            if real in owners and not (option in SHARED and owners[real].endswith(f".{option}")):
                 raise PkiError(f"{path} is also used by {owners[real]}", where=f"{item.where}.{option}")
             owners.setdefault(real, f"{item.where}.{option}")
         folder = os.path.dirname(os.path.abspath(item.key_path))
@@ -224,9 +232,10 @@ def prepare(plan: planner.Plan, item: Item) -> dict:
         plan.write(item.pending_path, private_key_pem(key), item.key_attrs, kind="key",
                    where=f"{key_where} (pending key)")
 
-    for option, path in (("cert_path", item.cert_path), ("root_path", item.root_path)):
+    for option, path, kind in (("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path, "certificate"),
+                               ("crl_path", item.crl_path, "crl")):
         if path and plan.exists(path):
-            attr_changes = plan.keep(path, item.file_attrs, kind="certificate", where=f"{item.where}.{option}")
+            attr_changes = plan.keep(path, item.file_attrs, kind=kind, where=f"{item.where}.{option}")
             if attr_changes:
                 changes.append(f"{path}: {', '.join(attr_changes)}")
 
@@ -240,6 +249,7 @@ def prepare(plan: planner.Plan, item: Item) -> dict:
             plan.write(item.csr_path, csr_pem, item.file_attrs, kind="csr", where=f"{item.where}.csr_path")
     cert = plan.read(item.cert_path, f"{item.where}.cert_path", missing_ok=True)
     root = plan.read(item.root_path, f"{item.where}.root_path", missing_ok=True) if item.root_path else None
+    crl = plan.read(item.crl_path, f"{item.where}.crl_path", missing_ok=True) if item.crl_path else None
     if state == "present" and cert and (item.pkcs8_path or item.pkcs12_path):
         chain = _chain_for(item, cert, key)
         if chain:
@@ -251,6 +261,7 @@ def prepare(plan: planner.Plan, item: Item) -> dict:
         "csr": csr_pem.decode(),
         "certificate": cert.decode(errors="replace") if cert is not None else None,
         "root": root.decode(errors="replace") if root is not None else None,
+        "crl": crl.decode(errors="replace") if crl is not None else None,
         "changes": changes,
         # Where the files went: the owner's home and the group the files get (a client's ~/.pg_service.conf).
         "home": item.home,
@@ -270,7 +281,8 @@ def _chain_for(item: Item, cert: bytes, key) -> list:
 def tidy(items: list[Item]) -> list[str]:
     """Remove temporaries a killed run left in the items' folders (never a pending key: it is reused)."""
     return planner.tidy_temporaries(os.path.dirname(os.path.abspath(p)) for item in items
-                                    for p in (item.key_path, item.cert_path, item.root_path, item.csr_path) if p)
+                                    for p in (item.key_path, item.cert_path, item.root_path, item.crl_path,
+                                              item.csr_path) if p)
 
 
 def _installed_for(item: Item, pending_data: bytes) -> bool:
@@ -307,8 +319,9 @@ def _csr_sans(csr) -> list:
         return []
 
 
-def _checked_install(item: Item, certificate: str | None, root: str | None) -> tuple:
-    """Everything install needs, checked before anything is written: the leaf matches the key to be active."""
+def _checked_install(item: Item, certificate: str | None, root: str | None, crl: str | None = None) -> tuple:
+    """Everything install needs, checked before anything is written: the leaf matches the key to be active, the
+    CRLs are CRLs (a file of them, PEM)."""
     if not certificate:
         raise PkiError("stage=install needs a certificate for every item", where=f"{item.where}.certificate")
     chain = compat.load_certificates(certificate.encode(), f"{item.where}.certificate")
@@ -332,20 +345,35 @@ def _checked_install(item: Item, certificate: str | None, root: str | None) -> t
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError("refusing to install: the certificate does not match the private key",
                        where=f"{item.where}.certificate")
-    return pending is not None, key, chain
+    if crl and not item.crl_path:
+        raise PkiError("crl needs crl_path (where the CRLs are written)", where=f"{item.where}.crl")
+    if crl:
+        _check_crls(item, chain, root, crl)
+    return pending is not None, key, chain, crl
 
 
-def install(plan: planner.Plan, item: Item, certificate: str, root: str | None, checked: tuple) -> list[str]:
-    """Declare the certificate, the root, the pending key taking its place, and the other formats."""
-    has_pending, key, chain = checked
+def _check_crls(item: Item, chain: list, root: str | None, crl: str) -> None:
+    """CRLs a client can check a server with: libpq's sslcrl checks every CA of the chain (CRL_CHECK_ALL), so each CA
+    of the certificate's chain and each root beside it needs a current CRL it signed, else every server is refused."""
+    crls = compat.load_crls(crl.encode(), f"{item.where}.crl")
+    anchors = compat.load_certificates(root.encode(), f"{item.where}.root") if root else []
+    problems = chain_crl_problems([*chain[1:], *anchors], crls)
+    if problems:
+        raise PkiError(f"{'; '.join(problems)}: with these CRLs libpq would refuse every server", where=f"{item.where}.crl")
+
+
+def install(plan: planner.Plan, item: Item, raw: dict, checked: tuple) -> list[str]:
+    """Declare the certificate, the root and the CRLs, the pending key taking its place, and the other formats."""
+    has_pending, key, chain, crls = checked
     changes = [f"{item.cert_path}: {c}" for c in
-               plan.write(item.cert_path, certificate.encode(), item.file_attrs, kind="certificate",
+               plan.write(item.cert_path, raw["certificate"].encode(), item.file_attrs, kind="certificate",
                           where=f"{item.where}.cert_path")]
-    if item.root_path and root and not (_shared_root(plan, item.root_path) and
-                                        plan._claim_of(item.root_path).where != f"{item.where}.root_path"):
-        changes += [f"{item.root_path}: {c}" for c in
-                    plan.write(item.root_path, root.encode(), item.file_attrs, kind="certificate",
-                               where=f"{item.where}.root_path")]
+    for option, path, data, kind in (("root_path", item.root_path, raw.get("root"), "certificate"),
+                                     ("crl_path", item.crl_path, crls, "crl")):
+        if path and data and not (_shared(plan, path, option) and
+                                  plan._claim_of(path).where != f"{item.where}.{option}"):
+            changes += [f"{path}: {c}" for c in
+                        plan.write(path, data.encode(), item.file_attrs, kind=kind, where=f"{item.where}.{option}")]
     if has_pending:
         changes.append(f"{item.key_path}: new key activated")
         plan.move(item.pending_path, item.key_path, kind="key", where=f"{item.where}.key_path", replace=True)
@@ -357,17 +385,18 @@ def claim(plan: planner.Plan, item: Item) -> None:
     folder's file at any of them stops the run here, naming the option (prepare claims what the install writes)."""
     files = (("key_path", item.key_path, "key"), ("key_path (pending key)", item.pending_path, "key"),
              ("cert_path", item.cert_path, "certificate"), ("root_path", item.root_path, "certificate"),
-             ("csr_path", item.csr_path, "csr"), ("pkcs8_path", item.pkcs8_path, "pkcs8"),
+             ("crl_path", item.crl_path, "crl"), ("csr_path", item.csr_path, "csr"), ("pkcs8_path", item.pkcs8_path, "pkcs8"),
              ("pkcs12_path", item.pkcs12_path, "pkcs12"))
     for option, path, kind in files:
-        if path and not (option == "root_path" and _shared_root(plan, path)):
+        if path and not (option in SHARED and _shared(plan, path, option)):
             plan.claim(path, kind=kind, where=f"{item.where}.{option}")
 
 
-def _shared_root(plan: planner.Plan, path: str) -> bool:
-    """Items may share one root file (the same root for all): the first one's claim or write stands for all."""
+def _shared(plan: planner.Plan, path: str, option: str) -> bool:
+    """Items may share one root file, or one CRL file (the same for all): the first one's claim or write stands for
+    all."""
     step = plan._claim_of(path)
-    return step is not None and step.where.endswith(".root_path")
+    return step is not None and step.where.endswith(f".{option}")
 
 
 def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: str) -> dict:
@@ -379,10 +408,11 @@ def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: s
     if stage == "prepare":
         results = [prepare(plan, item) for item in items]
         return {"changed": any(r["changes"] for r in results), "item_results": results}
-    checked = [_checked_install(item, raw.get("certificate"), raw.get("root")) for item, raw in zip(items, raws)]
+    checked = [_checked_install(item, raw.get("certificate"), raw.get("root"), raw.get("crl"))
+               for item, raw in zip(items, raws)]
     results = []
     for item, raw, checks in zip(items, raws, checked):
-        results.append({"name": item.name, "changes": install(plan, item, raw["certificate"], raw.get("root"), checks)})
+        results.append({"name": item.name, "changes": install(plan, item, raw, checks)})
     return {"changed": any(r["changes"] for r in results), "item_results": results}
 
 

@@ -255,7 +255,8 @@ BASES = [
     Base("host_material", "install", {"stage": "install", "items": [{
         "name": "app", "key_path": f"{W}/out/app.key", "cert_path": f"{W}/out/app.crt", "root_path": f"{W}/out/root.crt",
         "pkcs8_path": f"{W}/out/app.pk8", "pkcs12_path": f"{W}/out/app.p12", "pkcs12_passphrase": "matrix",
-        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@"}]}),
+        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@", "crl_path": f"{W}/out/root.crl",
+        "crl": "@PEM:crl_pem@"}]}),
     Base("host_material", "prepare", {"stage": "prepare", "items": [{
         "name": "new", "key_path": f"{W}/out/new.key", "cert_path": f"{W}/out/new.crt", "csr_path": f"{W}/out/new.csr",
         "common_name": "new"}]}),
@@ -287,7 +288,8 @@ BASES = [
         "name": "server", "key_path": f"{W}/conf/tls/server.key", "cert_path": f"{W}/conf/tls/server.crt",
         "root_path": f"{W}/conf/tls/root.crt", "pkcs8_path": f"{W}/conf/tls/server.pk8",
         "pkcs12_path": f"{W}/conf/tls/server.p12", "pkcs12_passphrase": "matrix",
-        "certificate": "@PEM:server_chain@", "root": "@PEM:pki_root_crt@"}}),
+        "certificate": "@PEM:server_chain@", "root": "@PEM:pki_root_crt@", "crl_path": f"{W}/conf/tls/root.crl",
+        "crl": "@PEM:crl_pem@"}}),
     Base("cluster_files", "ask", {**CONF, "compare_only": True, "material": {
         "name": "server", "key_path": f"{W}/conf/tls/new.key", "cert_path": f"{W}/conf/tls/new.crt",
         "csr_path": f"{W}/conf/tls/new.csr", "common_name": "db1.example.com"}}),
@@ -297,7 +299,8 @@ BASES = [
         "common_name": "db1.example.com"}, "client_material": {
         "name": "app", "key_path": f"{W}/out/app.key", "cert_path": f"{W}/out/app.crt", "root_path": f"{W}/out/root.crt",
         "pkcs8_path": f"{W}/out/app.pk8", "pkcs12_path": f"{W}/out/app.p12", "pkcs12_passphrase": "matrix",
-        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@"}}),
+        "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@", "crl_path": f"{W}/out/root.crl",
+        "crl": "@PEM:crl_pem@"}}),
     Base("cluster_files", "client_ask", {**CONF, "compare_only": True, "client_material": {
         "name": "pgbouncer", "key_path": f"{W}/out/pgb/postgresql.key", "cert_path": f"{W}/out/pgb/postgresql.crt",
         "csr_path": f"{W}/out/pgb/postgresql.csr", "common_name": "pgbouncer", "create_dir": True}}),
