@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Private to the collection: one key/certificate item (specs.HOST_ITEM), for pgtls.ssl.host_material's O(items)
 and pgtls.ssl.cluster_files' O(material) and O(client_material) (one block, a YAML anchor). ITEMS and MATERIAL hold
-the same suboptions: tests/unit/plugins/modules/test_docs_match_specs.py checks that they stay the same."""
+the same suboptions, written twice because ansible-test reads a doc fragment only as one string literal:
+tests/unit/plugins/modules/test_docs_match_specs.py checks that they stay the same."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ options:
         description:
           - Where C(crl) is written (a client's C(root.crl), libpq's C(sslcrl)). Items may share it, as C(root_path).
         type: path
+        version_added: 0.4.0
       csr_path:
         description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
         type: path
@@ -103,8 +105,11 @@ options:
         description: The trust anchors for C(root_path), PEM.
         type: str
       crl:
-        description: The CRLs for C(crl_path), PEM, one per CA of the chain the client checks.
+        description:
+          - The CRLs for C(crl_path), PEM. Each CA of C(certificate)'s chain and each root of C(root) needs a current
+            CRL it signed (libpq checks them all), else the item is refused before anything is written.
         type: str
+        version_added: 0.4.0
       new_key:
         description:
           - With C(stage=prepare), replace the key by a new one, as the controller's key policy asks, written as
@@ -142,6 +147,7 @@ options:
         description:
           - Where C(crl) is written (a client's C(root.crl), libpq's C(sslcrl)). Items may share it, as C(root_path).
         type: path
+        version_added: 0.4.0
       csr_path:
         description: Also keep the CSR in this file (rewritten only when key, subject or SANs change).
         type: path
@@ -209,8 +215,11 @@ options:
         description: The trust anchors for C(root_path), PEM.
         type: str
       crl:
-        description: The CRLs for C(crl_path), PEM, one per CA of the chain the client checks.
+        description:
+          - The CRLs for C(crl_path), PEM. Each CA of C(certificate)'s chain and each root of C(root) needs a current
+            CRL it signed (libpq checks them all), else the item is refused before anything is written.
         type: str
+        version_added: 0.4.0
       new_key:
         description:
           - With C(stage=prepare), replace the key by a new one, as the controller's key policy asks, written as

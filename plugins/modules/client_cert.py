@@ -125,7 +125,7 @@ options:
       - Drivers that do not read C(root.crl) by themselves (JDBC, asyncpg, node-postgres) ignore it.
     type: bool
     default: false
-    version_added: 0.2.0
+    version_added: 0.4.0
   key_location:
     description: Where keys are generated and the files written - the task's host, or the controller.
     type: str
@@ -212,7 +212,7 @@ crl_next_update:
   description: When the earliest of the CRLs written for O(crl) expires (ISO 8601); null without O(crl).
   returned: success
   type: str
-  version_added: 0.2.0
+  version_added: 0.4.0
 clients:
   description: One entry per client, in order (the ones left out as revoked are not listed).
   returned: success

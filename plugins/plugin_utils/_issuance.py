@@ -18,10 +18,7 @@ except ImportError:  # deps.py keeps the error; modules fail with it through dep
 
     Encoding = MISSING
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import (
-    compromised_keys,
-    revoked_serials,
-)
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import issuing_record
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import (
     RenewPolicy,
@@ -129,7 +126,7 @@ def renew_policy(params: dict, layout: Layout | None) -> RenewPolicy:
     (none without one)."""
     if layout is None:
         return RenewPolicy.from_params(params)
-    return RenewPolicy.from_params(params, compromised_keys(layout.folder), revoked_serials(layout.folder))
+    return RenewPolicy.from_params(params, *issuing_record(layout.folder))
 
 
 def use_ca_folder(params: dict) -> Layout | None:

@@ -65,12 +65,24 @@ def published(entries: list[dict]) -> list[dict]:
     return [entry for entry in entries if not entry.get("pending")]
 
 
-def revoked_serials(folder: str, read=read_bytes) -> dict[int, str]:
+def _entries(folder: str, read) -> list[dict]:
+    """The CA folder's registry entries (its revoked.yml, never through a link), for the readers below."""
+    return load(Layout(folder).registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder")
+
+
+def issuing_record(folder: str, read=read_bytes) -> tuple[dict[str, str], dict[int, str]]:
+    """What issuing needs from the registry, from one read of it: compromised_keys and revoked_serials."""
+    entries = _entries(folder, read)
+    return compromised_keys(folder, read, entries), revoked_serials(folder, read, entries)
+
+
+def revoked_serials(folder: str, read=read_bytes, entries: list[dict] | None = None) -> dict[int, str]:
     """Every serial the CA folder's registry revokes by serial (published or pending), with its reason: a certificate
     with one of them is issued again wherever it is installed (checks.reissue_reasons). An entry with a name revokes
-    that name (the revoke playbook's names): its holder is refused from now on, not given a new certificate."""
+    that name (the revoke playbook's names): its holder is refused from now on, not given a new certificate.
+    ``entries``: the registry's, when already read."""
     found = {}
-    for entry in load(Layout(folder).registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder"):
+    for entry in _entries(folder, read) if entries is None else entries:
         if entry.get("name") not in (None, ""):
             continue
         serial = parse_serial(entry["serial_number"], "ca_folder")
@@ -83,11 +95,12 @@ def revocations(folder: str, read=read_bytes) -> dict:
     """What the CA folder's registry revokes, for the audit: ``serials`` (every entry, by name or serial, published or
     pending: colon hex -> reason) and ``keys`` (compromised_keys: public key fingerprint -> serial and name)."""
     serials = {}
-    for entry in load(Layout(folder).registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder"):
+    entries = _entries(folder, read)
+    for entry in entries:
         serial = serial_hex(parse_serial(entry["serial_number"], "ca_folder"))
         serials.setdefault(serial, parse_reason(entry.get("reason"), "ca_folder")
                            + (" (pending)" if entry.get("pending") else ""))
-    return {"serials": serials, "keys": compromised_keys(folder, read)}
+    return {"serials": serials, "keys": compromised_keys(folder, read, entries)}
 
 
 def revoked_names(folder: str, where: str = "ca_folder") -> list[str]:
@@ -246,12 +259,13 @@ def _key_of(serial: int, archive: dict[int, str], issuers: list, where: str):
         raise PkiError(str(exc), where=where) from None
 
 
-def compromised_keys(folder: str, read=read_bytes) -> dict[str, str]:
+def compromised_keys(folder: str, read=read_bytes, entries: list[dict] | None = None) -> dict[str, str]:
     """The CA folder's record of compromised keys: the public key of every certificate its registry revokes for
     key_compromise (recorded with the entry when it was added, else found in the archive by serial), each with the
-    serial (and name) that says so. A key in it is never certified again (checks.RenewPolicy)."""
+    serial (and name) that says so. A key in it is never certified again (checks.RenewPolicy). ``entries``: the
+    registry's, when already read."""
     layout = Layout(folder)
-    entries = [e for e in load(layout.registry, lambda p, w, **kw: read(p, w, nofollow=True, **kw), "ca_folder")
+    entries = [e for e in (_entries(folder, read) if entries is None else entries)
                if parse_reason(e.get("reason"), "ca_folder") == COMPROMISED]
     if not entries:
         return {}
@@ -386,7 +400,8 @@ def plan_entries(plan: planner.Plan, params: dict, path: str) -> dict:
                            where=where)
         new.setdefault(serial, dict({k: v for k, v in entry.items() if v not in (None, "")}, reason=reason))
     intermediate: list = []
-    if params["pki_dir"] and new:
+    if params["pki_dir"] and (params["serials"] or params["add"]):
+        # Serials given by hand (a name's come from the archive, which holds only the leaves this folder issued).
         _check_issued_here(Layout(params["pki_dir"]), params, new, plan.read, intermediate)
     entries = load(path, plan.read)
     published_now = [e for e in entries if e.get("pending")] if params.get("publish") else []
