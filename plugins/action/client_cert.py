@@ -32,7 +32,10 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import C
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     IssuingAction,
     Request,
+    check_controller_paths,
     diff_for,
+    issuer_inputs,
+    item_paths,
     pem,
 )
 
@@ -102,6 +105,8 @@ class ActionModule(IssuingAction):
         if params["ca_folder"] and params["dest"] and self.on_controller(params):
             check_bundles_folder(params["dest"], params["ca_folder"])
         revoked = set(revoked_names(params["ca_folder"])) if params["ca_folder"] else set()
+        if params["crl_only"] and not params["crl"]:
+            raise PkiError("crl_only needs crl (the CRL files are all it writes)", where="crl_only")
         crls, self.crl_due = client_crls(params, issuer) if params["crl"] else (None, None)
         self.skipped = []
         requests, seen = [], set()
@@ -155,6 +160,20 @@ class ActionModule(IssuingAction):
                                     crl_pem=crls, policy=policy))
         return requests
 
+    def process(self, params, issuer, requests, renew):
+        if not params["crl_only"]:
+            super().process(params, issuer, requests, renew)
+            return
+        # Only root.crl, where the client's certificate is in place: nothing issued, no key made or read (the
+        # playbooks give the clients a new CA's CRL before any server presents a certificate of that CA).
+        if not requests:
+            return
+        check_controller_paths(None, params.get("ca_folder"), item_paths(requests, self.option_names),
+                               issuer_inputs(params))
+        items = [dict(r.item, root=r.root_pem, crl=r.crl_pem) for r in requests]
+        for request, answer in zip(requests, self.host(params, "crl", items)):
+            request.reasons.extend(answer["changes"])
+
     def prepared_item(self, request, answer):
         # A folder in the owner's home (~owner/...): its paths as the host expanded them, from here on.
         item, home = request.item, answer.get("home")
@@ -166,6 +185,11 @@ class ActionModule(IssuingAction):
         request.home, request.group = home, answer.get("group")
 
     def summarize(self, params, requests):
+        if params["crl_only"]:
+            clients = [{"name": r.item["name"], "dir": os.path.dirname(r.item["cert_path"]), "crl": r.item["crl_path"],
+                        "owner": r.item["owner"], "changed": bool(r.reasons), "reasons": r.reasons} for r in requests]
+            return {"changed": any(c["changed"] for c in clients), "clients": clients, "issued": 0,
+                    "revoked_names_skipped": self.skipped, "crl_next_update": self.crl_due.isoformat()}
         clients = []
         for request in requests:
             leaf = request.chain[0]

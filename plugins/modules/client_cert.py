@@ -126,6 +126,16 @@ options:
     type: bool
     default: false
     version_added: 0.4.0
+  crl_only:
+    description:
+      - With O(crl), write only C(root.crl), in the folders where a client's certificate is in place - nothing is
+        issued or renewed, no key is made or read, and a client without a certificate yet is left for its first
+        issue. RV(clients) then holds C(name), C(dir), C(crl), C(owner), C(changed) and C(reasons).
+      - The playbooks run it before the servers present a certificate of a new CA (an intermediate or root
+        rotation), so a client that checks CRLs already holds that CA's CRL.
+    type: bool
+    default: false
+    version_added: 0.4.0
   key_location:
     description: Where keys are generated and the files written - the task's host, or the controller.
     type: str

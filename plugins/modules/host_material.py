@@ -20,6 +20,9 @@ description:
     key only when its certificate is installed.
   - O(stage=install) first checks every certificate against the key that will be active, then writes the chains
     (and C(root.crt)) atomically and activates pending keys. Bad input changes no file.
+  - O(stage=crl) writes only O(items[].crl) at O(items[].crl_path), for the items whose certificate file is in place
+    (the others are left for their first issue); no key is made or read. The CRLs must hold a current CRL of each
+    root in O(items[].root).
   - Refuses a key owner and mode that PostgreSQL or libpq would reject (owned by a non-root user with group or
     other access, or by root with more than group read).
   - Every item is checked before the first write of a run - no two options or items naming one file (after C(..)
@@ -44,10 +47,10 @@ attributes:
     support: none
 options:
   stage:
-    description: V(prepare) ensures keys and returns CSRs; V(install) installs signed chains.
+    description: V(prepare) ensures keys and returns CSRs; V(install) installs signed chains; V(crl) refreshes the CRL files only.
     type: str
     default: prepare
-    choices: [prepare, install]
+    choices: [prepare, install, crl]
 """
 
 EXAMPLES = r"""

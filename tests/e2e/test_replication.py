@@ -344,10 +344,11 @@ class Steady(Background):
     """A client that connects verify-full by name, with a new TLS handshake each time, to the primary and the standby
     in turn while the playbooks run: how many connections succeeded and which failed."""
 
-    def __init__(self, root, *clusters: Cluster):
+    def __init__(self, root, *clusters: Cluster, crl=None):
         super().__init__()
         self.conninfos = [f"host=db.example.test hostaddr=127.0.0.1 port={c.port} dbname=postgres user=postgres "
-                          f"sslmode=verify-full sslrootcert={root} connect_timeout=5" for c in clusters]
+                          f"sslmode=verify-full sslrootcert={root} connect_timeout=5"
+                          + (f" sslcrl={crl}" if crl else "") for c in clusters]
         self.ok, self.failed, self.turn = 0, [], 0
 
     def step(self) -> None:
@@ -745,8 +746,11 @@ def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, 
     primary, standby = pair
     pki = workdir / "replication-pki"
     tmp = tmp_path_factory.mktemp("intermediate")
-    path = inventory(tmp, primary, standby, pki)
+    # An application host whose libpq checks the CRLs the client role installs (root.crt and root.crl).
+    alice = tmp / "alice"
+    path = inventory(tmp, primary, standby, pki, clients=[{"name": "alice", "user": "root", "dir": str(alice)}])
     play(path)
+    run_playbook(str(ROOT / "playbooks" / "clients.yml"), {}, "-i", path)
     tls, replication = primary.data / "tls", standby.data / "tls" / "replication"
     stolen = steal(tmp, tls, replication)
     old = serial_of(pki / "intermediate.crt")
@@ -754,11 +758,14 @@ def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, 
     trust, crl = replication / "root.crt", standby.data / "tls" / "root.crl"
     revoke = str(ROOT / "playbooks" / "revoke.yml")
     extra = {"pgtls_revoke_serials": [f"0x{old:X}"], "pgtls_servers_group": "pgtls_replicas"}
-    with Steady(trust, primary, standby) as steady, Watch(standby) as watch:
+    with Steady(trust, primary, standby) as steady, Watch(standby) as watch, \
+            Steady(alice / "root.crt", primary, standby, crl=alice / "root.crl") as checking:
         run_playbook(revoke, extra, "-i", path)
     print(f"\nemergency intermediate rotation: {steady.ok} verify-full connections, {len(steady.failed)} failed; "
-          f"standby reconnects {watch.reconnects()}, longest gap {watch.longest_gap():.1f} s")
+          f"with the client role's CRLs {checking.ok}, {len(checking.failed)} failed; standby reconnects "
+          f"{watch.reconnects()}, longest gap {watch.longest_gap():.1f} s")
     assert steady.failed == [] and steady.ok > 10, (steady.ok, steady.failed[:5])
+    assert checking.failed == [] and checking.ok > 10, (checking.ok, checking.failed[:5])
     new_subject = certificates_in(pki / "intermediate.crt")
     assert new_subject != old_subject and any(f"{old:X}" in p.name for p in (pki / "retired").iterdir())
     assert not (pki / "previous").exists()
@@ -779,7 +786,7 @@ def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, 
     refused = replication_login(primary, stolen["replication"], trust)
     assert refused.returncode != 0 and re.search("unknown ca|revoked", refused.stderr), refused.stderr
     again = run_playbook(revoke, extra, "-i", path)
-    assert recap(again.stdout) == {"localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
+    assert recap(again.stdout) == {"app": 0, "localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
 
 
 # Last in this file: the standby's certificate is revoked, so it stops replicating.

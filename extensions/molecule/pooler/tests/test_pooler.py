@@ -210,6 +210,47 @@ def test_a_revoked_client_is_refused_by_pgbouncer_and_its_open_session_ended():
     assert direct.rc != 0 and "revoked" in direct.stderr, direct.stderr
 
 
+def serial_of(path):
+    out = APP.run(f"openssl x509 -in {path} -noout -serial")
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip().split("=", 1)[1]
+
+
+def stolen_client_login():
+    """PostgreSQL directly, with the copy of PgBouncer's client certificate and key taken before the revocation (its
+    CN pgbouncer maps to app)."""
+    conninfo = ("host=pgtls-pgb-db port=5432 dbname=postgres user=app sslmode=verify-full connect_timeout=10 "
+                f"sslcert=/root/stolen/postgresql.crt sslkey=/root/stolen/postgresql.key sslrootcert={TLS}/root.crt")
+    return APP.run(shlex.join(["psql", "-X", "-At", "-c", "select current_user", conninfo]))
+
+
+def test_pgbouncers_certificates_revoked_by_serial_in_use_are_replaced_first():
+    """revoke by serial (key_compromise) of the certificate PgBouncer serves and of its client certificate to
+    PostgreSQL, both in use: the pgbouncer role issues both again with new keys made on the pooler, activates them and
+    proves the new server certificate served, then the CRLs list the serials. Afterwards the app logs in through
+    PgBouncer with verify-full, PgBouncer reaches PostgreSQL with its new client certificate, and the stolen client
+    certificate, accepted by PostgreSQL before, is refused ("certificate revoked")."""
+    copied = APP.run(f"rm -rf /root/stolen && mkdir -m 700 /root/stolen && cp {TLS}/server.key {TLS}/client/postgresql.crt "
+                     f"{TLS}/client/postgresql.key /root/stolen/")
+    assert copied.rc == 0, copied.stderr
+    assert stolen_client_login().stdout.strip() == "app"
+    serials = {"server": serial_of(f"{TLS}/server.crt"), "client": serial_of(f"{TLS}/client/postgresql.crt")}
+    rc, out = playbook("revoke", "-e", json.dumps({"pgtls_revoke_serials": [f"0x{s}" for s in serials.values()]}))
+    assert rc == 0, out[-4000:]
+    order = [out.index(marker) for marker in ("Pending serials - PgBouncer replaces", "Publish the pending revocations",
+                                              "Revoked names rejected by every PgBouncer")]
+    assert order == sorted(order), out[-4000:]
+    assert serial_of(f"{TLS}/server.crt") != serials["server"]
+    assert serial_of(f"{TLS}/client/postgresql.crt") != serials["client"]
+    for key in ("server.key", "client/postgresql.key"):
+        assert APP.run(f"cmp -s /root/stolen/{os.path.basename(key)} {TLS}/{key}").rc != 0, f"{key}: the old key stays"
+    assert served_fingerprint() == installed_fingerprint()
+    done = psql(sql="select ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()")
+    assert done.rc == 0 and done.stdout.strip() == "t|/CN=pgbouncer", done.stderr
+    refused = stolen_client_login()
+    assert refused.rc != 0 and "certificate revoked" in refused.stderr, refused.stderr
+
+
 def test_audit_reports_pgbouncer():
     """The table row, and the JSON report and metrics: PgBouncer's certificate is kind pooler, ready, with its
     renewal time, and its chain's CAs have a leaf's lifetime and renewal window left (ca_validity)."""

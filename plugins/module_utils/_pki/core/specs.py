@@ -118,6 +118,7 @@ CLIENT_CERT = {
     "formats": {"type": "list", "elements": "str", "default": ["pem"], "choices": ["pem", "pkcs8_der", "pkcs12"]},
     "pkcs12_passphrase": {"type": "str", "no_log": True},
     "crl": {"type": "bool", "default": False},
+    "crl_only": {"type": "bool", "default": False},
     **OWNERSHIP,
     **RENEWAL,
     **RECORD,
@@ -201,7 +202,7 @@ HOST_ITEM = {
 }
 
 HOST_MATERIAL = {
-    "stage": {"type": "str", "default": "prepare", "choices": ["prepare", "install"]},
+    "stage": {"type": "str", "default": "prepare", "choices": ["prepare", "install", "crl"]},
     "items": {"type": "list", "elements": "dict", "required": True, "options": HOST_ITEM},
 }
 

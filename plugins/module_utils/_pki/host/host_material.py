@@ -171,6 +171,8 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
                 raise PkiError(f"{path} is also used by {owners[real]}", where=f"{item.where}.{option}")
             owners.setdefault(real, f"{item.where}.{option}")
         folder = os.path.dirname(os.path.abspath(item.key_path))
+        if stage == "crl":
+            continue  # a client not set up yet is left for its first issue
         if not isdir(folder):
             if stage == "install" or not item.create_dir:
                 raise PkiError(f"folder {folder} does not exist", where=f"{item.where}.key_path")
@@ -326,19 +328,7 @@ def _checked_install(item: Item, certificate: str | None, root: str | None, crl:
         raise PkiError("stage=install needs a certificate for every item", where=f"{item.where}.certificate")
     chain = compat.load_certificates(certificate.encode(), f"{item.where}.certificate")
     if root:
-        from ..core.issue import signed_by
-
-        anchor = compat.load_certificates(root.encode(), f"{item.where}.root")[0]
-        top = chain[-1]
-        # A chain of a leaf alone cannot be followed up to the root here; one that holds its intermediates must end
-        # at a certificate this root issued (or at the root itself).
-        constraints = extension(top, x509.BasicConstraints)
-        leaf_only = not (constraints and constraints.ca) and top.issuer != anchor.subject
-        if not leaf_only and not signed_by(top, anchor) and not (top.subject == anchor.subject and
-                                                                 signed_by(anchor, anchor)):
-            raise PkiError(f"{anchor.subject.rfc4514_string()} did not issue {chain[-1].subject.rfc4514_string()}, the "
-                           "top of the certificate's chain: the root installed next to it must be its own",
-                           where=f"{item.where}.root")
+        _check_root(item, chain, root)
     pending = read_bytes(item.pending_path, f"{item.where}.key_path", missing_ok=True, nofollow=True)
     key_data = pending if pending is not None else read_bytes(item.key_path, f"{item.where}.key_path", nofollow=True)
     key = load_private_key(key_data, None, f"{item.where}.key_path ({item.key_path})")
@@ -350,6 +340,21 @@ def _checked_install(item: Item, certificate: str | None, root: str | None, crl:
     if crl:
         _check_crls(item, chain, root, crl)
     return pending is not None, key, chain, crl
+
+
+def _check_root(item: Item, chain: list, root: str) -> None:
+    """The root given for an item is its chain's own: a chain of a leaf alone cannot be followed up to the root here;
+    one that holds its intermediates must end at a certificate this root issued (or at the root itself)."""
+    from ..core.issue import signed_by
+
+    anchor = compat.load_certificates(root.encode(), f"{item.where}.root")[0]
+    top = chain[-1]
+    constraints = extension(top, x509.BasicConstraints)
+    leaf_only = not (constraints and constraints.ca) and top.issuer != anchor.subject
+    if not leaf_only and not signed_by(top, anchor) and not (top.subject == anchor.subject and signed_by(anchor, anchor)):
+        raise PkiError(f"{anchor.subject.rfc4514_string()} did not issue {chain[-1].subject.rfc4514_string()}, the "
+                       "top of the certificate's chain: the root installed next to it must be its own",
+                       where=f"{item.where}.root")
 
 
 def _check_crls(item: Item, chain: list, root: str | None, crl: str) -> None:
@@ -380,6 +385,41 @@ def install(plan: planner.Plan, item: Item, raw: dict, checked: tuple) -> list[s
     return changes + formats.ensure_formats(plan, item, key, chain)
 
 
+def _plan_crl_stage(plan: planner.Plan, items: list[Item], raws: list[dict]) -> dict:
+    """stage=crl: only the CRL files, of the items whose certificate is in place, every one checked before the first
+    write (no other file of an item is claimed, read or written)."""
+    present = []
+    for item, raw in zip(items, raws):
+        if not item.crl_path or not raw.get("crl"):
+            raise PkiError("stage=crl needs crl_path and crl for every item", where=f"{item.where}.crl")
+        if plan.isdir(os.path.dirname(os.path.abspath(item.cert_path))):
+            claim(plan, item)  # every file of the item, as the other stages: a link, a file of another kind, ...
+            if plan.exists(item.cert_path):
+                present.append(item.name)
+    crls = [_checked_crl(plan, item, raw) if item.name in present else None for item, raw in zip(items, raws)]
+    results = [{"name": item.name, "changes": refresh_crl(plan, item, crl) if crl else []}
+               for item, crl in zip(items, crls)]
+    return {"changed": any(r["changes"] for r in results), "item_results": results}
+
+
+def _checked_crl(plan: planner.Plan, item: Item, raw: dict) -> str:
+    """stage=crl, before anything is written: the installed certificate is one, and the CRLs hold a current CRL of
+    each CA of its chain and of each root of ``root`` (as install checks them)."""
+    chain = compat.load_certificates(plan.read(item.cert_path, f"{item.where}.cert_path"), f"{item.where}.cert_path")
+    if raw.get("root"):
+        _check_root(item, chain, raw["root"])
+    _check_crls(item, chain, raw.get("root"), raw["crl"])
+    return raw["crl"]
+
+
+def refresh_crl(plan: planner.Plan, item: Item, crl: str) -> list[str]:
+    """stage=crl: only the CRL file (items may share it)."""
+    if _shared(plan, item.crl_path, "crl_path") and plan._claim_of(item.crl_path).where != f"{item.where}.crl_path":
+        return []
+    written = plan.write(item.crl_path, crl.encode(), item.file_attrs, kind="crl", where=f"{item.where}.crl_path")
+    return [f"{item.crl_path}: {c}" for c in written]
+
+
 def claim(plan: planner.Plan, item: Item) -> None:
     """Every file of an item, claimed before anything is read: a link, a folder, a file of another kind, or a CA
     folder's file at any of them stops the run here, naming the option (prepare claims what the install writes)."""
@@ -403,6 +443,8 @@ def plan_items(plan: planner.Plan, items: list[Item], raws: list[dict], stage: s
     """Declare every item's files to ``plan`` (prepare: key, CSR, owner and mode; install: certificate, root, key
     activation, other formats); return the module's result."""
     check_plan(items, stage, plan)
+    if stage == "crl":
+        return _plan_crl_stage(plan, items, raws)
     for item in items:
         claim(plan, item)
     if stage == "prepare":

@@ -257,6 +257,10 @@ BASES = [
         "pkcs8_path": f"{W}/out/app.pk8", "pkcs12_path": f"{W}/out/app.p12", "pkcs12_passphrase": "matrix",
         "certificate": "@PEM:app_chain@", "root": "@PEM:pki_root_crt@", "crl_path": f"{W}/out/root.crl",
         "crl": "@PEM:crl_pem@"}]}),
+    # Only the CRL file, beside a certificate in place (the client role's crl entry point).
+    Base("host_material", "crl", {"stage": "crl", "items": [{
+        "name": "leaf", "key_path": f"{W}/out/leaf.key", "cert_path": f"{W}/out/leaf.crt",
+        "crl_path": f"{W}/out/root.crl", "crl": "@PEM:crl_pem@", "root": "@PEM:pki_root_crt@"}]}),
     Base("host_material", "prepare", {"stage": "prepare", "items": [{
         "name": "new", "key_path": f"{W}/out/new.key", "cert_path": f"{W}/out/new.crt", "csr_path": f"{W}/out/new.csr",
         "common_name": "new"}]}),

@@ -153,3 +153,35 @@ def test_host_material_refuses_crls_of_another_ca_naming_the_item(work, tmp_path
         "crl": (other / "crl.pem").read_text()}]})
     assert done.get("failed") and done["msg"].startswith("items[0] (app).crl: no CRL signed by CN=Option CA"), done
     assert tree(work) == before
+
+
+def test_crl_only_refreshes_root_crl_where_a_certificate_is_and_issues_nothing(work):
+    """What the playbooks run before the servers present a certificate of a new CA: root.crl follows the CA folder,
+    and nothing else changes - no certificate renewed, no key made for a client not set up yet (reissue would be due:
+    the intermediate is new)."""
+    first = run("client_cert", client_args(work, "app"))
+    assert not first.get("failed"), first.get("msg")
+    crt = (work / "out" / "app" / "postgresql.crt").read_bytes()
+    # A rotation: the old intermediate to previous/, a new one made with its CRL (crl.pem holds both).
+    assert not run("intermediate_rotation", {"pki_dir": str(work / "pki"), "step": "start"}).get("failed")
+    assert run("ca_folder", {"path": str(work / "pki"), "root_common_name": "Option Root",
+                             "intermediate_common_name": "Option CA"})["changed"]
+    before = tree(work / "out")
+    done = run("client_cert", client_args(work, "app", "newcomer", crl_only=True))
+    assert not done.get("failed"), done.get("msg")
+    assert done["issued"] == 0 and done["changed"]
+    assert [(c["name"], c["changed"]) for c in done["clients"]] == [("app", True), ("newcomer", False)]
+    assert (work / "out" / "app" / "root.crl").read_bytes() == (work / "pki" / "crl.pem").read_bytes()
+    assert (work / "out" / "app" / "postgresql.crt").read_bytes() == crt
+    assert not (work / "out" / "newcomer").exists()
+    after = tree(work / "out")
+    # Only root.crl is new (its folder's entry changes with it).
+    assert {k for k in set(after) | set(before) if after.get(k) != before.get(k)} - {"app"} == {"app/root.crl"}
+    again = run("client_cert", client_args(work, "app", "newcomer", crl_only=True))
+    assert not again["changed"] and tree(work / "out") == after
+
+
+def test_crl_only_needs_crl(work):
+    done = run("client_cert", client_args(work, "app", crl=False, crl_only=True))
+    assert done.get("failed") and done["msg"] == "crl_only: crl_only needs crl (the CRL files are all it writes)"
+    assert list((work / "out").iterdir()) == []
