@@ -42,7 +42,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
 # The other formats sit beside libpq's files (constants.LIBPQ_*).
 PKCS8_FILE, PKCS12_FILE = "postgresql.pk8", "postgresql.p12"
 # A client's CRLs with fewer days left than this are installed with a warning: libpq refuses every server once one
-# has expired, so the clients playbook must run again after the site playbook signed new ones.
+# has expired (a site run signs new ones when due and gives them to these clients: crls_first.yml).
 CRL_WARN_DAYS = 7
 
 
@@ -218,8 +218,8 @@ class ActionModule(IssuingAction):
         if self.crl_due and self.crl_due - compat.now() < dt.timedelta(days=CRL_WARN_DAYS):
             result["warnings"].append(
                 f"the CRLs installed for the clients expire on {self.crl_due.isoformat()} (nextUpdate), after which "
-                "libpq refuses every server: run the site playbook (pgtls.ssl.server, it signs new ones), then this "
-                "again")
+                "libpq refuses every server: run the site playbook (it signs new ones when due and installs them on "
+                "these clients)")
         if self.skipped:
             where = "the controller" if self.on_controller(params) else "the host"
             result["warnings"] += [

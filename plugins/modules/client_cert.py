@@ -121,7 +121,8 @@ options:
       - With a CRL, libpq checks every CA of the server's chain (C(X509_V_FLAG_CRL_CHECK_ALL)) and refuses every
         server once a CRL has expired, so the CRLs are checked first - one current CRL signed by each CA the client
         trusts - and refused otherwise, naming the file; fewer than 7 days left gives a warning. Run this again
-        after the site playbook signed new CRLs (RV(crl_next_update) says when they expire).
+        whenever the CA folder signed new CRLs (the site playbook does, for the client role's
+        C(pgtls_client_crl)); RV(crl_next_update) says when they expire.
       - Drivers that do not read C(root.crl) by themselves (JDBC, asyncpg, node-postgres) ignore it.
     type: bool
     default: false
