@@ -1,4 +1,5 @@
-"""Verify from inside the host, with real clients: files, served certificate, verify-full, cert login, CRL."""
+"""Verify from inside the host, with real clients: files, served certificate, verify-full, cert login, CRL; and
+after the broken inputs of side_effect.yml, every cluster runs and serves the certificate it served before them."""
 
 from __future__ import annotations
 
@@ -100,3 +101,22 @@ def test_no_snapshot_or_key_copy_left(host, cluster, port):
     copies = host.run(f"find / -xdev -type f -size -64k ! -path /proc/\\* -exec sha256sum {{}} + 2>/dev/null "
                       f"| grep {key}").stdout.split("\n")
     assert [line.split()[1] for line in copies if line] == [f"/etc/postgresql/15/{cluster}/tls/server.key"]
+
+
+@pytest.mark.parametrize("cluster,port", CLUSTERS)
+def test_broken_input_left_the_server_as_it_was(host, cluster, port):
+    """side_effect.yml: each broken run failed with its message (asserted there); the cluster runs, serves and has
+    installed the certificate recorded before them, and its files are the good ones."""
+    conf = f"/etc/postgresql/15/{cluster}"
+    assert host.service(f"postgresql@15-{cluster}").is_running
+    expected = host.file(f"/root/expected-fingerprint-{cluster}").content_string.strip()
+    assert re.match(r"(sha256|SHA256) Fingerprint=", expected), expected
+    served = host.run(f"openssl s_client -starttls postgres -connect 127.0.0.1:{port} </dev/null 2>/dev/null "
+                      "| openssl x509 -noout -fingerprint -sha256")
+    installed = host.run(f"openssl x509 -in {conf}/tls/server.crt -noout -fingerprint -sha256")
+    assert served.stdout.strip() == expected
+    assert installed.stdout.strip() == expected
+    hba = host.file(f"{conf}/pg_hba.conf").content_string
+    assert "md6" not in hba and "clientcert" not in hba
+    settings = host.file(f"{conf}/conf.d/pgtls.conf").content_string
+    assert "NOSUCHCIPHER" not in settings and ":NULL" not in settings
