@@ -359,3 +359,34 @@ def test_site_starts_the_intermediate_rotation_when_it_is_due(fleet):
     assert not (pki / "previous").exists()
     for host in HOSTS:
         assert verify_full(fleet, host, pki / "root.crt").returncode == 0
+
+
+def test_a_host_left_alone_keeps_its_files_and_the_others_refuse_its_revoked_certificate(fleet):
+    """pgtls_revoke_leave_hosts (a host being retired): refused for key_compromise and for a name not in the
+    inventory, before anything changes; with cessation_of_operation, db2's serial is published at once, db1 gets
+    the CRL that revokes it and refuses db2's certificate, and db2 is not touched (every file the role writes, to
+    the inode and mtime); the run says so."""
+    serial = first_cert(tls(fleet, "db2") / "server.crt").serial_number
+    registry = (fleet["pki"] / "revoked.yml").read_bytes()
+    before = watched_files(fleet)
+    for extra, message in (({}, "a certificate revoked for key_compromise is replaced on every host that uses it"),
+                           ({"pgtls_revoke_leave_hosts": ["db3"]}, "names db3, not an inventory host")):
+        args = {"pgtls_revoke_serials": [f"0x{serial:X}"], "pgtls_revoke_leave_hosts": ["db2"], **extra}
+        done = play(fleet, "revoke", check=False, **args)
+        assert done.returncode != 0 and message in " ".join(done.stdout.split()), done.stdout[-3000:]
+        assert (fleet["pki"] / "revoked.yml").read_bytes() == registry
+        assert watched_files(fleet) == before
+    done = play(fleet, "revoke", pgtls_revoke_serials=[f"0x{serial:X}"], pgtls_revoke_reason="cessation_of_operation",
+                pgtls_revoke_leave_hosts=["db2"])
+    assert f"left alone: db2 - not replaced and given no new CRL by this run; each may still use a certificate with " \
+           f"serial 0x{serial:X}" in " ".join(done.stdout.split()), done.stdout[-3000:]
+    assert {path: found for path, found in watched_files(fleet).items() if "/db2/" in path} == \
+        {path: found for path, found in before.items() if "/db2/" in path}
+    crl = x509.load_pem_x509_crl((fleet["pki"] / "intermediate.crl").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    assert crl.public_bytes(Encoding.PEM).strip() in (tls(fleet, "db1") / "root.crl").read_bytes()
+    refused = subprocess.run(["openssl", "verify", "-crl_check", "-CAfile", str(tls(fleet, "db1") / "root.crt"),
+                              "-CRLfile", str(tls(fleet, "db1") / "root.crl"), "-untrusted",
+                              str(tls(fleet, "db2") / "server.crt"), str(tls(fleet, "db2") / "server.crt")],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "certificate revoked" in refused.stdout + refused.stderr, refused
