@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import revocation_findings
+
 DOCUMENTATION = r"""
 name: audit_entries
 short_description: Turn the audit's per-cluster validate results into entries for pgtls.ssl.audit_report
@@ -38,6 +40,14 @@ options:
         C(pgbouncer:6432)), C(port), C(running).
     type: str
     default: __pgtls_cluster
+  revocations:
+    description:
+      - What the CA folder revokes (P(pgtls.ssl.revocations#lookup)). An installed certificate whose serial it revokes,
+        or whose key it records as compromised, gets a failed C(revoked) finding naming it (the report's record is
+        C(revoked), not C(ready), and its metric C(pgtls_certificate_revoked) is 1); a standby's replication
+        certificate a failed C(replication_certificate) one.
+    type: dict
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""
@@ -55,10 +65,10 @@ _value:
 
 
 def audit_entries(results, host: str, renewal: dict | None = None, kind: str = "server",
-                  loop_var: str = "__pgtls_cluster") -> list[dict]:
+                  loop_var: str = "__pgtls_cluster", revocations: dict | None = None) -> list[dict]:
     items = results.get("results", []) if isinstance(results, dict) else list(results or [])
     entries = []
-    for item in items:
+    for item in revocation_findings(items, revocations):
         cluster = item.get(loop_var) or {}
         result = {k: v for k, v in item.items() if not k.startswith("_") and k not in ("item", "invocation")}
         entries.append({"host": host, "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",

@@ -37,6 +37,22 @@ def revocation_problems(certificate, revocations) -> list[str]:
     return problems
 
 
+def revocation_findings(items: list, revocations: Mapping | None) -> list:
+    """The audit's validate results (one item per cluster), each with a failed finding per problem
+    revocation_problems finds in the certificate it holds (``revoked``: the report's record is then ``revoked`` and
+    not ``ready``) and in a standby's replication certificate (``replication_certificate``; the item's, from
+    replication_findings): the table's row, the report's record and its metrics all read them there."""
+    merged = []
+    for item in items:
+        extra = [{"check": "revoked", "status": "fail", "message": message}
+                 for message in revocation_problems(item.get("certificate"), revocations)]
+        extra += [{"check": "replication_certificate", "status": "fail", "message": f"replication certificate: {message}"}
+                  for message in revocation_problems(item.get("replication_certificate"), revocations)]
+        merged.append(dict(item, findings=list(item.get("findings") or []) + extra,
+                           fail_count=item.get("fail_count", 0) + len(extra)) if extra else item)
+    return merged
+
+
 def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = "__pgtls_cluster",
                revocations: Mapping | None = None) -> list[dict]:
     """One row per cluster from the registered result of the audit's looped pgtls.ssl.validate task (each item
@@ -49,7 +65,7 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
     serial the CA folder revokes, or whose key it records as compromised, fails its row."""
     items = results.get("results", []) if isinstance(results, Mapping) else list(results or [])
     rows = []
-    for item in items:
+    for item in revocation_findings(items, revocations):
         cluster = item.get(loop_var) or {}
         findings = item.get("findings") or []
         problems = [f.get("message", "") for f in findings if f.get("status") != "ok"]
@@ -59,10 +75,6 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             f"PostgreSQL is not running (pg_isready: no answer on port {cluster.get('port')}): it serves nothing"
             + (" (accepted: pgtls_allow_stopped)" if allow_stopped else "")]
         certificate = item.get("certificate")
-        # A standby's replication certificate too (replication_findings put it in the item).
-        revoked = revocation_problems(certificate, revocations) + [
-            f"replication certificate: {problem}"
-            for problem in revocation_problems(item.get("replication_certificate"), revocations)]
         rows.append({
             "host": host,
             "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",
@@ -75,11 +87,10 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             "key_ok": bool(perms) and all(f.get("status") == "ok" for f in perms),
             "replication": replication_summary(findings),
             "running": running,
-            "fail": item.get("fail_count", 1) > 0 or bool(item.get("failed", False)) or not (running or allow_stopped)
-            or bool(revoked),
+            "fail": item.get("fail_count", 1) > 0 or bool(item.get("failed", False)) or not (running or allow_stopped),
             "warn": item.get("warn_count", 0) > 0 or not running,
-            "problems": stopped + revoked + problems + ([str(item.get("msg", "validate returned no findings"))]
-                                                        if "findings" not in item else []),
+            "problems": stopped + problems + ([str(item.get("msg", "validate returned no findings"))]
+                                              if "findings" not in item else []),
         })
     return rows
 

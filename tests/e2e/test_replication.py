@@ -686,13 +686,25 @@ def test_a_serial_in_use_revoked_for_key_compromise_is_replaced_first_and_the_st
                                            "reason": "key_compromise", "pending": True}}]}]))
     run_playbook(str(record), {})
     audit = str(ROOT / "playbooks" / "audit.yml")
-    found = run_playbook(audit, {"pgtls_servers_group": "pgtls_replicas"}, "-i", path, check=False)
+    report, metrics = tmp / "audit.json", tmp / "audit.prom"
+    found = run_playbook(audit, {"pgtls_servers_group": "pgtls_replicas", "pgtls_audit_json": str(report),
+                                 "pgtls_audit_metrics": str(metrics)}, "-i", path, check=False)
     text = " ".join(found.stdout.split())
     assert found.returncode != 0 and "2 cluster(s) break the policy: primary 15/repl, standby 15/repl" in text, \
         found.stdout[-3000:]
     assert f"the certificate in use (serial {serial_hex(serials[0])}) is revoked in the CA folder (key_compromise " \
         "(pending))" in text and "revoked for key_compromise: a new key is needed" in text, found.stdout[-3000:]
     assert f"replication certificate: the certificate in use (serial {serial_hex(serials[1])}) is revoked" in text
+    # The report files say it too: the primary's record revoked (a failed revoked finding), the standby's record a
+    # failed replication_certificate finding; the metric per cluster.
+    records = {r["host"]: r for r in json.loads(report.read_text())["servers"]}
+    assert (records["primary"]["revoked"], records["primary"]["ready"]) == (True, False), records["primary"]
+    assert {f["check"] for f in records["primary"]["findings"] if f["status"] == "fail"} == {"revoked"}
+    assert records["standby"]["revoked"] is False and any(
+        f["check"] == "replication_certificate" and f["status"] == "fail" and "is revoked in the CA folder" in f["message"]
+        for f in records["standby"]["findings"]), records["standby"]["findings"]
+    assert 'pgtls_certificate_revoked{host="primary",cluster="15/repl"} 1' in metrics.read_text()
+    assert 'pgtls_certificate_revoked{host="standby",cluster="15/repl"} 0' in metrics.read_text()
     with Steady(trust, primary, standby) as steady, Watch(standby) as watch:
         done = run_playbook(revoke, extra, "-i", path)
     print(f"\ncompromise response: {steady.ok} verify-full connections, {len(steady.failed)} failed; standby "

@@ -45,6 +45,7 @@ SCHEMA = {
             "properties": {
                 "host": {"type": "string"}, "cluster": {"type": "string"}, "port": {"type": "integer"},
                 "status": {"enum": ["ok", "warn", "fail"]}, "running": {"type": "boolean"}, "ready": {"type": "boolean"},
+                "revoked": {"type": "boolean"},
                 "kind": {"enum": list(KINDS)},
                 "renewal": {"type": ["object", "null"], "required": ["days", "percent"],
                             "properties": {"days": {"type": "integer"}, "percent": {"type": "integer"}}},
@@ -130,7 +131,9 @@ METRICS = {
     "pgtls_certificate_renewal_timestamp_seconds": "When a cluster's installed certificate is due for renewal (the "
                                                    "host's renew_before_days and renew_before_percent; kind).",
     "pgtls_certificate_ready": "1 when the cluster serves its installed certificate and that certificate is valid "
-                               "now, matches its key and names and chains to the CA.",
+                               "now, matches its key and names and chains to the CA, and is not revoked.",
+    "pgtls_certificate_revoked": "1 when the cluster's installed certificate is revoked in the CA folder or its key "
+                                 "is recorded as compromised.",
     "pgtls_ca_certificate_expiry_timestamp_seconds": "Not-after of each CA (intermediate, root) of a cluster's chain.",
     "pgtls_served_matches_installed": "1 when the cluster serves the installed certificate (proven by a handshake).",
     "pgtls_cluster_running": "1 when the cluster answered the TLS probe.",
@@ -173,6 +176,7 @@ def to_prometheus(report: dict) -> str:
                 if cert.get(field):
                     add(metric, int(_parse(cert[field]).timestamp()), **where, kind=kind)
         add("pgtls_certificate_ready", int(r["ready"]), **where)
+        add("pgtls_certificate_revoked", int(r.get("revoked", False)), **where)
         for ca in r["chain"]:
             if ca and ca.get("not_after"):
                 add("pgtls_ca_certificate_expiry_timestamp_seconds", int(_parse(ca["not_after"]).timestamp()), **where,
@@ -421,7 +425,7 @@ def _crl(raw, where: str) -> dict:
 
 # The checks of M(pgtls.ssl.validate) about the installed certificate itself: none failed (and served = installed)
 # is what cert-manager calls a ready certificate.
-READY_CHECKS = ("validity", "order", "chain", "key_match", "hostname")
+READY_CHECKS = ("validity", "order", "chain", "key_match", "hostname", "revoked")
 
 
 def _renewal(raw, where: str) -> RenewPolicy | None:
@@ -489,6 +493,8 @@ def record(entry, allow_stopped: bool = False, where: str = "servers[0]", now: d
         "running": running,
         "kind": kind,
         "ready": ready,
+        # Its installed certificate is revoked in the CA folder, or its key compromised (the audit's revoked finding).
+        "revoked": any(f["check"] == "revoked" and f["status"] == "fail" for f in findings),
         "renewal": None if renewal is None else {"days": renewal.days, "percent": renewal.percent},
         "installed": installed,
         "replication": replication,

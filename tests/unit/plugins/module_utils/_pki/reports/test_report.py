@@ -172,3 +172,34 @@ def test_a_pgbouncer_record_is_kind_pooler_and_a_wrong_kind_is_refused(tmp_path)
     with pytest.raises(PkiError) as failed:
         report.record(dict(entry, kind="<x>"))
     assert failed.value.where == "servers[0].kind" and "'<x>' is not one of server, pooler" in str(failed.value)
+
+
+def test_a_revoked_certificate_in_use_is_its_records_finding_and_a_metric(tmp_path):
+    """audit_entries with the CA folder's revocations (lookup pgtls.ssl.revocations, in the formats validate
+    reports): an installed certificate whose serial the registry revokes, or whose key it records as compromised,
+    is a failed ``revoked`` finding naming it; its record is ``revoked``, not ``ready`` and fails, and
+    pgtls_certificate_revoked is 1 for it, 0 for a cluster whose certificate the registry does not name."""
+    from ansible_collections.pgtls.ssl.plugins.filter.audit_entries import audit_entries
+
+    result = _served(_result(tmp_path))
+    held = result["certificate"]
+    now = dt.datetime.now(dt.timezone.utc)
+    cluster = {"version": 15, "name": "main", "port": 5432, "running": True}
+    registries = {"serial": ({"serials": {held["serial"]: "superseded"}, "keys": {}}, f"(serial {held['serial']}) is "
+                             "revoked in the CA folder (superseded)"),
+                  "key": ({"serials": {}, "keys": {held["public_key_fingerprint"]: "0A (db9)"}},
+                          "the key in use is the key of certificate 0A (db9), revoked for key_compromise")}
+    for why, (revocations, message) in registries.items():
+        (entry,) = audit_entries([dict(result, __pgtls_cluster=cluster)], "db1", revocations=revocations)
+        record = report.record(entry, now=now)
+        assert (record["revoked"], record["ready"], record["status"]) == (True, False, "fail"), why
+        failed = [f for f in record["findings"] if f["status"] == "fail"]
+        assert [f["check"] for f in failed] == ["revoked"] and message in failed[0]["message"], (why, failed)
+    (entry,) = audit_entries([dict(result, __pgtls_cluster=cluster)], "db2",
+                             revocations={"serials": {"77": "superseded"}, "keys": {"ab12": "77 (db9)"}})
+    clean = report.record(entry, now=now)
+    assert (clean["revoked"], clean["ready"], clean["status"]) == (False, True, "ok")
+    text = report.to_prometheus(report.build([record, clean], None, 14, now))
+    assert 'pgtls_certificate_revoked{host="db1",cluster="15/main"} 1' in text
+    assert 'pgtls_certificate_revoked{host="db2",cluster="15/main"} 0' in text
+    assert 'pgtls_certificate_ready{host="db1",cluster="15/main"} 0' in text
