@@ -27,11 +27,13 @@ SQL = "select current_user || ' ' || client_serial from pg_stat_ssl where pid = 
 def command(driver: str, host: str, port: int | str, user: str, folder: str, *, classes: str, passphrase: str = "",
             psql: str = "psql", python: str = "/usr/bin/python3", jdbc_jar: str = JDBC_JAR) -> list[str]:
     """The command line that connects with sslmode=verify-full (or the driver's equivalent) to host:port as user,
-    with the client files of folder (postgresql.crt/.key/.pk8/.p12 and root.crt)."""
+    with the client files of folder (postgresql.crt/.key/.pk8/.p12 and root.crt, and root.crl when the folder has
+    one: libpq's sslcrl, Python's and Node's CRL options; the JDBC driver has none)."""
     if driver == "libpq":
+        crl = f" sslcrl={folder}/root.crl" if os.path.exists(f"{folder}/root.crl") else ""
         return [psql, "-X", "-At", "-c", SQL,
                 f"host={host} port={port} dbname=postgres user={user} sslmode=verify-full connect_timeout=10 "
-                f"sslrootcert={folder}/root.crt sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key"]
+                f"sslrootcert={folder}/root.crt sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key{crl}"]
     if driver in ("psycopg", "asyncpg"):
         return [python, str(HERE / "pgtls_python.py"), driver, host, str(port), user, folder]
     if driver == "node-pg":

@@ -8,6 +8,7 @@ The measured table is written to tests/output/drivers.md and must equal COMPATIB
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import PG_BIN, ROOT, plain_cluster, role_vars, run_playbook
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import Encoding
 
 # The driver programs and how each is started: shared with the Molecule fleet scenario (tests/drivers/).
 _spec = importlib.util.spec_from_file_location("pgtls_drivers", ROOT / "tests" / "drivers" / "pgtls_drivers.py")
@@ -127,3 +130,48 @@ def test_a_revoked_certificate_is_refused_by_every_driver(drivers_env):
         assert not ok, f"{driver} logged in with a revoked certificate: {out[-300:]}"
     still, out = connect(drivers_env, "libpq", "localhost", role("ec-p256"))
     assert still, out
+
+
+# The drivers that check the server's certificate against a CRL when the client folder has root.crl (what the client
+# role writes with pgtls_client_crl), and how each refuses a revoked one (measured). The JDBC driver has no CRL
+# setting: it connects (documented; the collection replaces a revoked server certificate before it publishes).
+CRL_REFUSAL = {"libpq": "certificate verify failed", "psycopg": "certificate verify failed",
+               "asyncpg": "certificate revoked", "node-pg": "certificate revoked"}
+
+
+def test_a_revoked_server_certificate_is_refused_by_every_driver_that_reads_a_crl(drivers_env):
+    """A client folder with root.crl: the CA folder's CRLs as they are (every driver connects), then with an
+    intermediate CRL that revokes the server's certificate (as after a stolen server key): libpq, psycopg, asyncpg
+    and node-postgres refuse the server, the JDBC driver (no CRL setting) connects."""
+    cluster, _extra, clients, classes, pki = drivers_env
+    user = role("ec-p256")
+    served = x509.load_pem_x509_certificate((cluster.data / "tls" / "server.crt").read_bytes())
+    issuer_key = serialization.load_pem_private_key((pki / "intermediate.key").read_bytes(), None)
+    current = x509.load_pem_x509_crl((pki / "intermediate.crl").read_bytes())
+    now = dt.datetime.now(dt.timezone.utc)
+    revoking = (x509.CertificateRevocationListBuilder().issuer_name(current.issuer).last_update(now)
+                .next_update(now + dt.timedelta(days=1))
+                .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(served.serial_number)
+                                         .revocation_date(now).build())
+                .add_extension(x509.CRLNumber(current.extensions.get_extension_for_class(x509.CRLNumber).value
+                                              .crl_number + 1), critical=False)
+                .sign(issuer_key, hashes.SHA256()))
+    root_crl = (pki / "root.crl").read_bytes()
+    folders = {"current CRLs": root_crl + (pki / "intermediate.crl").read_bytes(),
+               "server revoked": root_crl + revoking.public_bytes(Encoding.PEM)}
+    env = DRIVER_PROGRAMS.environment(str(NODE_MODULES), home=str(cluster.base))
+    failures, seen = [], {}
+    for label, crl in folders.items():
+        folder = clients / label.replace(" ", "-")
+        shutil.copytree(clients / user, folder)
+        (folder / "root.crl").write_bytes(crl)
+        for driver in DRIVERS:
+            done = DRIVER_PROGRAMS.run(DRIVER_PROGRAMS.command(driver, "localhost", cluster.port, user, str(folder),
+                                                               classes=str(classes), passphrase=P12_PASSPHRASE,
+                                                               psql=str(PG_BIN / "psql")), env)
+            seen[(label, driver)] = done["ok"]
+            refusal = CRL_REFUSAL.get(driver) if label == "server revoked" else None
+            if (not done["ok"]) != bool(refusal) or (refusal and refusal not in done["out"]):
+                failures.append(f"{label}, {driver}: {'connected' if done['ok'] else 'refused'}: {done['out'][-300:]}")
+    print("\n" + "; ".join(f"{label} {driver}: {'connects' if ok else 'refused'}" for (label, driver), ok in seen.items()))
+    assert not failures, "\n".join(failures)
