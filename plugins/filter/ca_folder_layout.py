@@ -50,8 +50,6 @@ _value:
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout  # noqa: E402
-
 # The paths a role or playbook may name (the CA keys and the folder's state are the modules' alone).
 PATHS = ("root_cert", "root_crl", "intermediate_cert", "intermediate_crl", "crl_bundle", "registry", "archive",
          "clients", "previous", "retired")
@@ -60,6 +58,10 @@ PATHS = ("root_cert", "root_crl", "intermediate_cert", "intermediate_crl", "crl_
 def ca_folder_layout(folder: str) -> dict:
     if not isinstance(folder, str) or not folder.strip():
         raise AnsibleFilterError(f"ca_folder_layout: the input is a CA folder's path, got {folder!r}")
+    # Imported when called: Layout loads cryptography, and Ansible imports every filter file of the collection in
+    # each forked worker that uses any one of them.
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
+
     layout = Layout(folder)
     return {name: getattr(layout, name) for name in PATHS}
 

@@ -40,7 +40,13 @@ _value:
   type: int
 """
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import ca_min_days  # noqa: E402
+
+def ca_min_days(valid_days, renew_before_days, renew_before_percent):
+    # Imported when called: checks.py loads cryptography, and Ansible imports every filter file of the collection in
+    # each forked worker that uses any one of them.
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import ca_min_days as days
+
+    return days(valid_days, renew_before_days, renew_before_percent)
 
 
 class FilterModule:

@@ -4,7 +4,7 @@
 """Filters the server role and the playbooks use for fleet-level checks and summaries on the controller.
 
 Each filter is documented in its own file next to this one: trust_problems.yml, cluster_failures.yml,
-fleet_endpoints.yml, session_targets.yml.
+fleet_endpoints.yml, session_targets.yml, hosts_except.yml.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
     cluster_failures,
     fleet_endpoints,
+    hosts_except,
     session_targets,
     trust_problems,
 )
@@ -24,4 +25,5 @@ class FilterModule:
             "cluster_failures": cluster_failures,
             "fleet_endpoints": fleet_endpoints,
             "session_targets": session_targets,
+            "hosts_except": hosts_except,
         }

@@ -26,10 +26,13 @@ description:
     counted twice.
   - The playbook C(pgtls.ssl.rotate) calls it with C(pgtls_rotate_intermediate=start|retire), and with O(step=auto)
     otherwise; the playbook C(pgtls.ssl.site) with O(step=auto) before its servers.
+  - Runs in the controller's own process (an action plugin with no module), like M(pgtls.ssl.ca_folder), since the
+    CA folder is on the controller; the step site takes on every run costs no module execution.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   platform:
     platforms: posix
@@ -37,6 +40,12 @@ attributes:
     support: full
     details: Reports the moves it would make.
   diff_mode:
+    support: none
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
     support: none
 options:
   pki_dir:
@@ -99,22 +108,3 @@ days_left:
   returned: O(step=auto)
   type: int
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.runner import run
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import INTERMEDIATE_ROTATION
-
-try:
-    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.intermediate_rotation import rotate
-except ImportError:  # cryptography missing: run() reports it
-    rotate = None
-
-
-def main() -> None:
-    module = AnsibleModule(argument_spec=INTERMEDIATE_ROTATION, supports_check_mode=True)
-    run(module, rotate)
-
-
-if __name__ == "__main__":
-    main()

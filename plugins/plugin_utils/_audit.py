@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports.report import replication_summary
-
 # The audit table's columns: host, cluster, days, served, key, protocol, direct, replication, status, problems.
 TABLE_FORMAT = "%-24s %-12s %5s %-6s %-6s %-9s %-6s %-13s %-7s %s"
 TABLE_HEADER = ("host", "cluster", "days", "served", "key", "protocol", "direct", "replication", "status", "problems")
@@ -85,7 +83,7 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
             "protocol": _served(item, "protocol", "-"),
             "direct_tls": _served(item, "direct_tls", None),
             "key_ok": bool(perms) and all(f.get("status") == "ok" for f in perms),
-            "replication": replication_summary(findings),
+            "replication": _replication_summary(findings),
             "running": running,
             "fail": item.get("fail_count", 1) > 0 or bool(item.get("failed", False)) or not (running or allow_stopped),
             "warn": item.get("warn_count", 0) > 0 or not running,
@@ -93,6 +91,14 @@ def audit_rows(results, host: str, allow_stopped: bool = False, loop_var: str = 
                                               if "findings" not in item else []),
         })
     return rows
+
+
+def _replication_summary(findings: list) -> str:
+    # Imported when a row is made: the report (and cryptography with it) is not loaded by every task that only
+    # loads this collection's filter files - Ansible imports all of them in each forked worker that uses one.
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.reports.report import replication_summary
+
+    return replication_summary(findings)
 
 
 def audit_table(rows: list, unreached: list = ()) -> list[str]:

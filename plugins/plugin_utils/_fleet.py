@@ -145,3 +145,9 @@ def session_targets(clusters: list, crl_file: str | None = None) -> list[dict]:
                         "port": cluster["port"], "socket_dir": cluster.get("socket_dir") or None,
                         "running": bool(cluster.get("running", True)), "crl_path": crl or None})
     return targets
+
+
+def hosts_except(pattern: str, hosts: list | None = None) -> str:
+    """A play's host pattern without the named inventory hosts: ``pattern,!h1,!h2`` (commas, not colons: an
+    inventory name may be an IPv6 address). No hosts: the pattern as given."""
+    return ",".join([pattern, *(f"!{host}" for host in hosts or [])])

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import check_role_name
 
 # The first PostgreSQL version that reloads primary_conninfo (before it, a change needs a restart).
 RELOADABLE_CONNINFO = 13
@@ -102,6 +101,10 @@ def replication(host: str, primary: str, standbys: list, clusters: list, hostvar
         problems.append(f"{host}: {variable}: {message}. Nothing was changed.")
 
     if result["member"]:
+        # Imported for a member only: names.py loads cryptography, which the role's other tasks never need (and
+        # Ansible loads this file in every forked worker that uses one of the collection's filters).
+        from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import check_role_name
+
         try:
             check_role_name(user, "pgtls_replication_user")
             if not PLAIN_ROLE.match(user):

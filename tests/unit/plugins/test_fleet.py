@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
     cluster_failures,
     fleet_endpoints,
+    hosts_except,
     session_targets,
     trust_problems,
 )
@@ -184,3 +185,11 @@ def test_a_root_rotation_overlap_passes_and_a_stranger_still_does_not(roots, tmp
     assert len(refused) == 1 and f"CN=Their Root (SHA-256 {their_fp})" in refused[0], refused
     only_old = trust_problems([clusters(old)], ["db1"], ca_root, str(pki))
     assert (only_old == []) == (phase != "retired"), only_old
+
+
+def test_hosts_except_leaves_the_named_hosts_out_of_the_pattern():
+    assert hosts_except("pgtls_servers", []) == "pgtls_servers"
+    assert hosts_except("pgtls_servers", None) == "pgtls_servers"
+    assert hosts_except("pgtls_servers", ["db2", "db3"]) == "pgtls_servers,!db2,!db3"
+    # an IPv6 inventory name stays one name (a colon would split it)
+    assert hosts_except("pgtls_clients", ["fd00::5"]) == "pgtls_clients,!fd00::5"

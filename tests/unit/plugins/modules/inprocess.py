@@ -15,7 +15,7 @@ from unittest import mock
 from ansible.module_utils import basic
 
 # Modules whose work is done by an action plugin (their module file is documentation, or the host half).
-ACTIONS = ("ca_folder", "client_cert", "cluster_tls", "server_cert")
+ACTIONS = ("ca_folder", "client_cert", "cluster_tls", "intermediate_rotation", "server_cert")
 
 
 def _module_args(args: dict):
