@@ -4,12 +4,13 @@
 """Filters the server role and the playbooks use for fleet-level checks and summaries on the controller.
 
 Each filter is documented in its own file next to this one: trust_problems.yml, cluster_failures.yml,
-fleet_endpoints.yml, session_targets.yml, hosts_except.yml.
+fleet_endpoints.yml, session_targets.yml, hosts_except.yml, activation_steps.yml.
 """
 
 from __future__ import annotations
 
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
+    activation_steps,
     cluster_failures,
     fleet_endpoints,
     hosts_except,
@@ -26,4 +27,5 @@ class FilterModule:
             "fleet_endpoints": fleet_endpoints,
             "session_targets": session_targets,
             "hosts_except": hosts_except,
+            "activation_steps": activation_steps,
         }

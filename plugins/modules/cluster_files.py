@@ -87,7 +87,8 @@ client_material:
   type: dict
   version_added: 0.3.0
 activation:
-  description: What the activation did - C(steps) (each C(step) with its C(status)), C(precheck_ms), C(snapshot_removed).
+  description: What the activation did - C(steps) (each C(step) with its C(status) and C(ms)), C(precheck_ms),
+    C(snapshot_removed).
   returned: when O(activate) is set and something was activated
   type: dict
 failed_step:

@@ -305,8 +305,8 @@ stale:
   type: bool
 activation:
   description:
-    - What the activation did - C(steps) (each C(step) with its C(status), V(ok) or V(changed)), C(precheck_ms)
-      (the throw-away postmaster's time), C(snapshot_removed).
+    - What the activation did - C(steps) (each C(step) with its C(status), V(ok) or V(changed), and C(ms), the
+      milliseconds it took), C(precheck_ms) (the throw-away postmaster's time), C(snapshot_removed).
   returned: when O(activate) is set and something was activated
   type: dict
 module_executions:

@@ -147,6 +147,13 @@ def session_targets(clusters: list, crl_file: str | None = None) -> list[dict]:
     return targets
 
 
+def activation_steps(steps: list) -> list[str]:
+    """One line per step of an activation (pgtls.ssl.cluster_tls' ``activation.steps``): ``step: status (N ms)``;
+    a step recorded without its time (an older host module) has no brackets."""
+    return [f"{s.get('step')}: {s.get('status')}" + (f" ({s['ms']} ms)" if isinstance(s.get("ms"), int) else "")
+            for s in steps or []]
+
+
 def hosts_except(pattern: str, hosts: list | None = None) -> str:
     """A play's host pattern without the named inventory hosts: ``pattern,!h1,!h2`` (commas, not colons: an
     inventory name may be an IPv6 address). No hosts: the pattern as given."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
+    activation_steps,
     cluster_failures,
     fleet_endpoints,
     hosts_except,
@@ -193,3 +194,10 @@ def test_hosts_except_leaves_the_named_hosts_out_of_the_pattern():
     assert hosts_except("pgtls_servers", ["db2", "db3"]) == "pgtls_servers,!db2,!db3"
     # an IPv6 inventory name stays one name (a colon would split it)
     assert hosts_except("pgtls_clients", ["fd00::5"]) == "pgtls_clients,!fd00::5"
+
+
+def test_activation_steps_one_line_per_step_with_its_time():
+    steps = [{"step": "Reload", "status": "changed", "ms": 46}, {"step": "Connect with libpq", "status": "ok", "ms": 0},
+             {"step": "Older host", "status": "ok"}]
+    assert activation_steps(steps) == ["Reload: changed (46 ms)", "Connect with libpq: ok (0 ms)", "Older host: ok"]
+    assert activation_steps(None) == []

@@ -149,6 +149,7 @@ class Activation:
         self.sleep = sleep
         self.steps: list[dict] = []
         self.precheck_ms = None
+        self.mark = time.monotonic()
 
     # What a service says about itself -------------------------------------------------------------------------
     def label(self) -> str:
@@ -175,7 +176,10 @@ class Activation:
 
     # The steps ---------------------------------------------------------------------------------------------------
     def step(self, name: str, status: str = "ok", **extra) -> None:
-        self.steps.append(dict({"step": name, "status": status}, **extra))
+        # ms: how long the step took (since the previous step ended, or the activation started).
+        now = time.monotonic()
+        self.steps.append(dict({"step": name, "status": status, "ms": int((now - self.mark) * 1000)}, **extra))
+        self.mark = now
 
     def command(self, name: str, argv: list[str], as_server: bool = False, status: str = "ok",
                 timeout: float = 120) -> subprocess.CompletedProcess:
@@ -253,6 +257,7 @@ class Activation:
 
     # The whole ---------------------------------------------------------------------------------------------------
     def run(self) -> dict:
+        self.mark = time.monotonic()
         running = self.running()
         serving = running or self.starts_stopped()
         try:

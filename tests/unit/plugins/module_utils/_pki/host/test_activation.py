@@ -9,6 +9,7 @@ import json
 import os
 import pwd
 import subprocess
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -137,6 +138,21 @@ def test_a_parse_error_restores_reloads_and_names_the_step(cluster_files):
     assert "pg_hba.conf was not reloaded" in failed.value.details["log_tail"]
 
 
+def test_each_step_says_how_long_it_took(cluster_files):
+    """ms: the step's own time - a reload that takes 0.3 s shows in the reload's step, not in the others."""
+
+    class SlowReload(FakeCommands):
+        def run(self, argv, as_server=False, timeout=120):
+            if "reload" in argv:
+                time.sleep(0.3)
+            return super().run(argv, as_server, timeout)
+
+    done = PostgreSQL(params(cluster_files), SlowReload(), probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    took = {s["step"]: s["ms"] for s in done["steps"]}
+    assert took[activation.RELOAD] >= 300
+    assert all(ms < 250 for step, ms in took.items() if step != activation.RELOAD), took
+
+
 def test_the_old_certificate_still_served_fails_after_waiting(cluster_files):
     _key, old = cluster_files.pki.leaf(name="db1", sans=("db1",))
     waited = []
@@ -152,7 +168,8 @@ def test_the_new_certificate_may_take_a_moment(cluster_files):
     waited = []
     done = PostgreSQL(params(cluster_files), FakeCommands(), probe=serving(old, old, cluster_files.leaf),
                       sleep=waited.append).run()
-    assert done["steps"][3] == {"step": activation.WAIT, "status": "ok", "attempts": 3} and waited == [0.05, 0.1]
+    assert done["steps"][3] == {"step": activation.WAIT, "status": "ok", "attempts": 3, "ms": done["steps"][3]["ms"]}
+    assert waited == [0.05, 0.1]
 
 
 @pytest.mark.parametrize(("total", "delays"), [
@@ -406,7 +423,8 @@ def test_a_standby_is_proven_streaming_with_its_certificate(cluster_files):
     commands = Receiver("", STREAMING.replace("streaming", "starting"), STREAMING)
     done = PostgreSQL(params(cluster_files, standby_cert_path="/etc/tls/replication/postgresql.crt"), commands,
                       probe=serving(cluster_files.leaf), sleep=waited.append).run()
-    assert done["steps"][-1] == {"step": activation.STREAMING, "status": "ok", "attempts": 3}
+    assert done["steps"][-1] == {"step": activation.STREAMING, "status": "ok", "attempts": 3,
+                                 "ms": done["steps"][-1]["ms"]}
     assert waited == [0.05, 0.1]
     queries = [argv for argv, as_server in commands.calls if "pg_stat_wal_receiver" in " ".join(argv)]
     assert len(queries) == 3 and all(as_server for argv, as_server in commands.calls if argv in queries)
