@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - pgtls.ssl._controller_action
   - pgtls.ssl.cryptography
 attributes:
   platform:
@@ -39,12 +40,6 @@ attributes:
     support: full
     details: Writes nothing; RV(exists) says whether there is a CA to compare against.
   diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
     support: none
 options:
   path:

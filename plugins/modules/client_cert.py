@@ -38,6 +38,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - pgtls.ssl._controller_action
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
   - pgtls.ssl.renewal
@@ -52,12 +53,6 @@ attributes:
   diff_mode:
     support: full
     details: Certificate metadata of the clients that change.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   clients:
     description: The database roles to certify.

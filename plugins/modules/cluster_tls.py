@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - pgtls.ssl._activate
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - pgtls.ssl._controller_action
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
   - pgtls.ssl.renewal
@@ -44,12 +45,6 @@ attributes:
     support: full
     details: The certificate's subject, SANs, issuer, expiry and fingerprints, and each changed file (a CRL's content
       hidden); never key material.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   material:
     description:

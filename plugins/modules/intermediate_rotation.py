@@ -33,6 +33,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - pgtls.ssl._controller_action
 attributes:
   platform:
     platforms: posix
@@ -40,12 +41,6 @@ attributes:
     support: full
     details: Reports the moves it would make.
   diff_mode:
-    support: none
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
     support: none
 options:
   pki_dir:

@@ -38,6 +38,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - pgtls.ssl._controller_action
   - pgtls.ssl.cryptography
   - pgtls.ssl.issuer
   - pgtls.ssl.renewal
@@ -53,12 +54,6 @@ attributes:
   diff_mode:
     support: full
     details: Subject, SANs, issuer, expiry and fingerprints before and after; never key material.
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   key_path:
     description: The server's private key on the host (C(ssl_key_file)).
