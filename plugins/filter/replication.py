@@ -4,7 +4,7 @@
 """Filters of the server role for streaming replication (logic in plugin_utils/_replication.py).
 
 Each filter is documented in its own file next to this one: conninfo.yml, replication.yml, replication_hba.yml,
-server_names.yml, shared_names.yml, standbys_of.yml.
+server_names.yml, shared_names.yml, standby_map.yml.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._replication import (
     replication_hba,
     server_names,
     shared_names,
-    standbys_of,
+    standby_map,
 )
 
 
@@ -32,4 +32,4 @@ class FilterModule:
     def filters(self):
         return {"replication": _replication, "replication_hba": replication_hba, "server_names": server_names,
                 "shared_names": shared_names,
-                "standbys_of": standbys_of, "conninfo": conninfo}
+                "standby_map": standby_map, "conninfo": conninfo}

@@ -76,16 +76,21 @@ def shared_names(host: str, hostvars: Mapping) -> list[str]:
     return names
 
 
-def standbys_of(host: str, hostvars: Mapping, hosts: list) -> list[str]:
-    """The hosts of ``hosts`` whose pgtls_primary_host names ``host``, in order (read once per host and run: each
-    host's variables are looked up)."""
-    return [name for name in hosts or [] if name != host and (hostvars.get(name) or {}).get(PRIMARY) == host]
+def standby_map(hosts: list, hostvars: Mapping) -> dict[str, list[str]]:
+    """Each host that a host of ``hosts`` names as its pgtls_primary_host, with those standbys in order: every
+    host's variables looked up once (a lookup per host and host grew with the square of the inventory)."""
+    found: dict[str, list[str]] = {}
+    for name in hosts or []:
+        primary = (hostvars.get(name) or {}).get(PRIMARY)
+        if isinstance(primary, str) and primary and primary != name:
+            found.setdefault(primary, []).append(name)
+    return found
 
 
 def replication(host: str, primary: str, standbys: list, clusters: list, hostvars: Mapping, user: str,
                 address: str = "") -> dict:
     """This host's part in streaming replication, from its own pgtls_primary_host (``primary``), the hosts that
-    name it (``standbys``, standbys_of) and its discovered ``clusters``; ``hostvars`` is read only for its primary
+    name it (``standbys``, standby_map) and its discovered ``clusters``; ``hostvars`` is read only for its primary
     and that one's primaries.
 
     ``member``: it is a standby or a primary, so its pg_hba.conf gets the replication role's certificate rules.

@@ -28,20 +28,37 @@ def hostvars(**extra):
 
 def part(host, found, user="replicator", address=""):
     own = found[host]
-    standbys = F["standbys_of"](host, found, list(found))
+    standbys = F["standby_map"](list(found), found).get(host, [])
     return F["replication"](host, own.get("pgtls_primary_host", ""), standbys, own.get("__pgtls_clusters"), found,
                             user, address)
 
 
 def test_a_primary_and_its_standby_are_members_the_standby_follows_the_same_cluster():
     found = hostvars()
-    assert F["standbys_of"]("db1", found, list(found)) == ["db2"]
+    assert F["standby_map"](list(found), found) == {"db1": ["db2"]}
     primary = part("db1", found)
     assert (primary["member"], primary["standbys"], primary["standby"], primary["problems"]) == (True, ["db2"], {}, [])
     standby = part("db2", found)
     assert standby["member"] and standby["problems"] == []
     assert standby["standby"] == {"15/main": {"host": "10.0.0.1", "port": 5433}}
     assert part("app", found) == {"member": False, "standbys": [], "standby": {}, "primary": "", "problems": []}
+
+
+def test_the_standby_map_reads_each_host_once_and_keeps_the_inventory_order():
+    found = {"db1": {}, "db3": {"pgtls_primary_host": "db1"}, "db2": {"pgtls_primary_host": "db1"},
+             "db4": {"pgtls_primary_host": "db3"}, "db5": {"pgtls_primary_host": "db5"},
+             "db6": {"pgtls_primary_host": ""}, "db7": {"pgtls_primary_host": None}, "app": {}}
+    read = []
+
+    class Counting(dict):
+        def get(self, key, default=None):
+            read.append(key)
+            return super().get(key, default)
+
+    # A chain (db4 -> db3 -> db1) is two entries; naming itself, nothing or None makes nobody a standby.
+    assert F["standby_map"](list(found), Counting(found)) == {"db1": ["db3", "db2"], "db3": ["db4"]}
+    assert sorted(read) == sorted(found)  # one lookup per host, not one per pair of hosts
+    assert F["standby_map"]([], {}) == {} and F["standby_map"](None, {}) == {}
 
 
 def test_the_address_is_any_name_of_the_primarys_certificate():
