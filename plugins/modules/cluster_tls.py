@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - pgtls.ssl._controller_action
   - pgtls.ssl.cryptography
+  - pgtls.ssl._openbao
   - pgtls.ssl.issuer
   - pgtls.ssl.renewal
   - pgtls.ssl.record

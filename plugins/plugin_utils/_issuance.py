@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass, field
 
 try:
+    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 except ImportError:  # deps.py keeps the error; modules fail with it through deps.require_cryptography()
     from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.deps import MISSING
 
-    Encoding = MISSING
+    Encoding = x509 = MISSING
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.cafolder.revocation_registry import issuing_record
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat, planner
@@ -35,7 +36,12 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.constants impo
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.files import Attrs
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import cert_info, diff_text, fingerprint, serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, load_issuer
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import (
+    Issuer,
+    issue_certificate,
+    load_issuer,
+    signed_by,
+)
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, check_role_name, parse_sans
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, SERVER
@@ -43,6 +49,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     CA_FOLDER_EXCLUSIVE,
     ISSUER_EXCLUSIVE,
     ISSUER_OR_CA_FOLDER,
+    OPENBAO_EXCLUSIVE,
 )
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.host_material import host_material
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._action import PkiAction
@@ -103,9 +110,12 @@ def decide_material(request: Request, answer: dict, issuer: Issuer, renew: Renew
         return new_key
     if reissue:
         renew.check_signable(request.item["common_name"], public_key)
-        leaf = issue_certificate(subject=request.wanted.subject, public_key=public_key,
-                                 profile=request.wanted.profile, valid_days=request.valid_days, issuer=issuer,
-                                 sans=list(request.wanted.sans))
+        if issuer.signer is not None:
+            leaf = issuer.signer(answer["csr"], request, renew)
+        else:
+            leaf = issue_certificate(subject=request.wanted.subject, public_key=public_key,
+                                     profile=request.wanted.profile, valid_days=request.valid_days, issuer=issuer,
+                                     sans=list(request.wanted.sans))
         request.reasons.extend(reissue)
         request.install = request.issued = True
     request.chain = [leaf, *issuer.intermediates]
@@ -138,10 +148,77 @@ def use_ca_folder(params: dict) -> Layout | None:
     planner.check_ca_folder(params["ca_folder"], "ca_folder")
     layout = Layout(params["ca_folder"])
     # During a root rotation the other root (published, or previous) is trusted next to root.crt: load_issuer adds it.
-    params.update(issuer_cert_path=layout.intermediate_cert, issuer_key_path=layout.intermediate_key,
+    # With openbao the folder is the engine's mirror: the engine signs, no key is read (use_openbao).
+    params.update(issuer_cert_path=layout.intermediate_cert,
+                  issuer_key_path=None if params.get("openbao") else layout.intermediate_key,
                   issuer_chain_path=layout.root_cert, record_dir=layout.archive,
                   issuer_also_trusted=layout.overlap_roots())
     return layout
+
+
+def use_openbao(params: dict, issuer: Issuer | None, host: str) -> EngineSigner | None:
+    """With ``openbao``: the PKI engine signs for the issuer, which is the CA folder's mirror of the engine's
+    intermediate (pgtls.ssl.ca_folder with openbao keeps it); no CA key is read. Returns the signer (its warnings
+    are the engine's), None without openbao."""
+    settings = params.get("openbao")
+    if not settings:
+        return None
+    if not params.get("ca_folder") or issuer is None:
+        raise PkiError("openbao needs ca_folder: the folder pgtls.ssl.ca_folder keeps with the same openbao settings "
+                       "(the engine's root, intermediate and CRLs, mirrored)", where="openbao")
+    for name in ("root.key", "intermediate.key"):
+        if os.path.lexists(os.path.join(params["ca_folder"], name)):
+            raise PkiError(f"{params['ca_folder']} holds {name}: a CA of the collection's own, not the mirror of an "
+                           "engine; give openbao the mirror's folder (pgtls.ssl.ca_folder with openbao)",
+                           where="ca_folder")
+    # Imported here: the action's controller has ansible-core's urls; the host modules never load the engine client.
+    from ansible_collections.pgtls.ssl.plugins.plugin_utils._openbao import BaoClient, BaoSettings
+
+    signer = EngineSigner(BaoClient(BaoSettings.from_params(settings, "openbao.")), issuer, host)
+    issuer.signer = signer
+    return signer
+
+
+class EngineSigner:
+    """The engine's sign/<role> for one task: each certificate it returns is checked here before anything is
+    installed - for the CSR's key and the names asked for (BaoClient.sign), issued by the mirrored intermediate,
+    with the usage PostgreSQL needs, and outside the renewal window (else every run would issue again)."""
+
+    def __init__(self, client, issuer: Issuer, host: str) -> None:
+        self.client, self.issuer, self.host = client, issuer, host
+        self.warnings: list[str] = []
+
+    def __call__(self, csr_pem: str, request: Request, renew: RenewPolicy):
+        names = [str(n) for n in request.item.get("subject_alt_names") or []]
+        parsed = parse_sans(names, "subject_alt_names")
+        dns = [n.value for n in parsed if isinstance(n, x509.DNSName)]
+        ips = [str(n.value) for n in parsed if isinstance(n, x509.IPAddress)]
+        if len(dns) + len(ips) != len(parsed):
+            raise PkiError(f"{self.host}: {request.item['common_name']}: the engine signs DNS names and IP addresses "
+                           "only", where="subject_alt_names")
+        cn = request.item["common_name"]
+        where = f"{self.host}: {cn}" if self.host and self.host != cn else cn
+        signed = self.client.sign(csr_pem, cn, dns, ips, request.valid_days, where)
+        role = self.client.settings.where("role")
+        self.warnings.extend(f"{where}: OpenBao: {w}" for w in signed.warnings)
+        leaf = compat.load_certificates(signed.certificate.encode(), where)[0]
+        if not signed_by(leaf, self.issuer.cert):
+            raise PkiError(f"{where}: the engine signed with {leaf.issuer.rfc4514_string()}, not with the mirrored "
+                           f"intermediate {self.issuer.cert.subject.rfc4514_string()} (ca_folder intermediate.crt): "
+                           "run pgtls.ssl.ca_folder with openbao to refresh the mirror", where="openbao.int_mount")
+        lacking = request.wanted.profile.engine_differences(leaf)
+        if lacking:
+            usage = "server_flag" if request.wanted.profile.name == "server" else "client_flag"
+            raise PkiError(f"{where}: the role {self.client.settings.role!r} issued a certificate without the "
+                           f"{request.wanted.profile.name} usage PostgreSQL needs ({', '.join(lacking)}): set "
+                           f"{usage}=true on the role", where=role)
+        early = renew.reasons(leaf, compat.now())
+        if early:
+            raise PkiError(f"{where}: the role {self.client.settings.role!r} issued a certificate valid until "
+                           f"{compat.not_after(leaf).isoformat()} (valid_days {request.valid_days} asked), already due "
+                           f"for renewal ({'; '.join(early)}): every run would sign again. Raise the role's max_ttl, "
+                           "or lower valid_days and the renewal window", where=role)
+        return leaf
 
 
 def require_ca(layout: Layout) -> None:
@@ -162,7 +239,7 @@ def ca_folder_words(msg: str) -> str:
 class IssuingAction(PkiAction):
     """server_cert and client_cert: subclasses set SPEC and implement requests() and summarize()."""
 
-    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + CA_FOLDER_EXCLUSIVE
+    MUTUALLY_EXCLUSIVE = ISSUER_EXCLUSIVE + CA_FOLDER_EXCLUSIVE + OPENBAO_EXCLUSIVE
     REQUIRED_ONE_OF = ISSUER_OR_CA_FOLDER
 
     def operate(self, params: dict) -> dict:
@@ -175,10 +252,14 @@ class IssuingAction(PkiAction):
             require_ca(layout)
         self.renew = renew_policy(params, layout)
         issuer = load_issuer(params, "issuer")
+        signer = use_openbao(params, issuer, self.task_vars.get("inventory_hostname", ""))
         requests = self.requests(params, issuer)
         preflight_key(params, issuer)
         self.process(params, issuer, requests, self.renew)
-        return self.summarize(params, requests)
+        result = self.summarize(params, requests)
+        if signer is not None and signer.warnings:
+            result["warnings"] = result.get("warnings", []) + signer.warnings
+        return result
 
     def failure(self, msg: str) -> str:
         if getattr(self, "ca_folder", None):

@@ -196,6 +196,15 @@ class BaoClient:
                            where=self.settings.label("address"))
         return health
 
+    def authenticate(self) -> None:
+        """Prove the credentials before anything else is asked (the CA and CRL reads need none, so a wrong token would
+        otherwise show only when something must be signed): AppRole logs in; a token looks itself up
+        (auth/token/lookup-self, which every token's default policy allows)."""
+        if self.settings.approle:
+            self.login()
+        else:
+            self._call("GET", "auth/token/lookup-self")
+
     def sign(self, csr_pem: str, common_name: str, dns_sans: list[str], ip_sans: list[str], ttl_days: int,
              where: str) -> Signed:
         """Have the intermediate mount's role sign ``csr_pem`` (sign/<role>, never issue/<role>), then check here
@@ -204,8 +213,11 @@ class BaoClient:
         wanted = san_strings(parse_sans([*dns_sans, *ip_sans], f"{where}: subject_alt_names"))
         if not isinstance(ttl_days, int) or ttl_days < 1:
             raise PkiError(f"{ttl_days!r} is not a number of days (1 or more)", where=f"{where}: valid_days")
+        # exclude_cn_from_sans: the engine would add the CN as a DNS name (a client certificate's role name too);
+        # the certificate carries exactly the names asked for.
         body = {"csr": csr_pem, "common_name": common_name, "alt_names": ",".join(dns_sans),
-                "ip_sans": ",".join(ip_sans), "ttl": f"{ttl_days * 24}h", "format": "pem"}
+                "ip_sans": ",".join(ip_sans), "ttl": f"{ttl_days * 24}h", "format": "pem",
+                "exclude_cn_from_sans": True}
         path = f"{self.settings.int_mount}/sign/{self.settings.role}"
         answer = self._call("POST", path, body, names=f"{common_name} ({', '.join(wanted) or 'no SAN'})")
         data = self._data(answer, path, "certificate", "serial_number")
@@ -231,8 +243,12 @@ class BaoClient:
         if number != leaf.serial_number:
             raise self._unexpected(path, f"serial_number {serial} is not the certificate's serial")
         warnings = answer.get("warnings") or []
+        warnings = [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)]
+        # A role that takes the names from the CSR (use_csr_common_name, use_csr_sans: OpenBao's default) warns that
+        # the request named them too; the names were checked above, so that one is left out (a cut TTL is kept).
+        warnings = [w for w in warnings if "use_csr_" not in w]
         return Signed(certificate=_pem(leaf), chain=[_pem(c) for c in chain], serial=serial, serial_number=number,
-                      warnings=[str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)])
+                      warnings=warnings)
 
     def root(self) -> str:
         """The root mount's CA certificate (PEM): the trust anchor, checked to be self-signed."""
@@ -264,6 +280,12 @@ class BaoClient:
                 raise PkiError(f"{path} returned {len(crls)} CRLs, not one", where=self.settings.where(mount))
             found.append(text if text.endswith("\n") else text + "\n")
         return found
+
+    def rotate_crl(self, mount: str) -> None:
+        """Have the engine sign its CRL again now (``<mount>/crl/rotate``): ``mount`` is "int_mount" or
+        "root_mount"."""
+        path = f"{getattr(self.settings, mount)}/crl/rotate"
+        self._call("GET", path, mount=mount)
 
     def revoke(self, serial: int | str, where: str = "serial") -> dict:
         """Revoke a certificate of the intermediate mount by serial (an int, 0x-hex or colon hex). Returns the

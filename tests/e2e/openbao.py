@@ -22,11 +22,18 @@ BAO = Path(sys.executable).parent / "bao"
 DOMAIN = "example.test"
 ROLE = "db"
 POLICY = """
-path "pki_int/sign/db" { capabilities = ["update"] }
+path "pki_int/sign/ROLE" { capabilities = ["update"] }
 path "pki_int/revoke" { capabilities = ["update"] }
 path "pki_int/cert/*" { capabilities = ["read"] }
 path "pki/cert/*" { capabilities = ["read"] }
+path "pki_int/crl/rotate" { capabilities = ["read"] }
+path "pki/crl/rotate" { capabilities = ["read"] }
 """
+
+
+def policy(sign: str = ROLE) -> str:
+    """The policy the collection needs, signing with the role ``sign`` (``*``: any role of the mount)."""
+    return POLICY.replace("sign/ROLE", f"sign/{sign}")
 
 
 def free_ports() -> int:
@@ -145,7 +152,7 @@ class BaoServer:
         self.api("POST", f"pki_int/roles/{ROLE}", role)
         self.api("POST", "sys/mounts/pki_empty", {"type": "pki"})
         self.api("POST", f"pki_empty/roles/{ROLE}", role)
-        self.api("POST", "sys/policies/acl/pgtls", {"policy": POLICY})
+        self.api("POST", "sys/policies/acl/pgtls", {"policy": policy()})
         self.api("POST", "sys/auth/approle", {"type": "approle"})
         self.api("POST", "auth/approle/role/pgtls", {"token_policies": "pgtls", "token_ttl": "10m"})
         role_id = self.api("GET", "auth/approle/role/pgtls/role-id")["data"]["role_id"]

@@ -96,6 +96,7 @@ def test_sign_from_csr_verifies_to_the_root_and_sends_no_key(bao):
     assert verify_chain([leaf, *chain], [root], purpose="client") == []
     assert spki(leaf.public_key()) == spki(key.public_key())
     assert signed.serial_number == leaf.serial_number
+    assert signed.warnings == []  # the role's use_csr_* notices (the names were checked here) are left out
     assert signed.serial == ":".join(f"{b:02x}" for b in leaf.serial_number.to_bytes(20, "big").lstrip(b"\0"))
     # Only a CSR ever leaves: no private key in any request body.
     secret = private_key_pem(key)
@@ -165,6 +166,23 @@ def test_revoke_puts_the_serial_in_the_intermediate_crl(bao):
     assert crl_signed_by(after[0], intermediate) and crl_signed_by(after[1], root)  # intermediate first, then root
     exc = failure(lambda: client.revoke(0x1234, where="revoke.serial"), bao.creds["token"])
     assert exc.where == "revoke.serial" and "12:34" in str(exc)
+
+
+def test_crl_rotate_signs_each_mounts_crl_again_and_authenticate_checks_the_token(bao):
+    """crl/rotate (the mirror asks for it when a CRL nears its next update): a new CRL of the same CA, numbered
+    higher; authenticate() looks the token up (a wrong one fails naming it, before anything else is asked)."""
+    client = BaoClient(settings(bao, token=bao.api("POST", "auth/token/create", {"policies": ["pgtls"], "ttl": "10m"})
+                                ["auth"]["client_token"]))
+    client.authenticate()
+    before = [compat.load_crls(p.encode(), "crl")[0] for p in client.crls()]
+    for mount in ("int_mount", "root_mount"):
+        client.rotate_crl(mount)
+    after = [compat.load_crls(p.encode(), "crl")[0] for p in client.crls()]
+    for old, new in zip(before, after):
+        numbers = [c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number for c in (old, new)]
+        assert numbers[1] > numbers[0] and new.issuer == old.issuer
+    exc = failure(lambda: BaoClient(settings(bao, token="s.not-a-token-at-all")).authenticate(), "s.not-a-token-at-all")
+    assert exc.where == "token" and "403" in str(exc)
 
 
 def test_wrong_token_names_the_token(bao):

@@ -5,7 +5,10 @@ served certificate == installed one, direct TLS on 17+ (openssl with ALPN postgr
 from __future__ import annotations
 
 import json
+import os
 import re
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +132,19 @@ def test_data_dir_clusters_restarted_with_their_own_programs(host, cell):
         groups = host.run(f"sed -n 's/^Groups:\\t*//p' /proc/{pid}/status").stdout.split()
         assert str(gid) in groups, (c["cluster"], groups)
         assert host.file(f"{c['tls_dir']}/server.key").group == "pgtls-matrix-keys"
+
+
+def test_every_certificate_is_the_engines_and_the_ca_folder_holds_no_key(host, cell):
+    """The CA is in OpenBao: each cluster's certificate and the app's client certificate were issued by the engine's
+    intermediate; the trust file is the engine's root; the controller's CA folder is its mirror, without a CA key."""
+    with urllib.request.urlopen("http://127.0.0.1:18731/v1/pki/cert/ca", timeout=10) as answer:
+        root = json.load(answer)["data"]["certificate"].strip()
+    pki = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+    assert (pki / "root.crt").read_text().strip() == root
+    assert sorted(p.name for p in pki.iterdir() if p.suffix == ".key") == []
+    files = [f"{c['tls_dir']}/server.crt" for c in cell["clusters"]] + ["/home/app/.postgresql/postgresql.crt"]
+    for path in files:
+        issuer = host.run(f"openssl x509 -in {path} -noout -issuer")
+        assert issuer.rc == 0 and "pgtls Molecule intermediate (OpenBao)" in issuer.stdout, (path, issuer.stdout)
+    for c in cell["clusters"]:
+        assert host.file(f"{c['tls_dir']}/root.crt").content_string.strip() == root, c

@@ -20,7 +20,7 @@ from .errors import PkiError
 from .info import serial_hex
 from .issue import BACKDATE, Issuer, signed_by
 from .keys import key_type_of, public_fingerprint, same_public_key
-from .names import cert_sans, san_strings
+from .names import cert_sans, common_name_of, san_strings
 from .profiles import Profile
 
 MAX_DAYS = 36500
@@ -174,13 +174,18 @@ def reissue_reasons(
     ours = signed_by(existing, issuer.cert)
     if not ours:
         reasons.append(f"issuer changed (now {issuer.cert.subject.rfc4514_string()})")
-    if existing.subject != wanted.subject:
+    # A PKI engine (issuer.signer) writes the subject and the extensions by its role: the common name, the names
+    # and the usage PostgreSQL needs are compared, not the engine's own choices.
+    engine = issuer.signer is not None
+    if (common_name_of(existing.subject) != common_name_of(wanted.subject)) if engine else \
+            existing.subject != wanted.subject:
         reasons.append(f"subject changed ({existing.subject.rfc4514_string()} -> {wanted.subject.rfc4514_string()})")
     have, want = set(san_strings(cert_sans(existing))), set(san_strings(wanted.sans))
     if have != want:
         delta = [f"+{n}" for n in sorted(want - have)] + [f"-{n}" for n in sorted(have - want)]
         reasons.append(f"subject alternative names changed ({' '.join(delta)})")
-    profile_diff = wanted.profile.differences(existing, key_type_of(public_key))
+    profile_diff = wanted.profile.engine_differences(existing) if engine else \
+        wanted.profile.differences(existing, key_type_of(public_key))
     if profile_diff:
         reasons.append(f"profile changed ({', '.join(profile_diff)})")
     revoked = renew.revoked.get(existing.serial_number)

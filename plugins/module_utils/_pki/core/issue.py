@@ -68,6 +68,9 @@ class Issuer:
     _key: object = field(default=None, repr=False)
     # Other roots every trust file carries during a root rotation (the CA folder's next-root/ or previous-root/).
     also_trusted: list = field(default_factory=list)
+    # A PKI engine that signs for this CA (its certificate is the engine's intermediate, mirrored; no key here):
+    # called with the host's CSR and the request, returns the leaf it checked (plugin_utils/_issuance.EngineSigner).
+    signer: Callable | None = None
 
     def key(self):
         if self._key is None:

@@ -55,6 +55,19 @@ class Profile:
             problems.append("subject key identifier")
         return problems
 
+    def engine_differences(self, cert: x509.Certificate) -> list[str]:
+        """What a certificate a PKI engine issued lacks for this profile: the engine's role decides key usage and adds
+        other extended usages (server_flag, client_flag); PostgreSQL and libpq need a leaf that is no CA and carries
+        this profile's extended key usage."""
+        problems = []
+        ext = _ext(cert, x509.BasicConstraints)
+        if ext is not None and ext.value.ca != self.ca:
+            problems.append("basic constraints")
+        eku = _ext(cert, x509.ExtendedKeyUsage)
+        if eku is not None and not set(self.eku) <= set(eku.value):
+            problems.append("extended key usage")
+        return problems
+
 
 def _ext(cert, cls):
     try:

@@ -34,6 +34,27 @@ CA_FOLDER_OPTION = {
     "ca_folder": {"type": "path"},
 }
 CA_FOLDER_EXCLUSIVE = [("ca_folder", name) for name in CA_FOLDER_REPLACES]
+
+# The CA in an OpenBao (or Vault) PKI engine (plugin_utils/_openbao.BaoSettings): its intermediate mount's role signs
+# the hosts' CSRs; the CA folder (ca_folder) mirrors the engine's root, intermediate and CRLs. Each setting left out
+# is taken from the environment where the bao and vault CLIs read it (BAO_ADDR, VAULT_TOKEN, ...).
+OPENBAO = {
+    "address": {"type": "str"},
+    "role": {"type": "str", "required": True},
+    "int_mount": {"type": "str", "default": "pki_int"},
+    "root_mount": {"type": "str", "default": "pki"},
+    "token": {"type": "str", "no_log": True},
+    "role_id": {"type": "str"},
+    "secret_id": {"type": "str", "no_log": True},
+    "approle_mount": {"type": "str", "default": "approle"},
+    "namespace": {"type": "str"},
+    "ca_path": {"type": "path"},
+    "timeout": {"type": "float", "default": 30.0},
+}
+OPENBAO_OPTION = {"openbao": {"type": "dict", "options": OPENBAO}}
+# The engine signs instead of an issuer's key: it excludes the issuer_* key options (ca_folder holds its mirror).
+OPENBAO_EXCLUSIVE = [("openbao", name) for name in ("issuer_key_path", "issuer_key_content", "issuer_key_passphrase",
+                                                    "issuer_cert_path", "issuer_cert_content")]
 ISSUER_OR_CA_FOLDER = [("issuer_cert_path", "issuer_cert_content", "ca_folder")]
 
 OWNERSHIP = {
@@ -97,6 +118,7 @@ SERVER_CERT = {
     **RECORD,
     **ISSUER,
     **CA_FOLDER_OPTION,
+    **OPENBAO_OPTION,
 }
 
 CLIENT_ENTRY = {
@@ -124,6 +146,7 @@ CLIENT_CERT = {
     **RECORD,
     **ISSUER,
     **CA_FOLDER_OPTION,
+    **OPENBAO_OPTION,
 }
 
 REVOKED_ENTRY = {
@@ -427,6 +450,7 @@ CLUSTER_TLS = {
     }},
     # The collection's CA folder: issuer, chain and archive by its layout (instead of the issuer_* paths).
     **CA_FOLDER_OPTION,
+    **OPENBAO_OPTION,
     **RENEWAL,
     **RECORD,
     **ISSUER,
@@ -450,6 +474,8 @@ CA_FOLDER = {
     "crl_next_update_days": {"type": "int", "default": 30},
     "crl_renew_before_days": {"type": "int", "default": 7},
     "lock_timeout": {"type": "int", "default": 120},
+    # The engine holds the CA: the folder mirrors its root, intermediate and CRLs (no key is made or kept).
+    **OPENBAO_OPTION,
 }
 
 # A host's clusters' TLS sessions (sessions.py): walsenders, and the sessions of the certificates each cluster's CRL
@@ -531,15 +557,18 @@ _ITEM_FILES = {
     "pkcs12_path": ("out", "pkcs12"), "certificate": ("content", "certificate"), "root": ("content", "certificate"),
     "crl_path": ("out", "crl"), "crl": ("content", "crl"),
 }
+# The CA bundle that verifies the engine's TLS certificate: handed to the TLS layer, read only (BaoSettings.check).
+_OPENBAO_FILES = {"openbao.ca_path": ("descriptor", "certificate")}
 FILE_OPTIONS = {
     "ca": {"cert_path": ("out", "ca_certificate"), "key_path": ("out", "ca_key"), **ISSUER_FILES},
     "crl": {"path": ("out", "crl"), "combined_path": ("out", "crl"), "combine_with": ("in", "any_crl"),
             "revoked[].certificate_path": ("in", "certificate"),
             "revoked[].certificate_content": ("content", "certificate"), **ISSUER_FILES},
-    "server_cert": {"key_path": ("out", "key"), "cert_path": ("out", "certificate"), "csr_path": ("out", "csr"),
+    "server_cert": {**_OPENBAO_FILES, "key_path": ("out", "key"), "cert_path": ("out", "certificate"),
+                    "csr_path": ("out", "csr"),
                     "root_cert_path": ("out", "certificate"), "record_dir": ("out_dir", "archive"),
                     "ca_folder": ("ca_dir", "folder"), **ISSUER_FILES},
-    "client_cert": {"clients[].dir": ("out_dir", "folder"), "dest": ("out_dir", "folder"),
+    "client_cert": {**_OPENBAO_FILES, "clients[].dir": ("out_dir", "folder"), "dest": ("out_dir", "folder"),
                     "record_dir": ("out_dir", "archive"), "ca_folder": ("ca_dir", "folder"), **ISSUER_FILES},
     "validate": {"certificate_path": ("in", "certificate"), "certificate_content": ("content", "certificate"),
                  "key_path": ("in", "key"), "ca_path": ("in", "certificate"), "ca_content": ("content", "certificate"),
@@ -564,7 +593,8 @@ FILE_OPTIONS = {
                      "metrics_path": ("out", "report_metrics"), "html_path": ("out", "report_html")},
     "cluster_files": {**_CONF_FILES, **{f"{option}.{name}": role for name, role in _ITEM_FILES.items()
                                         for option in ("material", "client_material")}},
-    "cluster_tls": {**_CONF_FILES, "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
+    "cluster_tls": {**_CONF_FILES, **_OPENBAO_FILES,
+                    "material.key_path": ("out", "key"), "material.cert_path": ("out", "certificate"),
                     "material.root_cert_path": ("out", "certificate"), "external.csr_path": ("out", "csr"),
                     "client_material.dir": ("out_dir", "folder"),
                     "activate.cert_path": ("descriptor", "certificate"), "activate.key_path": ("descriptor", "key"),
@@ -572,7 +602,7 @@ FILE_OPTIONS = {
                     "external.cert_path": ("awaited", "certificate"), "external.root_path": ("awaited", "certificate"),
                     "external.crl_path": ("awaited", "crl"), "ca_folder": ("ca_dir", "folder"),
                     "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
-    "ca_folder": {"path": ("ca_dir", "folder"), "root_cert_content": ("content", "ca_certificate"),
+    "ca_folder": {**_OPENBAO_FILES, "path": ("ca_dir", "folder"), "root_cert_content": ("content", "ca_certificate"),
                   "root_key_content": ("content", "ca_key"),
                   "intermediate_cert_content": ("content", "ca_certificate"),
                   "intermediate_key_content": ("content", "ca_key"),
