@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ansible_env, plain_cluster, role_vars, run_playbook
+from conftest import TARGET_PYTHON, ansible_env, plain_cluster, role_vars, run_playbook
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from openbao import BaoServer, policy
@@ -23,10 +23,11 @@ from openbao import BaoServer, policy
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import entries, parse_serial
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import fingerprint, serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import make_csr
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import issue_certificate, make_csr
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key, private_key_pem
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.probe import served_chain
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import ROOT_CA
 
 # A role for a machine's own names (localhost, its host name, 127.0.0.1) and one that allows example.test only.
 ROLES = {
@@ -197,6 +198,29 @@ def test_a_revocation_through_the_role_reaches_the_engine_and_the_server_refuses
     assert re.search(r"localhost\s+: ok=\d+\s+changed=0\b", again.stdout), again.stdout[-3000:]
 
 
+def test_a_new_mirror_rolls_out_to_a_fleet_that_trusts_the_engine_and_another_root_is_refused(env, tmp_path):
+    """A controller whose mirror is new (an AWX job's execution environment starts without one): the trust check asks
+    the engine for its root, the fleet trusts it, the mirror is filled and nothing is signed again. A mirror holding
+    another root is refused before anything changes, naming openbao.root_mount."""
+    before = served(env)
+    fresh = tmp_path / "new-mirror"
+    done = run(env, pgtls_pki_dir=str(fresh))
+    assert (fresh / "root.crt").read_text() == env["root"]
+    assert fingerprint(served(env)) == fingerprint(before)
+    assert "certificate" not in " ".join(re.findall(r'"reasons": \[([^]]*)\]', done.stdout)), done.stdout[-3000:]
+    other = tmp_path / "other-mirror"
+    other.mkdir(mode=0o700)
+    key = generate_key("ec-p256")
+    foreign = issue_certificate(subject=build_name("Another root"), public_key=key.public_key(), profile=ROOT_CA,
+                                valid_days=30, self_signing_key=key)
+    (other / "root.crt").write_bytes(foreign.public_bytes(Encoding.PEM))
+    refused = run(env, check=False, pgtls_pki_dir=str(other))
+    assert refused.returncode != 0
+    assert "openbao.root_mount" in refused.stdout and "another root" in refused.stdout, refused.stdout[-3000:]
+    assert sorted(p.name for p in other.iterdir()) == ["root.crt"]
+    _unchanged(env, before)
+
+
 def test_the_client_role_gets_its_certificates_from_the_engine(env, tmp_path):
     """The client role with the same backend: a key made for an OS user here and one bundle on the controller, both
     signed by the engine; the server takes the certificate (cert auth, verify-full); a second run changes nothing."""
@@ -212,7 +236,7 @@ def test_the_client_role_gets_its_certificates_from_the_engine(env, tmp_path):
     path.write_text(json.dumps(playbook))
     first = run_playbook(str(path), {}, "-v")
     assert env["token"] not in first.stdout + first.stderr
-    folder = home / "reporter"
+    folder = env["reporter_dir"] = home / "reporter"
     leaf = compat.load_certificates((folder / "postgresql.crt").read_bytes(), "postgresql.crt")
     assert leaf[0].issuer == leaf[1].subject and len(leaf) == 2  # the leaf, then the engine's intermediate
     assert (folder / "root.crt").read_text() == env["root"]
@@ -270,3 +294,50 @@ def test_two_controllers_at_once_lose_nothing(env, workdir, tmp_path):
             assert {parse_serial(s, "serial") for s in serials} <= set(held)
     finally:
         second.stop()
+
+
+def test_the_revoke_playbook_revokes_in_the_engine_by_name_and_by_serial_in_use(env, tmp_path):
+    """The site and revoke playbooks on an inventory (the database host db-local, on this machine): revoke by name
+    finds the client role's certificate in the mirror's archive and the engine revokes it (the server then refuses
+    it); revoke by serial of the certificate the server serves replaces it first (a new key, signed by the engine,
+    proven served), then the engine revokes the old serial and every server gets the CRL."""
+    cluster, bao = env["cluster"], env["bao"]
+    host = dict(ansible_connection="local", ansible_host="127.0.0.1", ansible_become_method="ansible.builtin.su",
+                ansible_python_interpreter=TARGET_PYTHON)
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"pgtls_servers": {"hosts": {"db-local": host}}},
+                                             "vars": env["vars"]}}))
+
+    def playbook(name, *extra):
+        done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+                               f"pgtls.ssl.{name}", *extra], capture_output=True, text=True, env=ansible_env(),
+                              check=False, timeout=600)
+        assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+        assert env["token"] not in done.stdout + done.stderr
+        return done
+
+    playbook("site")
+    folder = env["reporter_dir"]  # the client role's certificate (test_the_client_role_...)
+    as_reporter = ("user=reporter", f"sslcert={folder / 'postgresql.crt'}", f"sslkey={folder / 'postgresql.key'}")
+
+    def login(*extra):
+        root = tmp_path / "engine-root.crt"
+        root.write_text(env["root"])
+        return cluster.psql(" ".join(["host=127.0.0.1 sslmode=verify-full", f"sslrootcert={root}", *extra]))
+
+    assert login(*as_reporter).returncode == 0
+    reporter = compat.load_certificates((folder / "postgresql.crt").read_bytes(), "reporter")[0].serial_number
+    playbook("revoke", "-e", json.dumps({"pgtls_revoke_names": ["reporter"]}))
+    engine_crl = entries(compat.load_crls(bao.api("GET", "pki_int/cert/crl")["data"]["certificate"].encode(), "crl")[0])
+    assert reporter in engine_crl
+    refused = login(*as_reporter)
+    assert refused.returncode != 0 and "revoked" in refused.stderr, refused.stderr
+
+    old = served(env).serial_number
+    playbook("revoke", "-e", json.dumps({"pgtls_revoke_serials": [f"0x{old:x}"]}))
+    new = served(env)
+    assert new.serial_number != old and "OpenBao test intermediate" in new.issuer.rfc4514_string()
+    engine_crl = entries(compat.load_crls(bao.api("GET", "pki_int/cert/crl")["data"]["certificate"].encode(), "crl")[0])
+    assert old in engine_crl
+    assert old in entries(compat.load_crls((tls(env) / "root.crl").read_bytes(), "root.crl")[0])
+    assert login("user=postgres").returncode == 0
