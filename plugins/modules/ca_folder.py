@@ -115,6 +115,16 @@ options:
     description: Seconds to wait for the CA folder's lock (another run working on it).
     type: int
     default: 120
+  migrate_from:
+    description:
+      - With O(openbao) only - the collection's CA folder a fleet moves from to the engine. The engine's root mount holds
+        that folder's root (imported), so every host keeps trusting the same root; while this is given, C(crl.pem) also
+        carries the CRL of that folder's intermediate, and the certificates it issued keep working until the fleet's
+        runs replace them. Leave it out once every client has its certificate from the engine.
+      - That folder is only read. Refused when its root is not the root mount's, when its intermediate's CRL is missing,
+        not signed by it, or expired, or without O(crl).
+    type: path
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""

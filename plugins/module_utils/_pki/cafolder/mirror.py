@@ -61,6 +61,7 @@ def ensure_mirror(params: dict, check_mode: bool, engine) -> dict:
     crls = _check_crls(engine.crls(), intermediate, root) if params["crl"] or revoked else []
     if params["crl"]:
         crls = _fresh(engine, crls, intermediate, root, params, check_mode, warnings)
+    moving = _migrating(params, root, intermediate, layout) if params.get("migrate_from") else ""
     listed = entries(compat.load_crls(crls[0].encode(), "openbao.int_mount")[0]) if revoked else {}
     todo = {serial: reason for serial, reason in revoked.items() if serial not in listed}
     if any(reason != "unspecified" for reason in todo.values()):
@@ -74,7 +75,7 @@ def ensure_mirror(params: dict, check_mode: bool, engine) -> dict:
             changes.append(f"{folder}: created")
         cert_pem = intermediate.public_bytes(Encoding.PEM).decode()
         crl_files = ((layout.intermediate_crl, crls[0]), (layout.root_crl, crls[1]),
-                     (layout.crl_bundle, crls[0] + crls[1])) if params["crl"] else ()
+                     (layout.crl_bundle, crls[0] + crls[1] + moving)) if params["crl"] else ()
         for path, data, kind in ((layout.root_cert, root_pem, "ca_certificate"),
                                  (layout.intermediate_cert, cert_pem, "ca_certificate"),
                                  *((p, d, "crl") for p, d in crl_files)):
@@ -203,3 +204,44 @@ def _fresh(engine, crls: list[str], intermediate, root, params: dict, check_mode
 def _days(delta: dt.timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"
+
+
+def _migrating(params: dict, root, intermediate, layout: Layout) -> str:
+    """The CRL of the intermediate of the CA folder the fleet moves from (``migrate_from``), for crl.pem: the servers
+    keep accepting the certificates it issued (clients not renewed yet) while the engine's intermediate issues the
+    new ones. The folder must share the engine's root (imported into the root mount), hold its intermediate's CRL,
+    signed by it and not expired; it is only read."""
+    folder = params["migrate_from"]
+    if not params["crl"]:
+        raise PkiError("needs CRLs (crl): the moving fleet's servers check the CRL of both intermediates",
+                       where="migrate_from")
+    old = Layout(folder)
+    if os.path.realpath(folder) == os.path.realpath(layout.folder):
+        raise PkiError(f"{folder} is the mirror itself (path): give the CA folder the fleet moves from",
+                       where="migrate_from")
+    reader = planner.Plan("ca_folder")
+    for path in (old.root_cert, old.intermediate_cert, old.intermediate_crl):
+        if not os.path.isfile(path):
+            raise PkiError(f"{path} is missing: migrate_from names the collection's CA folder the fleet moves from",
+                           where="migrate_from")
+    old_root = compat.load_certificates(reader.read(old.root_cert, "migrate_from", nofollow=True), old.root_cert)[0]
+    if fingerprint(old_root) != fingerprint(root):
+        raise PkiError(f"{old.root_cert} is {old_root.subject.rfc4514_string()}, not the root mount's root "
+                       f"{root.subject.rfc4514_string()}: import the folder's root into the root mount "
+                       "(pki/config/ca) and sign the engine's intermediate with it, so the fleet keeps its root",
+                       where="migrate_from")
+    old_int = compat.load_certificates(reader.read(old.intermediate_cert, "migrate_from", nofollow=True),
+                                       old.intermediate_cert)[0]
+    if fingerprint(old_int) == fingerprint(intermediate) or not signed_by(old_int, root):
+        raise PkiError(f"{old.intermediate_cert} is not a previous intermediate of this root", where="migrate_from")
+    text = reader.read(old.intermediate_crl, "migrate_from", nofollow=True)
+    crl = compat.load_crls(text, old.intermediate_crl)[0]
+    if not crl_signed_by(crl, old_int):
+        raise PkiError(f"{old.intermediate_crl} is not signed by {old_int.subject.rfc4514_string()}",
+                       where="migrate_from")
+    next_update = compat.crl_next_update(crl)
+    if next_update is not None and next_update <= compat.now():
+        raise PkiError(f"{old.intermediate_crl} expired on {next_update.isoformat()}: servers would refuse every "
+                       "certificate of that intermediate; renew the clients still using one and leave migrate_from out, "
+                       "or have that folder sign a new CRL (pgtls.ssl.ca_folder on it)", where="migrate_from")
+    return text.decode()

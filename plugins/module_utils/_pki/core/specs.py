@@ -476,6 +476,9 @@ CA_FOLDER = {
     "lock_timeout": {"type": "int", "default": 120},
     # The engine holds the CA: the folder mirrors its root, intermediate and CRLs (no key is made or kept).
     **OPENBAO_OPTION,
+    # With openbao, while a fleet moves from the collection's CA folder to the engine (same root): that folder, whose
+    # intermediate's CRL crl.pem keeps carrying so the certificates it issued work until they are replaced.
+    "migrate_from": {"type": "path"},
 }
 
 # A host's clusters' TLS sessions (sessions.py): walsenders, and the sessions of the certificates each cluster's CRL
@@ -602,7 +605,8 @@ FILE_OPTIONS = {
                     "external.cert_path": ("awaited", "certificate"), "external.root_path": ("awaited", "certificate"),
                     "external.crl_path": ("awaited", "crl"), "ca_folder": ("ca_dir", "folder"),
                     "record_dir": ("out_dir", "archive"), **ISSUER_FILES},
-    "ca_folder": {**_OPENBAO_FILES, "path": ("ca_dir", "folder"), "root_cert_content": ("content", "ca_certificate"),
+    "ca_folder": {**_OPENBAO_FILES, "migrate_from": ("descriptor", "folder"),
+                  "path": ("ca_dir", "folder"), "root_cert_content": ("content", "ca_certificate"),
                   "root_key_content": ("content", "ca_key"),
                   "intermediate_cert_content": ("content", "ca_certificate"),
                   "intermediate_key_content": ("content", "ca_key"),

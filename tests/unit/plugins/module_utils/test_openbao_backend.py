@@ -24,10 +24,10 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.checks import 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import entries
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import serial_hex
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, make_csr
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, make_csr
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, SERVER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, INTERMEDIATE_CA, SERVER
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import CA_FOLDER
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._issuance import (
     EngineSigner,
@@ -730,3 +730,56 @@ def test_an_expired_crl_the_engine_does_not_renew_is_refused(mirrored, engine):
         ensure_mirror(params(mirrored), False, engine)
     assert info.value.where == "openbao.int_mount" and "expired" in str(info.value)
     assert files(mirrored) == before
+
+
+# ---- moving from the CA folder (migrate_from) ---------------------------------------------------------------------
+
+
+def old_folder(tmp_path, engine, *, same_root=True, crl_age=dt.timedelta(minutes=1)):
+    """The collection's CA folder the fleet moves from: the engine's root (imported) or another one, its own
+    intermediate and that intermediate's CRL."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    pki = engine.pki if same_root else Pki()
+    key = generate_key("ec-p256")
+    inter = issue_certificate(subject=build_name("Folder Intermediate"), public_key=key.public_key(),
+                              profile=INTERMEDIATE_CA, valid_days=365, issuer=pki.root_issuer)
+    (folder / "root.crt").write_bytes(pem(pki.root))
+    (folder / "intermediate.crt").write_bytes(pem(inter))
+    (folder / "intermediate.crl").write_text(crl_pem(inter, key, (0x77,), age=crl_age, lifetime=dt.timedelta(days=30)))
+    return folder
+
+
+def test_migrate_from_keeps_the_old_intermediates_crl_in_crl_pem(tmp_path, engine):
+    old = old_folder(tmp_path, engine)
+    before = tree(old)
+    ensure_mirror(params(tmp_path / "pki", migrate_from=str(old)), False, engine)
+    bundle = compat.load_crls((tmp_path / "pki" / "crl.pem").read_bytes(), "crl.pem")
+    assert [c.issuer for c in bundle][2] == build_name("Folder Intermediate") and len(bundle) == 3
+    assert tree(old) == before  # only read
+    done = ensure_mirror(params(tmp_path / "pki"), False, engine)  # the move is over: back to two
+    assert len(compat.load_crls((tmp_path / "pki" / "crl.pem").read_bytes(), "crl.pem")) == 2 and done["changed"]
+
+
+@pytest.mark.parametrize("case, text", [
+    ("other root", "not the root mount's root"),
+    ("expired crl", "expired on"),
+    ("no crl", "is missing"),
+    ("without crls", "needs CRLs"),
+    ("the mirror itself", "the mirror itself"),
+])
+def test_migrate_from_refusals_change_nothing(tmp_path, engine, case, text):
+    old = old_folder(tmp_path, engine, same_root=case != "other root",
+                     crl_age=dt.timedelta(days=31) if case == "expired crl" else dt.timedelta(minutes=1))
+    if case == "no crl":
+        (old / "intermediate.crl").unlink()
+    mirror = tmp_path / "pki"
+    extra = {"crl": False} if case == "without crls" else {}
+    source = mirror if case == "the mirror itself" else old
+    if case == "the mirror itself":
+        ensure_mirror(params(mirror), False, engine)
+    before = tree(mirror) if mirror.exists() else None
+    with pytest.raises(PkiError) as info:
+        ensure_mirror(params(mirror, migrate_from=str(source), **extra), False, engine)
+    assert info.value.where == "migrate_from" and text in str(info.value), str(info.value)
+    assert (tree(mirror) if mirror.exists() else None) == before
