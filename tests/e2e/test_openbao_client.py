@@ -19,10 +19,10 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.chain import verify_chain
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import crl_signed_by, entries
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import issue_certificate, make_csr
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import Issuer, issue_certificate, make_csr
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key, private_key_pem
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import ROOT_CA
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import ROOT_CA, SERVER
 from ansible_collections.pgtls.ssl.plugins.plugin_utils._openbao import BaoClient, BaoSettings, open_url
 
 HOST = f"db1.{DOMAIN}"
@@ -308,6 +308,41 @@ def test_tls_verification_names_ca_path(tmp_path):
         assert right.health().sealed is False
     finally:
         tls.stop()
+
+
+def test_raft_storage_and_tls_with_a_throwaway_ca_survive_a_restart(tmp_path):
+    """Not dev mode: integrated (raft) storage and a TLS listener whose certificate a throw-away CA made here
+    signed, initialized and unsealed as an operator does. The client signs with ca_path naming that CA; after a
+    restart the server is sealed (named, with its address), and once unsealed it has kept its CA: the same root, the
+    certificate it signed still in its store and revocable."""
+    ca_key, key = generate_key("ec-p256"), generate_key("ec-p256")
+    ca = issue_certificate(subject=build_name("throw-away listener CA"), public_key=ca_key.public_key(),
+                           profile=ROOT_CA, valid_days=1, self_signing_key=ca_key)
+    cert = issue_certificate(subject=build_name("127.0.0.1"), public_key=key.public_key(), profile=SERVER,
+                             valid_days=1, issuer=Issuer(cert=ca, chain=[], where="ca", key_loader=lambda: ca_key),
+                             sans=parse_sans(["127.0.0.1", "localhost"], "sans"))
+    files = {"ca.pem": ca.public_bytes(Encoding.PEM), "listener.crt": cert.public_bytes(Encoding.PEM),
+             "listener.key": private_key_pem(key)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    paths = [str(tmp_path / name) for name in ("listener.crt", "listener.key", "ca.pem")]
+    (tmp_path / "bao").mkdir()
+    server = BaoServer(tmp_path / "bao").start_with_raft_storage(*paths)
+    try:
+        creds = server.creds = server.setup_pki()
+        client = BaoClient(settings(server, token=creds["token"], ca_path=paths[2]))
+        _key, csr = csr_for(HOST, HOST)
+        signed = client.sign(csr, HOST, [HOST], [], 1, "db1")
+        root = client.root()
+        assert server.restart()["sealed"] is True
+        exc = failure(client.root, creds["token"])
+        assert exc.where == "address" and "sealed" in str(exc) and server.address in str(exc)
+        server.unseal()
+        server.wait_active()
+        assert client.root() == root
+        assert client.revoke(signed.serial)["serial_number"] == signed.serial_number
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(("params", "where", "text"), [
