@@ -154,10 +154,12 @@ class ActionModule(PkiAction):
         if params["record_dir"] and not external and not self._task.check_mode:
             for done in self.requests:
                 record(params["record_dir"], done.item["common_name"], done.chain[0], params["ca_folder"])
+        reported = self.report(params, request, client, result)
         signer = getattr(self, "signer", None)
         if signer is not None and signer.warnings:
-            result["warnings"] = signer.warnings
-        return self.report(params, request, client, result)
+            # With a stopped cluster's warning (report), not instead of it.
+            reported["warnings"] = reported.get("warnings", []) + signer.warnings
+        return reported
 
     def items(self, install: bool = False) -> dict:
         """The host items, as cluster_files takes them: to prepare (the CSR), or to install (with the chain)."""

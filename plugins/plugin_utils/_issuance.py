@@ -166,11 +166,11 @@ def use_openbao(params: dict, issuer: Issuer | None, host: str) -> EngineSigner 
     if not params.get("ca_folder") or issuer is None:
         raise PkiError("openbao needs ca_folder: the folder pgtls.ssl.ca_folder keeps with the same openbao settings "
                        "(the engine's root, intermediate and CRLs, mirrored)", where="openbao")
-    for name in ("root.key", "intermediate.key"):
-        if os.path.lexists(os.path.join(params["ca_folder"], name)):
-            raise PkiError(f"{params['ca_folder']} holds {name}: a CA of the collection's own, not the mirror of an "
-                           "engine; give openbao the mirror's folder (pgtls.ssl.ca_folder with openbao)",
-                           where="ca_folder")
+    keys = Layout(params["ca_folder"]).ca_keys()
+    if keys:
+        raise PkiError(f"{params['ca_folder']} holds {os.path.basename(keys[0])}: a CA of the collection's own, not the "
+                       "mirror of an engine; give openbao the mirror's folder (pgtls.ssl.ca_folder with openbao)",
+                       where="ca_folder")
     # Imported here: the action's controller has ansible-core's urls; the host modules never load the engine client.
     from ansible_collections.pgtls.ssl.plugins.plugin_utils._openbao import BaoClient, BaoSettings
 
@@ -189,11 +189,10 @@ class EngineSigner:
         self.warnings: list[str] = []
 
     def __call__(self, csr_pem: str, request: Request, renew: RenewPolicy):
-        names = [str(n) for n in request.item.get("subject_alt_names") or []]
-        parsed = parse_sans(names, "subject_alt_names")
-        dns = [n.value for n in parsed if isinstance(n, x509.DNSName)]
-        ips = [str(n.value) for n in parsed if isinstance(n, x509.IPAddress)]
-        if len(dns) + len(ips) != len(parsed):
+        sans = request.wanted.sans  # parsed once, by server_request
+        dns = [n.value for n in sans if isinstance(n, x509.DNSName)]
+        ips = [str(n.value) for n in sans if isinstance(n, x509.IPAddress)]
+        if len(dns) + len(ips) != len(sans):
             raise PkiError(f"{self.host}: {request.item['common_name']}: the engine signs DNS names and IP addresses "
                            "only", where="subject_alt_names")
         cn = request.item["common_name"]

@@ -46,10 +46,10 @@ def ensure_mirror(params: dict, check_mode: bool, engine) -> dict:
             raise PkiError("the engine (openbao) holds the CA: give its material to the engine, not to the folder",
                            where=option)
     layout = Layout(folder)
-    for name in ("root.key", "intermediate.key"):
-        if os.path.lexists(layout.path(name)):
-            raise PkiError(f"{layout.path(name)} is there: {folder} holds a CA of the collection's own, and the "
-                           "engine's mirror would replace its files; give openbao a folder of its own", where="path")
+    keys = layout.ca_keys()
+    if keys:
+        raise PkiError(f"{keys[0]} is there: {folder} holds a CA of the collection's own, and the engine's mirror would "
+                       "replace its files; give openbao a folder of its own", where="path")
     engine.authenticate()
     root_pem = engine.root()
     root = compat.load_certificates(root_pem.encode(), "openbao.root_mount")[0]

@@ -86,6 +86,10 @@ class Layout:
             return f"{relative}, in {_FOLDERS[parts[0]][1]}"
         return f"{relative}, a file"
 
+    def ca_keys(self) -> list[str]:
+        """The CA keys the folder holds (root.key, intermediate.key): none in the mirror of a PKI engine."""
+        return [path for path in (self.root_key, self.intermediate_key) if os.path.lexists(path)]
+
     @property
     def intermediate_files(self) -> tuple[str, ...]:
         return ("intermediate.crt", "intermediate.key", "intermediate.crl")
