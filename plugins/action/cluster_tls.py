@@ -51,7 +51,7 @@ from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import server_lo
 
 HOST_MODULE = "pgtls.ssl.cluster_files"
 FILE_OPTIONS = ("directories", "files", "lines", "snapshot_dir", "snapshot_paths", "snapshot_group",
-                "remove_legacy_snapshots", "probe_port", "probe_cert_path")
+                "remove_legacy_snapshots", "probe_port", "probe_cert_path", "lock_timeout")
 # key_group goes with the first execution only (the apply execution finds the group in place).
 
 

@@ -101,6 +101,14 @@ options:
         hour - never a run in progress) when a killed run left them behind; they may hold key copies.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for the host's lock on this cluster (a file in C(/run/lock) named by a digest of
+        O(snapshot_dir), else of the key's path) that another run on the same host holds - two jobs whose limits
+        overlap take turns, each execution planning against the files as the other left them.
+    type: int
+    default: 300
+    version_added: 0.3.0
   probe_port:
     description:
       - Also ask the server on C(127.0.0.1) at this port which certificate it serves (SSLRequest, then TLS) and

@@ -341,3 +341,40 @@ def test_the_revoke_playbook_revokes_in_the_engine_by_name_and_by_serial_in_use(
     assert old in engine_crl
     assert old in entries(compat.load_crls((tls(env) / "root.crl").read_bytes(), "root.crl")[0])
     assert login("user=postgres").returncode == 0
+
+
+def test_two_jobs_on_the_same_host_at_once_take_turns_and_leave_one_whole_pair(env, workdir):
+    """Two jobs whose limits overlap (two controllers, each its own mirror, one engine), both asked for a name the
+    certificate lacks, started together, twice: the host's lock on the cluster makes them take turns, so neither
+    plans against, snapshots or restores the other's half-written files. Both succeed; the server serves the
+    certificate installed (the engine's, with the name), verify-full connects, no snapshot or pending key is left,
+    no serial was issued twice, and a run afterwards changes nothing."""
+    bao, cluster = env["bao"], env["cluster"]
+    mirrors = [workdir / "openbao-overlap" / name for name in ("a", "b")]
+    mirrors[0].parent.mkdir()
+    for name in ("overlap-one.test", "overlap-two.test"):
+        jobs = [dict(env["vars"], pgtls_pki_dir=str(mirror), pgtls_server_extra_sans=[name]) for mirror in mirrors]
+        running = [subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c",
+                                     "local", "-e", json.dumps(extra),
+                                     str(Path(__file__).parent / "playbooks" / "role_local.yml")],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env())
+                   for extra in jobs]
+        outputs = [proc.communicate(timeout=900)[0] for proc in running]
+        for proc, out in zip(running, outputs):
+            assert proc.returncode == 0, out[-5000:]
+            assert env["token"] not in out
+        leaf = served(env)
+        installed = compat.load_certificates((tls(env) / "server.crt").read_bytes(), "server.crt")[0]
+        assert fingerprint(leaf) == fingerprint(installed)
+        assert name in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+        assert "OpenBao test intermediate" in leaf.issuer.rfc4514_string()
+        assert not (tls(env) / ".pgtls-snapshot").exists()
+        assert not list(tls(env).glob("*.pgtls-new")), list(tls(env).iterdir())
+        connected = cluster.psql(f"host=localhost sslmode=verify-full sslrootcert={mirrors[0] / 'root.crt'} "
+                                 "user=postgres")
+        assert connected.returncode == 0, connected.stderr
+    issued = bao.api("LIST", "pki_int/certs")["data"]["keys"]
+    assert len(issued) == len(set(issued))
+    again = run(env, pgtls_pki_dir=str(mirrors[0]), pgtls_server_extra_sans=["overlap-two.test"])
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=0\b", again.stdout), again.stdout[-3000:]

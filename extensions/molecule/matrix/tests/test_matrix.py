@@ -148,3 +148,32 @@ def test_every_certificate_is_the_engines_and_the_ca_folder_holds_no_key(host, c
         assert issuer.rc == 0 and "pgtls Molecule intermediate (OpenBao)" in issuer.stdout, (path, issuer.stdout)
     for c in cell["clusters"]:
         assert host.file(f"{c['tls_dir']}/root.crt").content_string.strip() == root, c
+
+
+def test_pgbouncer_serves_the_engines_certificate_and_logs_in_with_its_own(host):
+    """The data-dir cell's PgBouncer (site's pooler play, CA in OpenBao): its server certificate and its client
+    certificate to PostgreSQL are the engine's; app connects through it with verify-full by name and its own
+    certificate, and PostgreSQL sees PgBouncer's client certificate (its serial in pg_stat_ssl) on that session."""
+    if not host.file("/etc/pgbouncer/tls/server.crt").exists:
+        pytest.skip("no PgBouncer in this cell")
+    tls = "/etc/pgbouncer/tls"
+    for path in (f"{tls}/server.crt", f"{tls}/client/postgresql.crt"):
+        issuer = host.run(f"openssl x509 -in {path} -noout -issuer")
+        assert issuer.rc == 0 and "pgtls Molecule intermediate (OpenBao)" in issuer.stdout, (path, issuer.stdout)
+    served = host.run("openssl s_client -starttls postgres -connect pgtls-matrix-datadir:6432 -servername "
+                      f"pgtls-matrix-datadir -CAfile {tls}/root.crt -verify_return_error </dev/null 2>/dev/null "
+                      "| openssl x509 -noout -fingerprint -sha256")
+    installed = host.run(f"openssl x509 -in {tls}/server.crt -noout -fingerprint -sha256")
+    assert served.rc == 0 and served.stdout.strip() == installed.stdout.strip(), served.stderr
+    serial = host.run(f"openssl x509 -in {tls}/client/postgresql.crt -noout -serial").stdout.strip().split("=")[1]
+    folder = "/home/app/.postgresql"
+    done = app_psql(host, f"host=pgtls-matrix-datadir port=6432 dbname=appdb user=app sslmode=verify-full "
+                    f"sslcert={folder}/postgresql.crt sslkey={folder}/postgresql.key sslrootcert={folder}/root.crt",
+                    "select current_user || ' ' || ssl::text || ' ' || client_serial::text from pg_stat_ssl "
+                    "where pid = pg_backend_pid()")
+    assert done.rc == 0, done.stderr
+    user, ssl, seen = done.stdout.strip().split()
+    assert (user, ssl) == ("app", "true") and int(seen) == int(serial, 16), done.stdout
+    bare = app_psql(host, "host=pgtls-matrix-datadir port=6432 dbname=appdb user=app sslmode=verify-full "
+                    f"sslrootcert={folder}/root.crt sslcert=/nonexistent sslkey=/nonexistent")
+    assert bare.rc != 0, bare.stdout

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -1113,17 +1114,50 @@ def locked(folder: str | None, timeout: float = 120, where: str = "lock_timeout"
     if not folder or not os.path.isdir(folder):
         yield
         return
-    path = os.path.join(folder, LOCK_NAME)
+    with _flocked(os.path.join(folder, LOCK_NAME), f"the CA folder {folder} ({LOCK_NAME}", "the CA folder's lock",
+                  timeout, where):
+        yield
+
+
+# Where a host's cluster locks live: a tmpfs every systemd distribution has (/var/lock points to it), else the
+# temporary folder. One file per protected path, named by its digest; never written, never removed.
+HOST_LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
+
+
+@contextlib.contextmanager
+def host_locked(protects: str | None, timeout: float = 300, where: str = "lock_timeout"):
+    """Hold the host's exclusive lock on one cluster's files for the ``with`` block: two runs on one host at once
+    (two jobs whose limits overlap) take turns, so one never plans against, snapshots or restores what the other is
+    in the middle of writing. ``protects`` names the cluster (its snapshot folder, else its key): the lock is
+    ``<run/lock>/pgtls-<digest>.lock``, owned by this user (a file someone else made there is refused)."""
+    if not protects:
+        yield
+        return
+    folder = next((d for d in HOST_LOCK_DIRS if os.path.isdir(d)), None)
+    if folder is None:
+        raise PkiError(f"no folder for the host's lock ({', '.join(HOST_LOCK_DIRS)})", where=where)
+    digest = hashlib.sha256(os.path.abspath(protects).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    with _flocked(os.path.join(folder, f"pgtls-{digest}.lock"), f"{protects} (", f"the lock for {protects}", timeout,
+                  where, owner=os.geteuid()):
+        yield
+
+
+@contextlib.contextmanager
+def _flocked(path: str, held: str, what: str, timeout: float, where: str, owner: int | None = None):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            raise PkiError(f"cannot make the CA folder's lock {path}: {exc.strerror}", where=where) from None
+            raise PkiError(f"cannot make {what} {path}: {exc.strerror}", where=where) from None
     except OSError as exc:
-        raise PkiError(f"cannot open the CA folder's lock {path}: {exc.strerror}", where=where) from None
+        raise PkiError(f"cannot open {what} {path}: {exc.strerror}", where=where) from None
     try:
+        st = os.fstat(fd)
+        if owner is not None and (st.st_uid != owner or not stat.S_ISREG(st.st_mode)):
+            raise PkiError(f"refusing {what} {path}: not a file this user made (owner uid {st.st_uid}); remove it",
+                           where=where)
         deadline = time.monotonic() + max(0.0, float(timeout))
         delay = 0.02
         while True:
@@ -1133,9 +1167,9 @@ def locked(folder: str | None, timeout: float = 120, where: str = "lock_timeout"
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = _holder(fd)
-                    raise PkiError(f"another run holds the lock on the CA folder {folder} ({LOCK_NAME}{holder}) "
-                                   f"and did not release it within {timeout:g} s; wait for it to finish, or "
-                                   "raise lock_timeout", where=where) from None
+                    raise PkiError(f"another run holds the lock on {held}{path if owner is not None else ''}"
+                                   f"{holder}) and did not release it within {timeout:g} s; wait for it to finish, "
+                                   "or raise lock_timeout", where=where) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
         yield

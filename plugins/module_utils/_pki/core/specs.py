@@ -408,6 +408,7 @@ CLUSTER_FILES = {
     "material": {"type": "dict", "options": HOST_ITEM},
     "client_material": {"type": "dict", "options": HOST_ITEM},
     "compare_only": {"type": "bool", "default": False},
+    "lock_timeout": {"type": "int", "default": 300},
     "probe_port": {"type": "int"},
     "probe_cert_path": {"type": "path"},
     "activate": {"type": "dict", "options": ACTIVATE},

@@ -145,10 +145,15 @@ def _with_material_paths(activate: dict, material: dict | None) -> dict:
 
 def cluster_files(params: dict, check_mode: bool, activation=activation_for) -> dict:
     """Module entry for pgtls.ssl.cluster_files: the cluster step's inspect stage (``compare_only``: what is there,
-    only the key written) or its apply stage (write what differs, then activate)."""
-    if params.get("compare_only"):
-        return inspect_files(params, check_mode)
-    return apply_files(params, check_mode, activation)
+    only the key written) or its apply stage (write what differs, then activate) - each under the host's lock on
+    this cluster (planner.host_locked), so two runs on one host take turns: the inspect of one never sees, keeps or
+    removes the snapshot the other's apply is using, and the apply plans against the files as they are."""
+    protects = params.get("snapshot_dir") or next(
+        (params[option]["key_path"] for option in MATERIALS if params.get(option)), None)
+    with planner.host_locked(protects, params.get("lock_timeout", 300)):
+        if params.get("compare_only"):
+            return inspect_files(params, check_mode)
+        return apply_files(params, check_mode, activation)
 
 
 def _group_changes(params: dict, check_mode: bool) -> list:

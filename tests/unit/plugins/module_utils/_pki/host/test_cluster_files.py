@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 
 import pytest
 from pkitools import tree
 
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import planner
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host import snapshot
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.cluster_files import cluster_files
@@ -218,3 +220,100 @@ def test_an_activation_without_its_files_is_refused_before_any_write(host):
     with pytest.raises(PkiError, match="^activate.cert_path: the activation needs the file"):
         cluster_files(params(host, activate={"always": False}), False, SeenAtActivation)
     assert tree(host) == before
+
+
+class HeldActivation:
+    """An activation that waits until the test lets it finish (as a reload and proof take their time), then removes
+    the snapshot as a successful one does."""
+
+    entered = None
+    release = None
+
+    def __init__(self, params):
+        self.params = params
+
+    def run(self):
+        HeldActivation.entered.set()
+        assert HeldActivation.release.wait(20)
+        snapshot.remove(self.params["snapshot_dir"])
+        return {"steps": [], "snapshot_removed": True}
+
+
+@pytest.fixture
+def locks(tmp_path, monkeypatch):
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    monkeypatch.setattr(planner, "HOST_LOCK_DIRS", (str(folder),))
+    return folder
+
+
+def _apply_in_background(host):
+    HeldActivation.entered, HeldActivation.release = threading.Event(), threading.Event()
+    done = {}
+
+    def apply():
+        try:
+            done["result"] = cluster_files(params(host, activate=ACTIVATE), False, HeldActivation)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            done["error"] = exc
+
+    worker = threading.Thread(target=apply)
+    worker.start()
+    assert HeldActivation.entered.wait(20)
+    return worker, done
+
+
+def test_two_runs_on_one_host_take_turns_and_the_second_keeps_the_first_ones_snapshot(host, locks):
+    """Two jobs whose limits overlap: while one's apply activates (its snapshot in place), the other's inspect
+    waits for it instead of taking that snapshot for one a killed run left and removing it."""
+    worker, done = _apply_in_background(host)
+    folder = params(host)["snapshot_dir"]
+    seen = {}
+
+    def inspect():
+        seen["result"] = cluster_files(params(host, compare_only=True), False)
+
+    second = threading.Thread(target=inspect)
+    second.start()
+    second.join(0.8)
+    assert second.is_alive(), "the second run did not wait for the first one's apply"
+    assert os.path.isdir(folder), "the first run's snapshot went while it was activating"
+    HeldActivation.release.set()
+    worker.join(20)
+    second.join(20)
+    assert "error" not in done and done["result"]["snapshot_taken"]
+    assert seen["result"]["stale_snapshot_removed"] is False and seen["result"]["changes"] == []
+    assert not os.path.exists(folder)
+
+
+def test_a_run_that_cannot_get_the_lock_fails_naming_lock_timeout_and_changes_nothing(host, locks):
+    worker, _done = _apply_in_background(host)
+    try:
+        before = tree(host / "conf")
+        with pytest.raises(PkiError) as err:
+            cluster_files(params(host, lock_timeout=0, files=[]), False)
+        assert err.value.where == "lock_timeout"
+        assert params(host)["snapshot_dir"] in str(err.value) and "another run holds the lock" in str(err.value)
+        assert tree(host / "conf") == before
+    finally:
+        HeldActivation.release.set()
+        worker.join(20)
+
+
+def test_a_lock_file_someone_else_made_is_refused(host, locks):
+    protects = params(host)["snapshot_dir"]
+    with planner.host_locked(protects, 1):
+        pass
+    (made,) = list(locks.iterdir())
+    os.chown(made, 4321, 4321)
+    before = tree(host / "conf")
+    with pytest.raises(PkiError) as err:
+        cluster_files(params(host, activate=ACTIVATE), False, SeenAtActivation)
+    assert err.value.where == "lock_timeout" and "owner uid 4321" in str(err.value)
+    assert tree(host / "conf") == before
+    made.unlink()
+    made.symlink_to(host / "conf" / "pg_hba.conf")
+    with pytest.raises(PkiError) as err:
+        cluster_files(params(host, compare_only=True), False)
+    assert err.value.where == "lock_timeout" and "cannot open" in str(err.value)
+    assert tree(host / "conf") == before
