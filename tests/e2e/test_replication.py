@@ -7,6 +7,7 @@ without its certificate."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PG_BIN, ROOT, TARGET_PYTHON, Cluster, as_postgres, run_playbook
+from openbao import ROLE as BAO_ROLE
+from openbao import BaoServer
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import serial_hex
 
@@ -48,12 +51,12 @@ def wait_streaming(standby: Cluster, seconds: float = 30) -> str:
     raise AssertionError(f"the standby does not stream: {seen!r}")
 
 
-@pytest.fixture(scope="module")
-def pair(workdir):
+@contextlib.contextmanager
+def replicated(base: Path):
     """A primary (replicator exists) and a standby made by pg_basebackup, streaming over the primary's socket."""
-    bases = {name: workdir / name for name in ("primary", "standby")}
-    for base in bases.values():
-        base.mkdir(mode=0o755)
+    bases = {name: base / name for name in ("primary", "standby")}
+    for folder in bases.values():
+        folder.mkdir(mode=0o755, parents=True)
     primary = Cluster(bases["primary"], bases["primary"] / "unused")
     primary.init("local all all trust\nlocal replication all trust\n")
     conf = primary.data / "postgresql.conf"
@@ -71,11 +74,19 @@ def pair(workdir):
                      f"primary_conninfo = 'host={primary.sockets} port={primary.port} user=postgres'\n")
     (standby.data / "standby.signal").touch()
     shutil.chown(standby.data / "standby.signal", "postgres", "postgres")
-    standby.start()
-    wait_streaming(standby)
-    yield primary, standby
-    standby.stop()
-    primary.stop()
+    try:
+        standby.start()
+        wait_streaming(standby)
+        yield primary, standby
+    finally:
+        standby.stop()
+        primary.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(workdir):
+    with replicated(workdir) as found:
+        yield found
 
 
 def inventory(tmp_path, primary: Cluster, standby: Cluster, pki, clients: dict | None = None, **standby_vars) -> str:
@@ -799,6 +810,48 @@ def test_a_compromised_intermediate_is_rotated_in_one_revoke_run(pair, workdir, 
     assert refused.returncode != 0 and re.search("unknown ca|revoked", refused.stderr), refused.stderr
     again = run_playbook(revoke, extra, "-i", path)
     assert recap(again.stdout) == {"app": 0, "localhost": 0, "primary": 0, "standby": 0}, again.stdout[-3000:]
+
+
+def test_with_the_ca_in_openbao_the_standby_streams_with_the_engines_certificates(workdir, tmp_path_factory):
+    """A pair of its own, the CA in a real OpenBao (pgtls_ca_backend=openbao, an AppRole): the engine signs both
+    servers' certificates and the standby's replication certificate from the keys made on the hosts; the standby
+    streams over verify-full and the primary's walsender is authenticated by the engine's certificate (its serial in
+    pg_stat_ssl); a second run changes nothing; the secret ID never appears in the output."""
+    bao = BaoServer(tmp_path_factory.mktemp("bao-replication")).start()
+    try:
+        credentials = bao.setup_pki()
+        role = {"allow_any_name": True, "enforce_hostnames": False, "allow_ip_sans": True, "allow_localhost": True,
+                "server_flag": True, "client_flag": True, "key_type": "any", "max_ttl": "720h"}
+        bao.api("POST", f"pki_int/roles/{BAO_ROLE}", role)
+        with replicated(workdir / "with-openbao") as (primary, standby):
+            tmp = tmp_path_factory.mktemp("inv")
+            path = inventory(tmp, primary, standby, workdir / "with-openbao" / "mirror")
+            found = yaml.safe_load(open(path))
+            engine = {"address": bao.address, "role": BAO_ROLE, "role_id": credentials["role_id"],
+                      "secret_id": credentials["secret_id"]}
+            found["all"]["vars"].update(pgtls_server_valid_days=20, pgtls_server_renew_before_days=5,
+                                        pgtls_ca_backend="openbao", pgtls_openbao=engine)
+            with open(path, "w") as handle:
+                handle.write(yaml.safe_dump(found))
+            done = play(path)
+            assert credentials["secret_id"] not in done.stdout + done.stderr
+            assert "The standby streams from its primary over verify-full with the replication certificate: ok" in \
+                done.stdout, done.stdout[-4000:]
+            replication = standby.data / "tls" / "replication" / "postgresql.crt"
+            for cert in (replication, primary.data / "tls" / "server.crt", standby.data / "tls" / "server.crt"):
+                issuer = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-issuer"],
+                                        capture_output=True, text=True, check=True).stdout
+                assert "pgtls OpenBao test intermediate" in issuer, (cert, issuer)
+            serial = serial_of(replication)
+            assert wait_streaming(standby)
+            assert reconnect(primary, standby).split(" ", 1)[0] == str(serial)
+            again = play(path)
+            assert recap(again.stdout) == {"primary": 0, "standby": 0}, again.stdout[-3000:]
+            assert credentials["secret_id"] not in again.stdout + again.stderr
+            issued = bao.api("LIST", "pki_int/certs")["data"]["keys"]
+            assert f"{serial:x}" in {key.replace(":", "").lstrip("0") for key in issued}
+    finally:
+        bao.stop()
 
 
 # Last in this file: the standby's certificate is revoked, so it stops replicating.
