@@ -352,8 +352,17 @@ def test_two_jobs_on_the_same_host_at_once_take_turns_and_leave_one_whole_pair(e
     bao, cluster = env["bao"], env["cluster"]
     mirrors = [workdir / "openbao-overlap" / name for name in ("a", "b")]
     mirrors[0].parent.mkdir()
-    for name in ("overlap-one.test", "overlap-two.test"):
-        jobs = [dict(env["vars"], pgtls_pki_dir=str(mirror), pgtls_server_extra_sans=[name]) for mirror in mirrors]
+    serials = []
+    for _i in range(4):
+        csr = make_csr(generate_key("ec-p256"), build_name("overlap"), []).public_bytes(Encoding.PEM).decode()
+        serials.append(bao.api("POST", "pki_int/sign/any", {"csr": csr, "common_name": "overlap", "ttl": "240h"})
+                       ["data"]["serial_number"])
+    for round_, name in enumerate(("overlap-one.test", "overlap-two.test")):
+        # Each job revokes a serial of its own too: whichever installs last, the host's CRL keeps every revocation
+        # (a CRL file never goes back to an older CRL of the same CA).
+        jobs = [dict(env["vars"], pgtls_pki_dir=str(mirror), pgtls_server_extra_sans=[name],
+                     pgtls_revoked=[{"serial_number": serials[2 * r + i]} for r in range(round_ + 1)])
+                for i, mirror in enumerate(mirrors)]
         running = [subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c",
                                      "local", "-e", json.dumps(extra),
                                      str(Path(__file__).parent / "playbooks" / "role_local.yml")],
@@ -374,7 +383,16 @@ def test_two_jobs_on_the_same_host_at_once_take_turns_and_leave_one_whole_pair(e
         connected = cluster.psql(f"host=localhost sslmode=verify-full sslrootcert={mirrors[0] / 'root.crt'} "
                                  "user=postgres")
         assert connected.returncode == 0, connected.stderr
+        held = entries(compat.load_crls((tls(env) / "root.crl").read_bytes(), "root.crl")[0])
+        assert {parse_serial(s, "serial") for s in serials[:2 * round_ + 2]} <= set(held), round_
     issued = bao.api("LIST", "pki_int/certs")["data"]["keys"]
     assert len(issued) == len(set(issued))
-    again = run(env, pgtls_pki_dir=str(mirrors[0]), pgtls_server_extra_sans=["overlap-two.test"])
+    # A run afterwards changes nothing on the host (mirror a may still fetch the CRL job b's revocation made: a
+    # change on the controller only), and the next one nothing at all.
+    last = dict(pgtls_pki_dir=str(mirrors[0]), pgtls_server_extra_sans=["overlap-two.test"],
+                pgtls_revoked=[{"serial_number": s} for s in serials])
+    again = run(env, **last)
+    step = again.stdout.split("TASK [pgtls.ssl.server : cluster | Key, certificate")[1].split("TASK [")[0]
+    assert "ok: [localhost] => (item=15/bao)" in step and "changed:" not in step, step[:3000]
+    again = run(env, **last)
     assert re.search(r"localhost\s+: ok=\d+\s+changed=0\b", again.stdout), again.stdout[-3000:]

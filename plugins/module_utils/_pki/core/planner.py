@@ -1130,6 +1130,8 @@ def host_locked(protects: str | None, timeout: float = 300, where: str = "lock_t
     (two jobs whose limits overlap) take turns, so one never plans against, snapshots or restores what the other is
     in the middle of writing. ``protects`` names the cluster (its snapshot folder, else its key): the lock is
     ``<run/lock>/pgtls-<digest>.lock``, owned by this user (a file someone else made there is refused)."""
+    if timeout < 0:
+        raise PkiError(f"must not be negative, got {timeout}", where=where)
     if not protects:
         yield
         return

@@ -18,7 +18,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from ..core import planner
+from ..core import crls, planner
 from ..core.errors import PkiError
 from ..core.files import MAX_CRL_BYTES, Attrs, parse_mode, read_bytes, resolve_gid, resolve_uid
 from . import accounts, inspection, snapshot
@@ -64,6 +64,9 @@ def plan_entries(plan: planner.Plan, params: dict) -> list[_Entry]:
         where = f"files[{index}]"
         entry = _Entry("file", raw["path"], where, raw["content"].encode(), diff=raw.get("diff", True))
         entry.before = _regular_before(entry.path, f"{where}.path")
+        if entry.before is not None:
+            # A CRL file never goes back to an older CRL of the same CA (two runs at once: crls.never_older).
+            entry.data, _kept = crls.never_older(entry.before, entry.data)
         entry.changes = plan.write(entry.path, entry.data, _attrs(raw, where, "0644"), kind="file",
                                    where=f"{where}.path", source=f"{where}.content")
         entries.append(entry)

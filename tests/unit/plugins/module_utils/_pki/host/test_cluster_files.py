@@ -317,3 +317,10 @@ def test_a_lock_file_someone_else_made_is_refused(host, locks):
         cluster_files(params(host, compare_only=True), False)
     assert err.value.where == "lock_timeout" and "cannot open" in str(err.value)
     assert tree(host / "conf") == before
+
+
+def test_a_negative_lock_timeout_is_refused_naming_it(host, locks):
+    before = tree(host / "conf")
+    with pytest.raises(PkiError, match="^lock_timeout: must not be negative, got -1"):
+        cluster_files(params(host, lock_timeout=-1), False)
+    assert tree(host / "conf") == before
