@@ -266,6 +266,12 @@ clusters:
       type: list
       elements: str
       returned: success
+    managed_by:
+      description:
+        - V(patroni) when Patroni writes the cluster's postgresql.conf (it begins with Patroni's header), else null.
+      type: str
+      returned: success
+      version_added: 0.3.0
     ready_code:
       description: pg_isready's exit code (-1 - no pg_isready).
       type: int

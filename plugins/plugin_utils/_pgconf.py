@@ -342,8 +342,9 @@ def cluster_problems(clusters: list, checks: dict) -> list[str]:
     """Everything the server role refuses about a host's clusters before anything changes, one message per cluster
     with a problem, each starting with its cluster ("15/main: ..."): the host's inputs (ciphers, passphrase command;
     named once, with the first cluster), the pg_hba rules and the SSL settings as the cluster's version takes them,
-    the programs the activation would run missing from its bin_dir, and a key group the running postmaster is not in
-    when no restart is allowed. ``checks`` holds the role's variables named in CHECK_INPUTS."""
+    the programs the activation would run missing from its bin_dir, a cluster Patroni manages (its files would undo
+    ours), and a key group the running postmaster is not in when no restart is allowed. ``checks`` holds the role's
+    variables named in CHECK_INPUTS."""
     missing_inputs = [name for name in CHECK_INPUTS if name not in checks]
     if missing_inputs:
         raise ValueError(f"cluster_problems needs {', '.join(missing_inputs)} in its checks")
@@ -373,6 +374,13 @@ def cluster_problems(clusters: list, checks: dict) -> list[str]:
             problems.append(f"{where}: {', '.join(missing)} not found (bin_dir {cluster.get('bin_dir')}, from "
                             f"{cluster.get('bin_dir_source')}); set bin_dir for this cluster in pgtls_clusters. "
                             "Nothing was changed.")
+        if cluster.get("managed_by") == "patroni":
+            problems.append(f"{where}: Patroni manages it ({cluster.get('config_dir')}/postgresql.conf begins \"It "
+                            "will be overwritten by Patroni\"): the SSL settings and pg_hba.conf this role writes "
+                            "would be lost when Patroni writes its files again (on its start, a restart or a "
+                            "demotion), turning TLS off on that member. Configure TLS through Patroni's "
+                            "postgresql.parameters and pg_hba, or leave the cluster out of pgtls_clusters. Nothing "
+                            "was changed.")
         # root_group layout: a group joined while the server runs reaches it only through a restart (a reload keeps
         # the postmaster's groups); discovery read the running postmaster's groups from /proc.
         if checks["root_group"] and cluster.get("key_group_member") is False and not checks["allow_restart"]:
