@@ -103,9 +103,10 @@ options:
     default: false
   lock_timeout:
     description:
-      - Seconds to wait for the host's lock on this cluster (a file in C(/run/lock) named by a digest of
-        O(snapshot_dir), else of the key's path) that another run on the same host holds - two jobs whose limits
-        overlap take turns, each execution planning against the files as the other left them.
+      - Seconds to wait for the host's lock on this cluster (a file in C(/run/lock), or the temporary folder where
+        that is missing or not writable, named by a digest of O(snapshot_dir), else of the key's path) that another
+        run on the same host holds - two jobs whose limits overlap take turns, each execution planning against the
+        files as the other left them.
     type: int
     default: 300
     version_added: 0.3.0

@@ -1119,8 +1119,9 @@ def locked(folder: str | None, timeout: float = 120, where: str = "lock_timeout"
         yield
 
 
-# Where a host's cluster locks live: a tmpfs every systemd distribution has (/var/lock points to it), else the
-# temporary folder. One file per protected path, named by its digest; never written, never removed.
+# Where a host's cluster locks live: a tmpfs every systemd distribution has (/var/lock points to it), else (not
+# there, or not writable by this user: RHEL's is root's only) the temporary folder. One file per protected path,
+# named by its digest; never written, never removed.
 HOST_LOCK_DIRS = ("/run/lock", tempfile.gettempdir())
 
 
@@ -1135,7 +1136,7 @@ def host_locked(protects: str | None, timeout: float = 300, where: str = "lock_t
     if not protects:
         yield
         return
-    folder = next((d for d in HOST_LOCK_DIRS if os.path.isdir(d)), None)
+    folder = next((d for d in HOST_LOCK_DIRS if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)), None)
     if folder is None:
         raise PkiError(f"no folder for the host's lock ({', '.join(HOST_LOCK_DIRS)})", where=where)
     digest = hashlib.sha256(os.path.abspath(protects).encode("utf-8", "surrogateescape")).hexdigest()[:24]
