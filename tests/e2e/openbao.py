@@ -19,9 +19,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import make_csr
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import generate_key
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
+
 BAO = Path(sys.executable).parent / "bao"
 DOMAIN = "example.test"
 ROLE = "db"
+# A role that signs whatever names the host asks for (this machine's own: localhost, its host name, 127.0.0.1), for
+# server and client certificates, up to 30 days.
+ANY_NAME = {"allow_any_name": True, "enforce_hostnames": False, "allow_ip_sans": True, "allow_localhost": True,
+            "server_flag": True, "client_flag": True, "key_type": "any", "max_ttl": "720h"}
 POLICY = """
 path "pki_int/sign/ROLE" { capabilities = ["update"] }
 path "pki_int/revoke" { capabilities = ["update"] }
@@ -220,3 +230,14 @@ class BaoServer:
         token = self.api("POST", "auth/token/create", {"policies": ["pgtls"], "ttl": "10m"})["auth"]["client_token"]
         weak = self.api("POST", "auth/token/create", {"policies": ["default"], "ttl": "10m"})["auth"]["client_token"]
         return {"role_id": role_id, "secret_id": secret_id, "token": token, "weak_token": weak}
+
+
+def signed_serials(bao: BaoServer, role: str, names: list[str]) -> list[str]:
+    """Certificates of throw-away keys signed by ``role`` (to be revoked): their serial numbers, as the engine gives
+    them."""
+    serials = []
+    for name in names:
+        csr = make_csr(generate_key("ec-p256"), build_name(name), []).public_bytes(Encoding.PEM).decode()
+        serials.append(bao.api("POST", f"pki_int/sign/{role}", {"csr": csr, "common_name": name, "ttl": "240h"})
+                       ["data"]["serial_number"])
+    return serials

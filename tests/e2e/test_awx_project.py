@@ -194,7 +194,7 @@ def test_the_openbao_credential_type_runs_the_jobs_against_a_real_engine(workdir
     site, clients and revoke jobs through ansible-runner against a real OpenBao. Every job successful; the server
     and the client get the engine's certificates; the revoked client is in the engine's CRL and refused; the token
     appears in no job event or stdout."""
-    from openbao import BaoServer, policy  # noqa: PLC0415 - the e2e helper
+    from openbao import ANY_NAME, BaoServer, policy  # noqa: PLC0415 - the e2e helper
 
     base = workdir / "awx-openbao"
     base.mkdir()
@@ -204,9 +204,7 @@ def test_the_openbao_credential_type_runs_the_jobs_against_a_real_engine(workdir
     cluster = None
     try:
         bao.setup_pki()
-        bao.api("POST", "pki_int/roles/awx", {"allow_any_name": True, "enforce_hostnames": False,
-                                              "allow_ip_sans": True, "allow_localhost": True, "server_flag": True,
-                                              "client_flag": True, "key_type": "any", "max_ttl": "720h"})
+        bao.api("POST", "pki_int/roles/awx", ANY_NAME)
         bao.api("POST", "sys/policies/acl/pgtls-awx", {"policy": policy("awx")})
         token = bao.api("POST", "auth/token/create", {"policies": ["pgtls-awx"], "ttl": "30m"})["auth"]["client_token"]
         credential_type = yaml.safe_load((PROJECT / "credential-types" / "openbao.yml").read_text())

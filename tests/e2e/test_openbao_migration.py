@@ -17,7 +17,7 @@ import time
 import pytest
 from conftest import plain_cluster, role_vars, run_playbook
 from cryptography.hazmat.primitives.serialization import Encoding
-from openbao import BaoServer, policy
+from openbao import ANY_NAME, BaoServer, policy
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import issue_certificate
@@ -25,9 +25,6 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.keys import ge
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.probe import served_chain
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import ROOT_CA
-
-ROLE = {"allow_any_name": True, "enforce_hostnames": False, "allow_ip_sans": True, "allow_localhost": True,
-        "server_flag": True, "client_flag": True, "key_type": "any", "max_ttl": "720h"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +68,7 @@ def engine_under_the_folders_root(move) -> dict:
                    "key_bits": 256})["data"]["csr"]
     signed = bao.api("POST", "pki/root/sign-intermediate", {"csr": csr, "ttl": "8760h", "format": "pem"})
     bao.api("POST", "pki_int/intermediate/set-signed", {"certificate": signed["data"]["certificate"]})
-    bao.api("POST", "pki_int/roles/any", ROLE)
+    bao.api("POST", "pki_int/roles/any", ANY_NAME)
     bao.api("POST", "sys/policies/acl/pgtls", {"policy": policy("any")})
     token = bao.api("POST", "auth/token/create", {"policies": ["pgtls"], "ttl": "30m"})["auth"]["client_token"]
     return {"address": bao.address, "role": "any", "token": token}

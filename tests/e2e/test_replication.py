@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PG_BIN, ROOT, TARGET_PYTHON, Cluster, as_postgres, run_playbook
+from openbao import ANY_NAME, BaoServer
 from openbao import ROLE as BAO_ROLE
-from openbao import BaoServer
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.info import serial_hex
 
@@ -820,9 +820,7 @@ def test_with_the_ca_in_openbao_the_standby_streams_with_the_engines_certificate
     bao = BaoServer(tmp_path_factory.mktemp("bao-replication")).start()
     try:
         credentials = bao.setup_pki()
-        role = {"allow_any_name": True, "enforce_hostnames": False, "allow_ip_sans": True, "allow_localhost": True,
-                "server_flag": True, "client_flag": True, "key_type": "any", "max_ttl": "720h"}
-        bao.api("POST", f"pki_int/roles/{BAO_ROLE}", role)
+        bao.api("POST", f"pki_int/roles/{BAO_ROLE}", ANY_NAME)
         with replicated(workdir / "with-openbao") as (primary, standby):
             tmp = tmp_path_factory.mktemp("inv")
             path = inventory(tmp, primary, standby, workdir / "with-openbao" / "mirror")

@@ -18,7 +18,7 @@ import pytest
 from conftest import TARGET_PYTHON, ansible_env, plain_cluster, role_vars, run_playbook
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from openbao import BaoServer, policy
+from openbao import ANY_NAME, BaoServer, policy, signed_serials
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import compat
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import entries, parse_serial
@@ -31,8 +31,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles impor
 
 # A role for a machine's own names (localhost, its host name, 127.0.0.1) and one that allows example.test only.
 ROLES = {
-    "any": {"allow_any_name": True, "enforce_hostnames": False, "allow_ip_sans": True, "allow_localhost": True,
-            "server_flag": True, "client_flag": True, "key_type": "any", "max_ttl": "720h"},
+    "any": ANY_NAME,
     "narrow": {"allowed_domains": "example.test", "allow_subdomains": True, "allow_localhost": True,
                "allow_ip_sans": True, "allow_any_name": False, "enforce_hostnames": True, "server_flag": True,
                "client_flag": True, "key_type": "any", "max_ttl": "720h"},
@@ -258,11 +257,7 @@ def test_two_controllers_at_once_lose_nothing(env, workdir, tmp_path):
     bao = env["bao"]
     second = plain_cluster(workdir / "openbao-second")
     try:
-        serials = []
-        for name in ("one", "two", "both"):
-            csr = make_csr(generate_key("ec-p256"), build_name(name), []).public_bytes(Encoding.PEM).decode()
-            serials.append(bao.api("POST", "pki_int/sign/any", {"csr": csr, "common_name": name, "ttl": "240h"})
-                           ["data"]["serial_number"])
+        serials = signed_serials(bao, "any", ["one", "two", "both"])
         jobs = []
         for cluster, mirror, mine in ((env["cluster"], env["pki"], serials[0]),
                                       (second, workdir / "openbao-second" / "mirror", serials[1])):
@@ -352,11 +347,7 @@ def test_two_jobs_on_the_same_host_at_once_take_turns_and_leave_one_whole_pair(e
     bao, cluster = env["bao"], env["cluster"]
     mirrors = [workdir / "openbao-overlap" / name for name in ("a", "b")]
     mirrors[0].parent.mkdir()
-    serials = []
-    for _i in range(4):
-        csr = make_csr(generate_key("ec-p256"), build_name("overlap"), []).public_bytes(Encoding.PEM).decode()
-        serials.append(bao.api("POST", "pki_int/sign/any", {"csr": csr, "common_name": "overlap", "ttl": "240h"})
-                       ["data"]["serial_number"])
+    serials = signed_serials(bao, "any", ["overlap"] * 4)
     for round_, name in enumerate(("overlap-one.test", "overlap-two.test")):
         # Each job revokes a serial of its own too: whichever installs last, the host's CRL keeps every revocation
         # (a CRL file never goes back to an older CRL of the same CA).
