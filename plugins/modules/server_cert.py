@@ -98,6 +98,16 @@ options:
     description: Lifetime of a new certificate, cut to the issuer's end date.
     type: int
     default: 365
+  client_auth:
+    description:
+      - Add the extended key usage clientAuth to serverAuth, for a server that presents its certificate as a client
+        too - etcd with client certificates required (its gRPC gateway dials its own server with it, and its peers
+        dial each other with it; a serverAuth-only certificate makes etcd refuse itself with "certificate specifies
+        an incompatible key usage"). PostgreSQL and PgBouncer need no such thing.
+      - Changing it issues the certificate again.
+    type: bool
+    default: false
+    version_added: 0.3.0
   key_mode:
     description: Mode of the key file. V(0600) for owner V(postgres), V(0640) for owner V(root) and a group.
     type: str

@@ -44,7 +44,7 @@ from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.issue import (
 )
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.layout import Layout
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.names import build_name, check_role_name, parse_sans
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, SERVER
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.profiles import CLIENT, SERVER, SERVER_AND_CLIENT
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.specs import (
     CA_FOLDER_EXCLUSIVE,
     ISSUER_EXCLUSIVE,
@@ -207,7 +207,8 @@ class EngineSigner:
                            "run pgtls.ssl.ca_folder with openbao to refresh the mirror", where="openbao.int_mount")
         lacking = request.wanted.profile.engine_differences(leaf)
         if lacking:
-            usage = "server_flag" if request.wanted.profile.name == "server" else "client_flag"
+            usage = {"server": "server_flag", "client": "client_flag"}.get(request.wanted.profile.name,
+                                                                           "server_flag and client_flag")
             raise PkiError(f"{where}: the role {self.client.settings.role!r} issued a certificate without the "
                            f"{request.wanted.profile.name} usage PostgreSQL needs ({', '.join(lacking)}): set "
                            f"{usage}=true on the role", where=role)
@@ -344,7 +345,8 @@ def server_request(params: dict, issuer: Issuer | None) -> Request:
             "common_name": common_name, "subject_alt_names": params["subject_alt_names"], "owner": params["owner"],
             "group": params["group"], "key_mode": params["key_mode"], "cert_mode": params["cert_mode"],
             "create_dir": params["create_dir"]}
-    wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), SERVER)
+    profile = SERVER_AND_CLIENT if params.get("client_auth") else SERVER
+    wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), profile)
     root_pem = pem(issuer.trusted) if params["root_cert_path"] and issuer is not None else None
     return Request(item=item, wanted=wanted, valid_days=params["valid_days"], root_pem=root_pem)
 

@@ -296,7 +296,7 @@ def test_cluster_problems_a_cluster_patroni_manages_is_refused_naming_its_file()
     clusters = [dict(CLUSTERS[0], config_dir="/srv/pg/15", managed_by="patroni"), dict(CLUSTERS[0], name="plain")]
     problems = cluster_problems(clusters, CHECKS)
     assert len(problems) == 1 and problems[0].startswith("15/main: Patroni manages it (/srv/pg/15/postgresql.conf ")
-    assert "postgresql.parameters" in problems[0] and problems[0].endswith("Nothing was changed.")
+    assert "pgtls.ssl.patroni_config" in problems[0] and problems[0].endswith("Nothing was changed.")
 
 
 def test_cluster_problems_hba_rules_as_the_version_takes_them():

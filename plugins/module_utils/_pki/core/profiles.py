@@ -85,4 +85,8 @@ def extension(cert, cls):
 ROOT_CA = Profile("root_ca", ca=True, path_length=None, key_cert_sign=True)
 INTERMEDIATE_CA = Profile("intermediate_ca", ca=True, path_length=0, key_cert_sign=True)
 SERVER = Profile("server", ca=False, path_length=None, key_cert_sign=False, eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+# A server certificate that its server also presents as a client: etcd's (its gRPC gateway dials its own server with
+# it when client certificates are required, and peers dial each other with it).
+SERVER_AND_CLIENT = Profile("server_and_client", ca=False, path_length=None, key_cert_sign=False,
+                            eku=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH))
 CLIENT = Profile("client", ca=False, path_length=None, key_cert_sign=False, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))

@@ -110,6 +110,7 @@ SERVER_CERT = {
     "subject": {"type": "dict", "default": {}},
     "subject_alt_names": {"type": "list", "elements": "str", "required": True},
     "valid_days": {"type": "int", "default": 365},
+    "client_auth": {"type": "bool", "default": False},
     "key_mode": {"type": "str", "default": "0600", "no_log": False},
     "cert_mode": {"type": "str", "default": "0644"},
     "create_dir": {"type": "bool", "default": False},
@@ -504,6 +505,22 @@ SESSIONS = {
     "wait_seconds": {"type": "int", "default": 10},
 }
 
+# A Patroni member's TLS through Patroni's YAML (host/patroni.py): the member's server pair (PostgreSQL and the REST
+# API), the CA and CRL files, and the client pairs for patronictl and the members (ctl), etcd and replication.
+_PAIR = {"cert_path": {"type": "path", "required": True}, "key_path": {"type": "path", "required": True}}
+PATRONI_CONFIG = {
+    "path": {"type": "path", "required": True},
+    "cert_path": {"type": "path", "required": True},
+    "key_path": {"type": "path", "required": True},
+    "ca_path": {"type": "path", "required": True},
+    "crl_path": {"type": "path"},
+    "min_protocol_version": {"type": "str", "default": "TLSv1.2", "choices": ["TLSv1.2", "TLSv1.3"]},
+    "restapi": {"type": "bool", "default": True},
+    "ctl": {"type": "dict", "options": _PAIR},
+    "etcd": {"type": "dict", "options": _PAIR},
+    "replication": {"type": "dict", "options": _PAIR},
+}
+
 # Every module of the collection and the argument spec that validates its input (the modules and the action plugins
 # use these; tests/unit checks each against the DOCUMENTATION of its module).
 MODULE_SPECS = {
@@ -522,6 +539,7 @@ MODULE_SPECS = {
     "cluster_tls": CLUSTER_TLS,
     "ca_folder": CA_FOLDER,
     "sessions": SESSIONS,
+    "patroni_config": PATRONI_CONFIG,
 }
 
 # What each file option of each module names: (role, kind). The attack matrix (tests/unit/plugins/modules/
@@ -613,4 +631,8 @@ FILE_OPTIONS = {
                   "intermediate_key_content": ("content", "ca_key"),
                   "revoked[].certificate_path": ("in", "certificate"),
                   "revoked[].certificate_content": ("content", "certificate")},
+    "patroni_config": {"path": ("out", "file"), "cert_path": ("in", "certificate"), "key_path": ("in", "key"),
+                       "ca_path": ("in", "certificate"), "crl_path": ("in", "any_crl"),
+                       **{f"{pair}.{name}": ("in", kind) for pair in ("ctl", "etcd", "replication")
+                          for name, kind in (("cert_path", "certificate"), ("key_path", "key"))}},
 }

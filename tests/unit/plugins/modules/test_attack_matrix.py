@@ -163,6 +163,17 @@ def build_world(root: str) -> World:
     _write(os.path.join(ext, "db1.crt"), pem(ext_server, other_int))
     _write(os.path.join(ext, "root.crt"), pem(other_root))
     _write(os.path.join(ext, "crl.pem"), pem(_crl("Other Root", other_root_key), _crl("Other CA", other_int_key)))
+    # A Patroni member's configuration and material (patroni_config).
+    member = os.path.join(root, "patroni")
+    _write(os.path.join(member, "config.yml"), "scope: pg\nname: db1\nrestapi: {listen: 0.0.0.0:8008, connect_address: "
+           "db1.example.com:8008}\netcd3: {hosts: 'etcd1:2379'}\npostgresql: {authentication: {replication: "
+           "{username: replicator, password: secret}}}\n", 0o600)
+    _write(os.path.join(member, "server.crt"), pem(server, int_crt))
+    _write(os.path.join(member, "server.key"), pem(server_key), 0o600)
+    _write(os.path.join(member, "root.crt"), pem(root_crt))
+    _write(os.path.join(member, "crl.pem"), open(layout.crl_bundle).read())
+    _write(os.path.join(member, "app.crt"), pem(app, int_crt))
+    _write(os.path.join(member, "app.key"), pem(app_key), 0o600)
     # A place for decoys: what links point at.
     _write(os.path.join(root, "decoy", "empty"), b"")
     os.makedirs(os.path.join(root, "decoy", "dir"))
@@ -215,6 +226,7 @@ AUDIT_SERVER = {"host": "db1", "cluster": "15/main", "port": 5432, "running": Tr
                            "certificate": {"subject": "CN=db1", "issuer": "CN=Matrix CA", "serial": "01",
                                            "not_after": "2030-01-01T00:00:00+00:00", "days_left": 300,
                                            "fingerprint_sha256": "AA"}, "chain": [], "crls": []}}
+APP_PAIR = {"cert_path": f"{W}/patroni/app.crt", "key_path": f"{W}/patroni/app.key"}
 BASES = [
     Base("ca", "intermediate", {"cert_path": f"{W}/out/ca.crt", "key_path": f"{W}/out/ca.key", "common_name": "Sub",
                                 "issuer_cert_path": f"{W}/pki/root.crt", "issuer_key_path": f"{W}/pki/root.key"}),
@@ -316,6 +328,10 @@ BASES = [
     Base("cluster_tls", "external", {**CONF, "material": MATERIAL, "external": {
         "csr_path": f"{W}/ext/db1.csr", "cert_path": f"{W}/ext/db1.crt", "root_path": f"{W}/ext/root.crt",
         "crl_path": f"{W}/ext/crl.pem"}}),
+    Base("patroni_config", "member", {"path": f"{W}/patroni/config.yml", "cert_path": f"{W}/patroni/server.crt",
+                                      "key_path": f"{W}/patroni/server.key", "ca_path": f"{W}/patroni/root.crt",
+                                      "crl_path": f"{W}/patroni/crl.pem", "ctl": dict(APP_PAIR),
+                                      "etcd": dict(APP_PAIR), "replication": dict(APP_PAIR)}),
     Base("ca_folder", "existing", {"path": f"{W}/pki", "root_common_name": "Matrix Root",
                                    "intermediate_common_name": "Matrix CA",
                                    "revoked": [{"certificate_path": f"{W}/out/revoke-me.crt"}]}),

@@ -262,3 +262,18 @@ def test_auto_before_the_first_rollout_changes_nothing(tmp_path):
     refused = run("intermediate_rotation", {"pki_dir": str(tmp_path / "file"), "step": "auto", "min_days": 486})
     assert refused.get("failed") and refused["msg"].startswith("pki_dir"), refused
     assert (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_client_auth_adds_client_authentication_and_turning_it_on_issues_again(work):
+    """etcd's server certificate: serverAuth and clientAuth (openssl, the oracle, reads the extension)."""
+    ok(run("server_cert", server(work)))
+    cert = work / "out" / "server.crt"
+    usage = openssl("x509", "-in", str(cert), "-noout", "-ext", "extendedKeyUsage").stdout.decode()
+    assert "TLS Web Server Authentication" in usage and "Client Authentication" not in usage
+    first = serial_of(cert)
+    done = ok(run("server_cert", server(work, client_auth=True)))
+    assert done["changed"] is True and serial_of(cert) != first
+    usage = openssl("x509", "-in", str(cert), "-noout", "-ext", "extendedKeyUsage").stdout.decode()
+    assert "TLS Web Server Authentication" in usage and "TLS Web Client Authentication" in usage
+    assert ok(run("server_cert", server(work, client_auth=True)))["changed"] is False
+    assert ok(run("server_cert", server(work)))["changed"] is True  # and back

@@ -1,0 +1,251 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Private to the pgtls.ssl collection: not a public API, may change in any release.
+"""TLS of a Patroni member, through Patroni's own YAML configuration (pgtls.ssl.patroni_config).
+
+Patroni writes postgresql.conf itself (and pg_hba.conf, and the standby's primary_conninfo): settings put beside it
+last until Patroni writes the file again. So a member's TLS is set where Patroni reads it:
+
+- ``postgresql.parameters``: ssl, ssl_cert_file, ssl_key_file, ssl_ca_file, ssl_crl_file, ssl_min_protocol_version;
+- ``postgresql.authentication.replication``: sslmode verify-full with the root, the CRL and the replication
+  certificate (what Patroni puts in primary_conninfo); ``use_unix_socket_repl`` when the server certificate does
+  not name localhost (Patroni's own replication check connects to localhost);
+- ``restapi``: the member's server certificate, the CA, ``verify_client: required``;
+- ``ctl``: the client certificate patronictl **and the members** present to a REST API (Patroni's requests take
+  ``ctl.certfile`` only, never restapi's);
+- ``etcd3`` (or ``etcd``): https with the CA and the member's etcd client certificate.
+
+Only these keys are read and written: the rest of the file (passwords included) stays as it is and is never
+returned. The material is checked before the file is: each key matches its certificate, each certificate verifies
+against the CA with the purpose it serves, the REST API's certificate names the host of its connect_address.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from urllib.parse import urlparse
+
+from ..core import compat
+from ..core.chain import verify_chain
+from ..core.errors import PkiError
+from ..core.files import Attrs, check_distinct
+from ..core.keys import load_private_key, same_public_key
+from ..core.names import host_matches
+from ..core.planner import Plan, run
+
+WRITER = "patroni_config"
+DCS_SECTIONS = ("etcd3", "etcd")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _yaml():
+    try:
+        import yaml
+    except ImportError as exc:  # Patroni itself needs PyYAML: a member without it has no Patroni
+        raise PkiError("PyYAML is missing on this host (Patroni needs it too: python3-yaml)", where="path") from exc
+    return yaml
+
+
+def _load(data: bytes, path: str) -> dict:
+    yaml = _yaml()
+    try:
+        loaded = yaml.safe_load(data) if data.strip() else None
+    except yaml.YAMLError as exc:
+        raise PkiError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); nothing was changed", where="path") \
+            from exc
+    if not isinstance(loaded, dict):
+        raise PkiError(f"{path} does not hold Patroni's configuration (a YAML mapping with a 'postgresql' section)",
+                       where="path")
+    if not isinstance(loaded.get("postgresql"), dict):
+        raise PkiError(f"{path} has no 'postgresql' section: is it Patroni's configuration file?", where="path")
+    return loaded
+
+
+def _section(config: dict, path: tuple, where: str, file: str) -> dict:
+    node = config
+    for name in path:
+        child = node.get(name)
+        if child is None:
+            child = node[name] = {}
+        if not isinstance(child, dict):
+            raise PkiError(f"{file}: {'.'.join(path)} is not a mapping ({type(child).__name__}); refusing to "
+                           "rewrite it", where=where)
+        node = child
+    return node
+
+
+def _certificates(plan: Plan, path: str, where: str) -> list:
+    data = plan.read(path, where)
+    if not data or not data.strip():
+        raise PkiError(f"{path} is empty: a certificate was expected", where=where)
+    return compat.load_certificates(data, f"{where} ({path})")
+
+
+def _checked_pair(plan: Plan, pair: dict, ca_path: str, anchors: list, purpose: str, prefix: str):
+    """The leaf of the pair's certificate once it matches its key and verifies against ``anchors`` for ``purpose``.
+    ``prefix``: "" for the server pair (options cert_path, key_path), "ctl." and so on for the client pairs."""
+    cert_path, key_path = pair["cert_path"], pair["key_path"]
+    chain = _certificates(plan, cert_path, f"{prefix}cert_path")
+    key_data = plan.read(key_path, f"{prefix}key_path")
+    key = load_private_key(key_data or b"", None, f"{prefix}key_path ({key_path})")
+    if not same_public_key(chain[0].public_key(), key):
+        raise PkiError(f"the key {key_path} does not match the certificate {cert_path} ({prefix}cert_path); nothing was "
+                       "changed",
+                       where=f"{prefix}key_path")
+    problems = verify_chain(chain, anchors, purpose=purpose)
+    if problems:
+        raise PkiError(f"{cert_path} does not verify against ca_path {ca_path} ({'; '.join(problems)}); nothing was "
+                       "changed", where=f"{prefix}cert_path")
+    return chain[0]
+
+
+def _host_of(address: str) -> str:
+    address = str(address).strip()
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+def _dcs_section(config: dict, file: str) -> str:
+    found = [name for name in DCS_SECTIONS if name in config]
+    if not found:
+        raise PkiError(f"{file} has no etcd3 or etcd section: this module sets TLS for etcd only (Patroni's other "
+                       "stores are not covered)", where="etcd")
+    if len(found) > 1:
+        raise PkiError(f"{file} has both an etcd3 and an etcd section: Patroni would use one of them; keep one",
+                       where="etcd")
+    return found[0]
+
+
+def _plain_etcd_addresses(section: dict) -> list:
+    """The addresses of the section that say http:// (protocol: https does not turn them into https)."""
+    found = []
+    for key in ("url", "proxy", "hosts", "host"):
+        value = section.get(key)
+        values = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+        found += [f"{key}: {item.strip()}" for item in values
+                  if isinstance(item, str) and urlparse(item.strip()).scheme == "http"]
+    return found
+
+
+def wanted_settings(params: dict, names_localhost: bool) -> dict:
+    """The keys this run sets, as (section path, key) -> value."""
+    ca, crl = params["ca_path"], params.get("crl_path")
+    wanted = {
+        (("postgresql", "parameters"), "ssl"): "on",
+        (("postgresql", "parameters"), "ssl_cert_file"): params["cert_path"],
+        (("postgresql", "parameters"), "ssl_key_file"): params["key_path"],
+        (("postgresql", "parameters"), "ssl_ca_file"): ca,
+        (("postgresql", "parameters"), "ssl_min_protocol_version"): params["min_protocol_version"],
+    }
+    if crl:
+        wanted[(("postgresql", "parameters"), "ssl_crl_file")] = crl
+    replication = params.get("replication")
+    if replication:
+        section = ("postgresql", "authentication", "replication")
+        wanted.update({(section, "sslmode"): "verify-full", (section, "sslrootcert"): ca,
+                       (section, "sslcert"): replication["cert_path"], (section, "sslkey"): replication["key_path"]})
+        if crl:
+            wanted[(section, "sslcrl")] = crl
+        if not names_localhost:
+            wanted[(("postgresql",), "use_unix_socket_repl")] = True
+    if params["restapi"]:
+        wanted.update({(("restapi",), "certfile"): params["cert_path"], (("restapi",), "keyfile"): params["key_path"],
+                       (("restapi",), "cafile"): ca, (("restapi",), "verify_client"): "required"})
+    ctl = params.get("ctl")
+    if ctl:
+        wanted.update({(("ctl",), "certfile"): ctl["cert_path"], (("ctl",), "keyfile"): ctl["key_path"],
+                       (("ctl",), "cacert"): ca})
+    return wanted
+
+
+def _label(path: tuple, key: str) -> str:
+    return ".".join((*path, key))
+
+
+def build(params: dict, plan: Plan) -> dict:
+    file = params["path"]
+    ctl, etcd, replication = params.get("ctl"), params.get("etcd"), params.get("replication")
+    outputs = {"path": file}
+    inputs = {"cert_path": params["cert_path"], "key_path": params["key_path"], "ca_path": params["ca_path"],
+              "crl_path": params.get("crl_path")}
+    for name, given in (("ctl", ctl), ("etcd", etcd), ("replication", replication)):
+        if given:
+            inputs.update({f"{name}.cert_path": given["cert_path"], f"{name}.key_path": given["key_path"]})
+    # The inputs may share files (one client pair for ctl and etcd); none may be the configuration file.
+    plan.options(outputs)
+    for where, given in inputs.items():
+        check_distinct({**outputs, where: given})
+        plan.input(given, where)
+    if params["restapi"] and not ctl:
+        raise PkiError("restapi with verify_client: required needs a client certificate in ctl: patronictl and the "
+                       "members themselves present ctl's certificate to a REST API (never restapi's)", where="ctl")
+
+    anchors = _certificates(plan, params["ca_path"], "ca_path")
+    server = _checked_pair(plan, params, params["ca_path"], anchors, "server", "")
+    for name, given in (("ctl", ctl), ("etcd", etcd), ("replication", replication)):
+        if given:
+            _checked_pair(plan, given, params["ca_path"], anchors, "client", f"{name}.")
+    if params.get("crl_path"):
+        data = plan.read(params["crl_path"], "crl_path")
+        compat.load_crls(data or b"", f"crl_path ({params['crl_path']})")
+
+    current_data = plan.read(file, "path", limit=MAX_CONFIG_BYTES)
+    config = _load(current_data, file)
+    if params["restapi"]:
+        restapi = config.get("restapi")
+        if not isinstance(restapi, dict) or not restapi.get("connect_address"):
+            raise PkiError(f"{file} has no restapi.connect_address: the REST API's certificate must name the address "
+                           "the members and patronictl call", where="restapi")
+        host = _host_of(restapi["connect_address"])
+        if not host_matches(server, host):
+            raise PkiError(f"the certificate {params['cert_path']} does not name {host} (restapi.connect_address in "
+                           f"{file}): patronictl and the other members would refuse the REST API; nothing was "
+                           "changed", where="cert_path")
+    wanted = wanted_settings(params, host_matches(server, "localhost"))
+    if etcd:
+        dcs = _dcs_section(config, file)
+        section = config[dcs]
+        if not isinstance(section, dict):
+            raise PkiError(f"{file}: {dcs} is not a mapping", where="etcd")
+        plain = _plain_etcd_addresses(section)
+        if plain:
+            raise PkiError(f"{file}: {dcs} names etcd over plain http ({'; '.join(plain)}): write its addresses "
+                           "without a scheme (or with https://) so that protocol: https applies", where="etcd")
+        wanted.update({((dcs,), "protocol"): "https", ((dcs,), "cacert"): params["ca_path"],
+                       ((dcs,), "cert"): etcd["cert_path"], ((dcs,), "key"): etcd["key_path"]})
+
+    before, after, changed_keys = {}, {}, []
+    for (path, key), value in wanted.items():
+        label = _label(path, key)
+        node = _section(config, path, "path", file)
+        old = node.get(key)
+        before[label] = old
+        after[label] = value
+        if old != value:
+            node[key] = value
+            changed_keys.append(label)
+
+    st = os.stat(file)
+    attrs = Attrs(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    if changed_keys:
+        data = _yaml().safe_dump(config, default_flow_style=False, sort_keys=False).encode()
+        plan.write(file, data, attrs, kind="file", where="path")
+    else:
+        plan.keep(file, None, kind="file", where="path")
+    result = {"changed": bool(changed_keys), "path": file, "changed_keys": changed_keys, "settings": after,
+              "dcs": next((name for name in DCS_SECTIONS if ((name,), "protocol") in wanted), None),
+              "diff": {"before": _text(before), "after": _text(after), "before_header": f"{file} (TLS keys)",
+                       "after_header": f"{file} (TLS keys)"}}
+    if changed_keys:
+        result["warnings"] = [f"{file} was written again from its parsed YAML: comments in it are gone (the "
+                              "keys and values are kept)"] if b"#" in current_data else []
+    return result
+
+
+def _text(values: dict) -> str:
+    return "".join(f"{label}: {value}\n" for label, value in values.items())
+
+
+def patroni_config(params: dict, check_mode: bool) -> dict:
+    return run(WRITER, lambda plan: build(params, plan), check_mode)

@@ -1,0 +1,370 @@
+"""Two real Patroni 4.1 members on a real etcd 3.4, all over TLS from the collection's CA, on loopback: etcd requires
+client certificates, pgtls.ssl.patroni_config sets PostgreSQL's, replication's, the REST API's, patronictl's and
+etcd's TLS in each member's Patroni YAML, and Patroni bootstraps PostgreSQL 15 (db1) and clones a replica from it
+(db2) with that. Proven from outside: the leader is elected through etcd over mTLS; patronictl lists both members over
+mTLS; the REST APIs and PostgreSQL serve the installed certificates (psql verify-full); a client without a certificate
+is refused by a REST API and by etcd; the replica streams over verify-full with the replication certificate (the
+leader's walsender shows it); a second run changes nothing; renewed server certificates are served after
+`patronictl reload` with no leader change, no failed patronictl call and the replica streaming throughout; a
+planned switchover afterwards has the old leader streaming from the new one over TLS; bad input is refused and
+Patroni keeps serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PG_BIN, as_postgres, free_port, run_playbook
+from cryptography import x509
+
+PATRONI = Path(os.environ.get("PGTLS_PATRONI", "/nonexistent"))
+ETCD = Path(os.environ.get("PGTLS_ETCD", "/nonexistent"))
+SECRET = "pgtls-e2e-superuser-secret"
+
+
+def served_serial(port: int, starttls: bool) -> int:
+    """The serial of the leaf a server presents (openssl, the oracle)."""
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts"]
+    done = subprocess.run(args + (["-starttls", "postgres"] if starttls else []), input=b"", capture_output=True,
+                          timeout=20, check=False)
+    assert b"BEGIN CERTIFICATE" in done.stdout, done.stdout.decode(errors="replace")[-2000:]
+    start = done.stdout.index(b"-----BEGIN CERTIFICATE-----")
+    end = done.stdout.index(b"-----END CERTIFICATE-----") + len(b"-----END CERTIFICATE-----")
+    return x509.load_pem_x509_certificate(done.stdout[start:end]).serial_number
+
+
+def file_serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def wait(condition, what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+class Member:
+    """One Patroni member: its Patroni YAML, its TLS folder, its PostgreSQL (the postgres user's folder)."""
+
+    def __init__(self, fleet: Fleet, name: str):
+        self.fleet, self.name = fleet, name
+        self.base = fleet.base / name
+        self.tls, self.config = self.base / "tls", self.base / "patroni.yml"
+        self.pg_port, self.rest_port = free_port(), free_port()
+        self.pg = self.base / "pg"  # the postgres user's: data folder, sockets, pgpass, Patroni's log
+        self.data, self.sockets = self.pg / "data", self.pg / "sockets"
+        self.client = self.tls / "clients" / "patroni"
+        self.process: subprocess.Popen | None = None
+
+    def write_config(self) -> None:
+        self.base.mkdir(mode=0o755)
+        (self.tls / "clients").mkdir(parents=True)
+        config = {
+            "scope": "pgtls", "name": self.name,
+            "log": {"level": "INFO", "dir": str(self.pg / "log")},
+            "restapi": {"listen": f"127.0.0.1:{self.rest_port}", "connect_address": f"127.0.0.1:{self.rest_port}"},
+            "etcd3": {"hosts": f"127.0.0.1:{self.fleet.etcd_port}"},
+            "bootstrap": {"dcs": {"ttl": 20, "loop_wait": 2, "retry_timeout": 8}, "initdb": [{"encoding": "UTF8"}]},
+            "postgresql": {
+                "listen": f"127.0.0.1:{self.pg_port}", "connect_address": f"127.0.0.1:{self.pg_port}",
+                "data_dir": str(self.data), "bin_dir": str(PG_BIN), "pgpass": str(self.pg / "pgpass"),
+                "use_unix_socket": True,
+                "authentication": {"superuser": {"username": "postgres", "password": SECRET},
+                                   "replication": {"username": "replicator", "password": SECRET}},
+                "parameters": {"unix_socket_directories": str(self.sockets)},
+                "pg_hba": ["local all all trust", "local replication all trust",
+                           "hostssl all postgres 127.0.0.1/32 trust",
+                           "hostssl replication replicator 127.0.0.1/32 cert"],
+            },
+        }
+        self.config.write_text("# written by the test, as an operator would\n" + yaml.safe_dump(config))
+        os.chmod(self.config, 0o600)
+        shutil.chown(self.config, "postgres", "postgres")
+
+    def tls_run(self, check: bool = True, **extra) -> tuple[subprocess.CompletedProcess, dict | None]:
+        result = self.base / "result.json"
+        result.unlink(missing_ok=True)
+        done = run_playbook("patroni_local.yml", {"pki": str(self.fleet.pki), "tls": str(self.tls),
+                                                  "etcd_tls": str(self.fleet.etcd_tls), "config": str(self.config),
+                                                  "result_file": str(result), **extra}, check=check)
+        return done, (json.loads(result.read_text()) if done.returncode == 0 else None)
+
+    def start(self) -> None:
+        for folder in (self.pg, self.sockets, self.pg / "log"):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            shutil.chown(folder, "postgres", "postgres")
+        log = open(self.base / "patroni.out", "wb")
+        self.process = subprocess.Popen(["runuser", "-u", "postgres", "--", str(PATRONI / "patroni"),
+                                         str(self.config)], stdout=log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def rest(self, path: str, client: bool = True) -> dict:
+        context = ssl.create_default_context(cafile=str(self.tls / "root.crt"))
+        if client:
+            context.load_cert_chain(str(self.client / "postgresql.crt"), str(self.client / "postgresql.key"))
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.rest_port}{path}", context=context, timeout=10) as page:
+            return json.loads(page.read())
+
+    def psql(self, sql: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["HOME"] = str(self.base)
+        conninfo = (f"host=127.0.0.1 port={self.pg_port} dbname=postgres user=postgres sslmode=verify-full "
+                    f"sslrootcert={self.tls / 'root.crt'}")
+        return subprocess.run(["psql", "-X", "-At", "-c", sql, conninfo], capture_output=True, text=True, env=env,
+                              timeout=30, check=False)
+
+    def admin(self, sql: str) -> str:
+        return as_postgres("psql", "-X", "-At", "-h", str(self.sockets), "-p", str(self.pg_port), "-d", "postgres",
+                           "-c", sql, check=False).stdout.strip()
+
+    def streaming(self) -> bool:
+        return self.admin("select status from pg_stat_wal_receiver") == "streaming"
+
+    def walsenders(self) -> list[str]:
+        """The leader's replication connections: TLS, client certificate subject, the standby's application name."""
+        rows = self.admin("select s.ssl, s.client_dn, r.application_name from pg_stat_replication r "
+                          "join pg_stat_ssl s using (pid) order by 3")
+        return rows.splitlines()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False)
+
+
+class Fleet:
+    """etcd and the members, sharing one CA folder."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.pki, self.etcd_tls = base / "pki", base / "etcd-tls"
+        self.etcd_port, self.peer_port = free_port(), free_port()
+        self.members = [Member(self, "db1"), Member(self, "db2")]
+        self.etcd: subprocess.Popen | None = None
+
+    def start_etcd(self) -> None:
+        etls = self.etcd_tls
+        log = open(self.base / "etcd.log", "wb")
+        self.etcd = subprocess.Popen([
+            str(ETCD), "--name", "etcd1", "--data-dir", str(self.base / "etcd-data"),
+            "--listen-client-urls", f"https://127.0.0.1:{self.etcd_port}",
+            "--advertise-client-urls", f"https://127.0.0.1:{self.etcd_port}",
+            "--listen-peer-urls", f"https://127.0.0.1:{self.peer_port}",
+            "--initial-advertise-peer-urls", f"https://127.0.0.1:{self.peer_port}",
+            "--initial-cluster", f"etcd1=https://127.0.0.1:{self.peer_port}",
+            "--cert-file", str(etls / "server.crt"), "--key-file", str(etls / "server.key"),
+            "--trusted-ca-file", str(etls / "root.crt"), "--client-cert-auth",
+            "--peer-cert-file", str(etls / "server.crt"), "--peer-key-file", str(etls / "server.key"),
+            "--peer-trusted-ca-file", str(etls / "root.crt"), "--peer-client-cert-auth"],
+            stdout=log, stderr=subprocess.STDOUT)
+        wait(lambda: self.etcdctl("endpoint", "health").returncode == 0, "etcd healthy over mTLS", 30)
+
+    def etcdctl(self, *args: str, client: bool = True) -> subprocess.CompletedProcess:
+        tls = ["--cacert", str(self.etcd_tls / "root.crt")]
+        if client:
+            member = self.members[0]
+            tls += ["--cert", str(member.client / "postgresql.crt"), "--key", str(member.client / "postgresql.key")]
+        return subprocess.run([str(ETCD.parent / "etcdctl"), "--endpoints", f"https://127.0.0.1:{self.etcd_port}",
+                               "--dial-timeout", "3s", *tls, *args], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "ETCDCTL_API": "3"}, check=False)
+
+    def patronictl(self, *args: str) -> subprocess.CompletedProcess:
+        return as_postgres("timeout", "30", str(PATRONI / "patronictl"), "-c", str(self.members[0].config), *args,
+                           check=False)
+
+    def listed(self) -> list[dict]:
+        done = self.patronictl("list", "-f", "json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return sorted(json.loads(done.stdout), key=lambda m: m["Member"])
+
+    def roles(self) -> list[tuple]:
+        done = self.patronictl("list", "-f", "json")
+        if done.returncode != 0:
+            return []
+        return sorted((m["Member"], m["Role"], m["State"]) for m in json.loads(done.stdout or "[]"))
+
+    def wait_for(self, roles: list[tuple], what: str, seconds: float = 120) -> None:
+        def ready() -> bool:
+            dead = [m.name for m in self.members if m.process is not None and not m.alive()]
+            assert not dead, f"Patroni exited on {dead}\n{self.logs()}"
+            return self.roles() == roles
+        try:
+            wait(ready, what, seconds)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.roles()}\n{self.logs()}") from None
+
+    def logs(self) -> str:
+        names = ["etcd.log"] + [f"{m.name}/{n}" for m in self.members for n in ("patroni.out", "pg/log/patroni.log")]
+        return "".join(f"--- {name}\n{(self.base / name).read_text(errors='replace')[-2500:]}\n"
+                       for name in names if (self.base / name).exists())
+
+    def stop(self) -> None:
+        for member in reversed(self.members):
+            member.stop()
+        if self.etcd is not None:
+            self.etcd.terminate()
+            try:
+                self.etcd.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.etcd.kill()
+
+
+RUNNING = [("db1", "Leader", "running"), ("db2", "Replica", "streaming")]
+
+
+@pytest.fixture(scope="module")
+def fleet(workdir):
+    if not (PATRONI / "patroni").exists() or not ETCD.exists():
+        pytest.fail("Patroni or etcd is missing: run through `make e2e` (it installs .venv-patroni and .cache/etcd)")
+    base = workdir / "patroni"
+    base.mkdir(mode=0o755)
+    found = Fleet(base)
+    db1, db2 = found.members
+    for member in found.members:
+        member.write_config()
+    found.first_runs = [member.tls_run() for member in found.members]
+    try:
+        found.start_etcd()
+        db1.start()
+        found.wait_for([("db1", "Leader", "running")], "db1 the leader, through etcd over mTLS")
+        db2.start()
+        found.wait_for(RUNNING, "db2 cloned from db1 and streaming")
+        yield found
+    finally:
+        found.stop()
+
+
+def test_the_first_runs_set_tls_in_patronis_configuration(fleet):
+    for member, (done, result) in zip(fleet.members, fleet.first_runs):
+        assert result["changed"] is True and result["dcs"] == "etcd3"
+        assert "restapi.verify_client" in result["changed_keys"]
+        assert SECRET not in done.stdout and SECRET not in json.dumps(result)
+        config = yaml.safe_load(member.config.read_text())
+        assert config["postgresql"]["authentication"]["superuser"]["password"] == SECRET  # the rest stays
+        assert config["postgresql"]["pg_hba"][3] == "hostssl replication replicator 127.0.0.1/32 cert"
+        assert config["restapi"]["verify_client"] == "required" and config["etcd3"]["protocol"] == "https"
+        assert config["postgresql"]["authentication"]["replication"]["sslmode"] == "verify-full"
+
+
+def test_patroni_leads_through_etcd_and_patronictl_talks_mtls(fleet):
+    assert [(m["Member"], m["Role"], m["State"]) for m in fleet.listed()] == RUNNING
+    refused = fleet.etcdctl("get", "--prefix", "/service/pgtls", client=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "/service/pgtls/leader" in fleet.etcdctl("get", "--prefix", "--keys-only", "/service/pgtls").stdout
+
+
+def test_the_rest_apis_serve_their_certificates_and_require_a_client_one(fleet):
+    for member, role in zip(fleet.members, ("primary", "replica")):
+        assert member.rest("/patroni")["role"] == role
+        assert served_serial(member.rest_port, starttls=False) == file_serial(member.tls / "server.crt")
+    with pytest.raises((ssl.SSLError, ConnectionResetError, urllib.error.URLError)):
+        fleet.members[0].rest("/patroni", client=False)
+
+
+def test_postgresql_serves_its_certificate_to_verify_full(fleet):
+    for member in fleet.members:
+        done = member.psql("select ssl, version from pg_stat_ssl where pid = pg_backend_pid()")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().startswith("t|TLSv1.")
+        assert member.psql("show ssl_crl_file").stdout.strip() == str(member.client / "root.crl")
+        assert served_serial(member.pg_port, starttls=True) == file_serial(member.tls / "server.crt")
+
+
+def test_the_replica_streams_over_verify_full_with_its_certificate(fleet):
+    db1, db2 = fleet.members
+    assert db2.streaming()
+    assert db1.walsenders() == ["t|/CN=replicator|db2"]
+    conninfo = db2.admin("select conninfo from pg_stat_wal_receiver")
+    assert "sslmode=verify-full" in conninfo and f"sslcert={db2.client.parent / 'replicator' / 'postgresql.crt'}" \
+        in conninfo, conninfo
+
+
+def test_a_second_run_changes_nothing(fleet):
+    for member in fleet.members:
+        done, result = member.tls_run()
+        assert result["changed"] is False and result["changed_keys"] == []
+        assert "changed=0" in done.stdout
+
+
+def test_renewed_certificates_are_served_after_a_reload_without_a_leader_change_or_a_gap(fleet):
+    db1, db2 = fleet.members
+    timeline = fleet.listed()[0]["TL"]
+    before = [file_serial(m.tls / "server.crt") for m in fleet.members]
+    for member in fleet.members:
+        result = member.tls_run(renew=True)[1]
+        assert result["changed"] is False  # the same paths: Patroni's file stays as it is
+    after = [file_serial(m.tls / "server.crt") for m in fleet.members]
+    assert all(a != b for a, b in zip(after, before))
+    calls, failed, gaps, stop = [0], [], [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            calls[0] += 1
+            if fleet.roles() != RUNNING:
+                failed.append(fleet.roles())
+            if not db2.streaming():
+                gaps[0] += 1
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        reloaded = fleet.patronictl("reload", "pgtls", "--force")
+        assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+        for member, serial in zip(fleet.members, after):
+            wait(lambda m=member, s=serial: served_serial(m.rest_port, starttls=False) == s,
+                 f"{member.name}'s REST API serves the new certificate", 30)
+            wait(lambda m=member, s=serial: served_serial(m.pg_port, starttls=True) == s,
+                 f"{member.name}'s PostgreSQL serves the new certificate", 30)
+        time.sleep(3)
+    finally:
+        stop.set()
+        watcher.join()
+    assert calls[0] >= 5 and failed == [] and gaps[0] == 0, (calls, failed, gaps)
+    assert [(m["Member"], m["Role"], m["State"], m["TL"]) for m in fleet.listed()] == [
+        ("db1", "Leader", "running", timeline), ("db2", "Replica", "streaming", timeline)]
+
+
+def test_a_planned_switchover_afterwards_streams_the_other_way_over_tls(fleet):
+    db1, db2 = fleet.members
+    done = fleet.patronictl("switchover", "pgtls", "--leader", "db1", "--candidate", "db2", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    fleet.wait_for([("db1", "Replica", "streaming"), ("db2", "Leader", "running")], "db1 streaming from db2")
+    assert db2.walsenders() == ["t|/CN=replicator|db1"]
+    assert db2.psql("select pg_is_in_recovery()").stdout.strip() == "f"
+
+
+def test_a_configuration_naming_no_certificate_host_is_refused_and_patroni_keeps_serving(fleet):
+    member = fleet.members[0]
+    config_before = member.config.read_bytes()
+    config = yaml.safe_load(config_before)
+    config["restapi"]["connect_address"] = f"db9.pgtls.test:{member.rest_port}"
+    member.config.write_text(yaml.safe_dump(config))
+    broken = member.config.read_bytes()
+    try:
+        done, result = member.tls_run(check=False)
+        assert done.returncode != 0 and result is None
+        assert "does not name db9.pgtls.test (restapi.connect_address" in done.stdout
+        assert member.config.read_bytes() == broken
+    finally:
+        member.config.write_bytes(config_before)
+    assert member.rest("/patroni")["state"] == "running"
