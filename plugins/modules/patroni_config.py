@@ -29,10 +29,12 @@ description:
     C(restapi.connect_address). Bad input fails naming the option and the file, and the file stays as it was.
   - Only these keys are read, compared and written; the rest of the file stays as it is (passwords included) and
     is never returned. When a key changes, the file is written again from its parsed YAML (atomically, with its
-    owner and mode) - comments in it are lost, and the module warns. Nothing is written when nothing changes.
+    owner and mode) - comments in it are lost, and the module warns. Nothing is written when nothing changes. Two
+    runs on one member at once take turns (a lock on the file in C(/run/lock)).
   - Patroni reads the file on C(patronictl reload) (or SIGHUP). It then reloads PostgreSQL with the new
-    parameters, and rebuilds its HTTPS server when the REST API certificate's serial changed. There is no CRL for the
-    REST API in Patroni - a revoked client certificate is still accepted there.
+    parameters, and rebuilds its HTTPS server when the REST API certificate's serial changed. With O(reload) the
+    module does that through the collection's activation engine, and proves it (see O(reload)). There is no CRL for
+    the REST API in Patroni - a revoked client certificate is still accepted there.
 author:
   - pgtls.ssl maintainers (@pgtls)
 extends_documentation_fragment:
@@ -98,6 +100,29 @@ options:
     description: The client certificate of the replication user (C(postgresql.authentication.replication)).
     type: dict
     suboptions: *pair
+  reload:
+    description:
+      - Activate the member when the file changed or when its REST API or PostgreSQL serves another certificate than
+        O(cert_path) holds (a renewal under the same paths) - C(patronictl reload) for this member, as O(server_user);
+        then wait until both serve it, connect to PostgreSQL with C(sslmode=verify-full) (the host of
+        C(postgresql.connect_address)) and call the REST API over mTLS with the O(ctl) certificate, its name checked.
+      - On a failure the previous file is put back and Patroni reloaded again; the task fails naming the step.
+      - Needs O(ctl), C(scope), C(name) and both connect addresses in the file. A member whose REST API does not
+        answer is not reloaded (a warning says so); its material is still checked.
+    type: bool
+    default: false
+  server_user:
+    description: The user Patroni runs as (C(patronictl) runs as it).
+    type: str
+    default: postgres
+  patronictl:
+    description: The C(patronictl) program (a name on the PATH or a path).
+    type: str
+    default: patronictl
+  wait_seconds:
+    description: How long the REST API and PostgreSQL may take to serve the new certificate after the reload.
+    type: int
+    default: 30
 notes:
   - The member's server certificate is what the server role (or M(pgtls.ssl.server_cert)) makes; the client
     certificates are M(pgtls.ssl.client_cert)'s.
@@ -121,12 +146,16 @@ EXAMPLES = r"""
   become: true
   register: patroni_tls
 
-- name: Patroni reads it again (PostgreSQL reloads, the REST API takes a new certificate)
-  ansible.builtin.command: patronictl -c /etc/patroni/config.yml reload --force {{ patroni_scope }}
+- name: The same, and Patroni reloaded and proven when the file or a certificate changed
+  pgtls.ssl.patroni_config:
+    path: /etc/patroni/config.yml
+    cert_path: /etc/patroni/tls/server.crt
+    key_path: /etc/patroni/tls/server.key
+    ca_path: /etc/patroni/tls/root.crt
+    ctl: {cert_path: /etc/patroni/tls/patroni.crt, key_path: /etc/patroni/tls/patroni.key}
+    reload: true
+    patronictl: /usr/bin/patronictl
   become: true
-  become_user: postgres
-  when: patroni_tls is changed
-  changed_when: true
 """
 
 RETURN = r"""
@@ -149,6 +178,20 @@ dcs:
   description: The section that got etcd's TLS (C(etcd3) or C(etcd)); null without O(etcd).
   returned: success
   type: str
+reload_needed:
+  description: Whether the member needed a reload (the file changed, or it served another certificate).
+  returned: with O(reload)
+  type: bool
+reloaded:
+  description: Whether Patroni was reloaded (never in check mode).
+  returned: with O(reload)
+  type: bool
+steps:
+  description: The activation's steps, as the engine ran them (reload, wait, verify-full, the REST API over mTLS).
+  returned: with O(reload)
+  type: list
+  elements: dict
+  sample: [{step: "Reload Patroni (patronictl reload: PostgreSQL and the REST API)", status: changed, ms: 412}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -164,7 +207,7 @@ except ImportError:  # cryptography missing: run() reports it
 
 def main() -> None:
     module = AnsibleModule(argument_spec=PATRONI_CONFIG, supports_check_mode=True)
-    run(module, patroni_config)
+    run(module, lambda params, check_mode: patroni_config(params, check_mode, run_command=module.run_command))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,8 @@ class Member:
         result.unlink(missing_ok=True)
         done = run_playbook("patroni_local.yml", {"pki": str(self.fleet.pki), "tls": str(self.tls),
                                                   "etcd_tls": str(self.fleet.etcd_tls), "config": str(self.config),
-                                                  "result_file": str(result), **extra}, check=check)
+                                                  "result_file": str(result),
+                                                  "patronictl": str(PATRONI / "patronictl"), **extra}, check=check)
         return done, (json.loads(result.read_text()) if done.returncode == 0 else None)
 
     def start(self) -> None:
@@ -257,6 +258,8 @@ def test_the_first_runs_set_tls_in_patronis_configuration(fleet):
     for member, (done, result) in zip(fleet.members, fleet.first_runs):
         assert result["changed"] is True and result["dcs"] == "etcd3"
         assert "restapi.verify_client" in result["changed_keys"]
+        # Patroni was not started yet: nothing to reload, and the run says so
+        assert result["reloaded"] is False and "does not answer" in done.stdout + done.stderr
         assert SECRET not in done.stdout and SECRET not in json.dumps(result)
         config = yaml.safe_load(member.config.read_text())
         assert config["postgresql"]["authentication"]["superuser"]["password"] == SECRET  # the rest stays
@@ -302,18 +305,14 @@ def test_a_second_run_changes_nothing(fleet):
     for member in fleet.members:
         done, result = member.tls_run()
         assert result["changed"] is False and result["changed_keys"] == []
+        assert result["reload_needed"] is False and result["reloaded"] is False
         assert "changed=0" in done.stdout
 
 
-def test_renewed_certificates_are_served_after_a_reload_without_a_leader_change_or_a_gap(fleet):
+def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or_a_gap(fleet):
     db1, db2 = fleet.members
     timeline = fleet.listed()[0]["TL"]
     before = [file_serial(m.tls / "server.crt") for m in fleet.members]
-    for member in fleet.members:
-        result = member.tls_run(renew=True)[1]
-        assert result["changed"] is False  # the same paths: Patroni's file stays as it is
-    after = [file_serial(m.tls / "server.crt") for m in fleet.members]
-    assert all(a != b for a, b in zip(after, before))
     calls, failed, gaps, stop = [0], [], [0], threading.Event()
 
     def watch() -> None:
@@ -328,20 +327,28 @@ def test_renewed_certificates_are_served_after_a_reload_without_a_leader_change_
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        reloaded = fleet.patronictl("reload", "pgtls", "--force")
-        assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
-        for member, serial in zip(fleet.members, after):
-            wait(lambda m=member, s=serial: served_serial(m.rest_port, starttls=False) == s,
-                 f"{member.name}'s REST API serves the new certificate", 30)
-            wait(lambda m=member, s=serial: served_serial(m.pg_port, starttls=True) == s,
-                 f"{member.name}'s PostgreSQL serves the new certificate", 30)
+        results = [member.tls_run(renew=True)[1] for member in fleet.members]
         time.sleep(3)
     finally:
         stop.set()
         watcher.join()
+    after = [file_serial(m.tls / "server.crt") for m in fleet.members]
+    assert all(a != b for a, b in zip(after, before))
+    for member, result, serial in zip(fleet.members, results, after):
+        # The same paths: Patroni's file stays; the member served the old certificate, so it was reloaded and proven
+        assert result["changed_keys"] == [] and result["reloaded"] is True and result["changed"] is True
+        assert [s["step"] for s in result["steps"]][-4:] == [
+            "Reload Patroni (patronictl reload: PostgreSQL and the REST API)",
+            "Wait until the REST API and PostgreSQL serve the new certificate",
+            "Connect with libpq, sslmode=verify-full by name",
+            "The REST API answers over mTLS (the ctl certificate), verified by name"]
+        assert served_serial(member.rest_port, starttls=False) == serial
+        assert served_serial(member.pg_port, starttls=True) == serial
     assert calls[0] >= 5 and failed == [] and gaps[0] == 0, (calls, failed, gaps)
     assert [(m["Member"], m["Role"], m["State"], m["TL"]) for m in fleet.listed()] == [
         ("db1", "Leader", "running", timeline), ("db2", "Replica", "streaming", timeline)]
+    # the next runs (with the new name kept) need nothing
+    assert [member.tls_run(renew=True)[1]["reload_needed"] for member in fleet.members] == [False, False]
 
 
 def test_a_planned_switchover_afterwards_streams_the_other_way_over_tls(fleet):
@@ -361,7 +368,7 @@ def test_a_configuration_naming_no_certificate_host_is_refused_and_patroni_keeps
     member.config.write_text(yaml.safe_dump(config))
     broken = member.config.read_bytes()
     try:
-        done, result = member.tls_run(check=False)
+        done, result = member.tls_run(check=False, renew=True)
         assert done.returncode != 0 and result is None
         assert "does not name db9.pgtls.test (restapi.connect_address" in done.stdout
         assert member.config.read_bytes() == broken

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Ask a running PostgreSQL server which certificate chain it really serves: SSLRequest, then TLS; or, PostgreSQL
-17+, direct TLS (no SSLRequest, ALPN ``postgresql``, as libpq's sslnegotiation=direct)."""
+17+, direct TLS (no SSLRequest, ALPN ``postgresql``, as libpq's sslnegotiation=direct). Plain TLS services (Patroni's
+REST API) are asked with ``direct`` and no ALPN, presenting a client certificate when they require one."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ ALPN = "postgresql"
 
 
 def served_chain(host: str, port: int, server_name: str | None = None, timeout: float = 5.0,
-                 direct: bool = False) -> dict:
+                 direct: bool = False, alpn: str | None = ALPN, client: tuple[str, str] | None = None) -> dict:
     """Return ``{'chain': [Certificate, ...], 'protocol': ..., 'cipher': ..., 'alpn': ...}`` as served by
     ``host:port``. With ``direct``, the TLS handshake starts at once and offers ALPN ``postgresql`` (the server
     must select it: PostgreSQL 17+ refuses direct TLS without it).
@@ -49,8 +50,13 @@ def served_chain(host: str, port: int, server_name: str | None = None, timeout: 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        if direct:
-            context.set_alpn_protocols([ALPN])
+        if direct and alpn:
+            context.set_alpn_protocols([alpn])
+        if client:
+            try:
+                context.load_cert_chain(*client)
+            except (ssl.SSLError, OSError) as exc:
+                raise PkiError(f"cannot load the client certificate {client[0]}: {exc}", where=where) from None
         sni = server_name or host
         try:
             ipaddress.ip_address(sni)
@@ -60,12 +66,12 @@ def served_chain(host: str, port: int, server_name: str | None = None, timeout: 
         try:
             tls = context.wrap_socket(sock, server_hostname=sni)
         except (ssl.SSLError, OSError) as exc:
-            how = "direct TLS handshake (ALPN postgresql; PostgreSQL 17+ only)" if direct else "TLS handshake"
+            how = "direct TLS handshake (ALPN postgresql; PostgreSQL 17+ only)" if direct and alpn else "TLS handshake"
             raise PkiError(f"{how} failed: {exc}", where=where) from None
         with tls:
-            if direct and tls.selected_alpn_protocol() != ALPN:
+            if direct and alpn and tls.selected_alpn_protocol() != alpn:
                 raise PkiError(f"direct TLS: the server selected ALPN {tls.selected_alpn_protocol()!r}, not "
-                               f"{ALPN!r}", where=where)
+                               f"{alpn!r}", where=where)
             ders = _chain_der(tls)
             answer = {
                 "chain": [x509.load_der_x509_certificate(der) for der in ders],

@@ -519,6 +519,10 @@ PATRONI_CONFIG = {
     "ctl": {"type": "dict", "options": _PAIR},
     "etcd": {"type": "dict", "options": _PAIR},
     "replication": {"type": "dict", "options": _PAIR},
+    "reload": {"type": "bool", "default": False},
+    "server_user": {"type": "str", "default": "postgres"},
+    "patronictl": {"type": "str", "default": "patronictl"},
+    "wait_seconds": {"type": "int", "default": 30},
 }
 
 # Every module of the collection and the argument spec that validates its input (the modules and the action plugins

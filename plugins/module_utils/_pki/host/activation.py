@@ -13,8 +13,10 @@ A service differs in its steps only: ``PostgreSQL`` (pg_hba_file_rules, pg_file_
 as the parse check, a throw-away postmaster, reload or restart, libpq to the cluster) and ``PgBouncer``
 (pgbouncer.ini as PgBouncer reads it and the files it names, its own client certificate for PostgreSQL, systemd
 reload - PgBouncer keeps its old TLS files when the new ones are bad, so only the wait and the proof tell - and
-libpq to its admin console). ``activation_for`` picks the service from the parameters. Patroni, etcd and others
-plug in the same way: a subclass with its own steps.
+libpq to its admin console), and ``Patroni`` (a member: patronictl reload, which reloads PostgreSQL and rebuilds the
+REST API's HTTPS server; the wait and the proof cover both, the REST API over mTLS with the ctl certificate).
+``activation_for`` picks the service from the parameters. etcd and others plug in the same way: a subclass with its
+own steps.
 
 The step names are the roles' words (they were their task names); ``steps`` in the result says what ran.
 """
@@ -225,9 +227,9 @@ class Activation:
         delays = backoff(self.p["wait_seconds"])
         for attempt, delay in enumerate(delays + [None]):
             try:
-                chain = self.probe("127.0.0.1", self.port())["chain"]
-                seen = fingerprint(chain[0])
-                if seen == wanted:
+                served = self.served()
+                seen = next(iter(served.values())) if len(served) == 1 else served
+                if set(served.values()) == {wanted}:
                     self.step(self.WAIT, attempts=attempt + 1)
                     return
             except PkiError as exc:
@@ -236,10 +238,18 @@ class Activation:
                 self.sleep(delay)
         raise StepFailed(self.WAIT, f"it serves {seen}, not {self.p['cert_path']} ({wanted}): {STILL_OLD}")
 
+    def served(self) -> dict:
+        """The fingerprint of the leaf each endpoint of the service serves now (a service may have more than one)."""
+        return {"server": fingerprint(self.probe("127.0.0.1", self.port())["chain"][0])}
+
+    def address(self) -> str:
+        """Where the proof connects: the service's name for verify-full, hostaddr to skip DNS."""
+        return f"host={self.p['hostnames'][0]} hostaddr=127.0.0.1 port={self.port()}"
+
     def prove(self) -> None:
         """TLS with the service's name checked against its certificate, by a real client (libpq; hostaddr skips
         DNS). The name check happens before authentication, so a refusal after it still proves it."""
-        conninfo = (f"host={self.p['hostnames'][0]} hostaddr=127.0.0.1 port={self.port()} {self.conninfo()} "
+        conninfo = (f"{self.address()} {self.conninfo()} "
                     f"sslmode=verify-full sslrootcert={self.p['ca_path']} connect_timeout=10"
                     + (f" sslcrl={self.p['crl_path']}" if self.p.get("crl_path") else ""))
         done = self.commands.run(["psql", "-X", "-w", "-At", "-c", "select 1", conninfo], timeout=30)
@@ -532,6 +542,100 @@ def pgbouncer_ini_problems(path: str) -> list[str]:
         if value and not os.path.isfile(value):
             problems.append(f"{path}: {key} = {value}: no such file")
     return problems
+
+
+PATRONI_RELOAD = "Reload Patroni (patronictl reload: PostgreSQL and the REST API)"
+PATRONI_WAIT = "Wait until the REST API and PostgreSQL serve the new certificate"
+PATRONI_REST = "The REST API answers over mTLS (the ctl certificate), verified by name"
+
+
+class Patroni(Activation):
+    """A Patroni member (``patroni``: its configuration file, scope and name, the REST API's and PostgreSQL's
+    connect addresses, the ctl client pair). The file was written by pgtls.ssl.patroni_config; on failure it is put
+    back (``patroni.restore``) and Patroni reloaded again."""
+
+    SERVICE = "Patroni"
+    WAIT = PATRONI_WAIT
+    PROVE = LIBPQ
+
+    def __init__(self, params: dict, *args, **kwargs) -> None:
+        super().__init__(params, *args, **kwargs)
+        self.member = params["patroni"]
+        self._running = None
+
+    def label(self) -> str:
+        return f"Patroni member {self.member['member']}"
+
+    def port(self) -> int:
+        return self.member["rest_port"]
+
+    def _served(self, rest: bool) -> str:
+        m = self.member
+        if rest:
+            chain = self.probe(m["rest_host"], m["rest_port"], direct=True, alpn=None,
+                               client=(m["ctl_cert_path"], m["ctl_key_path"]))["chain"]
+        else:
+            chain = self.probe(m["pg_host"], m["pg_port"])["chain"]
+        return fingerprint(chain[0])
+
+    def running(self) -> bool:
+        if self._running is None:
+            try:
+                self._served(rest=True)
+                self._running = True
+            except PkiError:
+                self._running = False
+        return self._running
+
+    def serves_installed(self) -> bool:
+        """Do the REST API and PostgreSQL serve the installed certificate now? (False when either cannot be asked.)"""
+        wanted = leaf_fingerprint(self.p["cert_path"], "cert_path")
+        try:
+            return set(self.served().values()) == {wanted}
+        except PkiError:
+            return False
+
+    def materials(self) -> list[dict]:
+        found = super().materials()
+        found.append({"certificate_path": self.member["ctl_cert_path"], "key_path": self.member["ctl_key_path"],
+                      "ca_path": self.p["ca_path"], "purpose": "client"})
+        return found
+
+    def reload(self, quiet: bool = False) -> None:
+        m = self.member
+        argv = [m["patronictl"], "-c", m["config_file"], "reload", "--force", m["scope"], m["member"]]
+        if quiet:
+            self.commands.run(argv, as_server=True)
+        else:
+            self.command(PATRONI_RELOAD, argv, as_server=True, status="changed")
+
+    def served(self) -> dict:
+        return {"the REST API": self._served(rest=True), "PostgreSQL": self._served(rest=False)}
+
+    def conninfo(self) -> str:
+        return f"dbname=postgres user={self.p['server_user']}"
+
+    def address(self) -> str:
+        return f"host={self.member['pg_host']} port={self.member['pg_port']}"
+
+    def prove(self) -> None:
+        super().prove()
+        m = self.member
+        try:
+            state = m["rest_client"](m["rest_host"], m["rest_port"], self.p["ca_path"],
+                                     (m["ctl_cert_path"], m["ctl_key_path"]))
+        except (OSError, ValueError) as exc:
+            raise StepFailed(PATRONI_REST, str(exc)) from None
+        self.step(PATRONI_REST, state=state)
+
+    def fail(self, failure: StepFailed, running: bool) -> None:
+        restored = self.member["restore"]()
+        if running:
+            self.reload(quiet=True)
+        what = "Its previous configuration file was put back" if restored else \
+            "Its configuration file was not changed by this run"
+        what += "; Patroni was reloaded." if running else "; Patroni is not running."
+        raise ActivationFailed(f"{self.label()}: {failure} {what}", failure.step, "")
 
 
 def activation_for(params: dict, **kwargs) -> Activation:

@@ -17,21 +17,32 @@ last until Patroni writes the file again. So a member's TLS is set where Patroni
 Only these keys are read and written: the rest of the file (passwords included) stays as it is and is never
 returned. The material is checked before the file is: each key matches its certificate, each certificate verifies
 against the CA with the purpose it serves, the REST API's certificate names the host of its connect_address.
+
+With ``reload``, the member is then activated by the engine (activation.Patroni) when the file changed or when the
+REST API or PostgreSQL serves another certificate than the installed one (a renewal under the same paths): patronictl
+reload, wait until both serve it, psql verify-full and the REST API over mTLS; on failure the previous file is put
+back and Patroni reloaded again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import time
 from urllib.parse import urlparse
+
+from ansible.module_utils.urls import open_url
 
 from ..core import compat
 from ..core.chain import verify_chain
 from ..core.errors import PkiError
-from ..core.files import Attrs, check_distinct
+from ..core.files import Attrs, check_distinct, read_bytes
 from ..core.keys import load_private_key, same_public_key
 from ..core.names import host_matches
-from ..core.planner import Plan, run
+from ..core.planner import Plan, host_locked, run
+from ..core.probe import served_chain
+from .activation import Patroni
 
 WRITER = "patroni_config"
 DCS_SECTIONS = ("etcd3", "etcd")
@@ -163,7 +174,17 @@ def _label(path: tuple, key: str) -> str:
     return ".".join((*path, key))
 
 
-def build(params: dict, plan: Plan) -> dict:
+def _address(config: dict, section: str, file: str) -> tuple[str, int]:
+    value = (config.get(section) or {}).get("connect_address") if isinstance(config.get(section), dict) else None
+    host = _host_of(value) if value else ""
+    port = str(value).rsplit(":", 1)[-1] if value and ":" in str(value) else ""
+    if not host or not port.isdigit():
+        raise PkiError(f"{file} has no {section}.connect_address with a port (host:port): reload proves the member "
+                       "there", where="reload")
+    return host, int(port)
+
+
+def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
     file = params["path"]
     ctl, etcd, replication = params.get("ctl"), params.get("etcd"), params.get("replication")
     outputs = {"path": file}
@@ -177,6 +198,8 @@ def build(params: dict, plan: Plan) -> dict:
     for where, given in inputs.items():
         check_distinct({**outputs, where: given})
         plan.input(given, where)
+    if params.get("reload") and not ctl:
+        raise PkiError("reload proves the REST API with the ctl client certificate: give ctl", where="ctl")
     if params["restapi"] and not ctl:
         raise PkiError("restapi with verify_client: required needs a client certificate in ctl: patronictl and the "
                        "members themselves present ctl's certificate to a REST API (never restapi's)", where="ctl")
@@ -202,6 +225,12 @@ def build(params: dict, plan: Plan) -> dict:
             raise PkiError(f"the certificate {params['cert_path']} does not name {host} (restapi.connect_address in "
                            f"{file}): patronictl and the other members would refuse the REST API; nothing was "
                            "changed", where="cert_path")
+    if params.get("reload") and member is not None:
+        rest, pg = _address(config, "restapi", file), _address(config, "postgresql", file)
+        member.update(scope=str(config.get("scope", "")), member=str(config.get("name", "")), rest_host=rest[0],
+                      rest_port=rest[1], pg_host=pg[0], pg_port=pg[1])
+        if not member["scope"] or not member["member"]:
+            raise PkiError(f"{file} names no scope or name: patronictl reload needs both", where="reload")
     wanted = wanted_settings(params, host_matches(server, "localhost"))
     if etcd:
         dcs = _dcs_section(config, file)
@@ -247,5 +276,64 @@ def _text(values: dict) -> str:
     return "".join(f"{label}: {value}\n" for label, value in values.items())
 
 
-def patroni_config(params: dict, check_mode: bool) -> dict:
-    return run(WRITER, lambda plan: build(params, plan), check_mode)
+def rest_state(host: str, port: int, ca_path: str, client: tuple[str, str]) -> str:
+    """GET /patroni over mTLS, the server's name checked against its certificate: the member's state."""
+    name = f"[{host}]" if ":" in host else host
+    page = open_url(f"https://{name}:{port}/patroni", ca_path=ca_path, client_cert=client[0], client_key=client[1],
+                    validate_certs=True, timeout=10, use_proxy=False)
+    return str(json.loads(page.read()).get("state", ""))
+
+
+def _restore(path: str, previous: bytes | None, attrs: Attrs | None) -> bool:
+    """Put the configuration file back as it was before this run (through the planner); False if it did not change."""
+    if previous is None or attrs is None or read_bytes(path, "path", limit=MAX_CONFIG_BYTES) == previous:
+        return False
+    plan = Plan(WRITER)
+    plan.write(path, previous, attrs, kind="file", where="path (putting the previous file back)")
+    plan.check()
+    plan.apply()
+    return True
+
+
+def patroni_config(params: dict, check_mode: bool, run_command=None, probe=served_chain, sleep=time.sleep,
+                   commands=None, rest_client=rest_state) -> dict:
+    """Two runs on one member at once take turns (the host's lock on the file): one never puts back, or reloads
+    against, what the other is in the middle of writing."""
+    with host_locked(params["path"], where="path"):
+        return _patroni_config(params, check_mode, run_command, probe, sleep, commands, rest_client)
+
+
+def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, commands, rest_client) -> dict:
+    path = params["path"]
+    previous = read_bytes(path, "path", missing_ok=True, limit=MAX_CONFIG_BYTES, nofollow=True) \
+        if os.path.isfile(path) and not os.path.islink(path) else None
+    st = os.stat(path) if previous is not None else None
+    attrs = Attrs(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid) if st else None
+    member = {}
+    result = run(WRITER, lambda plan: build(params, plan, member), check_mode)
+    if not params.get("reload"):
+        return result
+    ctl = params["ctl"]
+    member.update(config_file=path, patronictl=params["patronictl"], ctl_cert_path=ctl["cert_path"],
+                  ctl_key_path=ctl["key_path"], rest_client=rest_client,
+                  restore=lambda: _restore(path, previous, attrs))
+    hostnames = list(dict.fromkeys([member["rest_host"], member["pg_host"]]))
+    activation = Patroni({"cert_path": params["cert_path"], "key_path": params["key_path"],
+                          "ca_path": params["ca_path"], "crl_path": params.get("crl_path"), "hostnames": hostnames,
+                          "server_user": params["server_user"], "warn_days": 0,
+                          "wait_seconds": params["wait_seconds"], "verify": True, "patroni": member},
+                         commands=commands, probe=probe, sleep=sleep, run_command=run_command)
+    running = activation.running()
+    needed = result["changed"] or not running or not activation.serves_installed()
+    result["reload_needed"] = running and needed
+    if not running:
+        result.setdefault("warnings", []).append(
+            f"Patroni's REST API does not answer at {member['rest_host']}:{member['rest_port']}: the member was not "
+            "reloaded, and nothing proves what it serves")
+    if check_mode or not needed:
+        result.update(reloaded=False, steps=[])
+        return result
+    outcome = activation.run()
+    result.update(changed=result["changed"] or outcome["reloaded"], reloaded=outcome["reloaded"] and running,
+                  steps=outcome["steps"])
+    return result

@@ -47,7 +47,8 @@ def member(tmp_path, pki):
     key, cert = pki.leaf()
     ckey, ccert = pki.client("patroni")
     rkey, rcert = pki.client("replicator")
-    crl = build_crl(pki.issuer, [], None, dt.timedelta(days=30)).public_bytes(Encoding.PEM)
+    crl = b"".join(build_crl(issuer, [], None, dt.timedelta(days=30)).public_bytes(Encoding.PEM)
+                   for issuer in (pki.root_issuer, pki.issuer))
     files = {"cert_path": write(tmp_path / "server.crt", pem(cert, pki.int)),
              "key_path": write(tmp_path / "server.key", key_pem(key)),
              "ca_path": write(tmp_path / "root.crt", pem(pki.root)),
@@ -56,6 +57,8 @@ def member(tmp_path, pki):
            "key_path": write(tmp_path / "patroni.key", key_pem(ckey))}
     replication = {"cert_path": write(tmp_path / "replicator.crt", pem(rcert, pki.int)),
                    "key_path": write(tmp_path / "replicator.key", key_pem(rkey))}
+    for key_path in (files["key_path"], ctl["key_path"], replication["key_path"]):
+        os.chmod(key_path, 0o600)
     path = tmp_path / "patroni.yml"
     path.write_text(CONFIG)
     os.chmod(path, 0o600)
@@ -207,3 +210,140 @@ def test_a_config_path_through_dotdot_naming_an_input_is_refused(tmp_path, membe
     member["path"] = str(tmp_path / "sub" / ".." / "server.crt")
     (tmp_path / "sub").mkdir()
     _refused(member, "same file")
+
+
+# reload: the engine's Patroni service (activation.Patroni), with patronictl, psql, the probe and the REST API faked ---
+class Served:
+    """What the member serves: ``old`` until patronictl reload ran (``stuck``: never anything else)."""
+
+    def __init__(self, old, new, commands, stuck=False, down=False):
+        self.old, self.new, self.commands, self.stuck, self.down = old, new, commands, stuck, down
+        self.asked = []
+
+    def __call__(self, host, port, direct=False, alpn="postgresql", client=None):
+        if self.down:
+            raise PkiError("cannot connect: [Errno 111] Connection refused", where=f"probe {host}:{port}")
+        self.asked.append((host, port, direct, alpn, client))
+        reloaded = any("reload" in argv for argv, _as_server in self.commands.calls)
+        return {"chain": [self.new if reloaded and not self.stuck else self.old]}
+
+
+def _reloading(member, tmp_path, pki, stuck=False, down=False, same=False):
+    from test_activation import FakeCommands
+
+    config = yaml.safe_load(CONFIG)
+    config["postgresql"]["connect_address"] = "db1.example.com:5432"
+    open(member["path"], "w").write(yaml.safe_dump(config))
+    if same:
+        patroni_config(member, False)
+    # the files are root's in a folder only root enters: Patroni runs as root here, as far as the checks go
+    member.update(reload=True, server_user="root", patronictl="/usr/bin/patronictl", wait_seconds=1)
+    commands = FakeCommands()
+    new = pem_leaf(member["cert_path"])
+    old = new if same else pki.leaf()[1]
+    served = Served(old, new, commands, stuck=stuck, down=down)
+    rest = []
+    kwargs = {"commands": commands, "probe": served, "sleep": lambda seconds: None,
+              "rest_client": lambda *args: rest.append(args) or "running"}
+    return commands, served, rest, kwargs
+
+
+def pem_leaf(path):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(open(path, "rb").read())
+
+
+def test_reload_when_the_member_serves_another_certificate(tmp_path, pki, member):
+    commands, served, rest, kwargs = _reloading(member, tmp_path, pki, same=True)
+    served.old = pki.leaf()[1]  # the file is as wanted, the certificate was renewed under the same path
+    result = patroni_config(member, False, **kwargs)
+    assert result["changed_keys"] == [] and result["reload_needed"] is True and result["reloaded"] is True
+    reloads = [(argv, as_server) for argv, as_server in commands.calls if "reload" in argv]
+    assert reloads == [(["/usr/bin/patronictl", "-c", member["path"], "reload", "--force", "pg", "db1"], True)]
+    assert [s["step"] for s in result["steps"]][-4:] == [
+        "Reload Patroni (patronictl reload: PostgreSQL and the REST API)",
+        "Wait until the REST API and PostgreSQL serve the new certificate",
+        "Connect with libpq, sslmode=verify-full by name",
+        "The REST API answers over mTLS (the ctl certificate), verified by name"]
+    # the REST API is asked with plain TLS and the ctl pair; PostgreSQL with its SSLRequest
+    assert ("db1.example.com", 8008, True, None, (member["ctl"]["cert_path"], member["ctl"]["key_path"])) \
+        in served.asked
+    assert ("db1.example.com", 5432, False, "postgresql", None) in served.asked
+    psql = next(argv for argv, _as_server in commands.calls if argv[0] == "psql")
+    assert "host=db1.example.com port=5432" in psql[-1] and "sslmode=verify-full" in psql[-1]
+    assert rest == [("db1.example.com", 8008, member["ca_path"],
+                     (member["ctl"]["cert_path"], member["ctl"]["key_path"]))]
+
+
+def test_no_reload_when_nothing_changed_and_the_installed_certificate_is_served(tmp_path, pki, member):
+    commands, served, rest, kwargs = _reloading(member, tmp_path, pki, same=True)
+    result = patroni_config(member, False, **kwargs)
+    assert result["changed"] is False and result["reload_needed"] is False and result["reloaded"] is False
+    assert commands.calls == [] and rest == []
+
+
+def test_check_mode_says_a_reload_is_needed_and_runs_nothing(tmp_path, pki, member):
+    commands, _served, rest, kwargs = _reloading(member, tmp_path, pki)
+    before = open(member["path"]).read()
+    result = patroni_config(member, True, **kwargs)
+    assert result["reload_needed"] is True and result["reloaded"] is False
+    assert commands.calls == [] and rest == [] and open(member["path"]).read() == before
+
+
+def test_a_member_whose_rest_api_does_not_answer_is_not_reloaded(tmp_path, pki, member):
+    commands, _served, rest, kwargs = _reloading(member, tmp_path, pki, down=True)
+    result = patroni_config(member, False, **kwargs)
+    assert result["changed"] is True and result["reloaded"] is False and result["reload_needed"] is False
+    assert "does not answer at db1.example.com:8008" in result["warnings"][-1]
+    assert not [argv for argv, _as_server in commands.calls if "reload" in argv] and rest == []
+
+
+def test_a_member_still_serving_the_old_certificate_gets_its_file_back(tmp_path, pki, member):
+    commands, _served, rest, kwargs = _reloading(member, tmp_path, pki, stuck=True)
+    before = open(member["path"], "rb").read()
+    with pytest.raises(PkiError, match="Patroni member db1: \"Wait until the REST API and PostgreSQL serve the new "
+                                       "certificate\" failed.*previous configuration file was put back; "
+                                       "Patroni was reloaded") as caught:
+        patroni_config(member, False, **kwargs)
+    assert caught.value.details["failed_step"] == "Wait until the REST API and PostgreSQL serve the new certificate"
+    assert open(member["path"], "rb").read() == before
+    assert len([argv for argv, _as_server in commands.calls if "reload" in argv]) == 2  # the reload, then the one after
+    assert rest == []
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda c: c["postgresql"].pop("connect_address"), "no postgresql.connect_address with a port"),
+    (lambda c: c.pop("scope"), "names no scope or name"),
+])
+def test_reload_needs_the_addresses_and_the_names(tmp_path, pki, member, change, match):
+    _commands, _served, _rest, kwargs = _reloading(member, tmp_path, pki)
+    config = yaml.safe_load(open(member["path"]).read())
+    change(config)
+    open(member["path"], "w").write(yaml.safe_dump(config))
+    before = tree(os.path.dirname(member["path"]))
+    with pytest.raises(PkiError, match=match):
+        patroni_config(member, False, **kwargs)
+    assert tree(os.path.dirname(member["path"])) == before
+
+
+def test_reload_without_ctl_is_refused(tmp_path, pki, member):
+    _commands, _served, _rest, kwargs = _reloading(member, tmp_path, pki)
+    member.update(ctl=None, restapi=False)
+    _refused(member, "reload proves the REST API with the ctl client certificate", "ctl")
+
+
+def test_two_runs_on_one_member_take_turns(member):
+    """The second run waits for the first one's lock on the file (planner.host_locked) before it reads anything."""
+    import threading
+
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.planner import host_locked
+
+    results = []
+    with host_locked(member["path"], where="path"):
+        runner = threading.Thread(target=lambda: results.append(patroni_config(member, False)))
+        runner.start()
+        runner.join(1.0)
+        assert runner.is_alive() and results == [] and "ssl_cert_file" not in open(member["path"]).read()
+    runner.join(10)
+    assert results and results[0]["changed"] is True
