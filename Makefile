@@ -66,7 +66,7 @@ venv: $(BIN)/ansible-playbook
 # postgres), etcd 3.4 unpacked from Debian's packages (not installed: no service starts).
 VENVPATRONI := .venv-patroni
 ETCD := .cache/etcd/usr/bin/etcd
-$(VENVPATRONI)/bin/patroni: requirements-patroni.txt
+$(VENVPATRONI)/bin/patroni: requirements-patroni.txt | system-deps
 	/usr/bin/python3 -m venv $(VENVPATRONI)
 	$(VENVPATRONI)/bin/pip install --quiet -r requirements-patroni.txt
 	touch $@
@@ -81,10 +81,11 @@ $(ETCD):
 # Debian packages the tests use: a PostgreSQL 15 server and client, openssl (the oracle), and the target-side
 # python3-cryptography 38.0.4, Chromium (renders the audit page and the docsite), the client drivers the e2e tests
 # prove (JDBC with a JDK to compile its test program, psycopg 3, asyncpg, Node.js for node-postgres), shellcheck
-# (ansible-test sanity skips its shellcheck test without it). Installed only when missing.
+# (ansible-test sanity skips its shellcheck test without it), python3-venv (Patroni's venv on Debian's python3).
+# Installed only when missing.
 system-deps:
 	@missing=""; for pkg in postgresql-15 postgresql-client-15 python3-cryptography openssl chromium fonts-dejavu-core \
-	    default-jdk-headless libpostgresql-jdbc-java python3-asyncpg python3-psycopg nodejs shellcheck; do \
+	    default-jdk-headless libpostgresql-jdbc-java python3-asyncpg python3-psycopg nodejs shellcheck python3-venv; do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
