@@ -30,9 +30,11 @@ options:
         which the report gives each certificate's renewal time. Without it the report has none.
     type: dict
   kind:
-    description: What serves the certificates - a PostgreSQL cluster or a PgBouncer (the metrics' C(kind) label).
+    description:
+      - What serves the certificates - a PostgreSQL cluster, a PgBouncer or Patroni's REST API (the metrics' C(kind)
+        label). An item whose O(loop_var) holds a C(kind) has that one instead (the patroni role's two endpoints).
     type: str
-    choices: [server, pooler]
+    choices: [server, pooler, rest_api]
     default: server
   loop_var:
     description:
@@ -73,7 +75,7 @@ def audit_entries(results, host: str, renewal: dict | None = None, kind: str = "
         result = {k: v for k, v in item.items() if not k.startswith("_") and k not in ("item", "invocation")}
         entries.append({"host": host, "cluster": cluster.get("label") or f"{cluster.get('version')}/{cluster.get('name')}",
                         "port": cluster.get("port", 5432), "running": bool(cluster.get("running", True)),
-                        "kind": kind, "renewal": renewal, "result": result})
+                        "kind": cluster.get("kind") or kind, "renewal": renewal, "result": result})
     return entries
 
 

@@ -104,11 +104,20 @@ options:
   probe_negotiation:
     description:
       - How the probe starts TLS. V(postgres) sends the SSLRequest first; V(direct) starts the TLS handshake at
-        once and offers ALPN C(postgresql), as libpq's C(sslnegotiation=direct) (PostgreSQL 17 and newer).
+        once and offers ALPN C(postgresql), as libpq's C(sslnegotiation=direct) (PostgreSQL 17 and newer); V(tls)
+        starts it at once with no ALPN, for HTTPS services (Patroni's REST API, etcd).
     type: str
     default: postgres
-    choices: [postgres, direct]
+    choices: [postgres, direct, tls]
     version_added: 0.2.0
+  probe_client_auth:
+    description:
+      - Also connect without a client certificate and expect the server to refuse it (O(probe_negotiation=tls)
+        only - an HTTPS service answering a first request is an acceptance); an acceptance fails (finding
+        C(client_auth)), the result is in RV(served.client_auth).
+    type: bool
+    default: false
+    version_added: 0.3.0
   probe_direct_tls:
     description:
       - Also try a direct TLS handshake (ALPN C(postgresql)) and report in RV(served.direct_tls) whether the server
@@ -159,7 +168,7 @@ findings:
   contains:
     check:
       description: V(order), V(root_in_file), V(key_match), V(key_permissions), V(chain), V(weak_crypto),
-        V(validity), V(hostname), V(crl), V(probe) or V(direct_tls).
+        V(validity), V(hostname), V(crl), V(probe), V(direct_tls) or V(client_auth).
       type: str
       returned: success
     status: {description: "V(ok), V(warn) or V(fail).", type: str, returned: success}
@@ -204,7 +213,11 @@ served:
     matches_file: {description: "Whether the served leaf is the leaf in the file.", type: bool, returned: success}
     protocol: {description: "TLS version negotiated.", type: str, returned: success}
     cipher: {description: "Cipher negotiated.", type: str, returned: success}
-    negotiation: {description: "V(postgres) or V(direct), as O(probe_negotiation).", type: str, returned: success}
+    negotiation: {description: "V(postgres), V(direct) or V(tls), as O(probe_negotiation).", type: str, returned: success}
+    client_auth:
+      description: "Whether the server refused a client without a certificate (null unless O(probe_client_auth))."
+      type: bool
+      returned: success
     direct_tls:
       description: "Whether a direct TLS handshake succeeded (null unless O(probe_direct_tls))."
       type: bool

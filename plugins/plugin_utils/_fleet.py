@@ -34,7 +34,8 @@ def trust_problems(clusters_per_host: list, hosts: list, ca_root: str, pki_dir: 
     """Refusal messages when a cluster already trusts a root other than ``ca_root`` (the CA folder's root PEM, or
     "" when the folder has none yet and a new root would be made). ``clusters_per_host`` holds, per host of
     ``hosts`` and in the same order, the clusters pgtls.ssl.cluster_info returned with ``trust_file`` (each with
-    ``version``, ``name`` and ``trusted_root``, the PEM text or None)."""
+    ``version``, ``name`` and ``trusted_root``, the PEM text or None; a Patroni member's CA files add ``file``, the
+    file that holds it)."""
     if accept_new_root:
         return []
     wanted = _describe(ca_root.encode(), f"{pki_dir}/root.crt") if ca_root else None
@@ -56,7 +57,7 @@ def trust_problems(clusters_per_host: list, hosts: list, ca_root: str, pki_dir: 
             roots = set(found[1].split(","))
             if roots & current and roots <= current | retired:
                 continue  # a root rotation's overlap: the roots the CA folder publishes, has, or retired
-            foreign.setdefault(found[1], (found[0], []))[1].append(f"{where} (root.crt)")
+            foreign.setdefault(found[1], (found[0], []))[1].append(f"{where} ({cluster.get('file') or 'root.crt'})")
     if not foreign:
         return []
     trusted = []

@@ -379,7 +379,8 @@ def cluster_problems(clusters: list, checks: dict) -> list[str]:
                             "will be overwritten by Patroni\"): the SSL settings and pg_hba.conf this role writes "
                             "would be lost when Patroni writes its files again (on its start, a restart or a "
                             "demotion), turning TLS off on that member. Configure TLS through Patroni's own "
-                            "configuration (the pgtls.ssl.patroni_config module), or leave the cluster out of "
+                            "configuration (the pgtls.ssl.patroni playbook and role, or the pgtls.ssl.patroni_config "
+                            "module), or leave the cluster out of "
                             "pgtls_clusters. Nothing was changed.")
         # root_group layout: a group joined while the server runs reaches it only through a restart (a reload keeps
         # the postmaster's groups); discovery read the running postmaster's groups from /proc.

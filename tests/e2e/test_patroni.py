@@ -11,6 +11,7 @@ Patroni keeps serving."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -26,6 +27,9 @@ import pytest
 import yaml
 from conftest import PG_BIN, as_postgres, free_port, run_playbook
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 PATRONI = Path(os.environ.get("PGTLS_PATRONI", "/nonexistent"))
 ETCD = Path(os.environ.get("PGTLS_ETCD", "/nonexistent"))
@@ -94,15 +98,6 @@ class Member:
         os.chmod(self.config, 0o600)
         shutil.chown(self.config, "postgres", "postgres")
 
-    def tls_run(self, check: bool = True, **extra) -> tuple[subprocess.CompletedProcess, dict | None]:
-        result = self.base / "result.json"
-        result.unlink(missing_ok=True)
-        done = run_playbook("patroni_local.yml", {"pki": str(self.fleet.pki), "tls": str(self.tls),
-                                                  "etcd_tls": str(self.fleet.etcd_tls), "config": str(self.config),
-                                                  "result_file": str(result),
-                                                  "patronictl": str(PATRONI / "patronictl"), **extra}, check=check)
-        return done, (json.loads(result.read_text()) if done.returncode == 0 else None)
-
     def start(self) -> None:
         for folder in (self.pg, self.sockets, self.pg / "log"):
             folder.mkdir(mode=0o700, exist_ok=True)
@@ -120,6 +115,13 @@ class Member:
             context.load_cert_chain(str(self.client / "postgresql.crt"), str(self.client / "postgresql.key"))
         with urllib.request.urlopen(f"https://127.0.0.1:{self.rest_port}{path}", context=context, timeout=10) as page:
             return json.loads(page.read())
+
+    def rest_answers_anyone(self) -> bool:
+        try:
+            self.rest("/patroni", client=False)
+            return True
+        except (ssl.SSLError, ConnectionError, urllib.error.URLError):
+            return False
 
     def psql(self, sql: str) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -161,6 +163,26 @@ class Fleet:
         self.etcd_port, self.peer_port = free_port(), free_port()
         self.members = [Member(self, "db1"), Member(self, "db2")]
         self.etcd: subprocess.Popen | None = None
+
+    def write_inventory(self) -> None:
+        """The members as the patroni playbook's group, both on this host (local connection, already root)."""
+        hosts = {m.name: {"ansible_connection": "local", "ansible_become": False, "ansible_host": "127.0.0.1",
+                          "pgtls_patroni_config": str(m.config), "pgtls_patroni_tls_dir": str(m.tls),
+                          "result_file": str(m.base / "result.json")} for m in self.members}
+        inventory = {"all": {"children": {"pgtls_patroni": {
+            "hosts": hosts, "vars": {"pgtls_pki_dir": str(self.pki),
+                                     "pgtls_patroni_patronictl": str(PATRONI / "patronictl")}}}}}
+        self.inventory = self.base / "inventory.yml"
+        self.inventory.write_text(yaml.safe_dump(inventory))
+
+    def tls_run(self, *args: str, check: bool = True, **extra) -> tuple[subprocess.CompletedProcess, list]:
+        """The collection's patroni playbook on both members (one at a time); each member's patroni_config result."""
+        for member in self.members:
+            (member.base / "result.json").unlink(missing_ok=True)
+        done = run_playbook("patroni_fleet.yml", extra, "-i", str(self.inventory), *args, check=check)
+        results = [json.loads((m.base / "result.json").read_text()) if (m.base / "result.json").exists() else None
+                   for m in self.members]
+        return done, results
 
     def start_etcd(self) -> None:
         etls = self.etcd_tls
@@ -242,7 +264,10 @@ def fleet(workdir):
     db1, db2 = found.members
     for member in found.members:
         member.write_config()
-    found.first_runs = [member.tls_run() for member in found.members]
+    found.write_inventory()
+    # etcd is not there yet (its certificate comes from the CA folder this run makes): its check waits for the next runs
+    found.first_run = found.tls_run(pgtls_patroni_check_etcd=False)
+    run_playbook("patroni_etcd.yml", {"pki": str(found.pki), "etcd_tls": str(found.etcd_tls)})
     try:
         found.start_etcd()
         db1.start()
@@ -254,8 +279,10 @@ def fleet(workdir):
         found.stop()
 
 
-def test_the_first_runs_set_tls_in_patronis_configuration(fleet):
-    for member, (done, result) in zip(fleet.members, fleet.first_runs):
+def test_the_first_run_sets_tls_in_patronis_configuration(fleet):
+    done, results = fleet.first_run
+    assert "Preflight - every member's Patroni file read" in done.stdout
+    for member, result in zip(fleet.members, results):
         assert result["changed"] is True and result["dcs"] == "etcd3"
         assert "restapi.verify_client" in result["changed_keys"]
         # Patroni was not started yet: nothing to reload, and the run says so
@@ -301,12 +328,56 @@ def test_the_replica_streams_over_verify_full_with_its_certificate(fleet):
         in conninfo, conninfo
 
 
-def test_a_second_run_changes_nothing(fleet):
+def test_a_second_run_changes_nothing_and_check_mode_says_so(fleet):
+    for args in (("--check", "--diff"), ()):
+        done, results = fleet.tls_run(*args)
+        for member, result in zip(fleet.members, results):
+            assert result["changed"] is False and result["changed_keys"] == []
+            assert result["reload_needed"] is False and result["reloaded"] is False
+            assert f"{member.name}" in done.stdout
+        assert done.stdout.count("changed=0") == 3 and "failed=0" in done.stdout  # localhost, db1, db2
+
+
+def test_the_audit_shows_postgresql_and_the_rest_api_of_every_member(fleet):
+    """The audit playbook on the members: both endpoints serve the installed certificate, the REST API refuses a
+    client without a certificate; the JSON report has them (kinds server and rest_api). Then one REST API answers
+    anyone (verify_client optional): its row and entry fail, naming it."""
+    report = fleet.base / "audit.json"
+    done = run_playbook("patroni_audit.yml", {"pgtls_audit_json": str(report), "pgtls_pki_dir": str(fleet.pki)},
+                        "-i", str(fleet.inventory))
+    assert "4 cluster(s) meet the policy" in done.stdout
+    entries = {(e["host"], e["cluster"]): e for e in json.loads(report.read_text())["servers"]}
+    assert sorted(entries) == [("db1", "patroni-rest:db1"), ("db1", "patroni:db1"), ("db2", "patroni-rest:db2"),
+                               ("db2", "patroni:db2")]
     for member in fleet.members:
-        done, result = member.tls_run()
-        assert result["changed"] is False and result["changed_keys"] == []
-        assert result["reload_needed"] is False and result["reloaded"] is False
-        assert "changed=0" in done.stdout
+        pg, rest = entries[(member.name, f"patroni:{member.name}")], entries[(member.name, f"patroni-rest:{member.name}")]
+        assert (pg["kind"], pg["port"], rest["kind"], rest["port"]) == ("server", member.pg_port, "rest_api",
+                                                                        member.rest_port)
+        for entry in (pg, rest):
+            assert entry["served"]["matches_installed"] is True, entry["findings"]
+            # the only warning: the connect address is an IP address (libpq before 15 ignores IP SANs)
+            assert {f["check"] for f in entry["findings"] if f["status"] != "ok"} == {"hostname"}, entry["findings"]
+        assert [f["status"] for f in rest["findings"] if f["check"] == "client_auth"] == ["ok"]
+
+    db2 = fleet.members[1]
+    before = db2.config.read_bytes()
+    config = yaml.safe_load(before)
+    config["restapi"]["verify_client"] = "optional"
+    db2.config.write_text(yaml.safe_dump(config))
+    try:
+        assert fleet.patronictl("reload", "pgtls", "db2", "--force").returncode == 0
+        wait(db2.rest_answers_anyone, "db2's REST API answering without a client certificate", 30)
+        done = run_playbook("patroni_audit.yml", {"pgtls_audit_json": str(report), "pgtls_pki_dir": str(fleet.pki)},
+                            "-i", str(fleet.inventory), check=False)
+        assert done.returncode != 0 and "1 cluster(s) break the policy: db2 patroni-rest:db2" in done.stdout, \
+            done.stdout[-3000:]
+        rest = {(e["host"], e["cluster"]): e for e in json.loads(report.read_text())["servers"]}[("db2", "patroni-rest:db2")]
+        assert rest["status"] == "fail" and [f["status"] for f in rest["findings"] if f["check"] == "client_auth"] \
+            == ["fail"]
+    finally:
+        db2.config.write_bytes(before)
+        assert fleet.patronictl("reload", "pgtls", "db2", "--force").returncode == 0
+    wait(lambda: not db2.rest_answers_anyone(), "db2's REST API requiring client certificates again", 30)
 
 
 def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or_a_gap(fleet):
@@ -327,7 +398,7 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        results = [member.tls_run(renew=True)[1] for member in fleet.members]
+        results = fleet.tls_run(pgtls_patroni_extra_sans=["renamed.pgtls.test"])[1]
         time.sleep(3)
     finally:
         stop.set()
@@ -348,7 +419,8 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
     assert [(m["Member"], m["Role"], m["State"], m["TL"]) for m in fleet.listed()] == [
         ("db1", "Leader", "running", timeline), ("db2", "Replica", "streaming", timeline)]
     # the next runs (with the new name kept) need nothing
-    assert [member.tls_run(renew=True)[1]["reload_needed"] for member in fleet.members] == [False, False]
+    assert [r["reload_needed"] for r in fleet.tls_run(pgtls_patroni_extra_sans=["renamed.pgtls.test"])[1]] == [
+        False, False]
 
 
 def test_a_planned_switchover_afterwards_streams_the_other_way_over_tls(fleet):
@@ -360,18 +432,61 @@ def test_a_planned_switchover_afterwards_streams_the_other_way_over_tls(fleet):
     assert db2.psql("select pg_is_in_recovery()").stdout.strip() == "f"
 
 
-def test_a_configuration_naming_no_certificate_host_is_refused_and_patroni_keeps_serving(fleet):
-    member = fleet.members[0]
-    config_before = member.config.read_bytes()
+def another_root(path: Path) -> None:
+    """A root CA certificate of another CA (cryptography directly, not the collection)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Another Root")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_members_trusting_another_root_stop_the_run_before_any_member_changes(fleet):
+    """db2's Patroni file names another CA's root (ctl.cacert): the preflight reads every member first and refuses,
+    naming db2 and the file, before db1 (the first batch) or anything else changes; Patroni keeps serving."""
+    db1, db2 = fleet.members
+    other = db2.base / "other-root.crt"
+    another_root(other)
+    config_before = db2.config.read_bytes()
     config = yaml.safe_load(config_before)
-    config["restapi"]["connect_address"] = f"db9.pgtls.test:{member.rest_port}"
-    member.config.write_text(yaml.safe_dump(config))
-    broken = member.config.read_bytes()
+    config["ctl"]["cacert"] = str(other)
+    db2.config.write_text(yaml.safe_dump(config))
+    broken = db2.config.read_bytes()
+    watched = [db1.config, db1.tls / "server.crt", db1.tls / "server.key", db2.tls / "server.crt", fleet.pki / "crl.pem"]
+    before = {path: path.read_bytes() for path in watched}
     try:
-        done, result = member.tls_run(check=False, renew=True)
-        assert done.returncode != 0 and result is None
-        assert "does not name db9.pgtls.test (restapi.connect_address" in done.stdout
-        assert member.config.read_bytes() == broken
+        # a new name for every member: without the refusal, db1 would get a new certificate and a reload
+        done, results = fleet.tls_run(check=False, pgtls_patroni_extra_sans=["another.pgtls.test"])
+        assert done.returncode != 0 and results == [None, None]
+        assert "refusing to change the fleet's trust anchor" in done.stdout
+        assert f"db2 patroni/pgtls ({other}) trusts" in done.stdout, done.stdout[-3000:]
+        assert {path: path.read_bytes() for path in watched} == before and db2.config.read_bytes() == broken
     finally:
-        member.config.write_bytes(config_before)
-    assert member.rest("/patroni")["state"] == "running"
+        db2.config.write_bytes(config_before)
+    assert db1.rest("/patroni")["state"] == "running" and db2.rest("/patroni")["state"] == "running"
+
+
+def test_an_etcd_address_its_certificate_does_not_name_stops_the_run_before_any_member_changes(fleet):
+    """db2's Patroni file dials etcd as localhost; etcd's certificate names 127.0.0.1 only: Patroni over https would
+    refuse it and lose the DCS. The preflight asks every member's etcd addresses first and refuses, naming db2, the
+    address and the certificate's names; nothing changes."""
+    db1, db2 = fleet.members
+    config_before = db2.config.read_bytes()
+    config = yaml.safe_load(config_before)
+    config["etcd3"]["hosts"] = f"localhost:{fleet.etcd_port}"
+    db2.config.write_text(yaml.safe_dump(config))
+    broken = db2.config.read_bytes()
+    watched = [db1.config, db1.tls / "server.crt", db2.tls / "server.crt", fleet.pki / "crl.pem"]
+    before = {path: path.read_bytes() for path in watched}
+    try:
+        done, results = fleet.tls_run(check=False, pgtls_patroni_extra_sans=["etcd-check.pgtls.test"])
+        assert done.returncode != 0 and results == [None, None]
+        assert (f"db2: etcd at localhost:{fleet.etcd_port} ({db2.config}) serves CN=127.0.0.1, whose names "
+                f"(127.0.0.1) do not include localhost") in done.stdout, done.stdout[-3000:]
+        assert {path: path.read_bytes() for path in watched} == before and db2.config.read_bytes() == broken
+    finally:
+        db2.config.write_bytes(config_before)
+    assert all(member.rest("/patroni")["state"] == "running" for member in fleet.members)

@@ -90,6 +90,38 @@ def served_chain(host: str, port: int, server_name: str | None = None, timeout: 
         sock.close()
 
 
+def refuses_anonymous(host: str, port: int, server_name: str | None = None, timeout: float = 5.0) -> bool:
+    """Whether a plain TLS service (an HTTPS API: Patroni's REST API, etcd) refuses a client that presents no
+    certificate. Under TLS 1.2 the handshake fails; under TLS 1.3 the server checks the client's certificate after
+    the client's side of the handshake ended, so a first request is sent: an alert, a reset or the end of the stream
+    is a refusal, any answer an acceptance."""
+    where = f"probe {host}:{port}"
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+    except OSError as exc:
+        raise PkiError(f"cannot connect: {exc}", where=where) from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        try:
+            tls = context.wrap_socket(sock, server_hostname=None)
+        except ssl.SSLError:
+            return True
+        except OSError as exc:
+            raise PkiError(f"TLS handshake failed: {exc}", where=where) from None
+        with tls:
+            try:
+                tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return tls.recv(1) == b""
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                return True
+            except OSError as exc:  # a timeout: neither an answer nor a refusal
+                raise PkiError(f"no answer without a client certificate: {exc}", where=where) from None
+    finally:
+        sock.close()
+
+
 def _chain_der(tls: ssl.SSLSocket) -> list[bytes]:
     # Python 3.13 has SSLSocket.get_unverified_chain(); 3.10-3.12 have it on the private _sslobj.
     getter = getattr(tls, "get_unverified_chain", None) or getattr(getattr(tls, "_sslobj", None),

@@ -192,8 +192,9 @@ VALIDATE = {
     "probe_port": {"type": "int", "default": 5432},
     "probe_server_name": {"type": "str"},
     "probe_timeout": {"type": "float", "default": 5.0},
-    "probe_negotiation": {"type": "str", "default": "postgres", "choices": ["postgres", "direct"]},
+    "probe_negotiation": {"type": "str", "default": "postgres", "choices": ["postgres", "direct", "tls"]},
     "probe_direct_tls": {"type": "bool", "default": False},
+    "probe_client_auth": {"type": "bool", "default": False},
     "fail_on_findings": {"type": "bool", "default": True},
 }
 
@@ -525,6 +526,13 @@ PATRONI_CONFIG = {
     "wait_seconds": {"type": "int", "default": 30},
 }
 
+# A Patroni member's YAML read (host/patroni.py patroni_info): identity, connect addresses, the CA files it names.
+PATRONI_INFO = {
+    "path": {"type": "path", "required": True},
+    "probe_etcd": {"type": "bool", "default": False},
+    "probe_timeout": {"type": "float", "default": 5.0},
+}
+
 # Every module of the collection and the argument spec that validates its input (the modules and the action plugins
 # use these; tests/unit checks each against the DOCUMENTATION of its module).
 MODULE_SPECS = {
@@ -544,6 +552,7 @@ MODULE_SPECS = {
     "ca_folder": CA_FOLDER,
     "sessions": SESSIONS,
     "patroni_config": PATRONI_CONFIG,
+    "patroni_info": PATRONI_INFO,
 }
 
 # What each file option of each module names: (role, kind). The attack matrix (tests/unit/plugins/modules/
@@ -639,4 +648,5 @@ FILE_OPTIONS = {
                        "ca_path": ("in", "certificate"), "crl_path": ("in", "any_crl"),
                        **{f"{pair}.{name}": ("in", kind) for pair in ("ctl", "etcd", "replication")
                           for name, kind in (("cert_path", "certificate"), ("key_path", "key"))}},
+    "patroni_info": {"path": ("in", "file")},
 }

@@ -39,7 +39,7 @@ from ..core.chain import verify_chain
 from ..core.errors import PkiError
 from ..core.files import Attrs, check_distinct, read_bytes
 from ..core.keys import load_private_key, same_public_key
-from ..core.names import host_matches
+from ..core.names import cert_sans, host_matches
 from ..core.planner import Plan, host_locked, run
 from ..core.probe import served_chain
 from .activation import Patroni
@@ -270,6 +270,101 @@ def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
         result["warnings"] = [f"{file} was written again from its parsed YAML: comments in it are gone (the "
                               "keys and values are kept)"] if b"#" in current_data else []
     return result
+
+
+# Where Patroni's YAML names a CA file, in the order the member's trusted root is read from.
+CA_KEYS = ((("postgresql", "parameters"), "ssl_ca_file"), (("restapi",), "cafile"), (("ctl",), "cacert"),
+           (("postgresql", "authentication", "replication"), "sslrootcert"), (("etcd3",), "cacert"),
+           (("etcd",), "cacert"))
+
+
+def _value(config: dict, path: tuple, key: str):
+    node = config
+    for name in path:
+        node = node.get(name) if isinstance(node, dict) else None
+    return node.get(key) if isinstance(node, dict) else None
+
+
+def etcd_addresses(section: dict) -> list:
+    """(host, port) of each etcd address of Patroni's etcd3/etcd section (host, hosts, url, proxy; 2379 without a
+    port), in order, once each."""
+    found = []
+    for key in ("hosts", "host", "url", "proxy"):
+        value = section.get(key)
+        for given in value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []:
+            address = str(given).strip()
+            if not address:
+                continue
+            parsed = urlparse(address if "://" in address else f"https://{address}")
+            try:
+                port = parsed.port or 2379
+            except ValueError:
+                port = None
+            if parsed.hostname and port and (parsed.hostname, port) not in found:
+                found.append((parsed.hostname, port))
+    return found
+
+
+def _etcd_endpoints(config: dict, probe, timeout: float) -> list:
+    """What each etcd address serves: whether its certificate names the host Patroni dials (Patroni checks it)."""
+    section = next((config[name] for name in DCS_SECTIONS if isinstance(config.get(name), dict)), None)
+    endpoints = []
+    for host, port in etcd_addresses(section or {}):
+        entry = {"host": host, "port": port, "served": False, "names_host": False, "subject": None, "names": [],
+                 "error": None}
+        try:
+            leaf = probe(host, port, timeout=timeout, direct=True, alpn=None)["chain"][0]
+        except PkiError as exc:
+            entry["error"] = str(exc)
+        else:
+            entry.update(served=True, names_host=host_matches(leaf, host), subject=leaf.subject.rfc4514_string(),
+                         names=[str(getattr(name, "value", name)) for name in cert_sans(leaf)])
+        endpoints.append(entry)
+    return endpoints
+
+
+def _etcd_problems(endpoints: list, file: str) -> list:
+    problems = []
+    for e in endpoints:
+        where = f"etcd at {e['host']}:{e['port']} ({file})"
+        if not e["served"]:
+            problems.append(f"{where} does not answer a TLS handshake ({e['error']}): over https Patroni could not "
+                            "reach it and the member would lose the DCS")
+        elif not e["names_host"]:
+            problems.append(f"{where} serves {e['subject']}, whose names ({', '.join(e['names']) or 'none'}) do not "
+                            f"include {e['host']}: Patroni checks the name and would lose the DCS; issue etcd's "
+                            "certificate with that name, or name etcd in Patroni's file as its certificate does")
+    return problems
+
+
+def patroni_info(params: dict, probe=served_chain) -> dict:
+    """What a member's Patroni YAML says of its identity and its trust, read only: scope, name, the connect
+    addresses' hosts (the names its certificate must carry), the DCS section, and each CA file it names with the
+    certificates in it (public material). Nothing else of the file (passwords) is returned."""
+    file = params["path"]
+    config = _load(read_bytes(file, "path", limit=MAX_CONFIG_BYTES, nofollow=True) or b"", file)
+    named: dict[str, list] = {}
+    for path, key in CA_KEYS:
+        value = _value(config, path, key)
+        if isinstance(value, str) and value.strip():
+            named.setdefault(value, []).append(_label(path, key))
+    ca_files = []
+    for ca, keys in named.items():
+        data = read_bytes(ca, keys[0], missing_ok=True) if os.path.isabs(ca) else None
+        ca_files.append({"file": ca, "named_by": keys, "exists": data is not None,
+                         "trusted_root": data.decode("ascii", "replace") if data else None})
+    addresses = {}
+    for section in ("postgresql", "restapi"):
+        value = _value(config, (section,), "connect_address")
+        port = str(value).rsplit(":", 1)[-1] if isinstance(value, str) and ":" in value else ""
+        if isinstance(value, str) and _host_of(value):
+            addresses[section] = {"host": _host_of(value), "port": int(port) if port.isdigit() else None}
+    hosts = [addresses[section]["host"] for section in ("restapi", "postgresql") if section in addresses]
+    endpoints = _etcd_endpoints(config, probe, params.get("probe_timeout") or 5.0) if params.get("probe_etcd") else []
+    return {"changed": False, "path": file, "scope": str(config.get("scope") or ""),
+            "name": str(config.get("name") or ""), "dcs": next((s for s in DCS_SECTIONS if s in config), None),
+            "connect_hosts": list(dict.fromkeys(hosts)), "addresses": addresses, "ca_files": ca_files,
+            "etcd_endpoints": endpoints, "etcd_problems": _etcd_problems(endpoints, file)}
 
 
 def _text(values: dict) -> str:

@@ -19,7 +19,7 @@ from ..core.files import MAX_CRL_BYTES, key_permission_problem, read_bytes, read
 from ..core.info import cert_info, crl_info, days_left, fingerprint
 from ..core.keys import load_private_key, same_public_key
 from ..core.names import cert_sans, host_matches
-from ..core.probe import served_chain
+from ..core.probe import ALPN, refuses_anonymous, served_chain
 from ..core.specs import VALIDATE
 
 
@@ -177,9 +177,13 @@ def _check_hostnames(hostnames: list[str], leaf, findings: Findings) -> None:
 
 def _probe(params: dict, chain, findings: Findings) -> dict | None:
     host, port = params["probe_host"], params["probe_port"]
+    if params.get("probe_client_auth") and params.get("probe_negotiation") != "tls":
+        raise PkiError("probe_client_auth asks an HTTPS service (probe_negotiation tls): PostgreSQL asks for a client "
+                       "certificate through pg_hba.conf, per connection", where="probe_client_auth")
     try:
+        plain = params.get("probe_negotiation") == "tls"
         served = served_chain(host, port, params.get("probe_server_name"), params["probe_timeout"],
-                              direct=params.get("probe_negotiation") == "direct")
+                              direct=params.get("probe_negotiation") in ("direct", "tls"), alpn=None if plain else ALPN)
     except PkiError as exc:
         findings.append(Finding("probe", "fail", str(exc)))
         return None
@@ -192,6 +196,17 @@ def _probe(params: dict, chain, findings: Findings) -> dict | None:
         except PkiError as exc:
             direct_tls = False
             findings.append(Finding("direct_tls", "warn", f"{exc} (sslnegotiation=direct clients cannot connect)"))
+    client_auth = None
+    if params.get("probe_client_auth"):
+        try:
+            client_auth = refuses_anonymous(host, port, params.get("probe_server_name"), params["probe_timeout"])
+        except PkiError as exc:
+            findings.append(Finding("client_auth", "fail", str(exc)))
+        else:
+            findings.append(Finding("client_auth", "ok", f"{host}:{port} refuses a client without a certificate")
+                            if client_auth else
+                            Finding("client_auth", "fail", f"{host}:{port} answers a client without a certificate: "
+                                    "anyone who reaches it may use it (require client certificates)"))
     served_leaf = served["chain"][0]
     if fingerprint(served_leaf) != fingerprint(chain[0]):
         findings.append(Finding("probe", "fail", f"{host}:{port} serves {served_leaf.subject.rfc4514_string()} "
@@ -209,5 +224,6 @@ def _probe(params: dict, chain, findings: Findings) -> dict | None:
         "cipher": served["cipher"],
         "negotiation": params.get("probe_negotiation") or "postgres",
         "direct_tls": direct_tls,
+        "client_auth": client_auth,
         "matches_file": fingerprint(served_leaf) == fingerprint(chain[0]),
     }

@@ -132,6 +132,35 @@ def stand_in_server(cert, accept_direct: bool, alpn: list[str] | None):
     return listener.getsockname()[1]
 
 
+def https_stand_in(cert, require_client: bool, tls12: bool = False, connections: int = 1):
+    """An HTTPS-like service (as Patroni's REST API, etcd): plain TLS, then an answer to any request. With
+    ``require_client`` it verifies client certificates against its own certificate (required); ``tls12`` caps the
+    protocol so the refusal happens in the handshake instead of after it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    if tls12:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if require_client:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cert[0])
+
+    def serve():
+        for _connection in range(connections):
+            conn = listener.accept()[0]
+            with conn:
+                try:
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        if tls.recv(64):
+                            tls.sendall(b"HTTP/1.0 200 OK\r\n\r\n{}")
+                except (ssl.SSLError, OSError):
+                    pass
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
 def host_item(folder, **extra) -> dict:
     """One item of pgtls.ssl.host_material: a server key and certificate in ``folder`` (a Path)."""
     item = {"name": "server", "key_path": str(folder / "server.key"), "cert_path": str(folder / "server.crt"),

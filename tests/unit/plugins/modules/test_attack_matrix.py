@@ -332,6 +332,7 @@ BASES = [
                                       "key_path": f"{W}/patroni/server.key", "ca_path": f"{W}/patroni/root.crt",
                                       "crl_path": f"{W}/patroni/crl.pem", "ctl": dict(APP_PAIR),
                                       "etcd": dict(APP_PAIR), "replication": dict(APP_PAIR)}),
+    Base("patroni_info", "member", {"path": f"{W}/patroni/config.yml"}),
     Base("ca_folder", "existing", {"path": f"{W}/pki", "root_common_name": "Matrix Root",
                                    "intermediate_common_name": "Matrix CA",
                                    "revoked": [{"certificate_path": f"{W}/out/revoke-me.crt"}]}),

@@ -14,7 +14,11 @@ from pkitools import Pki, key_pem, pem, tree, write
 
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.crls import build_crl
 from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core.errors import PkiError
-from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.patroni import patroni_config
+from ansible_collections.pgtls.ssl.plugins.module_utils._pki.host.patroni import (
+    etcd_addresses,
+    patroni_config,
+    patroni_info,
+)
 
 SECRET = "s3cret-replication-password"
 CONFIG = f"""# Patroni member db1
@@ -347,3 +351,71 @@ def test_two_runs_on_one_member_take_turns(member):
         assert runner.is_alive() and results == [] and "ssl_cert_file" not in open(member["path"]).read()
     runner.join(10)
     assert results and results[0]["changed"] is True
+
+
+def test_info_reads_identity_names_and_trust_and_never_a_password(tmp_path, pki, member):
+    info = patroni_info({"path": member["path"]})
+    assert (info["scope"], info["name"], info["dcs"]) == ("pg", "db1", "etcd3")
+    assert info["connect_hosts"] == ["db1.example.com"] and info["ca_files"] == []
+    patroni_config(member, False)
+    other = write(tmp_path / "other-root.crt", pem(Pki().root))
+    config = yaml.safe_load(open(member["path"]).read())
+    config["ctl"]["cacert"] = other
+    config["postgresql"]["connect_address"] = "10.0.0.1:5432"
+    with open(member["path"], "w") as handle:
+        yaml.safe_dump(config, handle)
+    info = patroni_info({"path": member["path"]})
+    assert info["connect_hosts"] == ["db1.example.com", "10.0.0.1"]
+    assert info["addresses"] == {"postgresql": {"host": "10.0.0.1", "port": 5432},
+                                 "restapi": {"host": "db1.example.com", "port": 8008}}
+    assert [(f["file"], f["named_by"], f["exists"]) for f in info["ca_files"]] == [
+        (member["ca_path"], ["postgresql.parameters.ssl_ca_file", "restapi.cafile",
+                             "postgresql.authentication.replication.sslrootcert", "etcd3.cacert"], True),
+        (other, ["ctl.cacert"], True)]
+    assert info["ca_files"][0]["trusted_root"] == open(member["ca_path"]).read()
+    assert SECRET not in str(info) and info["changed"] is False
+    before = tree(tmp_path)
+    patroni_info({"path": member["path"]})
+    assert tree(tmp_path) == before
+
+
+def test_info_refuses_what_is_not_patronis_configuration(tmp_path, member):
+    link = tmp_path / "link.yml"
+    link.symlink_to(member["path"])
+    for path, match in ((str(link), "symbolic link"), (str(tmp_path / "none.yml"), "does not exist"),
+                        (member["key_path"], "does not hold Patroni's configuration")):
+        with pytest.raises(PkiError, match=match):
+            patroni_info({"path": path})
+
+
+@pytest.mark.parametrize("section, expected", [
+    ({"hosts": "e1:2379,e2:2380"}, [("e1", 2379), ("e2", 2380)]),
+    ({"hosts": ["https://e1:2379", "e2"]}, [("e1", 2379), ("e2", 2379)]),
+    ({"host": "[fd00::1]:2379", "url": "https://e1:2379"}, [("fd00::1", 2379), ("e1", 2379)]),
+    ({"proxy": "https://p:8080", "hosts": "e1:2379,e1:2379"}, [("e1", 2379), ("p", 8080)]),
+    ({"hosts": "e1:notaport"}, []),
+    ({}, []),
+])
+def test_etcd_addresses_as_patroni_names_them(section, expected):
+    assert etcd_addresses(section) == expected
+
+
+def test_info_asks_each_etcd_address_whether_its_certificate_names_it(tmp_path, pki, member):
+    _key, leaf = pki.leaf()  # names db1 (the pkitools leaf), not etcd1
+    asked = []
+
+    def probe(host, port, timeout, direct, alpn):
+        asked.append((host, port, direct, alpn))
+        if host == "etcd2.example.com":
+            raise PkiError("cannot connect: refused", where=f"probe {host}:{port}")
+        return {"chain": [leaf]}
+
+    info = patroni_info({"path": member["path"], "probe_etcd": True, "probe_timeout": 1.0}, probe=probe)
+    assert asked == [("etcd1.example.com", 2379, True, None), ("etcd2.example.com", 2379, True, None)]
+    assert [(e["host"], e["served"], e["names_host"]) for e in info["etcd_endpoints"]] == [
+        ("etcd1.example.com", True, False), ("etcd2.example.com", False, False)]
+    first, second = info["etcd_problems"]
+    assert first.startswith(f"etcd at etcd1.example.com:2379 ({member['path']}) serves CN=") and \
+        "do not include etcd1.example.com" in first
+    assert "etcd2.example.com:2379" in second and "does not answer a TLS handshake" in second
+    assert patroni_info({"path": member["path"]}, probe=probe)["etcd_problems"] == [] and len(asked) == 2
