@@ -423,6 +423,55 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
         False, False]
 
 
+def issuer_cn(path: Path) -> str:
+    return x509.load_pem_x509_certificate(path.read_bytes()).issuer.rfc4514_string()
+
+
+def test_an_intermediate_rotation_reaches_every_member_without_a_leader_change_or_a_gap(fleet):
+    """The patroni playbook with -e pgtls_rotate_intermediate=start: a new intermediate, every member's CRLs first,
+    then member after member a certificate of it (server, patronictl's, replication's), reloaded and proven, while a
+    watcher sees no failed patronictl list and no moment without streaming; the replica's next connection (its
+    walsender ended) verifies the leader's new chain with its CRL file and presents its new replication
+    certificate, which the leader's reloaded CRL accepts."""
+    db1, db2 = fleet.members
+    timeline = fleet.listed()[0]["TL"]
+    before = {m.name: issuer_cn(m.tls / "server.crt") for m in fleet.members}
+    calls, failed, gaps, stop = [0], [], [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            calls[0] += 1
+            if fleet.roles() != RUNNING:
+                failed.append(fleet.roles())
+            if not db2.streaming():
+                gaps[0] += 1
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        done, results = fleet.tls_run(pgtls_rotate_intermediate="start",
+                                      pgtls_patroni_extra_sans=["renamed.pgtls.test"])
+        time.sleep(3)
+    finally:
+        stop.set()
+        watcher.join()
+    assert "The CA folder's CRLs on every member" in done.stdout
+    for member, result in zip(fleet.members, results):
+        for path in (member.tls / "server.crt", member.client / "postgresql.crt",
+                     member.client.parent / "replicator" / "postgresql.crt"):
+            assert issuer_cn(path) != before[member.name], path
+        assert result["reloaded"] is True
+        assert served_serial(member.rest_port, starttls=False) == file_serial(member.tls / "server.crt")
+        assert served_serial(member.pg_port, starttls=True) == file_serial(member.tls / "server.crt")
+    assert calls[0] >= 5 and failed == [] and gaps[0] == 0, (calls, failed, gaps)
+    assert [m["TL"] for m in fleet.listed()] == [timeline, timeline]
+    # the replica connects again: the leader's new chain checked with its CRL file, its new certificate presented
+    assert db1.admin("select count(pg_terminate_backend(pid)) from pg_stat_replication") == "1"
+    wait(lambda: db1.walsenders() == ["t|/CN=replicator|db2"] and db2.streaming(), "db2 streaming again", 30)
+    assert [r["changed"] for r in fleet.tls_run(pgtls_patroni_extra_sans=["renamed.pgtls.test"])[1]] == [False, False]
+
+
 def test_a_planned_switchover_afterwards_streams_the_other_way_over_tls(fleet):
     db1, db2 = fleet.members
     done = fleet.patronictl("switchover", "pgtls", "--leader", "db1", "--candidate", "db2", "--force")
