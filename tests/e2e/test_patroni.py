@@ -184,6 +184,30 @@ class Fleet:
                    for m in self.members]
         return done, results
 
+    def watched(self, **extra) -> tuple[tuple, tuple]:
+        """tls_run while a watcher calls patronictl list and reads the replica's wal receiver every 0.3 s: the run's
+        outcome, and (calls, the listings that were not RUNNING, the samples without streaming)."""
+        calls, failed, gaps, stop = [0], [], [0], threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                calls[0] += 1
+                if self.roles() != RUNNING:
+                    failed.append(self.roles())
+                if not self.members[1].streaming():
+                    gaps[0] += 1
+                time.sleep(0.3)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            outcome = self.tls_run(**extra)
+            time.sleep(3)
+        finally:
+            stop.set()
+            watcher.join()
+        return outcome, (calls[0], failed, gaps[0])
+
     def start_etcd(self) -> None:
         etls = self.etcd_tls
         log = open(self.base / "etcd.log", "wb")
@@ -384,25 +408,7 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
     db1, db2 = fleet.members
     timeline = fleet.listed()[0]["TL"]
     before = [file_serial(m.tls / "server.crt") for m in fleet.members]
-    calls, failed, gaps, stop = [0], [], [0], threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            calls[0] += 1
-            if fleet.roles() != RUNNING:
-                failed.append(fleet.roles())
-            if not db2.streaming():
-                gaps[0] += 1
-            time.sleep(0.3)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        results = fleet.tls_run(pgtls_patroni_extra_sans=["renamed.pgtls.test"])[1]
-        time.sleep(3)
-    finally:
-        stop.set()
-        watcher.join()
+    (_done, results), (calls, failed, gaps) = fleet.watched(pgtls_patroni_extra_sans=["renamed.pgtls.test"])
     after = [file_serial(m.tls / "server.crt") for m in fleet.members]
     assert all(a != b for a, b in zip(after, before))
     for member, result, serial in zip(fleet.members, results, after):
@@ -415,7 +421,7 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
             "The REST API answers over mTLS (the ctl certificate), verified by name"]
         assert served_serial(member.rest_port, starttls=False) == serial
         assert served_serial(member.pg_port, starttls=True) == serial
-    assert calls[0] >= 5 and failed == [] and gaps[0] == 0, (calls, failed, gaps)
+    assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
     assert [(m["Member"], m["Role"], m["State"], m["TL"]) for m in fleet.listed()] == [
         ("db1", "Leader", "running", timeline), ("db2", "Replica", "streaming", timeline)]
     # the next runs (with the new name kept) need nothing
@@ -436,26 +442,8 @@ def test_an_intermediate_rotation_reaches_every_member_without_a_leader_change_o
     db1, db2 = fleet.members
     timeline = fleet.listed()[0]["TL"]
     before = {m.name: issuer_cn(m.tls / "server.crt") for m in fleet.members}
-    calls, failed, gaps, stop = [0], [], [0], threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            calls[0] += 1
-            if fleet.roles() != RUNNING:
-                failed.append(fleet.roles())
-            if not db2.streaming():
-                gaps[0] += 1
-            time.sleep(0.3)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        done, results = fleet.tls_run(pgtls_rotate_intermediate="start",
-                                      pgtls_patroni_extra_sans=["renamed.pgtls.test"])
-        time.sleep(3)
-    finally:
-        stop.set()
-        watcher.join()
+    (done, results), (calls, failed, gaps) = fleet.watched(pgtls_rotate_intermediate="start",
+                                                           pgtls_patroni_extra_sans=["renamed.pgtls.test"])
     assert "The CA folder's CRLs on every member" in done.stdout
     for member, result in zip(fleet.members, results):
         for path in (member.tls / "server.crt", member.client / "postgresql.crt",
@@ -464,7 +452,7 @@ def test_an_intermediate_rotation_reaches_every_member_without_a_leader_change_o
         assert result["reloaded"] is True
         assert served_serial(member.rest_port, starttls=False) == file_serial(member.tls / "server.crt")
         assert served_serial(member.pg_port, starttls=True) == file_serial(member.tls / "server.crt")
-    assert calls[0] >= 5 and failed == [] and gaps[0] == 0, (calls, failed, gaps)
+    assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
     assert [m["TL"] for m in fleet.listed()] == [timeline, timeline]
     # the replica connects again: the leader's new chain checked with its CRL file, its new certificate presented
     assert db1.admin("select count(pg_terminate_backend(pid)) from pg_stat_replication") == "1"
