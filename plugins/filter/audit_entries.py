@@ -31,10 +31,11 @@ options:
     type: dict
   kind:
     description:
-      - What serves the certificates - a PostgreSQL cluster, a PgBouncer or Patroni's REST API (the metrics' C(kind)
-        label). An item whose O(loop_var) holds a C(kind) has that one instead (the patroni role's two endpoints).
+      - What serves the certificates - a PostgreSQL cluster, a PgBouncer, Patroni's REST API or an etcd member (the
+        metrics' C(kind) label). An item whose O(loop_var) holds a C(kind) has that one instead (the patroni role's
+        two endpoints, the etcd role's client and peer ports).
     type: str
-    choices: [server, pooler, rest_api]
+    choices: [server, pooler, rest_api, etcd]
     default: server
   loop_var:
     description:

@@ -1,13 +1,16 @@
-"""Two real Patroni 4.1 members on a real etcd 3.4, all over TLS from the collection's CA, on loopback: etcd requires
-client certificates, pgtls.ssl.patroni_config sets PostgreSQL's, replication's, the REST API's, patronictl's and
-etcd's TLS in each member's Patroni YAML, and Patroni bootstraps PostgreSQL 15 (db1) and clones a replica from it
-(db2) with that. Proven from outside: the leader is elected through etcd over mTLS; patronictl lists both members over
-mTLS; the REST APIs and PostgreSQL serve the installed certificates (psql verify-full); a client without a certificate
-is refused by a REST API and by etcd; the replica streams over verify-full with the replication certificate (the
-leader's walsender shows it); a second run changes nothing; renewed server certificates are served after
-`patronictl reload` with no leader change, no failed patronictl call and the replica streaming throughout; a
-planned switchover afterwards has the old leader streaming from the new one over TLS; bad input is refused and
-Patroni keeps serving."""
+"""Two real Patroni 4.1 members on a real etcd 3.4 cluster of three members, all over TLS from the collection's CA, on
+loopback: the patroni playbook gives the etcd members their TLS first (pgtls.ssl.etcd: clients and peers with mTLS,
+a CRL file with the issuer's CRL first, restarted one at a time through a stand-in for systemctl, /health over mTLS),
+then pgtls.ssl.patroni_config sets PostgreSQL's, replication's, the REST API's, patronictl's and etcd's TLS in each
+member's Patroni YAML, and Patroni bootstraps PostgreSQL 15 (db1) and clones a replica from it (db2) with that.
+Proven from outside: the leader is elected through etcd over mTLS; patronictl lists both members over mTLS; the REST
+APIs, the etcd members (client and peer ports) and PostgreSQL serve the installed certificates (psql verify-full); a
+client without a certificate is refused by a REST API and by etcd; the replica streams over verify-full with the
+replication certificate (the leader's walsender shows it); a second run changes nothing; renewed server certificates
+are served after `patronictl reload`, a changed etcd file restarts the etcd members one at a time, and an
+intermediate rotation reaches every member, each with no leader change, no failed patronictl call and the replica
+streaming throughout; a planned switchover afterwards has the old leader streaming from the new one over TLS; a
+revoked client certificate is refused by every etcd member; bad input is refused and Patroni keeps serving."""
 
 from __future__ import annotations
 
@@ -17,12 +20,14 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import etcd_service
 import pytest
 import yaml
 from conftest import PG_BIN, as_postgres, free_port, run_playbook
@@ -60,6 +65,50 @@ def wait(condition, what: str, seconds: float) -> None:
     raise AssertionError(f"not within {seconds} s: {what}")
 
 
+HERE = Path(__file__).resolve().parent
+
+
+class EtcdMember:
+    """One etcd member: its environment file (as an operator writes it: https URLs, no TLS yet), its TLS folder, its
+    process (started and restarted by etcd_service.py, the stand-in for systemctl restart etcd)."""
+
+    def __init__(self, fleet: Fleet, name: str):
+        self.fleet, self.name = fleet, name
+        self.base = fleet.base / name
+        self.tls, self.env = self.base / "tls", self.base / "etcd.env"
+        self.client_port, self.peer_port = free_port(), free_port()
+        self.pid_file, self.log = self.base / "etcd.pid", self.base / "etcd.log"
+
+    def write_env(self) -> None:
+        self.base.mkdir(mode=0o755)
+        cluster = ",".join(f"{m.name}=https://127.0.0.1:{m.peer_port}" for m in self.fleet.etcd_members)
+        self.env.write_text(
+            "# etcd's environment file, as the operator wrote it: https URLs; TLS comes from pgtls.ssl\n"
+            f'ETCD_NAME="{self.name}"\nETCD_DATA_DIR="{self.base / "data"}"\n'
+            f'ETCD_LISTEN_CLIENT_URLS="https://127.0.0.1:{self.client_port}"\n'
+            f'ETCD_ADVERTISE_CLIENT_URLS="https://127.0.0.1:{self.client_port}"\n'
+            f'ETCD_LISTEN_PEER_URLS="https://127.0.0.1:{self.peer_port}"\n'
+            f'ETCD_INITIAL_ADVERTISE_PEER_URLS="https://127.0.0.1:{self.peer_port}"\n'
+            f'ETCD_INITIAL_CLUSTER="{cluster}"\nETCD_INITIAL_CLUSTER_STATE="new"\n'
+            'ETCD_INITIAL_CLUSTER_TOKEN="pgtls-e2e"\n')
+
+    def restart_command(self) -> list[str]:
+        return [sys.executable, str(HERE / "etcd_service.py"), str(ETCD), str(self.env), str(self.pid_file),
+                str(self.log)]
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self) -> None:
+        subprocess.run(self.restart_command(), check=True, timeout=60)
+
+    def stop(self) -> None:
+        etcd_service.stop(str(self.pid_file))
+
+
 class Member:
     """One Patroni member: its Patroni YAML, its TLS folder, its PostgreSQL (the postgres user's folder)."""
 
@@ -80,7 +129,7 @@ class Member:
             "scope": "pgtls", "name": self.name,
             "log": {"level": "INFO", "dir": str(self.pg / "log")},
             "restapi": {"listen": f"127.0.0.1:{self.rest_port}", "connect_address": f"127.0.0.1:{self.rest_port}"},
-            "etcd3": {"hosts": f"127.0.0.1:{self.fleet.etcd_port}"},
+            "etcd3": {"hosts": ",".join(f"127.0.0.1:{m.client_port}" for m in self.fleet.etcd_members)},
             "bootstrap": {"dcs": {"ttl": 20, "loop_wait": 2, "retry_timeout": 8}, "initdb": [{"encoding": "UTF8"}]},
             "postgresql": {
                 "listen": f"127.0.0.1:{self.pg_port}", "connect_address": f"127.0.0.1:{self.pg_port}",
@@ -155,34 +204,43 @@ class Member:
 
 
 class Fleet:
-    """etcd and the members, sharing one CA folder."""
+    """etcd's members and Patroni's, sharing one CA folder."""
 
     def __init__(self, base: Path):
         self.base = base
-        self.pki, self.etcd_tls = base / "pki", base / "etcd-tls"
-        self.etcd_port, self.peer_port = free_port(), free_port()
+        self.pki = base / "pki"
+        self.etcd_members = [EtcdMember(self, f"etcd{n}") for n in (1, 2, 3)]
+        self.etcd_port = self.etcd_members[0].client_port
+        self.etcd_tls = self.etcd_members[0].tls
         self.members = [Member(self, "db1"), Member(self, "db2")]
-        self.etcd: subprocess.Popen | None = None
+        self.etcd_results: list = []
 
     def write_inventory(self) -> None:
-        """The members as the patroni playbook's group, both on this host (local connection, already root)."""
-        hosts = {m.name: {"ansible_connection": "local", "ansible_become": False, "ansible_host": "127.0.0.1",
-                          "pgtls_patroni_config": str(m.config), "pgtls_patroni_tls_dir": str(m.tls),
+        """The members as the patroni playbook's groups (pgtls_patroni, pgtls_etcd), all on this host (local connection,
+        already root; etcd runs as root here)."""
+        local = {"ansible_connection": "local", "ansible_become": False, "ansible_host": "127.0.0.1"}
+        hosts = {m.name: {**local, "pgtls_patroni_config": str(m.config), "pgtls_patroni_tls_dir": str(m.tls),
                           "result_file": str(m.base / "result.json")} for m in self.members}
-        inventory = {"all": {"children": {"pgtls_patroni": {
-            "hosts": hosts, "vars": {"pgtls_pki_dir": str(self.pki),
-                                     "pgtls_patroni_patronictl": str(PATRONI / "patronictl")}}}}}
+        etcd = {m.name: {**local, "pgtls_etcd_config": str(m.env), "pgtls_etcd_tls_dir": str(m.tls),
+                         "pgtls_etcd_restart_command": m.restart_command(), "result_file": str(m.base / "result.json")}
+                for m in self.etcd_members}
+        inventory = {"all": {"children": {
+            "pgtls_patroni": {"hosts": hosts, "vars": {"pgtls_pki_dir": str(self.pki),
+                                                       "pgtls_patroni_patronictl": str(PATRONI / "patronictl")}},
+            "pgtls_etcd": {"hosts": etcd, "vars": {"pgtls_pki_dir": str(self.pki), "pgtls_etcd_user": "root",
+                                                   "pgtls_etcd_group": "root"}}}}}
         self.inventory = self.base / "inventory.yml"
         self.inventory.write_text(yaml.safe_dump(inventory))
 
     def tls_run(self, *args: str, check: bool = True, **extra) -> tuple[subprocess.CompletedProcess, list]:
         """The collection's patroni playbook on both members (one at a time); each member's patroni_config result."""
-        for member in self.members:
+        for member in self.members + self.etcd_members:
             (member.base / "result.json").unlink(missing_ok=True)
         done = run_playbook("patroni_fleet.yml", extra, "-i", str(self.inventory), *args, check=check)
         results = [json.loads((m.base / "result.json").read_text()) if (m.base / "result.json").exists() else None
-                   for m in self.members]
-        return done, results
+                   for m in self.members + self.etcd_members]
+        self.etcd_results = results[len(self.members):]
+        return done, results[:len(self.members)]
 
     def watched(self, **extra) -> tuple[tuple, tuple]:
         """tls_run while a watcher calls patronictl list and reads the replica's wal receiver every 0.3 s: the run's
@@ -209,30 +267,23 @@ class Fleet:
         return outcome, (calls[0], failed, gaps[0])
 
     def start_etcd(self) -> None:
-        etls = self.etcd_tls
-        log = open(self.base / "etcd.log", "wb")
-        self.etcd = subprocess.Popen([
-            str(ETCD), "--name", "etcd1", "--data-dir", str(self.base / "etcd-data"),
-            "--listen-client-urls", f"https://127.0.0.1:{self.etcd_port}",
-            "--advertise-client-urls", f"https://127.0.0.1:{self.etcd_port}",
-            "--listen-peer-urls", f"https://127.0.0.1:{self.peer_port}",
-            "--initial-advertise-peer-urls", f"https://127.0.0.1:{self.peer_port}",
-            "--initial-cluster", f"etcd1=https://127.0.0.1:{self.peer_port}",
-            "--cert-file", str(etls / "server.crt"), "--key-file", str(etls / "server.key"),
-            "--trusted-ca-file", str(etls / "root.crt"), "--client-cert-auth",
-            "--peer-cert-file", str(etls / "server.crt"), "--peer-key-file", str(etls / "server.key"),
-            "--peer-trusted-ca-file", str(etls / "root.crt"), "--peer-client-cert-auth"],
-            stdout=log, stderr=subprocess.STDOUT)
-        wait(lambda: self.etcdctl("endpoint", "health").returncode == 0, "etcd healthy over mTLS", 30)
+        """The three members as their environment files (written by the etcd role) say, through the stand-in."""
+        for member in self.etcd_members:
+            member.start()
+        wait(lambda: self.etcdctl("endpoint", "health", "--cluster").returncode == 0,
+             "the three etcd members healthy over mTLS", 60)
 
-    def etcdctl(self, *args: str, client: bool = True) -> subprocess.CompletedProcess:
+    def etcdctl(self, *args: str, client: bool = True, cert: tuple | None = None,
+                port: int | None = None) -> subprocess.CompletedProcess:
         tls = ["--cacert", str(self.etcd_tls / "root.crt")]
-        if client:
+        if cert:
+            tls += ["--cert", str(cert[0]), "--key", str(cert[1])]
+        elif client:
             member = self.members[0]
             tls += ["--cert", str(member.client / "postgresql.crt"), "--key", str(member.client / "postgresql.key")]
-        return subprocess.run([str(ETCD.parent / "etcdctl"), "--endpoints", f"https://127.0.0.1:{self.etcd_port}",
-                               "--dial-timeout", "3s", *tls, *args], capture_output=True, text=True, timeout=30,
-                              env={**os.environ, "ETCDCTL_API": "3"}, check=False)
+        return subprocess.run([str(ETCD.parent / "etcdctl"), "--endpoints", f"https://127.0.0.1:{port or self.etcd_port}",
+                               "--dial-timeout", "3s", "--command-timeout", "5s", *tls, *args], capture_output=True,
+                              text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"}, check=False)
 
     def patronictl(self, *args: str) -> subprocess.CompletedProcess:
         return as_postgres("timeout", "30", str(PATRONI / "patronictl"), "-c", str(self.members[0].config), *args,
@@ -260,22 +311,28 @@ class Fleet:
             raise AssertionError(f"{exc}: {self.roles()}\n{self.logs()}") from None
 
     def logs(self) -> str:
-        names = ["etcd.log"] + [f"{m.name}/{n}" for m in self.members for n in ("patroni.out", "pg/log/patroni.log")]
+        names = [f"{m.name}/etcd.log" for m in self.etcd_members] + [
+            f"{m.name}/{n}" for m in self.members for n in ("patroni.out", "pg/log/patroni.log")]
         return "".join(f"--- {name}\n{(self.base / name).read_text(errors='replace')[-2500:]}\n"
                        for name in names if (self.base / name).exists())
 
     def stop(self) -> None:
         for member in reversed(self.members):
             member.stop()
-        if self.etcd is not None:
-            self.etcd.terminate()
-            try:
-                self.etcd.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.etcd.kill()
+        for member in self.etcd_members:
+            member.stop()
 
 
-RUNNING = [("db1", "Leader", "running"), ("db2", "Replica", "streaming")]
+def patroni_version() -> tuple:
+    done = subprocess.run([str(PATRONI / "patroni"), "--version"], capture_output=True, text=True, check=False)
+    words = done.stdout.split()
+    return tuple(int(part) for part in words[-1].split(".")) if words else ()
+
+
+# patronictl list says "streaming" for a streaming replica since Patroni 3.1 (4.1 here, PGDG's); Debian 12's 3.0.2 says
+# "running" (the watcher reads pg_stat_wal_receiver for streaming with either).
+REPLICA = "streaming" if patroni_version() >= (3, 1) else "running"
+RUNNING = [("db1", "Leader", "running"), ("db2", "Replica", REPLICA)]
 
 
 @pytest.fixture(scope="module")
@@ -286,18 +343,21 @@ def fleet(workdir):
     base.mkdir(mode=0o755)
     found = Fleet(base)
     db1, db2 = found.members
+    for member in found.etcd_members:
+        member.write_env()
     for member in found.members:
         member.write_config()
     found.write_inventory()
-    # etcd is not there yet (its certificate comes from the CA folder this run makes): its check waits for the next runs
+    # etcd is not running yet (its TLS comes from this run): Patroni's check of etcd's names waits for the next runs
     found.first_run = found.tls_run(pgtls_patroni_check_etcd=False)
-    run_playbook("patroni_etcd.yml", {"pki": str(found.pki), "etcd_tls": str(found.etcd_tls)})
+    found.first_etcd_results = found.etcd_results
     try:
         found.start_etcd()
         db1.start()
         found.wait_for([("db1", "Leader", "running")], "db1 the leader, through etcd over mTLS")
         db2.start()
         found.wait_for(RUNNING, "db2 cloned from db1 and streaming")
+        wait(db2.streaming, "db2 streaming (pg_stat_wal_receiver)", 60)
         yield found
     finally:
         found.stop()
@@ -319,6 +379,34 @@ def test_the_first_run_sets_tls_in_patronis_configuration(fleet):
         assert config["postgresql"]["authentication"]["replication"]["sslmode"] == "verify-full"
 
 
+def first_crl_issuer(path: Path) -> str:
+    data = path.read_bytes()
+    end = data.index(b"-----END X509 CRL-----") + len(b"-----END X509 CRL-----")
+    return x509.load_pem_x509_crl(data[:end]).issuer.rfc4514_string()
+
+
+def test_the_etcd_members_serve_their_certificates_to_clients_and_peers(fleet):
+    """The first run wrote each member's TLS variables (etcd was not running: nothing restarted, and the run said so);
+    every other line of the operator's file stays; each member serves its certificate on its client and its peer
+    port; its CRL file starts with its issuer's CRL (etcd reads the first CRL only); the cluster is healthy over mTLS
+    and refuses a client without a certificate."""
+    for member, result in zip(fleet.etcd_members, fleet.first_etcd_results):
+        assert result["changed"] is True and result["restarted"] is False and result["crl_changed"] is True
+        assert {"ETCD_CLIENT_CERT_AUTH", "ETCD_PEER_CLIENT_CERT_AUTH", "ETCD_PEER_CRL_FILE"} <= set(result["changed_keys"])
+        text = member.env.read_text()
+        assert text.startswith("# etcd's environment file, as the operator wrote it") and f'ETCD_NAME="{member.name}"' in text
+        assert f'ETCD_CERT_FILE="{member.tls / "server.crt"}"' in text and 'ETCD_PEER_CLIENT_CERT_AUTH="true"' in text
+        serial = file_serial(member.tls / "server.crt")
+        assert served_serial(member.client_port, starttls=False) == serial
+        assert served_serial(member.peer_port, starttls=False) == serial
+        assert first_crl_issuer(member.tls / "etcd.crl") == issuer_cn(member.tls / "server.crt")
+    assert "etcd does not answer" in fleet.first_run[0].stdout + fleet.first_run[0].stderr
+    health = fleet.etcdctl("endpoint", "health", "--cluster")
+    # etcdctl prints the health of each endpoint on stderr
+    assert health.returncode == 0 and health.stderr.count("is healthy") == 3, health.stdout + health.stderr
+    assert fleet.etcdctl("endpoint", "health", client=False).returncode != 0
+
+
 def test_patroni_leads_through_etcd_and_patronictl_talks_mtls(fleet):
     assert [(m["Member"], m["Role"], m["State"]) for m in fleet.listed()] == RUNNING
     refused = fleet.etcdctl("get", "--prefix", "/service/pgtls", client=False)
@@ -328,7 +416,7 @@ def test_patroni_leads_through_etcd_and_patronictl_talks_mtls(fleet):
 
 def test_the_rest_apis_serve_their_certificates_and_require_a_client_one(fleet):
     for member, role in zip(fleet.members, ("primary", "replica")):
-        assert member.rest("/patroni")["role"] == role
+        assert member.rest("/patroni")["role"] in ({role, "master"} if role == "primary" else {role})  # 3.0.2: master
         assert served_serial(member.rest_port, starttls=False) == file_serial(member.tls / "server.crt")
     with pytest.raises((ssl.SSLError, ConnectionResetError, urllib.error.URLError)):
         fleet.members[0].rest("/patroni", client=False)
@@ -359,7 +447,7 @@ def test_a_second_run_changes_nothing_and_check_mode_says_so(fleet):
             assert result["changed"] is False and result["changed_keys"] == []
             assert result["reload_needed"] is False and result["reloaded"] is False
             assert f"{member.name}" in done.stdout
-        assert done.stdout.count("changed=0") == 3 and "failed=0" in done.stdout  # localhost, db1, db2
+        assert done.stdout.count("changed=0") == 6 and "failed=0" in done.stdout  # localhost, 3 etcd, db1, db2
 
 
 def test_the_audit_shows_postgresql_and_the_rest_api_of_every_member(fleet):
@@ -369,8 +457,14 @@ def test_the_audit_shows_postgresql_and_the_rest_api_of_every_member(fleet):
     report = fleet.base / "audit.json"
     done = run_playbook("patroni_audit.yml", {"pgtls_audit_json": str(report), "pgtls_pki_dir": str(fleet.pki)},
                         "-i", str(fleet.inventory))
-    assert "4 cluster(s) meet the policy" in done.stdout
+    assert "10 cluster(s) meet the policy" in done.stdout
     entries = {(e["host"], e["cluster"]): e for e in json.loads(report.read_text())["servers"]}
+    for member in fleet.etcd_members:
+        for label, port in ((f"etcd:{member.name}", member.client_port), (f"etcd-peer:{member.name}", member.peer_port)):
+            entry = entries.pop((member.name, label))
+            assert (entry["kind"], entry["port"], entry["served"]["matches_installed"]) == ("etcd", port, True)
+            assert {f["check"] for f in entry["findings"] if f["status"] != "ok"} <= {"hostname"}, entry["findings"]
+            assert [f["status"] for f in entry["findings"] if f["check"] == "client_auth"] == ["ok"]
     assert sorted(entries) == [("db1", "patroni-rest:db1"), ("db1", "patroni:db1"), ("db2", "patroni-rest:db2"),
                                ("db2", "patroni:db2")]
     for member in fleet.members:
@@ -404,6 +498,29 @@ def test_the_audit_shows_postgresql_and_the_rest_api_of_every_member(fleet):
     wait(lambda: not db2.rest_answers_anyone(), "db2's REST API requiring client certificates again", 30)
 
 
+def test_ssl_parameters_in_the_dcs_do_not_override_the_members_files(fleet):
+    """Patroni merges the local file on top of the DCS's dynamic configuration: ssl = off and another certificate
+    written into the DCS (patronictl edit-config) change nothing once every member reloaded - each member still serves
+    its installed certificate to verify-full and reports the local values; a run of the playbook changes nothing."""
+    edit = ["edit-config", "pgtls", "--force", "-p", "ssl=off", "-p", "ssl_cert_file=/nonexistent/server.crt"]
+    done = fleet.patronictl(*edit)
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        shown = fleet.patronictl("show-config", "pgtls").stdout
+        assert "ssl: false" in shown and "ssl_cert_file: /nonexistent/server.crt" in shown, shown
+        for member in fleet.members:
+            assert fleet.patronictl("reload", "pgtls", member.name, "--force").returncode == 0
+        time.sleep(3)
+        for member in fleet.members:
+            assert member.psql("show ssl").stdout.strip() == "on"
+            assert member.psql("show ssl_cert_file").stdout.strip() == str(member.tls / "server.crt")
+            assert served_serial(member.pg_port, starttls=True) == file_serial(member.tls / "server.crt")
+        assert [r["changed"] for r in fleet.tls_run()[1]] == [False, False]
+    finally:
+        fleet.patronictl("edit-config", "pgtls", "--force", "-p", "ssl=null", "-p", "ssl_cert_file=null")
+    assert "ssl_cert_file" not in fleet.patronictl("show-config", "pgtls").stdout
+
+
 def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or_a_gap(fleet):
     db1, db2 = fleet.members
     timeline = fleet.listed()[0]["TL"]
@@ -423,10 +540,40 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
         assert served_serial(member.pg_port, starttls=True) == serial
     assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
     assert [(m["Member"], m["Role"], m["State"], m["TL"]) for m in fleet.listed()] == [
-        ("db1", "Leader", "running", timeline), ("db2", "Replica", "streaming", timeline)]
+        ("db1", "Leader", "running", timeline), ("db2", "Replica", REPLICA, timeline)]
     # the next runs (with the new name kept) need nothing
     assert [r["reload_needed"] for r in fleet.tls_run(pgtls_patroni_extra_sans=["renamed.pgtls.test"])[1]] == [
         False, False]
+
+
+def test_a_changed_environment_file_restarts_the_etcd_members_one_at_a_time(fleet):
+    """An operator's edit took ETCD_PEER_CLIENT_CERT_AUTH out of every member's file: the run puts it back and, since
+    etcd reads the file only when it starts, restarts the members one at a time (the stand-in for systemctl), each
+    proven healthy over mTLS before the next; the cluster keeps its quorum throughout - no failed patronictl list, the
+    replica streaming - and the leader stays."""
+    timeline = fleet.listed()[0]["TL"]
+    pids = [member.pid() for member in fleet.etcd_members]
+    for member in fleet.etcd_members:
+        member.env.write_text("".join(line for line in member.env.read_text().splitlines(keepends=True)
+                                      if not line.startswith("ETCD_PEER_CLIENT_CERT_AUTH")))
+    (done, _results), (calls, failed, gaps) = fleet.watched()
+    for member, result, pid in zip(fleet.etcd_members, fleet.etcd_results, pids):
+        assert result["changed_keys"] == ["ETCD_PEER_CLIENT_CERT_AUTH"] and result["restarted"] is True
+        assert [s["step"] for s in result["steps"]] == [
+            "The installed material, as the server will read it",
+            "Restart etcd (it reads its environment file and its trusted CA file only when it starts)",
+            "Wait until etcd serves the new certificate to clients and peers",
+            "etcd answers /health over mTLS (its own certificate as the client), verified by name"]
+        assert member.pid() != pid and 'ETCD_PEER_CLIENT_CERT_AUTH="true"' in member.env.read_text()
+    # one member at a time: each one's restart task ran in its own batch, in the inventory's order
+    first = done.stdout.index("pgtls.ssl.etcd : config |")
+    restarts = [done.stdout.index(f"changed: [{m.name}]", first) for m in fleet.etcd_members]
+    assert restarts == sorted(restarts)
+    assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
+    assert [(m["Member"], m["Role"], m["TL"]) for m in fleet.listed()] == [("db1", "Leader", timeline),
+                                                                           ("db2", "Replica", timeline)]
+    assert fleet.etcdctl("endpoint", "health", "--cluster").stderr.count("is healthy") == 3
+    assert [r["changed"] for r in fleet.tls_run()[1] + fleet.etcd_results] == [False] * 5
 
 
 def issuer_cn(path: Path) -> str:
@@ -445,6 +592,16 @@ def test_an_intermediate_rotation_reaches_every_member_without_a_leader_change_o
     (done, results), (calls, failed, gaps) = fleet.watched(pgtls_rotate_intermediate="start",
                                                            pgtls_patroni_extra_sans=["renamed.pgtls.test"])
     assert "The CA folder's CRLs on every member" in done.stdout
+    # etcd first: each member's certificate from the new intermediate, served at once - no restart (it reads its
+    # certificate at each handshake; the root it trusts stayed) - and the member proven healthy before the next
+    for member, result in zip(fleet.etcd_members, fleet.etcd_results):
+        assert issuer_cn(member.tls / "server.crt") != before[fleet.members[0].name]
+        assert result["changed"] is True and result["restarted"] is False and result["restart_needed"] is False
+        assert [s["step"] for s in result["steps"]] == [
+            "etcd answers /health over mTLS (its own certificate as the client), verified by name"]
+        assert served_serial(member.client_port, starttls=False) == file_serial(member.tls / "server.crt")
+        assert served_serial(member.peer_port, starttls=False) == file_serial(member.tls / "server.crt")
+        assert first_crl_issuer(member.tls / "etcd.crl") == issuer_cn(member.tls / "server.crt")
     for member, result in zip(fleet.members, results):
         for path in (member.tls / "server.crt", member.client / "postgresql.crt",
                      member.client.parent / "replicator" / "postgresql.crt"):
@@ -464,7 +621,8 @@ def test_a_planned_switchover_afterwards_streams_the_other_way_over_tls(fleet):
     db1, db2 = fleet.members
     done = fleet.patronictl("switchover", "pgtls", "--leader", "db1", "--candidate", "db2", "--force")
     assert done.returncode == 0, done.stdout + done.stderr
-    fleet.wait_for([("db1", "Replica", "streaming"), ("db2", "Leader", "running")], "db1 streaming from db2")
+    fleet.wait_for([("db1", "Replica", REPLICA), ("db2", "Leader", "running")], "db1 streaming from db2")
+    wait(db1.streaming, "db1 streaming from db2 (pg_stat_wal_receiver)", 60)
     assert db2.walsenders() == ["t|/CN=replicator|db1"]
     assert db2.psql("select pg_is_in_recovery()").stdout.strip() == "f"
 
@@ -521,9 +679,31 @@ def test_an_etcd_address_its_certificate_does_not_name_stops_the_run_before_any_
     try:
         done, results = fleet.tls_run(check=False, pgtls_patroni_extra_sans=["etcd-check.pgtls.test"])
         assert done.returncode != 0 and results == [None, None]
-        assert (f"db2: etcd at localhost:{fleet.etcd_port} ({db2.config}) serves CN=127.0.0.1, whose names "
-                f"(127.0.0.1) do not include localhost") in done.stdout, done.stdout[-3000:]
+        assert (f"db2: etcd at localhost:{fleet.etcd_port} ({db2.config}) serves CN=etcd1, whose names "
+                f"(etcd1, 127.0.0.1) do not include localhost") in done.stdout, done.stdout[-3000:]
         assert {path: path.read_bytes() for path in watched} == before and db2.config.read_bytes() == broken
     finally:
         db2.config.write_bytes(config_before)
     assert all(member.rest("/patroni")["state"] == "running" for member in fleet.members)
+
+
+def test_a_revoked_client_certificate_is_refused_by_every_etcd_member(fleet):
+    """A client certificate of the CA folder works against every etcd member; revoked (pgtls_revoked), the next run
+    gives each member its new CRL file - the issuing intermediate's CRL first, since etcd reads the first CRL only -
+    with no restart (etcd reads its CRL file per connection), and every member refuses that client while the members'
+    own certificates still pass."""
+    dest = fleet.base / "clients"
+    dest.mkdir()
+    run_playbook("patroni_client.yml", {"pki": str(fleet.pki), "client_name": "intruder", "dest": str(dest)})
+    pair = (dest / "intruder" / "postgresql.crt", dest / "intruder" / "postgresql.key")
+    for member in fleet.etcd_members:
+        allowed = fleet.etcdctl("get", "--prefix", "--keys-only", "/service/pgtls", cert=pair, port=member.client_port)
+        assert allowed.returncode == 0 and "/service/pgtls/leader" in allowed.stdout, allowed.stderr
+    fleet.tls_run(pgtls_revoked=[{"certificate_path": str(pair[0])}])
+    for member, result in zip(fleet.etcd_members, fleet.etcd_results):
+        assert result["crl_changed"] is True and result["restarted"] is False, result
+        assert first_crl_issuer(member.tls / "etcd.crl") == issuer_cn(pair[0])
+        refused = fleet.etcdctl("get", "--prefix", "--keys-only", "/service/pgtls", cert=pair, port=member.client_port)
+        assert refused.returncode != 0 and "/service/pgtls" not in refused.stdout, refused.stdout
+    assert fleet.etcdctl("endpoint", "health", "--cluster").stderr.count("is healthy") == 3
+    assert fleet.roles() == [("db1", "Replica", REPLICA), ("db2", "Leader", "running")]

@@ -533,6 +533,26 @@ PATRONI_INFO = {
     "probe_timeout": {"type": "float", "default": 5.0},
 }
 
+# An etcd member's environment file (host/etcd.py etcd_config): its TLS variables, its restart, its proof.
+ETCD_CONFIG = {
+    "path": {"type": "path", "required": True},
+    "cert_path": {"type": "path", "required": True},
+    "key_path": {"type": "path", "required": True},
+    "ca_path": {"type": "path", "required": True},
+    "crl_path": {"type": "path"},
+    "crl_bundle": {"type": "path"},
+    "activate": {"type": "bool", "default": False},
+    "trust_changed": {"type": "bool", "default": False},
+    "restart_command": {"type": "list", "elements": "str", "default": ["systemctl", "restart", "etcd"]},
+    "server_user": {"type": "str", "default": "etcd"},
+    "wait_seconds": {"type": "int", "default": 60},
+}
+
+# An etcd member's environment file read (host/etcd.py etcd_info): name, URLs, the CA files it names.
+ETCD_INFO = {
+    "path": {"type": "path", "required": True},
+}
+
 # Every module of the collection and the argument spec that validates its input (the modules and the action plugins
 # use these; tests/unit checks each against the DOCUMENTATION of its module).
 MODULE_SPECS = {
@@ -553,6 +573,8 @@ MODULE_SPECS = {
     "sessions": SESSIONS,
     "patroni_config": PATRONI_CONFIG,
     "patroni_info": PATRONI_INFO,
+    "etcd_config": ETCD_CONFIG,
+    "etcd_info": ETCD_INFO,
 }
 
 # What each file option of each module names: (role, kind). The attack matrix (tests/unit/plugins/modules/
@@ -649,4 +671,8 @@ FILE_OPTIONS = {
                        **{f"{pair}.{name}": ("in", kind) for pair in ("ctl", "etcd", "replication")
                           for name, kind in (("cert_path", "certificate"), ("key_path", "key"))}},
     "patroni_info": {"path": ("in", "file")},
+    # crl_path: what etcd reads, written from crl_bundle (the issuer's CRL first).
+    "etcd_config": {"path": ("out", "file"), "cert_path": ("in", "certificate"), "key_path": ("in", "key"),
+                    "ca_path": ("in", "certificate"), "crl_path": ("out", "crl"), "crl_bundle": ("in", "any_crl")},
+    "etcd_info": {"path": ("in", "file")},
 }

@@ -13,10 +13,11 @@ A service differs in its steps only: ``PostgreSQL`` (pg_hba_file_rules, pg_file_
 as the parse check, a throw-away postmaster, reload or restart, libpq to the cluster) and ``PgBouncer``
 (pgbouncer.ini as PgBouncer reads it and the files it names, its own client certificate for PostgreSQL, systemd
 reload - PgBouncer keeps its old TLS files when the new ones are bad, so only the wait and the proof tell - and
-libpq to its admin console), and ``Patroni`` (a member: patronictl reload, which reloads PostgreSQL and rebuilds the
-REST API's HTTPS server; the wait and the proof cover both, the REST API over mTLS with the ctl certificate).
-``activation_for`` picks the service from the parameters. etcd and others plug in the same way: a subclass with its
-own steps.
+libpq to its admin console), ``Patroni`` (a member: patronictl reload, which reloads PostgreSQL and rebuilds the
+REST API's HTTPS server; the wait and the proof cover both, the REST API over mTLS with the ctl certificate)
+and ``Etcd`` (a member: a restart when its environment file or trusted CA file changed, else nothing - it reads
+its certificate at each handshake; the wait covers its client and peer ports, the proof is /health over mTLS).
+``activation_for`` picks the service from the parameters; others plug in the same way: a subclass with its own steps.
 
 The step names are the roles' words (they were their task names); ``steps`` in the result says what ran.
 """
@@ -241,6 +242,14 @@ class Activation:
     def served(self) -> dict:
         """The fingerprint of the leaf each endpoint of the service serves now (a service may have more than one)."""
         return {"server": fingerprint(self.probe("127.0.0.1", self.port())["chain"][0])}
+
+    def serves_installed(self) -> bool:
+        """Does every endpoint serve the installed certificate now? (False when one cannot be asked.)"""
+        wanted = leaf_fingerprint(self.p["cert_path"], "cert_path")
+        try:
+            return set(self.served().values()) == {wanted}
+        except PkiError:
+            return False
 
     def address(self) -> str:
         """Where the proof connects: the service's name for verify-full, hostaddr to skip DNS."""
@@ -587,14 +596,6 @@ class Patroni(Activation):
                 self._running = False
         return self._running
 
-    def serves_installed(self) -> bool:
-        """Do the REST API and PostgreSQL serve the installed certificate now? (False when either cannot be asked.)"""
-        wanted = leaf_fingerprint(self.p["cert_path"], "cert_path")
-        try:
-            return set(self.served().values()) == {wanted}
-        except PkiError:
-            return False
-
     def materials(self) -> list[dict]:
         found = super().materials()
         found.append({"certificate_path": self.member["ctl_cert_path"], "key_path": self.member["ctl_key_path"],
@@ -635,6 +636,108 @@ class Patroni(Activation):
         what = "Its previous configuration file was put back" if restored else \
             "Its configuration file was not changed by this run"
         what += "; Patroni was reloaded." if running else "; Patroni is not running."
+        raise ActivationFailed(f"{self.label()}: {failure} {what}", failure.step, "")
+
+
+ETCD_RESTART = "Restart etcd (it reads its environment file and its trusted CA file only when it starts)"
+ETCD_REREAD = "No restart: etcd reads its certificate and key again at each handshake"
+ETCD_WAIT = "Wait until etcd serves the new certificate to clients and peers"
+ETCD_HEALTH = "etcd answers /health over mTLS (its own certificate as the client), verified by name"
+
+
+class Etcd(Activation):
+    """An etcd member (``etcd``: its client and peer addresses, the restart command, the health client). The file was
+    written by pgtls.ssl.etcd_config; on failure it is put back (``etcd.restore``) and the member restarted again."""
+
+    SERVICE = "etcd"
+    WAIT = ETCD_WAIT
+    PROVE = ETCD_HEALTH
+
+    def __init__(self, params: dict, *args, **kwargs) -> None:
+        super().__init__(params, *args, **kwargs)
+        self.member = params["etcd"]
+        self._running = None
+        self.restarted = False
+
+    def label(self) -> str:
+        return f"etcd member {self.member.get('name') or self.member['client'][0]}"
+
+    def port(self) -> int:
+        return self.member["client"][1]
+
+    def _client(self) -> tuple[str, str]:
+        return (self.p["cert_path"], self.p["key_path"])
+
+    def _served(self, host: str, port: int) -> str:
+        return fingerprint(self.probe(host, port, direct=True, alpn=None, client=self._client())["chain"][0])
+
+    def running(self) -> bool:
+        if self._running is None:
+            try:
+                self._served(*self.member["client"])
+                self._running = True
+            except PkiError:
+                self._running = False
+        return self._running
+
+    def materials(self) -> list[dict]:
+        found = super().materials()
+        found.append(dict(found[0], purpose="client", hostnames=[]))
+        return found
+
+    def reload(self, quiet: bool = False) -> None:
+        if self.restarted:  # putting the previous file back after a restart: restart again
+            self.restart(quiet=True)
+        elif not quiet:
+            self.step(ETCD_REREAD)
+
+    def restart(self, quiet: bool = False) -> None:
+        argv = list(self.member["restart_command"])
+        self.restarted = True
+        if quiet:
+            self.commands.run(argv, timeout=self.p["wait_seconds"] + 60)
+        else:
+            self.command(ETCD_RESTART, argv, status="changed", timeout=self.p["wait_seconds"] + 60)
+
+    def served(self) -> dict:
+        found = {"clients": self._served(*self.member["client"])}
+        if self.member.get("peer"):
+            found["peers"] = self._served(*self.member["peer"])
+        return found
+
+    def prove(self) -> None:
+        """/health until it says true (a restarted member first finds its leader), wait_seconds in all."""
+        host, port = self.member["client"]
+        said = "nothing"
+        for delay in backoff(self.p["wait_seconds"]) + [None]:
+            try:
+                said = self.member["health"](host, port, self.p["ca_path"], self._client())
+                if said == "true":
+                    self.step(ETCD_HEALTH)
+                    return
+                said = f"health {said}"
+            except (OSError, ValueError) as exc:
+                said = str(exc)
+            if delay is not None:
+                self.sleep(delay)
+        raise StepFailed(ETCD_HEALTH, f"{host}:{port}/health: {said}")
+
+    def healthy(self) -> list[dict]:
+        """The proof alone (nothing to restart or wait for): a member that is not healthy stops the rolling run."""
+        try:
+            self.prove()
+        except StepFailed as failure:
+            self.step(failure.step, "failed")
+            raise ActivationFailed(f"{self.label()}: {failure} Nothing was restarted.", failure.step, "") from None
+        return self.steps
+
+    def fail(self, failure: StepFailed, running: bool) -> None:
+        restored = self.member["restore"]()
+        if running and self.restarted:
+            self.restart(quiet=True)
+        what = "Its previous environment file was put back" if restored else \
+            "Its environment file was not changed by this run"
+        what += "; etcd was restarted with it." if running and self.restarted else "."
         raise ActivationFailed(f"{self.label()}: {failure} {what}", failure.step, "")
 
 

@@ -43,6 +43,7 @@ from ..core.names import cert_sans, host_matches
 from ..core.planner import Plan, host_locked, run
 from ..core.probe import served_chain
 from .activation import Patroni
+from .snapshot import Previous
 
 WRITER = "patroni_config"
 DCS_SECTIONS = ("etcd3", "etcd")
@@ -379,17 +380,6 @@ def rest_state(host: str, port: int, ca_path: str, client: tuple[str, str]) -> s
     return str(json.loads(page.read()).get("state", ""))
 
 
-def _restore(path: str, previous: bytes | None, attrs: Attrs | None) -> bool:
-    """Put the configuration file back as it was before this run (through the planner); False if it did not change."""
-    if previous is None or attrs is None or read_bytes(path, "path", limit=MAX_CONFIG_BYTES) == previous:
-        return False
-    plan = Plan(WRITER)
-    plan.write(path, previous, attrs, kind="file", where="path (putting the previous file back)")
-    plan.check()
-    plan.apply()
-    return True
-
-
 def patroni_config(params: dict, check_mode: bool, run_command=None, probe=served_chain, sleep=time.sleep,
                    commands=None, rest_client=rest_state) -> dict:
     """Two runs on one member at once take turns (the host's lock on the file): one never puts back, or reloads
@@ -400,10 +390,7 @@ def patroni_config(params: dict, check_mode: bool, run_command=None, probe=serve
 
 def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, commands, rest_client) -> dict:
     path = params["path"]
-    previous = read_bytes(path, "path", missing_ok=True, limit=MAX_CONFIG_BYTES, nofollow=True) \
-        if os.path.isfile(path) and not os.path.islink(path) else None
-    st = os.stat(path) if previous is not None else None
-    attrs = Attrs(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid) if st else None
+    previous = Previous(path, WRITER, MAX_CONFIG_BYTES)
     member = {}
     result = run(WRITER, lambda plan: build(params, plan, member), check_mode)
     if not params.get("reload"):
@@ -411,7 +398,7 @@ def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, c
     ctl = params["ctl"]
     member.update(config_file=path, patronictl=params["patronictl"], ctl_cert_path=ctl["cert_path"],
                   ctl_key_path=ctl["key_path"], rest_client=rest_client,
-                  restore=lambda: _restore(path, previous, attrs))
+                  restore=previous.put_back)
     hostnames = list(dict.fromkeys([member["rest_host"], member["pg_host"]]))
     activation = Patroni({"cert_path": params["cert_path"], "key_path": params["key_path"],
                           "ca_path": params["ca_path"], "crl_path": params.get("crl_path"), "hostnames": hostnames,

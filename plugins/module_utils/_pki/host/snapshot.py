@@ -83,3 +83,25 @@ def restore(folder: str | None, paths: list[str], where: str = "snapshot_dir") -
     plan.check()
     plan.apply()
     return True
+
+
+class Previous:
+    """One configuration file as it was before a run (kept in memory, not on disk): a service whose activation fails
+    gets it back through the planner (patroni_config's Patroni YAML, etcd_config's environment file)."""
+
+    def __init__(self, path: str, writer: str, limit: int) -> None:
+        self.path, self.writer, self.limit = path, writer, limit
+        self.data = read_bytes(path, "path", limit=limit, nofollow=True) \
+            if os.path.isfile(path) and not os.path.islink(path) else None
+        st = os.stat(path) if self.data is not None else None
+        self.attrs = Attrs(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid) if st else None
+
+    def put_back(self) -> bool:
+        """Write the previous content again; False when there was none or the file did not change."""
+        if self.data is None or self.attrs is None or read_bytes(self.path, "path", limit=self.limit) == self.data:
+            return False
+        plan = planner.Plan(self.writer)
+        plan.write(self.path, self.data, self.attrs, kind="file", where="path (putting the previous file back)")
+        plan.check()
+        plan.apply()
+        return True

@@ -16,7 +16,7 @@ from ..core.errors import PkiError
 
 SCHEMA_ID = "pgtls.ssl/audit-report/1"
 # What serves a record's certificate: a PostgreSQL cluster, or a PgBouncer (cluster pgbouncer:<port>).
-KINDS = ("server", "pooler", "rest_api")
+KINDS = ("server", "pooler", "rest_api", "etcd")
 
 # JSON Schema (draft 2020-12) of the report; tests validate every report against it.
 _FINDING = {"type": "object", "required": ["check", "status", "message"],
@@ -123,10 +123,11 @@ def to_json(report: dict) -> str:
 # Prometheus textfile ------------------------------------------------------------------------------------------------
 METRICS = {
     "pgtls_certificate_expiry_timestamp_seconds": "Not-after of a cluster's installed certificate (kind: server, "
-                                                  "pooler for a PgBouncer, rest_api for Patroni's REST API, "
+                                                  "pooler for a PgBouncer, rest_api for Patroni's REST API, etcd "
+                                                  "for an etcd member's client and peer ports, "
                                                   "replication for a standby's certificate for its primary).",
     "pgtls_certificate_days_left": "Whole days left on a cluster's installed certificate (kind: server, pooler, "
-                                   "rest_api, replication).",
+                                   "rest_api, etcd, replication).",
     "pgtls_certificate_not_before_timestamp_seconds": "Not-before of a cluster's installed certificate (kind).",
     "pgtls_certificate_renewal_timestamp_seconds": "When a cluster's installed certificate is due for renewal (the "
                                                    "host's renew_before_days and renew_before_percent; kind).",

@@ -63,7 +63,7 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _cert(subject: str, key, issuer: str, signer, ca: bool, sans=(), client=False) -> x509.Certificate:
+def _cert(subject: str, key, issuer: str, signer, ca: bool, sans=(), client=False, both=False) -> x509.Certificate:
     now = dt.datetime.now(dt.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -75,8 +75,10 @@ def _cert(subject: str, key, issuer: str, signer, ca: bool, sans=(), client=Fals
                                             crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
     if not ca:
-        usage = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        usage = [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+        if both:
+            usage = [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
     return builder.sign(signer, hashes.SHA256())
@@ -174,6 +176,15 @@ def build_world(root: str) -> World:
     _write(os.path.join(member, "crl.pem"), open(layout.crl_bundle).read())
     _write(os.path.join(member, "app.crt"), pem(app, int_crt))
     _write(os.path.join(member, "app.key"), pem(app_key), 0o600)
+    # An etcd member's environment file and material (etcd_config): one certificate for clients and peers.
+    etcd = os.path.join(root, "etcd")
+    _write(os.path.join(etcd, "etcd.env"), 'ETCD_NAME="etcd1"\nETCD_ADVERTISE_CLIENT_URLS="https://etcd1.example.com:2379"\n'
+           'ETCD_INITIAL_ADVERTISE_PEER_URLS="https://etcd1.example.com:2380"\n')
+    _write(os.path.join(etcd, "server.crt"), pem(_cert("etcd1.example.com", server_key, issuer, int_key, False,
+                                                       sans=("etcd1.example.com",), both=True), int_crt))
+    _write(os.path.join(etcd, "server.key"), pem(server_key), 0o600)
+    _write(os.path.join(etcd, "root.crt"), pem(root_crt))
+    _write(os.path.join(etcd, "crl.pem"), open(layout.crl_bundle).read())
     # A place for decoys: what links point at.
     _write(os.path.join(root, "decoy", "empty"), b"")
     os.makedirs(os.path.join(root, "decoy", "dir"))
@@ -333,6 +344,10 @@ BASES = [
                                       "crl_path": f"{W}/patroni/crl.pem", "ctl": dict(APP_PAIR),
                                       "etcd": dict(APP_PAIR), "replication": dict(APP_PAIR)}),
     Base("patroni_info", "member", {"path": f"{W}/patroni/config.yml"}),
+    Base("etcd_config", "member", {"path": f"{W}/etcd/etcd.env", "cert_path": f"{W}/etcd/server.crt",
+                                   "key_path": f"{W}/etcd/server.key", "ca_path": f"{W}/etcd/root.crt",
+                                   "crl_path": f"{W}/etcd/etcd.crl", "crl_bundle": f"{W}/etcd/crl.pem"}),
+    Base("etcd_info", "member", {"path": f"{W}/etcd/etcd.env"}),
     Base("ca_folder", "existing", {"path": f"{W}/pki", "root_common_name": "Matrix Root",
                                    "intermediate_common_name": "Matrix CA",
                                    "revoked": [{"certificate_path": f"{W}/out/revoke-me.crt"}]}),
