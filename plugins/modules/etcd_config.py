@@ -27,7 +27,8 @@ description:
     written when nothing changes. Two runs on one member at once take turns (a lock on the file in C(/run/lock)).
   - etcd reads the file, and its trusted CA file, only when it starts; it reads its certificate and key again at each
     handshake. With O(activate) the collection's activation engine restarts the member when the file changed or
-    O(trust_changed) says the CA file did, else only waits until it serves the installed certificate; then it proves
+    O(ca_path) holds another text than O(trusted_before), else only waits until it serves the installed certificate;
+    then it proves
     the member with C(GET /health) over mTLS (the member's own certificate as the client, its name checked). Run it
     one member at a time (C(serial 1)) so that the cluster keeps its quorum.
 author:
@@ -73,16 +74,21 @@ options:
     type: path
   activate:
     description:
-      - Restart the member when the file changed or O(trust_changed); else, when it serves another certificate than
-        O(cert_path) holds (a renewal under the same paths), wait until it serves the installed one. Then prove it
-        (C(/health) over mTLS says true). On a failure the previous file is put back and the member restarted again;
-        the task fails naming the step. A member that does not answer is not restarted (a warning says so).
+      - Restart the member when the file changed or O(ca_path) changed since O(trusted_before); else, when it serves
+        another certificate than O(cert_path) holds (a renewal under the same paths), wait until it serves the
+        installed one; else nothing. Then prove it (C(/health) over mTLS says true) - an unhealthy member fails the
+        task, so that a rolling run stops before the next member. On a failure the previous file is put back and
+        the member restarted again; the task fails naming the step. A member that does not answer is not restarted (a
+        warning says so).
     type: bool
     default: false
-  trust_changed:
-    description: The trusted CA file was replaced in this run (a new root) - etcd reads it only when it starts.
-    type: bool
-    default: false
+  trusted_before:
+    description:
+      - The text of the trusted CA file before this run (M(pgtls.ssl.etcd_info)'s C(trusted_root), read before the
+        certificates were written). When O(ca_path) now holds another text (a new root, or a root rotation's
+        overlap), the member is restarted - etcd reads that file only when it starts. Not given, the CA file alone
+        never restarts the member.
+    type: str
   restart_command:
     description: How the member is restarted (run as root); it must return once etcd was started again.
     type: list
@@ -149,7 +155,7 @@ crl_changed:
   returned: success
   type: bool
 restart_needed:
-  description: Whether the member needed a restart (its file changed, or O(trust_changed)).
+  description: Whether the member needed a restart (its file changed, or O(ca_path) since O(trusted_before)).
   returned: with O(activate)
   type: bool
 restarted:

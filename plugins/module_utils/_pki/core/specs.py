@@ -542,7 +542,7 @@ ETCD_CONFIG = {
     "crl_path": {"type": "path"},
     "crl_bundle": {"type": "path"},
     "activate": {"type": "bool", "default": False},
-    "trust_changed": {"type": "bool", "default": False},
+    "trusted_before": {"type": "str"},
     "restart_command": {"type": "list", "elements": "str", "default": ["systemctl", "restart", "etcd"]},
     "server_user": {"type": "str", "default": "etcd"},
     "wait_seconds": {"type": "int", "default": 60},

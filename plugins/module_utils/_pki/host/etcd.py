@@ -15,9 +15,10 @@ Only those lines change; every other line (comments included) stays as it is. UR
 refused: moving a running etcd cluster from http to https is a migration of its peers and clients, not a TLS setting.
 
 etcd reads the file only when it starts, and reads its trusted CA file only then too; it reads its own certificate
-and key again at each handshake. So the engine (activation.Etcd) restarts the member when the file changed or
-``trust_changed`` says the CA file did, and otherwise only waits until the member serves the installed certificate;
-either way it proves the member with ``GET /health`` over mTLS (its name checked) before the next member's turn.
+and key again at each handshake. So the engine (activation.Etcd) restarts the member when the file changed or the CA
+file holds another text than ``trusted_before`` (read before the run), and otherwise only waits until the member
+serves the installed certificate; either way it proves the member with ``GET /health`` over mTLS (its name checked)
+before the next member's turn.
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
             raise PkiError(f"{params[where]}: a quote, $, backslash or blank in a path would be read differently by "
                            "systemd and a shell; use a plain path", where=where)
 
+    ca_text = plan.read(params["ca_path"], "ca_path") or b""
     anchors = _certificates(plan, params["ca_path"], "ca_path")
     chain = _certificates(plan, params["cert_path"], "cert_path")
     key = load_private_key(plan.read(params["key_path"], "key_path") or b"", None, f"key_path ({params['key_path']})")
@@ -200,7 +202,9 @@ def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
                        f"in {file}): clients and peers check the name and would refuse the member; nothing was changed",
                        where="cert_path")
     if member is not None:
-        member.update(client=client, peer=endpoint(values, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+        before = params.get("trusted_before")
+        member.update(trust_changed=before is not None and before.strip() != ca_text.decode("ascii", "replace").strip(),
+                      client=client, peer=endpoint(values, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),
                       name=values.get("ETCD_NAME", ""), hosts=member_hosts(values))
 
     wanted = wanted_settings(params)
@@ -296,7 +300,7 @@ def etcd_config(params: dict, check_mode: bool, run_command=None, probe=served_c
                            "ca_path": params["ca_path"], "crl_path": None, "hostnames": member["hosts"],
                            "server_user": params["server_user"], "warn_days": 0,
                            "wait_seconds": params["wait_seconds"], "verify": True, "etcd": member,
-                           "restart": bool(result["changed_keys"]) or params["trust_changed"]},
+                           "restart": bool(result["changed_keys"]) or member["trust_changed"]},
                           commands=commands, probe=probe, sleep=sleep, run_command=run_command)
         running = activation.running()
         restart = running and activation.p["restart"]

@@ -50,7 +50,7 @@ def member(tmp_path, pki):
               "key_path": write(tmp_path / "server.key", key_pem(key)),
               "ca_path": write(tmp_path / "root.crt", pem(pki.root)),
               "crl_bundle": write(tmp_path / "root.crl", bundle), "crl_path": str(tmp_path / "etcd.crl"),
-              "activate": False, "trust_changed": False, "restart_command": ["systemctl", "restart", "etcd"],
+              "activate": False, "trusted_before": None, "restart_command": ["systemctl", "restart", "etcd"],
               "server_user": "root", "wait_seconds": 1}
     os.chmod(params["key_path"], 0o600)
     return params
@@ -230,7 +230,9 @@ def test_a_renewal_under_the_same_paths_restarts_nothing_and_a_new_root_does(mem
     result = etcd_config(member, False, **kwargs)
     assert result["changed"] is False and result["restarted"] is False and commands.calls == []
     assert [s["step"] for s in result["steps"]] == [HEALTH] and len(asked) == 1
-    member["trust_changed"] = True
+    member["trusted_before"] = open(member["ca_path"]).read() + "\n"  # the same roots: nothing to restart
+    assert etcd_config(member, False, **kwargs)["restarted"] is False and commands.calls == []
+    member["trusted_before"] = pem(Pki().root).decode()  # another root before this run: etcd must read the new one
     result = etcd_config(member, False, **kwargs)
     assert result["restarted"] is True and [argv for argv, _as_server in commands.calls] == [["systemctl", "restart", "etcd"]]
 
