@@ -186,6 +186,14 @@ reloaded:
   description: Whether Patroni was reloaded (never in check mode).
   returned: with O(reload)
   type: bool
+pending_restart:
+  description:
+    - Whether Patroni's REST API, asked after the reload, says the member has a restart pending (C(pending_restart)
+      of C(GET /patroni)). The TLS settings take effect on a reload, so such a restart is another setting's; the
+      module does not restart the member, it warns naming the parameters (Patroni 4 names them) and
+      C(patronictl restart). False when the member was not reloaded.
+  returned: with O(reload)
+  type: bool
 steps:
   description: The activation's steps, as the engine ran them (reload, wait, verify-full, the REST API over mTLS).
   returned: with O(reload)

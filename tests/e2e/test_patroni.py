@@ -521,11 +521,32 @@ def test_ssl_parameters_in_the_dcs_do_not_override_the_members_files(fleet):
     assert "ssl_cert_file" not in fleet.patronictl("show-config", "pgtls").stdout
 
 
+def pending_restart(fleet) -> list:
+    return [bool(m.rest("/patroni").get("pending_restart")) for m in fleet.members]
+
+
 def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or_a_gap(fleet):
+    """The renewal reloads each member; a restart Patroni says is pending (shared_buffers changed in the DCS, not by
+    the collection) is reported after the reload, and no member is restarted for it."""
     db1, db2 = fleet.members
     timeline = fleet.listed()[0]["TL"]
     before = [file_serial(m.tls / "server.crt") for m in fleet.members]
-    (_done, results), (calls, failed, gaps) = fleet.watched(pgtls_patroni_extra_sans=["renamed.pgtls.test"])
+    bump = fleet.patronictl("edit-config", "pgtls", "--force", "-p", "shared_buffers=48MB")
+    assert bump.returncode == 0, bump.stdout + bump.stderr
+    try:
+        wait(lambda: pending_restart(fleet) == [True, True], "both members say a restart is pending", 60)
+        started = [m.psql("select pg_postmaster_start_time()").stdout for m in fleet.members]
+        assert all(started), started
+        (done, results), (calls, failed, gaps) = fleet.watched(pgtls_patroni_extra_sans=["renamed.pgtls.test"])
+        warned = " ".join((done.stdout + done.stderr).split())
+        assert [r["pending_restart"] for r in results] == [True, True]
+        named = "shared_buffers" if "pending_restart_reason" in db1.rest("/patroni") else "Patroni 3 does not say"
+        for member in fleet.members:
+            assert f"member {member.name} has a restart pending ({named}" in warned, warned[-3000:]
+        assert [m.psql("select pg_postmaster_start_time()").stdout for m in fleet.members] == started
+    finally:
+        fleet.patronictl("edit-config", "pgtls", "--force", "-p", "shared_buffers=null")
+    wait(lambda: pending_restart(fleet) == [False, False], "no restart pending once shared_buffers is back", 60)
     after = [file_serial(m.tls / "server.crt") for m in fleet.members]
     assert all(a != b for a, b in zip(after, before))
     for member, result, serial in zip(fleet.members, results, after):

@@ -19,7 +19,7 @@ CHANGING = {
     "tempfile": {"mkdtemp", "mkstemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile"},
 }
 # The planner's own primitives: only the planner may call them.
-PRIMITIVES = {"write_atomic", "apply_attributes", "remove_stale_temporaries"}
+PRIMITIVES = {"write_atomic", "stage_file", "discard_staged", "apply_attributes", "remove_stale_temporaries"}
 WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"}
 
 

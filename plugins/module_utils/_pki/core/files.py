@@ -257,8 +257,19 @@ def apply_attributes(path: str, attrs: Attrs) -> None:
 
 
 def write_atomic(path: str, data: bytes, attrs: Attrs, where: str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, created with mode 0600 and given its
-    final owner and mode before any byte is written, then fsync'd and renamed over ``path``."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder (``stage_file``), renamed over ``path``."""
+    tmp = stage_file(path, data, attrs, where)
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        discard_staged(tmp)
+        raise PkiError(f"cannot write {path}: {exc.strerror}", where=where) from None
+    fsync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def stage_file(path: str, data: bytes, attrs: Attrs, where: str) -> str:
+    """Write ``data`` to a temporary file beside ``path``, created with mode 0600 and given its final owner and mode
+    before any byte is written, then fsync'd; return its path (the caller renames it over ``path``)."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise PkiError(f"folder {folder} does not exist", where=where)
@@ -275,14 +286,18 @@ def write_atomic(path: str, data: bytes, attrs: Attrs, where: str) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.rename(tmp, path)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        discard_staged(tmp)
         raise PkiError(f"cannot write {path}: {exc.strerror}", where=where) from None
-    fsync_folder(folder)
+    return tmp
+
+
+def discard_staged(tmp: str) -> None:
+    """Remove a staged temporary (best effort: one left behind is removed by the next run's tidy)."""
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def fsync_folder(folder: str) -> None:

@@ -21,7 +21,7 @@ refuses, before the first byte is written:
 
 Reads of a run go through the Plan too (``read``, ``exists``, ``listdir``): they see what the Plan will write, so a
 CA made in this run signs the next step's certificate before anything is on disk, and check mode sees the whole
-run. ``apply()`` then runs the steps in the order declared, each file written atomically (files.write_atomic);
+run. ``apply()`` then runs the steps in the order declared, each file staged beside its path before the first rename;
 ``run()`` is the flow every writer shares: build, check, and for a real run build again under the CA folder's lock,
 check, apply.
 """
@@ -53,10 +53,12 @@ from .files import (
     check_distinct,
     describe,
     differences,
+    discard_staged,
     fsync_folder,
     is_temporary,
     read_bytes,
     remove_stale_temporaries,
+    stage_file,
     write_atomic,
 )
 
@@ -352,6 +354,15 @@ class Plan:
                 return None
             raise PkiError(f"file {path} does not exist", where=where)
         return read_bytes(path, where, missing_ok=missing_ok, limit=limit, nofollow=nofollow)
+
+    def certificates(self, path: str, where: str) -> list:
+        """The certificates of ``path`` as this run sees it; an empty file is refused."""
+        from . import compat  # the planner itself needs no cryptography
+
+        data = self.read(path, where)
+        if not data or not data.strip():
+            raise PkiError(f"{path} is empty: a certificate was expected", where=where)
+        return compat.load_certificates(data, f"{where} ({path})")
 
     def _moved_away(self, path: str) -> bool:
         real = resolve(path)
@@ -790,23 +801,45 @@ class Plan:
     # Applying --------------------------------------------------------------------------------------------------
     def apply(self) -> None:
         """Run the steps: the folders to make first, then the snapshot (of the files as they are before any of them
-        changes), then the rest in the order declared. Each file is written to a temporary in its folder and renamed
-        over its path; a failure names what was done before it."""
+        changes), then the rest in the order declared. The new content of every file is first written to a
+        temporary beside it (``files.stage_file``), all of them before the first rename: a write that fails then changes
+        nothing, and the renames follow one another with no write or fsync between them, so the files of one run
+        (a key and its certificate) change together as nearly as two renames can; the folders are fsync'd after.
+        A failure names what was done before it."""
         steps = self.changes
-        order = [s for s in steps if s.op == "mkdir"] + [s for s in steps if s.op == "snapshot"] + \
-            [s for s in steps if s.op not in ("mkdir", "snapshot")]
-        for step in order:
-            try:
-                self._apply(step)
-            except OSError as exc:
-                done = "; ".join(self.applied) or "nothing"
-                raise PkiError(f"cannot {step.op} {step.path}: {exc.strerror} (done before it: {done})",
-                               where=step.where) from None
-            if step.op != "keep":
-                self.applied.append(f"{step.op} {step.path}")
+        head = [s for s in steps if s.op == "mkdir"] + [s for s in steps if s.op == "snapshot"]
+        rest = [s for s in steps if s.op not in ("mkdir", "snapshot")]
+        for step in head:
+            self._applied(step, {}, set())
+        staged: dict[int, str] = {}
+        touched: set[str] = set()
+        try:
+            for step in rest:
+                if step.op == "write" and os.path.isdir(os.path.dirname(os.path.abspath(step.path))):
+                    staged[id(step)] = stage_file(step.path, step.data, step.attrs, step.where)
+            for step in rest:
+                self._applied(step, staged, touched)
+        finally:
+            for tmp in staged.values():
+                discard_staged(tmp)
+        for folder in sorted(touched):
+            fsync_folder(folder)
 
-    def _apply(self, step: Step) -> None:
-        if step.op == "write":
+    def _applied(self, step: Step, staged: dict[int, str], touched: set[str]) -> None:
+        try:
+            self._apply(step, staged, touched)
+        except OSError as exc:
+            done = "; ".join(self.applied) or "nothing"
+            raise PkiError(f"cannot {step.op} {step.path}: {exc.strerror} (done before it: {done})",
+                           where=step.where) from None
+        if step.op != "keep":
+            self.applied.append(f"{step.op} {step.path}")
+
+    def _apply(self, step: Step, staged: dict[int, str], touched: set[str]) -> None:
+        if step.op == "write" and id(step) in staged:
+            os.rename(staged.pop(id(step)), step.path)
+            touched.add(os.path.dirname(os.path.abspath(step.path)))
+        elif step.op == "write":
             write_atomic(step.path, step.data, step.attrs, step.where)
         elif step.op == "attrs":
             apply_attributes(step.path, step.attrs)
@@ -814,7 +847,7 @@ class Plan:
             _make_folder(step.path, step.attrs, step.extra.get("files") or {})
         elif step.op == "move":
             os.rename(step.source, step.real)
-            fsync_folder(os.path.dirname(step.real))
+            touched.add(os.path.dirname(step.real))
         elif step.op == "delete":
             if not os.path.lexists(step.path):
                 return

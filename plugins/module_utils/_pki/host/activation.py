@@ -153,6 +153,7 @@ class Activation:
         self.steps: list[dict] = []
         self.precheck_ms = None
         self.mark = time.monotonic()
+        self._running: bool | None = None
 
     # What a service says about itself -------------------------------------------------------------------------
     def label(self) -> str:
@@ -162,8 +163,22 @@ class Activation:
         raise NotImplementedError
 
     def running(self) -> bool:
-        """Is the service up now (before this activation)?"""
+        """Is the service up now (before this activation)? Asked once (``up_now``), then remembered."""
+        if self._running is None:
+            self._running = self.up_now()
+        return self._running
+
+    def up_now(self) -> bool:
         raise NotImplementedError
+
+    @staticmethod
+    def answers(serve) -> bool:
+        """Does ``serve()`` get the service's certificate (a TLS handshake that fails: not up)?"""
+        try:
+            serve()
+        except PkiError:
+            return False
+        return True
 
     def starts_stopped(self) -> bool:
         """Does the activation start the service when it is stopped (else: checks only)?"""
@@ -335,7 +350,7 @@ class PostgreSQL(Activation):
     def port(self) -> int:
         return self.cluster["port"]
 
-    def running(self) -> bool:
+    def up_now(self) -> bool:
         return self.cluster.get("running", True)
 
     def log_file(self) -> str | None:
@@ -454,7 +469,6 @@ class PgBouncer(Activation):
     def __init__(self, params: dict, *args, **kwargs) -> None:
         super().__init__(params, *args, **kwargs)
         self.bouncer = params["pgbouncer"]
-        self._running = None
 
     def label(self) -> str:
         return f"pgbouncer on port {self.bouncer['port']}"
@@ -462,11 +476,8 @@ class PgBouncer(Activation):
     def port(self) -> int:
         return self.bouncer["port"]
 
-    def running(self) -> bool:
-        if self._running is None:
-            done = self.commands.run(["systemctl", "is-active", "--quiet", self.bouncer["service"]], timeout=30)
-            self._running = done.returncode == 0
-        return self._running
+    def up_now(self) -> bool:
+        return self.commands.run(["systemctl", "is-active", "--quiet", self.bouncer["service"]], timeout=30).returncode == 0
 
     def starts_stopped(self) -> bool:
         return True
@@ -570,7 +581,7 @@ class Patroni(Activation):
     def __init__(self, params: dict, *args, **kwargs) -> None:
         super().__init__(params, *args, **kwargs)
         self.member = params["patroni"]
-        self._running = None
+        self.pending_restart: dict | None = None  # what the REST API said after the reload (prove)
 
     def label(self) -> str:
         return f"Patroni member {self.member['member']}"
@@ -587,14 +598,8 @@ class Patroni(Activation):
             chain = self.probe(m["pg_host"], m["pg_port"])["chain"]
         return fingerprint(chain[0])
 
-    def running(self) -> bool:
-        if self._running is None:
-            try:
-                self._served(rest=True)
-                self._running = True
-            except PkiError:
-                self._running = False
-        return self._running
+    def up_now(self) -> bool:
+        return self.answers(lambda: self._served(rest=True))
 
     def materials(self) -> list[dict]:
         found = super().materials()
@@ -623,11 +628,11 @@ class Patroni(Activation):
         super().prove()
         m = self.member
         try:
-            state = m["rest_client"](m["rest_host"], m["rest_port"], self.p["ca_path"],
-                                     (m["ctl_cert_path"], m["ctl_key_path"]))
+            self.pending_restart = m["rest_client"](m["rest_host"], m["rest_port"], self.p["ca_path"],
+                                                    (m["ctl_cert_path"], m["ctl_key_path"]))
         except (OSError, ValueError) as exc:
             raise StepFailed(PATRONI_REST, str(exc)) from None
-        self.step(PATRONI_REST, state=state)
+        self.step(PATRONI_REST, state=self.pending_restart["state"])
 
     def fail(self, failure: StepFailed, running: bool) -> None:
         restored = self.member["restore"]()
@@ -656,7 +661,6 @@ class Etcd(Activation):
     def __init__(self, params: dict, *args, **kwargs) -> None:
         super().__init__(params, *args, **kwargs)
         self.member = params["etcd"]
-        self._running = None
         self.restarted = False
 
     def label(self) -> str:
@@ -671,14 +675,8 @@ class Etcd(Activation):
     def _served(self, host: str, port: int) -> str:
         return fingerprint(self.probe(host, port, direct=True, alpn=None, client=self._client())["chain"][0])
 
-    def running(self) -> bool:
-        if self._running is None:
-            try:
-                self._served(*self.member["client"])
-                self._running = True
-            except PkiError:
-                self._running = False
-        return self._running
+    def up_now(self) -> bool:
+        return self.answers(lambda: self._served(*self.member["client"]))
 
     def materials(self) -> list[dict]:
         found = super().materials()

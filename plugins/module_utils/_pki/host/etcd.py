@@ -132,13 +132,6 @@ def wanted_settings(params: dict) -> dict:
     return wanted
 
 
-def _certificates(plan: Plan, path: str, where: str) -> list:
-    data = plan.read(path, where)
-    if not data or not data.strip():
-        raise PkiError(f"{path} is empty: a certificate was expected", where=where)
-    return compat.load_certificates(data, f"{where} ({path})")
-
-
 def _crl_file(plan: Plan, params: dict, issuer) -> bytes:
     """The CRLs of crl_bundle, the one the member's issuer signed first (etcd reads the first CRL only)."""
     from cryptography.hazmat.primitives.serialization import Encoding  # the module reports a missing cryptography
@@ -172,8 +165,8 @@ def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
                            "systemd and a shell; use a plain path", where=where)
 
     ca_text = plan.read(params["ca_path"], "ca_path") or b""
-    anchors = _certificates(plan, params["ca_path"], "ca_path")
-    chain = _certificates(plan, params["cert_path"], "cert_path")
+    anchors = plan.certificates(params["ca_path"], "ca_path")
+    chain = plan.certificates(params["cert_path"], "cert_path")
     key = load_private_key(plan.read(params["key_path"], "key_path") or b"", None, f"key_path ({params['key_path']})")
     if not same_public_key(chain[0].public_key(), key):
         raise PkiError(f"the key {params['key_path']} does not match the certificate {params['cert_path']} (cert_path); "

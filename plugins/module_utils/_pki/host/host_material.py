@@ -373,15 +373,17 @@ def install(plan: planner.Plan, item: Item, raw: dict, checked: tuple) -> list[s
     changes = [f"{item.cert_path}: {c}" for c in
                plan.write(item.cert_path, raw["certificate"].encode(), item.file_attrs, kind="certificate",
                           where=f"{item.where}.cert_path")]
+    # The key's rename right after the certificate's, microseconds apart (the plan stages every file first): a
+    # client (libpq reads the certificate, then the key) pairs two generations only if its reads straddle them.
+    if has_pending:
+        changes.append(f"{item.key_path}: new key activated")
+        plan.move(item.pending_path, item.key_path, kind="key", where=f"{item.where}.key_path", replace=True)
     for option, path, data, kind in (("root_path", item.root_path, raw.get("root"), "certificate"),
                                      ("crl_path", item.crl_path, crls, "crl")):
         if path and data and not (_shared(plan, path, option) and
                                   plan._claim_of(path).where != f"{item.where}.{option}"):
             changes += [f"{path}: {c}" for c in
                         plan.write(path, data.encode(), item.file_attrs, kind=kind, where=f"{item.where}.{option}")]
-    if has_pending:
-        changes.append(f"{item.key_path}: new key activated")
-        plan.move(item.pending_path, item.key_path, kind="key", where=f"{item.where}.key_path", replace=True)
     return changes + formats.ensure_formats(plan, item, key, chain)
 
 

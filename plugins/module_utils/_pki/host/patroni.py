@@ -86,18 +86,11 @@ def _section(config: dict, path: tuple, where: str, file: str) -> dict:
     return node
 
 
-def _certificates(plan: Plan, path: str, where: str) -> list:
-    data = plan.read(path, where)
-    if not data or not data.strip():
-        raise PkiError(f"{path} is empty: a certificate was expected", where=where)
-    return compat.load_certificates(data, f"{where} ({path})")
-
-
 def _checked_pair(plan: Plan, pair: dict, ca_path: str, anchors: list, purpose: str, prefix: str):
     """The leaf of the pair's certificate once it matches its key and verifies against ``anchors`` for ``purpose``.
     ``prefix``: "" for the server pair (options cert_path, key_path), "ctl." and so on for the client pairs."""
     cert_path, key_path = pair["cert_path"], pair["key_path"]
-    chain = _certificates(plan, cert_path, f"{prefix}cert_path")
+    chain = plan.certificates(cert_path, f"{prefix}cert_path")
     key_data = plan.read(key_path, f"{prefix}key_path")
     key = load_private_key(key_data or b"", None, f"{prefix}key_path ({key_path})")
     if not same_public_key(chain[0].public_key(), key):
@@ -205,7 +198,7 @@ def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
         raise PkiError("restapi with verify_client: required needs a client certificate in ctl: patronictl and the "
                        "members themselves present ctl's certificate to a REST API (never restapi's)", where="ctl")
 
-    anchors = _certificates(plan, params["ca_path"], "ca_path")
+    anchors = plan.certificates(params["ca_path"], "ca_path")
     server = _checked_pair(plan, params, params["ca_path"], anchors, "server", "")
     for name, given in (("ctl", ctl), ("etcd", etcd), ("replication", replication)):
         if given:
@@ -372,12 +365,16 @@ def _text(values: dict) -> str:
     return "".join(f"{label}: {value}\n" for label, value in values.items())
 
 
-def rest_state(host: str, port: int, ca_path: str, client: tuple[str, str]) -> str:
-    """GET /patroni over mTLS, the server's name checked against its certificate: the member's state."""
+def rest_state(host: str, port: int, ca_path: str, client: tuple[str, str]) -> dict:
+    """GET /patroni over mTLS, the server's name checked against its certificate: the member's state, and whether a
+    restart is pending (with the parameters that want it: Patroni 4 says which, 3 only that one is)."""
     name = f"[{host}]" if ":" in host else host
     page = open_url(f"https://{name}:{port}/patroni", ca_path=ca_path, client_cert=client[0], client_key=client[1],
                     validate_certs=True, timeout=10, use_proxy=False)
-    return str(json.loads(page.read()).get("state", ""))
+    answer = json.loads(page.read())
+    reason = answer.get("pending_restart_reason")
+    return {"state": str(answer.get("state", "")), "pending_restart": bool(answer.get("pending_restart")),
+            "pending_restart_parameters": sorted(reason) if isinstance(reason, dict) else []}
 
 
 def patroni_config(params: dict, check_mode: bool, run_command=None, probe=served_chain, sleep=time.sleep,
@@ -412,10 +409,20 @@ def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, c
         result.setdefault("warnings", []).append(
             f"Patroni's REST API does not answer at {member['rest_host']}:{member['rest_port']}: the member was not "
             "reloaded, and nothing proves what it serves")
+    result["pending_restart"] = False
     if check_mode or not needed:
         result.update(reloaded=False, steps=[])
         return result
     outcome = activation.run()
     result.update(changed=result["changed"] or outcome["reloaded"], reloaded=outcome["reloaded"] and running,
                   steps=outcome["steps"])
+    pending = activation.pending_restart
+    if pending is not None and pending["pending_restart"]:
+        # The TLS settings take effect on a reload (PostgreSQL 10+): a pending restart is another setting's.
+        which = ", ".join(pending["pending_restart_parameters"]) or "Patroni 3 does not say which parameters"
+        result["pending_restart"] = True
+        result.setdefault("warnings", []).append(
+            f"Patroni says member {member['member']} has a restart pending ({which}): the TLS settings need only the "
+            f"reload this run made, so the member was not restarted; restart it when it suits you "
+            f"(patronictl restart {member['scope']} {member['member']})")
     return result

@@ -113,28 +113,30 @@ OPERATIONS = {
 
 
 def _killed(path, operation, at, inside):
-    """Run ``operation`` and SIGKILL this process before its ``at``-th step (or inside its ``at``-th file write)."""
+    """Run ``operation`` and SIGKILL this process before its ``at``-th step (or inside its ``at``-th file write: its
+    temporary written, not renamed; the plan stages every file before its first rename)."""
     count = [0]
     if inside:
-        write = files.write_atomic
-
-        def dying_write(target, data, attrs, where):
-            count[0] += 1
-            if count[0] == at:
-                tmp = os.path.join(os.path.dirname(os.path.abspath(target)), f"{files.TMP_PREFIX}{os.getpid()}-dead")
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                os.kill(os.getpid(), signal.SIGKILL)
-            return write(target, data, attrs, where)
-        planner.write_atomic = dying_write
+        def dying(write):
+            def dying_write(target, data, attrs, where):
+                count[0] += 1
+                if count[0] == at:
+                    tmp = os.path.join(os.path.dirname(os.path.abspath(target)),
+                                       f"{files.TMP_PREFIX}{os.getpid()}-dead")
+                    with open(tmp, "wb") as handle:
+                        handle.write(data)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return write(target, data, attrs, where)
+            return dying_write
+        planner.write_atomic, planner.stage_file = dying(files.write_atomic), dying(files.stage_file)
     else:
         apply = planner.Plan._apply
 
-        def dying_apply(self, step):
+        def dying_apply(self, step, *rest):
             count[0] += 1
             if count[0] == at:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return apply(self, step)
+            return apply(self, step, *rest)
         planner.Plan._apply = dying_apply
     operation(path)
     os._exit(0)
@@ -148,16 +150,19 @@ def _steps(setup, operation, tmp_path) -> tuple[int, int]:
 
     def count():
         steps, writes = [0], [0]
-        apply, write = planner.Plan._apply, files.write_atomic
+        apply = planner.Plan._apply
 
-        def counting_apply(self, step):
+        def counting_apply(self, step, *rest):
             steps[0] += 1
-            return apply(self, step)
+            return apply(self, step, *rest)
 
-        def counting_write(*args):
-            writes[0] += 1
-            return write(*args)
-        planner.Plan._apply, planner.write_atomic = counting_apply, counting_write
+        def counting(write):
+            def counting_write(*args):
+                writes[0] += 1
+                return write(*args)
+            return counting_write
+        planner.Plan._apply = counting_apply
+        planner.write_atomic, planner.stage_file = counting(files.write_atomic), counting(files.stage_file)
         operation(path)
         queue.put((steps[0], writes[0]))
     child = FORK.Process(target=count)

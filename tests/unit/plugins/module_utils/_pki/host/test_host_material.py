@@ -91,3 +91,47 @@ def test_a_missing_folder_above_the_key_names_the_option_that_gave_it(tmp_path, 
         host_material({"stage": "prepare", "items": [item]}, check_mode=False)
     assert str(raised.value) == f"items[0] (server).{where}: cannot create folder {folder}: its parent does not exist"
     assert list(tmp_path.iterdir()) == []
+
+
+def _rekeyed(tmp_path, pki):
+    """A key and certificate installed, a new key pending: the install item of the new certificate (with a root)."""
+    first = host_material({"stage": "prepare", "items": [_item(tmp_path)]}, check_mode=False)["item_results"][0]
+    host_material({"stage": "install", "items": [_item(tmp_path, certificate=pem(_sign(pki, first["csr"])).decode())]},
+                  check_mode=False)
+    second = host_material({"stage": "prepare", "items": [_item(tmp_path, key_type="rsa2048")]},
+                           check_mode=False)["item_results"][0]
+    return _item(tmp_path, key_type="rsa2048", root_path=str(tmp_path / "root.crt"), root=pem(pki.root).decode(),
+                 certificate=pem(_sign(pki, second["csr"])).decode())
+
+
+def test_a_new_key_and_its_certificate_are_renamed_one_after_the_other(tmp_path, monkeypatch):
+    """A libpq client reads postgresql.crt, then postgresql.key: every file is staged first, then the certificate's
+    rename is followed by the key's with no write, rename or fsync between them (a key/certificate pair swapped with
+    a window of microseconds, not of fsyncs; CI once saw a connection read one old and one new)."""
+    item = _rekeyed(tmp_path, Pki())
+    events, rename, fsync = [], os.rename, os.fsync
+    monkeypatch.setattr(os, "rename", lambda a, b: (events.append(("rename", os.path.basename(b))), rename(a, b))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync",)), fsync(fd))[1])
+    host_material({"stage": "install", "items": [item]}, check_mode=False)
+    renames = [i for i, e in enumerate(events) if e[0] == "rename"]
+    assert [events[i][1] for i in renames] == ["server.crt", "server.key", "root.crt"]
+    assert renames == list(range(renames[0], renames[0] + 3)), events  # nothing between the renames
+    assert events[renames[0] - 1] == ("fsync",) and ("fsync",) in events[renames[-1]:]  # staged before, durable after
+
+
+def test_a_write_that_fails_while_staged_changes_no_file(tmp_path, monkeypatch):
+    """The last file's staging fails (a full disk): the certificate and the key staged before it are not renamed,
+    their temporaries are removed, the folder is as it was."""
+    from ansible_collections.pgtls.ssl.plugins.module_utils._pki.core import planner
+    item = _rekeyed(tmp_path, Pki())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    stage = planner.stage_file
+
+    def full(path, *args):
+        if path.endswith("root.crt"):
+            raise PkiError(f"cannot write {path}: No space left on device", where="root_path")
+        return stage(path, *args)
+    monkeypatch.setattr(planner, "stage_file", full)
+    with pytest.raises(PkiError, match="No space left on device"):
+        host_material({"stage": "install", "items": [item]}, check_mode=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -232,7 +232,10 @@ class Served:
         return {"chain": [self.new if reloaded and not self.stuck else self.old]}
 
 
-def _reloading(member, tmp_path, pki, stuck=False, down=False, same=False):
+QUIET = {"state": "running", "pending_restart": False, "pending_restart_parameters": []}
+
+
+def _reloading(member, tmp_path, pki, stuck=False, down=False, same=False, answer=None):
     from test_activation import FakeCommands
 
     config = yaml.safe_load(CONFIG)
@@ -248,7 +251,7 @@ def _reloading(member, tmp_path, pki, stuck=False, down=False, same=False):
     served = Served(old, new, commands, stuck=stuck, down=down)
     rest = []
     kwargs = {"commands": commands, "probe": served, "sleep": lambda seconds: None,
-              "rest_client": lambda *args: rest.append(args) or "running"}
+              "rest_client": lambda *args: rest.append(args) or answer or dict(QUIET)}
     return commands, served, rest, kwargs
 
 
@@ -263,6 +266,7 @@ def test_reload_when_the_member_serves_another_certificate(tmp_path, pki, member
     served.old = pki.leaf()[1]  # the file is as wanted, the certificate was renewed under the same path
     result = patroni_config(member, False, **kwargs)
     assert result["changed_keys"] == [] and result["reload_needed"] is True and result["reloaded"] is True
+    assert result["pending_restart"] is False and not result.get("warnings")
     reloads = [(argv, as_server) for argv, as_server in commands.calls if "reload" in argv]
     assert reloads == [(["/usr/bin/patronictl", "-c", member["path"], "reload", "--force", "pg", "db1"], True)]
     assert [s["step"] for s in result["steps"]][-4:] == [
@@ -278,6 +282,21 @@ def test_reload_when_the_member_serves_another_certificate(tmp_path, pki, member
     assert "host=db1.example.com port=5432" in psql[-1] and "sslmode=verify-full" in psql[-1]
     assert rest == [("db1.example.com", 8008, member["ca_path"],
                      (member["ctl"]["cert_path"], member["ctl"]["key_path"]))]
+
+
+@pytest.mark.parametrize("parameters, which", [(["max_connections"], "(max_connections)"),
+                                               ([], "(Patroni 3 does not say which parameters)")])
+def test_a_restart_patroni_says_is_pending_is_reported_not_made(tmp_path, pki, member, parameters, which):
+    """Patroni's REST API says a restart is pending (another parameter: the TLS settings reload): reported with a
+    warning naming patronictl restart, and no restart is run."""
+    answer = {"state": "running", "pending_restart": True, "pending_restart_parameters": parameters}
+    commands, _served, _rest, kwargs = _reloading(member, tmp_path, pki, answer=answer)
+    result = patroni_config(member, False, **kwargs)
+    assert result["reloaded"] is True and result["pending_restart"] is True
+    assert f"db1 has a restart pending {which}" in result["warnings"][-1]
+    assert "patronictl restart pg db1" in result["warnings"][-1]
+    assert not [argv for argv, _as_server in commands.calls if "restart" in argv]
+    assert result["steps"][-1]["state"] == "running"
 
 
 def test_no_reload_when_nothing_changed_and_the_installed_certificate_is_served(tmp_path, pki, member):
