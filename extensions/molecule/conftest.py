@@ -10,6 +10,8 @@ Loaded through the verifier's ``rootdir`` option (molecule.yml), which makes thi
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 
 import yaml
 
@@ -31,3 +33,17 @@ def pytest_configure(config):
     if hosts:
         config.option.connection = "podman"
         config.option.hosts = ",".join(hosts)
+
+
+def playbook(name, *extra, timeout=900):
+    """A collection playbook against the scenario's inventory and CA folder, as a user runs it: (exit code, output)."""
+    pki = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
+    env = dict(os.environ, PGTLS_PKI_DIR=pki, ANSIBLE_PIPELINING="true", ANSIBLE_FORCE_COLOR="0")
+    done = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"pgtls.ssl.{name}", *extra],
+                          check=False, capture_output=True, text=True, env=env, timeout=timeout)
+    return done.returncode, done.stdout + done.stderr
+
+
+def recap_changed(output):
+    """changed= of each host in a playbook's recap."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}

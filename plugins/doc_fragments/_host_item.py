@@ -75,9 +75,17 @@ options:
         type: str
         default: '0644'
       create_dir:
-        description: Create the key's folder (mode 0700, same owner) if it is missing.
+        description: Create the key's folder (mode 0700, same owner) if it is missing; its parent must exist.
         type: bool
         default: false
+      create_parents:
+        description:
+          - With C(create_dir), also create the folders above the key's folder that are missing (mode 0755, owned by
+            the user the module runs as), as C(install -d) does. The server_cert action sets it from its
+            O(pgtls.ssl.server_cert#module:create_dir).
+        type: bool
+        default: false
+        version_added: 0.4.0
       base_dir:
         description:
           - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, a real
@@ -185,9 +193,17 @@ options:
         type: str
         default: '0644'
       create_dir:
-        description: Create the key's folder (mode 0700, same owner) if it is missing.
+        description: Create the key's folder (mode 0700, same owner) if it is missing; its parent must exist.
         type: bool
         default: false
+      create_parents:
+        description:
+          - With C(create_dir), also create the folders above the key's folder that are missing (mode 0755, owned by
+            the user the module runs as), as C(install -d) does. The server_cert action sets it from its
+            O(pgtls.ssl.server_cert#module:create_dir).
+        type: bool
+        default: false
+        version_added: 0.4.0
       base_dir:
         description:
           - Every file of the item must resolve (symbolic links and C(..) followed) to a path inside this folder, a real

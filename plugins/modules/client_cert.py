@@ -90,6 +90,8 @@ options:
     description:
       - Base folder for clients without O(clients[].dir); each gets C(<dest>/<name>), the name percent-encoded
         where it holds characters other than letters, digits and C(@+=,-_.) (or starts with a dot).
+      - With O(create_dirs), a missing O(dest) is made (mode 0755) when its parent is a real folder; a O(dest)
+        whose parent is missing too, or reached through a symbolic link, is refused.
     type: path
   formats:
     description:

@@ -106,11 +106,22 @@ options:
         O(cert_path) holds (a renewal under the same paths) - C(patronictl reload) for this member, as O(server_user);
         then wait until both serve it, connect to PostgreSQL with C(sslmode=verify-full) (the host of
         C(postgresql.connect_address)) and call the REST API over mTLS with the O(ctl) certificate, its name checked.
+      - Patroni reloads PostgreSQL at its next cycle, not when C(patronictl reload) returns. A new certificate shows
+        when it did; a reload that leaves the served certificate as it was (O(crl_changed), another TLS setting) waits
+        one cycle first (the cluster's C(loop_wait), asked of C(GET /config) over mTLS; 10 when it cannot be read).
       - On a failure the previous file is put back and Patroni reloaded again; the task fails naming the step.
       - Needs O(ctl), C(scope), C(name) and both connect addresses in the file. A member whose REST API does not
         answer is not reloaded (a warning says so); its material is still checked.
     type: bool
     default: false
+  crl_changed:
+    description:
+      - The CRL file (O(crl_path)) was written by this run (the patroni role passes what its C(client_cert) tasks
+        reported). PostgreSQL reads C(ssl_crl_file) again on a reload only, so with O(reload) the member is reloaded
+        and proven even when nothing else changed - a revoked client certificate is refused from then on.
+    type: bool
+    default: false
+    version_added: 0.4.0
   server_user:
     description: The user Patroni runs as (C(patronictl) runs as it).
     type: str

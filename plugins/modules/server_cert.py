@@ -119,7 +119,8 @@ options:
   create_dir:
     description:
       - Create the key's folder when it is missing (mode 0700, the key's owner and group; the server role then
-        gives it its final owner and mode). Its parent must exist. When false, a missing folder is an error.
+        gives it its final owner and mode), and the folders above it that are missing (mode 0755, owned by the user
+        the module runs as). When false, a missing folder is an error.
     type: bool
     default: false
     version_added: 0.2.0

@@ -344,7 +344,7 @@ def server_request(params: dict, issuer: Issuer | None) -> Request:
             "csr_path": params.get("csr_path"), "root_path": params["root_cert_path"], "key_type": params["key_type"],
             "common_name": common_name, "subject_alt_names": params["subject_alt_names"], "owner": params["owner"],
             "group": params["group"], "key_mode": params["key_mode"], "cert_mode": params["cert_mode"],
-            "create_dir": params["create_dir"]}
+            "create_dir": params["create_dir"], "create_parents": params["create_dir"]}
     profile = SERVER_AND_CLIENT if params.get("client_auth") else SERVER
     wanted = Wanted(build_name(common_name, params["subject"]), tuple(sans), profile)
     root_pem = pem(issuer.trusted) if params["root_cert_path"] and issuer is not None else None

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from conftest import playbook, recap_changed
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 PKI = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
 DBS = ["pgtls-fleet-db1", "pgtls-fleet-db2", "pgtls-fleet-db3"]
 ENDPOINTS = [(db, 5432) for db in DBS] + [("pgtls-fleet-db2", 5433)]
@@ -49,18 +49,6 @@ def node(name):
 
 
 APP = node("pgtls-fleet-app")
-
-
-def playbook(name, *extra):
-    """Run a collection playbook against the scenario's inventory, as a user would."""
-    env = dict(os.environ, PGTLS_PKI_DIR=PKI, ANSIBLE_PIPELINING="true", ANSIBLE_FORCE_COLOR="0")
-    done = subprocess.run(["ansible-playbook", "-i", INVENTORY, f"pgtls.ssl.{name}", *extra], check=False,
-                          capture_output=True, text=True, env=env, timeout=900)
-    return done.returncode, done.stdout + done.stderr
-
-
-def recap_changed(output):
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
 
 
 def psql(user, server, port=5432, folder=None, sql="select current_user", sslmode="verify-full"):

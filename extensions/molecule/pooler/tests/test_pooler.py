@@ -9,13 +9,11 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import time
 
 import testinfra
+from conftest import playbook
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PKI = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
 POOLER = "pgtls-pgb-pooler"
 TLS = "/etc/pgbouncer/tls"
 LOG = "/var/log/postgresql/pgbouncer.log"
@@ -27,13 +25,6 @@ def node(name):
 
 APP = node(POOLER)
 DB = node("pgtls-pgb-db")
-
-
-def playbook(name, *extra):
-    env = dict(os.environ, PGTLS_PKI_DIR=PKI, ANSIBLE_PIPELINING="true", ANSIBLE_FORCE_COLOR="0")
-    done = subprocess.run(["ansible-playbook", "-i", INVENTORY, f"pgtls.ssl.{name}", *extra], check=False,
-                          capture_output=True, text=True, env=env, timeout=600)
-    return done.returncode, done.stdout + done.stderr
 
 
 def psql(user="app", host=POOLER, dbname="appdb", sql="select current_user", extra=""):

@@ -567,6 +567,8 @@ def pgbouncer_ini_problems(path: str) -> list[str]:
 PATRONI_RELOAD = "Reload Patroni (patronictl reload: PostgreSQL and the REST API)"
 PATRONI_WAIT = "Wait until the REST API and PostgreSQL serve the new certificate"
 PATRONI_REST = "The REST API answers over mTLS (the ctl certificate), verified by name"
+PATRONI_CYCLE = ("Wait one Patroni cycle (loop_wait): the served certificate stays, so nothing shows when Patroni "
+                 "has reloaded PostgreSQL")
 
 
 class Patroni(Activation):
@@ -614,6 +616,20 @@ class Patroni(Activation):
             self.commands.run(argv, as_server=True)
         else:
             self.command(PATRONI_RELOAD, argv, as_server=True, status="changed")
+
+    def wait_served(self) -> None:
+        """Patroni reloads PostgreSQL at its next cycle, not when patronictl reload returns: a new certificate shows
+        it; a reload for anything else (the CRL, a setting) is given one cycle (the cluster's loop_wait) first."""
+        if self.member.get("wait_cycle"):
+            m = self.member
+            try:
+                seconds = m["loop_wait"](m["rest_host"], m["rest_port"], self.p["ca_path"],
+                                         (m["ctl_cert_path"], m["ctl_key_path"]))
+            except (OSError, ValueError):
+                seconds = 10
+            self.sleep(seconds + 1)
+            self.step(PATRONI_CYCLE, seconds=seconds + 1)
+        super().wait_served()
 
     def served(self) -> dict:
         return {"the REST API": self._served(rest=True), "PostgreSQL": self._served(rest=False)}

@@ -57,6 +57,7 @@ class Item:
     key_attrs: Attrs
     file_attrs: Attrs
     create_dir: bool
+    create_parents: bool
     common_name: str
     sans: list
     where: str = "items[0]"
@@ -115,6 +116,7 @@ def parse_item(raw: dict, index: int) -> Item:
         key_attrs=Attrs(key_mode, uid, gid),
         file_attrs=Attrs(parse_mode(raw.get("cert_mode") or "0644", f"{where}.cert_mode"), uid, gid),
         create_dir=bool(raw.get("create_dir")),
+        create_parents=bool(raw.get("create_dir") and raw.get("create_parents")),
         common_name=raw.get("common_name") or name,
         sans=parse_sans(raw.get("subject_alt_names") or [], f"{where}.subject_alt_names"),
         where=where,
@@ -176,19 +178,39 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
         if not isdir(folder):
             if stage == "install" or not item.create_dir:
                 raise PkiError(f"folder {folder} does not exist", where=f"{item.where}.key_path")
-            if not isdir(os.path.dirname(folder)):
-                # A client's folder under the bundles' folder (client_cert's dest): that folder is what is missing.
-                base = item.base_dir and os.path.normpath(os.path.abspath(item.base_dir)) == os.path.dirname(folder)
-                raise PkiError(f"cannot create folder {folder}: its parent does not exist",
-                               where=f"{item.where}.{'base_dir' if base else 'key_path'}")
+            # A client's folder under the bundles' folder (client_cert's dest): that folder is made too when its own
+            # parent exists (the patroni role's tls/clients); a dest further from anything existing is refused as a
+            # typo. A key folder of its own: its parent must exist, unless create_parents (server_cert's create_dir:
+            # etcd's /etc/etcd/tls on Debian, whose etcd-server makes no /etc/etcd).
+            dest = os.path.dirname(folder)
+            base = item.base_dir and os.path.normpath(os.path.abspath(item.base_dir)) == dest
+            if not base and not item.create_parents and not isdir(dest):
+                raise PkiError(f"cannot create folder {folder}: its parent does not exist", where=f"{item.where}.key_path")
+            if base and not isdir(dest):
+                parent = os.path.dirname(dest)
+                if os.path.lexists(dest):
+                    raise PkiError(f"{dest} is not a folder", where=f"{item.where}.base_dir")
+                if not isdir(parent):
+                    raise PkiError(f"cannot create folder {dest}: its parent does not exist", where=f"{item.where}.base_dir")
+                if os.path.realpath(parent) != os.path.abspath(parent):
+                    raise PkiError(f"cannot create folder {dest}: {parent} is reached through a symbolic link (to "
+                                   f"{os.path.realpath(parent)})", where=f"{item.where}.base_dir")
 
 
 def _ensure_dir(plan: planner.Plan, item: Item) -> list[str]:
     folder = os.path.dirname(os.path.abspath(item.key_path))
     if os.path.isdir(folder):
         return []
+    parent = os.path.dirname(folder)
+    made = []
+    dest = item.base_dir and os.path.normpath(os.path.abspath(item.base_dir)) == parent  # client_cert's dest
+    if (item.create_parents or dest) and not plan.isdir(parent):
+        # Folders above the key's (mkdir -p; check_plan let only dest through, whose parent exists): the process's
+        # owner, 0755, as install -d makes them.
+        plan.folders(parent, Attrs(0o755), where=f"{item.where}.key_path")
+        made = [f"folder {parent} created"]
     plan.mkdir(folder, Attrs(0o700, item.key_attrs.uid, item.key_attrs.gid), where=f"{item.where}.key_path")
-    return [f"folder {folder} created"]
+    return made + [f"folder {folder} created"]
 
 
 def prepare(plan: planner.Plan, item: Item) -> dict:

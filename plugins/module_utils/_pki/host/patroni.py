@@ -377,15 +377,25 @@ def rest_state(host: str, port: int, ca_path: str, client: tuple[str, str]) -> d
             "pending_restart_parameters": sorted(reason) if isinstance(reason, dict) else []}
 
 
+def rest_loop_wait(host: str, port: int, ca_path: str, client: tuple[str, str]) -> int:
+    """GET /config over mTLS: the cluster's loop_wait (Patroni's default, 10, when the DCS does not set it)."""
+    name = f"[{host}]" if ":" in host else host
+    page = open_url(f"https://{name}:{port}/config", ca_path=ca_path, client_cert=client[0], client_key=client[1],
+                    validate_certs=True, timeout=10, use_proxy=False)
+    value = json.loads(page.read()).get("loop_wait", 10)
+    return value if isinstance(value, int) and 0 < value <= 300 else 10
+
+
 def patroni_config(params: dict, check_mode: bool, run_command=None, probe=served_chain, sleep=time.sleep,
-                   commands=None, rest_client=rest_state) -> dict:
+                   commands=None, rest_client=rest_state, loop_wait=rest_loop_wait) -> dict:
     """Two runs on one member at once take turns (the host's lock on the file): one never puts back, or reloads
     against, what the other is in the middle of writing."""
     with host_locked(params["path"], where="path"):
-        return _patroni_config(params, check_mode, run_command, probe, sleep, commands, rest_client)
+        return _patroni_config(params, check_mode, run_command, probe, sleep, commands, rest_client, loop_wait)
 
 
-def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, commands, rest_client) -> dict:
+def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, commands, rest_client,
+                    loop_wait) -> dict:
     path = params["path"]
     previous = Previous(path, WRITER, MAX_CONFIG_BYTES)
     member = {}
@@ -394,7 +404,7 @@ def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, c
         return result
     ctl = params["ctl"]
     member.update(config_file=path, patronictl=params["patronictl"], ctl_cert_path=ctl["cert_path"],
-                  ctl_key_path=ctl["key_path"], rest_client=rest_client,
+                  ctl_key_path=ctl["key_path"], rest_client=rest_client, loop_wait=loop_wait,
                   restore=previous.put_back)
     hostnames = list(dict.fromkeys([member["rest_host"], member["pg_host"]]))
     activation = Patroni({"cert_path": params["cert_path"], "key_path": params["key_path"],
@@ -403,8 +413,12 @@ def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, c
                           "wait_seconds": params["wait_seconds"], "verify": True, "patroni": member},
                          commands=commands, probe=probe, sleep=sleep, run_command=run_command)
     running = activation.running()
-    needed = result["changed"] or not running or not activation.serves_installed()
+    # PostgreSQL reads ssl_crl_file on a reload only: a CRL written by this run (the caller says so) needs one too.
+    served = running and activation.serves_installed()
+    needed = result["changed"] or params.get("crl_changed") or not served
     result["reload_needed"] = running and needed
+    # Patroni applies a reload at its next cycle: when the served certificate stays, nothing shows when it did.
+    member["wait_cycle"] = served
     if not running:
         result.setdefault("warnings", []).append(
             f"Patroni's REST API does not answer at {member['rest_host']}:{member['rest_port']}: the member was not "

@@ -81,16 +81,48 @@ def test_key_type_change_goes_through_a_pending_key(tmp_path):
     assert (tmp_path / "server.key").read_bytes() != old_key
 
 
-@pytest.mark.parametrize("base, where", [("bundles", "base_dir"), (None, "key_path")])
-def test_a_missing_folder_above_the_key_names_the_option_that_gave_it(tmp_path, base, where):
-    """A client's folder is made inside base_dir (client_cert's dest): when that folder is missing, the message names
-    base_dir (dest), not the key; a key folder of its own whose parent is missing names the key."""
-    folder = tmp_path / "bundles" / "app"
-    item = _item(folder, create_dir=True, **({"base_dir": str(tmp_path / base)} if base else {}))
+def test_a_bundles_folder_far_from_any_folder_is_refused_naming_base_dir(tmp_path):
+    """A client's folder is made inside base_dir (client_cert's dest), and base_dir too when its parent exists; when
+    that parent is missing as well (a typo, most likely), the message names base_dir (dest), and nothing is made."""
+    folder = tmp_path / "no" / "bundles" / "app"
+    item = _item(folder, create_dir=True, base_dir=str(tmp_path / "no" / "bundles"))
     with pytest.raises(PkiError) as raised:
         host_material({"stage": "prepare", "items": [item]}, check_mode=False)
-    assert str(raised.value) == f"items[0] (server).{where}: cannot create folder {folder}: its parent does not exist"
+    assert str(raised.value) == (f"items[0] (server).base_dir: cannot create folder {folder.parent}: "
+                                 "its parent does not exist")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_bundles_folder_whose_parent_exists_is_made(tmp_path):
+    """The patroni role's tls/clients on a member's first run: dest is made (0755), the client's folder in it 0700."""
+    folder = tmp_path / "clients" / "patroni"
+    host_material({"stage": "prepare", "items": [_item(folder, create_dir=True, base_dir=str(folder.parent))]},
+                  check_mode=False)
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o755 and stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_key_folder_whose_parent_is_missing_is_refused_naming_the_key(tmp_path):
+    """Without create_parents (every caller but server_cert), a key folder's parent must exist: nothing is made."""
+    folder = tmp_path / "nope" / "deeper"
+    with pytest.raises(PkiError) as raised:
+        host_material({"stage": "prepare", "items": [_item(folder, create_dir=True)]}, check_mode=False)
+    assert str(raised.value) == f"items[0] (server).key_path: cannot create folder {folder}: its parent does not exist"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_key_folder_of_its_own_is_made_with_its_missing_parents(tmp_path):
+    """create_parents (server_cert's create_dir): etcd's default /etc/etcd/tls on Debian, whose etcd-server makes no
+    /etc/etcd: the folders above the key's are
+    made (0755, the process's owner), the key's own folder 0700 (the new key waits there for its certificate);
+    check mode makes nothing."""
+    folder = tmp_path / "etc" / "etcd" / "tls"
+    item = _item(folder, create_dir=True, create_parents=True)
+    checked = host_material({"stage": "prepare", "items": [item]}, check_mode=True)
+    assert checked["changed"] is True and list(tmp_path.iterdir()) == []
+    host_material({"stage": "prepare", "items": [item]}, check_mode=False)
+    assert stat.S_IMODE((tmp_path / "etc").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "etc" / "etcd").stat().st_mode) == 0o755
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and [p.name for p in folder.iterdir()] == ["server.key.pgtls-new"]
 
 
 def _rekeyed(tmp_path, pki):

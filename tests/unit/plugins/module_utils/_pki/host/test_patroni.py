@@ -251,7 +251,8 @@ def _reloading(member, tmp_path, pki, stuck=False, down=False, same=False, answe
     served = Served(old, new, commands, stuck=stuck, down=down)
     rest = []
     kwargs = {"commands": commands, "probe": served, "sleep": lambda seconds: None,
-              "rest_client": lambda *args: rest.append(args) or answer or dict(QUIET)}
+              "rest_client": lambda *args: rest.append(args) or answer or dict(QUIET),
+              "loop_wait": lambda *args: rest.append(("loop_wait",) + args) or 4}
     return commands, served, rest, kwargs
 
 
@@ -304,6 +305,25 @@ def test_no_reload_when_nothing_changed_and_the_installed_certificate_is_served(
     result = patroni_config(member, False, **kwargs)
     assert result["changed"] is False and result["reload_needed"] is False and result["reloaded"] is False
     assert commands.calls == [] and rest == []
+
+
+def test_a_crl_written_by_the_run_reloads_a_member_that_changed_nothing_else(tmp_path, pki, member):
+    """The role wrote a new CRL (a revocation): PostgreSQL reads ssl_crl_file on a reload only, so the member is
+    reloaded and proven though its file and served certificate are as wanted."""
+    commands, _served, rest, kwargs = _reloading(member, tmp_path, pki, same=True)
+    kwargs["sleep"] = lambda seconds: rest.append(("slept", seconds))
+    result = patroni_config(dict(member, crl_changed=True), False, **kwargs)
+    assert result["changed_keys"] == [] and result["reload_needed"] is True and result["reloaded"] is True
+    assert result["changed"] is True
+    assert [argv for argv, _as_server in commands.calls if "reload" in argv] == [
+        ["/usr/bin/patronictl", "-c", member["path"], "reload", "--force", "pg", "db1"]]
+    # the served certificate stays: nothing shows when Patroni reloads PostgreSQL, so one cycle (loop_wait) is waited
+    # for - asked of the REST API over mTLS - before the proof
+    pair = (member["ctl"]["cert_path"], member["ctl"]["key_path"])
+    assert rest[:2] == [("loop_wait", "db1.example.com", 8008, member["ca_path"], pair), ("slept", 5)]
+    assert rest[-1] == ("db1.example.com", 8008, member["ca_path"], pair)
+    cycle = next(s for s in result["steps"] if s["step"].startswith("Wait one Patroni cycle"))
+    assert cycle["seconds"] == 5
 
 
 def test_check_mode_says_a_reload_is_needed_and_runs_nothing(tmp_path, pki, member):
