@@ -142,7 +142,8 @@ class ActionModule(PkiAction):
         if result.pop("apply") and not self._task.check_mode:
             self.apply(params, request, files, result)
         elif _left_snapshot(params, inspection) and not self._task.check_mode:
-            # Nothing to change, but a run stopped before its end left its snapshot: the host removes it.
+            # Nothing to change and nothing to activate, but a run stopped before its end left its snapshot: the host
+            # removes it (with an activation, decide() made it an interrupted run: validated, reloaded and proven).
             self.stage = "asked"
             asked = self.execute(HOST_MODULE, dict(files, compare_only=True, **self.items()), self.option_names)
             result["stale_snapshot_removed"] = asked["stale_snapshot_removed"]
@@ -208,14 +209,18 @@ class ActionModule(PkiAction):
                                                                     any(r.reasons for r in self.requests)))
         activate = params["activate"]
         changed = bool(install or decision.changes or any(r.reasons for r in self.requests))
+        # Nothing differs, yet a run stopped before its end left its snapshot: it may have written files (a CRL, a
+        # pg_hba.conf rule) that the server has not loaded, whatever certificate it serves.
+        interrupted = activate is not None and not changed and _left_snapshot(params, inspection)
         return {"reasons": request.reasons if request else [], "changes": decision.changes,
                 "diffs": inspection.get("diff") or [],
-                "install": install, "stale": stale, "snapshot_taken": False,
+                "install": install, "stale": stale, "interrupted": interrupted, "snapshot_taken": False,
                 "stale_snapshot_removed": inspection.get("stale_snapshot_removed", False),
                 "served": served, "complete": decision.complete,
-                # Something differs, or the server serves another certificate than the one installed (a run stopped
-                # before its reload): the apply execution; never in check mode.
-                "apply": changed or (activate is not None and (stale or activate["always"])) or not decision.complete,
+                # Something differs, the server serves another certificate than the one installed, or a run stopped
+                # before its end (before its reload?): the apply execution; never in check mode.
+                "apply": changed or (activate is not None and (stale or interrupted or activate["always"]))
+                or not decision.complete,
                 "ask_in_check_mode": (changed or not decision.complete) and params["inspection"] is not None}
 
     def apply(self, params: dict, request: Request | None, files: dict, result: dict) -> None:
@@ -228,7 +233,7 @@ class ActionModule(PkiAction):
             derived = {"cert_path": request.item["cert_path"], "key_path": request.item["key_path"],
                        "ca_path": request.item["root_path"]} if request else {}
             # The host activates when it writes something; without a write only for a stale server (or always).
-            args["activate"] = dict(activate, always=activate["always"] or result["stale"],
+            args["activate"] = dict(activate, always=activate["always"] or result["stale"] or result["interrupted"],
                                     crl_path=activate["crl_path"] or None,
                                     **{k: activate[k] or derived.get(k) for k in ("cert_path", "key_path", "ca_path")})
             client = self.pair[1]
@@ -244,6 +249,7 @@ class ActionModule(PkiAction):
             raise
         result["changes"], result["diffs"] = applied["changes"], applied.get("diff") or []
         result["snapshot_taken"] = applied["snapshot_taken"]
+        result["stale_snapshot_removed"] = applied["stale_snapshot_removed"]
         if "activation" in applied:
             result["activation"] = applied["activation"]
         for option, done in zip(("material", "client_material"), self.pair):
@@ -270,8 +276,10 @@ class ActionModule(PkiAction):
                           client_certificate=cert_info(client.chain[0]))
         if getattr(self, "csr_written", False):
             result["csr_written"] = True
+        # Check mode says that a real run would reload and prove a stale or interrupted server.
         result["changed"] = bool(result["reasons"] or result["changes"] or "activation" in result or
-                                 result.get("csr_written") or result.get("client_reasons"))
+                                 result.get("csr_written") or result.get("client_reasons") or
+                                 (self._task.check_mode and (result["stale"] or result["interrupted"])))
         if self._task.diff:
             result["diff"] = ([diff_for(self.requests)] if any(r.reasons for r in self.requests) else []) + diffs
         cluster = (params["activate"] or {}).get("cluster")

@@ -299,6 +299,14 @@ stale:
     stopped before its reload); it was activated all the same.
   returned: success
   type: bool
+interrupted:
+  description:
+    - Nothing differed, but a run stopped before its end had left its snapshot in O(snapshot_dir) - it may have written
+      files (a CRL, a C(pg_hba.conf) rule) that the server never loaded - so the server was validated, reloaded and
+      proven all the same (only with O(activate)); the snapshot was removed. Check mode reports it as a change.
+  returned: success
+  type: bool
+  version_added: 0.4.0
 activation:
   description:
     - What the activation did - C(steps) (each C(step) with its C(status), V(ok) or V(changed), and C(ms), the

@@ -102,10 +102,15 @@ options:
     suboptions: *pair
   reload:
     description:
-      - Activate the member when the file changed or when its REST API or PostgreSQL serves another certificate than
-        O(cert_path) holds (a renewal under the same paths) - C(patronictl reload) for this member, as O(server_user);
-        then wait until both serve it, connect to PostgreSQL with C(sslmode=verify-full) (the host of
-        C(postgresql.connect_address)) and call the REST API over mTLS with the O(ctl) certificate, its name checked.
+      - Activate the member when the file changed, when its REST API or PostgreSQL serves another certificate than
+        O(cert_path) holds (a renewal under the same paths), or when the file or O(crl_path) differs from what the
+        member last loaded - C(patronictl reload) for this member, as O(server_user); then wait until both serve it,
+        connect to PostgreSQL with C(sslmode=verify-full) (the host of C(postgresql.connect_address)) and call the
+        REST API over mTLS with the O(ctl) certificate, its name checked.
+      - What the member last loaded is recorded after each proven reload in C(.pgtls-loaded) beside O(cert_path)
+        (root's, 0600; the SHA-256 digests of the file and of O(crl_path), never their content). So a run stopped after
+        it wrote the file or the CRL and before its reload is finished by the next run, and a member set up by an
+        earlier release (no record yet) is reloaded and proven once.
       - Patroni reloads PostgreSQL at its next cycle, not when C(patronictl reload) returns. A new certificate shows
         when it did; a reload that leaves the served certificate as it was (O(crl_changed), another TLS setting) waits
         one cycle first (the cluster's C(loop_wait), asked of C(GET /config) over mTLS; 10 when it cannot be read).
@@ -190,7 +195,8 @@ dcs:
   returned: success
   type: str
 reload_needed:
-  description: Whether the member needed a reload (the file changed, or it served another certificate).
+  description: Whether the member needed a reload (the file changed, it served another certificate, or the file or
+    the CRL differs from what it last loaded).
   returned: with O(reload)
   type: bool
 reloaded:

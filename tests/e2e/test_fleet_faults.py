@@ -204,26 +204,21 @@ def test_allow_stopped_accepts_it_and_start_proves_it(fleet):
         assert fleet["clusters"][host].admin("show ssl_min_protocol_version").stdout.strip() == "TLSv1.2"
 
 
-def test_interrupted_reissue_converges_on_the_next_run(fleet):
-    """Killed (every process of the run) after the new certificates are installed, before any reload: the host's
-    one install-and-activate execution is held at its first PostgreSQL check (a psql in front of the real one
-    waits there) and the whole run is killed then."""
-    old = {host: first_cert(tls(fleet, host) / "server.crt") for host in HOSTS}
-    legacy = Path("/tmp/ansible.pgtls-e2e-legacy.pgtls")  # where earlier releases left their snapshots
-    legacy.mkdir(mode=0o700, exist_ok=True)
-    (legacy / "server.key").write_bytes((tls(fleet, "db1") / "server.key").read_bytes())
-    os.utime(legacy, (time.time() - 7200, time.time() - 7200))  # left by a run two hours ago
+def killed_at_the_parse_check(fleet, extra: dict) -> list[str]:
+    """Run site with ``extra`` and kill the whole run when the first host's install-and-activate execution reaches
+    its first PostgreSQL check (a psql in front of the real one waits there): its files written, nothing reloaded.
+    The run's output lines."""
     hold = fleet["base"] / "hold"
-    hold.mkdir()
+    hold.mkdir(exist_ok=True)
     os.chmod(hold, 0o777)  # the check runs as postgres
     reached = hold / "reached"
+    reached.unlink(missing_ok=True)
     wrapper = hold / "psql"
     wrapper.write_text(f"""#!/bin/sh
 case "$*" in *pg_hba_file_rules*) : > {reached}; sleep 300;; esac
 PATH={os.environ["PATH"]} exec psql "$@"
 """)
     os.chmod(wrapper, 0o755)
-    extra = {"pgtls_pki_dir": str(fleet["pki"]), "pgtls_server_extra_sans": ["renamed.pgtls.test"]}
     cmd = [PLAYBOOK, "-i", str(fleet["inventory"]), "-e", json.dumps(extra), "pgtls.ssl.site"]
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            env=ansible_env(PATH=f"{hold}:{os.environ['PATH']}"), start_new_session=True)
@@ -238,6 +233,20 @@ PATH={os.environ["PATH"]} exec psql "$@"
     run.wait()
     assert_no_deprecation(cmd, "".join(seen))
     assert reached.exists(), "".join(seen[-80:])
+    return seen
+
+
+def test_interrupted_reissue_converges_on_the_next_run(fleet):
+    """Killed (every process of the run) after the new certificates are installed, before any reload: the host's
+    one install-and-activate execution is held at its first PostgreSQL check (a psql in front of the real one
+    waits there) and the whole run is killed then."""
+    old = {host: first_cert(tls(fleet, host) / "server.crt") for host in HOSTS}
+    legacy = Path("/tmp/ansible.pgtls-e2e-legacy.pgtls")  # where earlier releases left their snapshots
+    legacy.mkdir(mode=0o700, exist_ok=True)
+    (legacy / "server.key").write_bytes((tls(fleet, "db1") / "server.key").read_bytes())
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))  # left by a run two hours ago
+    extra = {"pgtls_pki_dir": str(fleet["pki"]), "pgtls_server_extra_sans": ["renamed.pgtls.test"]}
+    seen = killed_at_the_parse_check(fleet, extra)
     # Hosts run their clusters one include at a time: the first host has its new files, not loaded; maybe not all.
     interrupted = [h for h in HOSTS if first_cert(tls(fleet, h) / "server.crt").serial_number != old[h].serial_number]
     assert interrupted, "".join(seen[-80:])
@@ -259,6 +268,46 @@ PATH={os.environ["PATH"]} exec psql "$@"
         assert verify_full(fleet, host, fleet["pki"] / "root.crt").returncode == 0
     assert not legacy.exists()  # other /tmp/ansible.*.pgtls may belong to other runs on this machine: see below
     assert recap(play(fleet, "site", pgtls_server_extra_sans=["renamed.pgtls.test"]).stdout, "db1")["changed"] == 0
+
+
+def test_an_interrupted_rule_change_is_loaded_on_the_next_run(fleet):
+    """Killed after a new pg_hba.conf rule is written and before the reload: on disk the rule refuses role blocked,
+    the server still lets it in. Afterwards nothing differs and the server serves the installed certificate, so only
+    the snapshot the killed run left says that something may not be loaded: the next run validates, reloads and
+    proves all the same (and says why), and the rule is in force; one more run changes nothing."""
+    sans = ["renamed.pgtls.test"]  # as the run before: the certificates stay, only the rule changes
+    rules = json.loads(fleet["inventory"].read_text())["all"]["vars"]["pgtls_hba_rules"]
+    blocked = {"type": "hostssl", "database": "all", "user": "blocked", "address": "127.0.0.1/32"}
+    allowed, refused = [dict(blocked, method="trust"), *rules], [dict(blocked, method="reject"), *rules]
+    for cluster in fleet["clusters"].values():
+        cluster.admin("create role blocked login")
+
+    def login(host: str) -> subprocess.CompletedProcess:
+        return fleet["clusters"][host].psql("host=127.0.0.1 user=blocked sslmode=require connect_timeout=10")
+
+    play(fleet, "site", pgtls_server_extra_sans=sans, pgtls_hba_rules=allowed)
+    assert all(login(host).stdout.strip() == "blocked" for host in HOSTS)
+    seen = killed_at_the_parse_check(fleet, {"pgtls_pki_dir": str(fleet["pki"]), "pgtls_server_extra_sans": sans,
+                                             "pgtls_hba_rules": refused})
+    written = [h for h in HOSTS if "reject" in (fleet["clusters"][h].data / "pg_hba.conf").read_text()]
+    assert written, "".join(seen[-80:])
+    for host in written:
+        assert login(host).stdout.strip() == "blocked"  # on disk, not loaded
+        assert (tls(fleet, host) / ".pgtls-snapshot").is_dir()
+        assert_serves_installed(fleet, host)
+    done = play(fleet, "site", pgtls_server_extra_sans=sans, pgtls_hba_rules=refused)
+    text = " ".join(done.stdout.split())
+    for host in written:
+        assert re.search(rf"\[{host}\].*?15/main: an earlier run stopped before its end \(its snapshot was left in "
+                         rf"{re.escape(str(tls(fleet, host)))}/\.pgtls-snapshot\): no file differs now", text), text
+    assert "Reload with pg_reload_conf() (no service manager): changed" in done.stdout, done.stdout
+    for host in HOSTS:
+        denied = login(host)
+        assert denied.returncode != 0 and "pg_hba.conf rejects connection" in denied.stderr, denied
+        assert not (tls(fleet, host) / ".pgtls-snapshot").exists()
+        assert verify_full(fleet, host, fleet["pki"] / "root.crt").returncode == 0
+    again = play(fleet, "site", pgtls_server_extra_sans=sans, pgtls_hba_rules=refused).stdout
+    assert all(recap(again, host)["changed"] == 0 for host in HOSTS), again
 
 
 def test_no_key_copy_outside_its_folder(fleet):

@@ -76,6 +76,7 @@ NOUNS = {
     "ca_certificate": "a CA certificate", "archive": "an archived certificate", "crl": "a CRL",
     "csr": "a certificate request", "pkcs8": "a PKCS#8 DER key", "pkcs12": "a PKCS#12 file",
     "registry": "the revocation registry (YAML)", "state": "the CA folder's state (JSON)",
+    "loaded": "a record of the files a service last loaded (JSON)",
     "generation": "a generation number", "report_json": "a JSON audit report",
     "report_metrics": "a Prometheus textfile of the audit", "report_html": "an HTML audit report",
     "file": "a configuration file", "folder": "a folder", "snapshot": "a snapshot folder",
@@ -154,6 +155,7 @@ _ACCEPTS: dict[str, Callable[[bytes], bool]] = {
     "pkcs12": _is_der,
     "generation": lambda data: data.strip().isdigit(),
     "state": lambda data: isinstance(_json(data), dict),
+    "loaded": lambda data: isinstance(_json(data), dict),
     "registry": _is_registry,
     "report_json": _is_report_json,
     "report_metrics": lambda data: all(_METRIC_LINE.match(line) for line in data.strip().splitlines()
@@ -284,7 +286,8 @@ _PARSERS: dict[str, Callable] = {
     **{kind: _parse_key for kind in KEY_KINDS},
     **{kind: _parse_certificates for kind in CERT_KINDS},
     "crl": _parse_crls, "csr": _parse_csr, "pkcs8": _parse_pkcs8, "pkcs12": _parse_pkcs12,
-    "state": _parse_json, "report_json": _parse_json, "registry": _parse_registry, "generation": _parse_generation,
+    "state": _parse_json, "loaded": _parse_json, "report_json": _parse_json, "registry": _parse_registry,
+    "generation": _parse_generation,
     "file": _parse_file,
 }
 

@@ -584,6 +584,8 @@ class Patroni(Activation):
         super().__init__(params, *args, **kwargs)
         self.member = params["patroni"]
         self.pending_restart: dict | None = None  # what the REST API said after the reload (prove)
+        # The member already serves the installed certificate: a reload shows nothing, so wait one Patroni cycle.
+        self.wait_cycle = False
 
     def label(self) -> str:
         return f"Patroni member {self.member['member']}"
@@ -620,7 +622,7 @@ class Patroni(Activation):
     def wait_served(self) -> None:
         """Patroni reloads PostgreSQL at its next cycle, not when patronictl reload returns: a new certificate shows
         it; a reload for anything else (the CRL, a setting) is given one cycle (the cluster's loop_wait) first."""
-        if self.member.get("wait_cycle"):
+        if self.wait_cycle:
             m = self.member
             try:
                 seconds = m["loop_wait"](m["rest_host"], m["rest_port"], self.p["ca_path"],

@@ -75,6 +75,15 @@ class Item:
     def pending_path(self) -> str:
         return self.key_path + PENDING_SUFFIX
 
+    @property
+    def key_folder(self) -> str:
+        return os.path.dirname(os.path.abspath(self.key_path))
+
+    @property
+    def in_dest(self) -> bool:
+        """The key's folder sits directly under ``base_dir`` (a client's folder in client_cert's dest)."""
+        return bool(self.base_dir) and os.path.normpath(os.path.abspath(self.base_dir)) == os.path.dirname(self.key_folder)
+
 
 def parse_item(raw: dict, index: int) -> Item:
     name = raw.get("name") or raw.get("common_name") or str(index)
@@ -172,7 +181,7 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
             if real in owners and not (option in SHARED and owners[real].endswith(f".{option}")):
                 raise PkiError(f"{path} is also used by {owners[real]}", where=f"{item.where}.{option}")
             owners.setdefault(real, f"{item.where}.{option}")
-        folder = os.path.dirname(os.path.abspath(item.key_path))
+        folder = item.key_folder
         if stage == "crl":
             continue  # a client not set up yet is left for its first issue
         if not isdir(folder):
@@ -183,10 +192,9 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
             # typo. A key folder of its own: its parent must exist, unless create_parents (server_cert's create_dir:
             # etcd's /etc/etcd/tls on Debian, whose etcd-server makes no /etc/etcd).
             dest = os.path.dirname(folder)
-            base = item.base_dir and os.path.normpath(os.path.abspath(item.base_dir)) == dest
-            if not base and not item.create_parents and not isdir(dest):
+            if not item.in_dest and not item.create_parents and not isdir(dest):
                 raise PkiError(f"cannot create folder {folder}: its parent does not exist", where=f"{item.where}.key_path")
-            if base and not isdir(dest):
+            if item.in_dest and not isdir(dest):
                 parent = os.path.dirname(dest)
                 if os.path.lexists(dest):
                     raise PkiError(f"{dest} is not a folder", where=f"{item.where}.base_dir")
@@ -198,13 +206,12 @@ def check_plan(items: list[Item], stage: str, plan: planner.Plan | None = None) 
 
 
 def _ensure_dir(plan: planner.Plan, item: Item) -> list[str]:
-    folder = os.path.dirname(os.path.abspath(item.key_path))
+    folder = item.key_folder
     if os.path.isdir(folder):
         return []
     parent = os.path.dirname(folder)
     made = []
-    dest = item.base_dir and os.path.normpath(os.path.abspath(item.base_dir)) == parent  # client_cert's dest
-    if (item.create_parents or dest) and not plan.isdir(parent):
+    if (item.create_parents or item.in_dest) and not plan.isdir(parent):
         # Folders above the key's (mkdir -p; check_plan let only dest through, whose parent exists): the process's
         # owner, 0755, as install -d makes them.
         plan.folders(parent, Attrs(0o755), where=f"{item.where}.key_path")

@@ -18,14 +18,17 @@ Only these keys are read and written: the rest of the file (passwords included) 
 returned. The material is checked before the file is: each key matches its certificate, each certificate verifies
 against the CA with the purpose it serves, the REST API's certificate names the host of its connect_address.
 
-With ``reload``, the member is then activated by the engine (activation.Patroni) when the file changed or when the
-REST API or PostgreSQL serves another certificate than the installed one (a renewal under the same paths): patronictl
-reload, wait until both serve it, psql verify-full and the REST API over mTLS; on failure the previous file is put
-back and Patroni reloaded again.
+With ``reload``, the member is then activated by the engine (activation.Patroni) when the file changed, when the
+REST API or PostgreSQL serves another certificate than the installed one (a renewal under the same paths), or when
+the file or the CRL differs from what the member last loaded (``.pgtls-loaded`` beside the certificate: their
+digests, written after each proven reload - a run killed after a write and before its reload, the CRL play's
+included): patronictl reload, wait until both serve it, psql verify-full and the REST API over mTLS; on failure the
+previous file is put back and Patroni reloaded again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -46,6 +49,7 @@ from .activation import Patroni
 from .snapshot import Previous
 
 WRITER = "patroni_config"
+LOADED_NAME = ".pgtls-loaded"  # beside the member's certificate: the digests of what it last loaded (JSON)
 DCS_SECTIONS = ("etcd3", "etcd")
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -251,11 +255,15 @@ def build(params: dict, plan: Plan, member: dict | None = None) -> dict:
 
     st = os.stat(file)
     attrs = Attrs(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    data = current_data
     if changed_keys:
         data = _yaml().safe_dump(config, default_flow_style=False, sort_keys=False).encode()
         plan.write(file, data, attrs, kind="file", where="path")
     else:
         plan.keep(file, None, kind="file", where="path")
+    if member is not None:
+        crl = plan.read(params["crl_path"], "crl_path") if params.get("crl_path") else None
+        member["loaded"] = loaded_record(data, crl)
     result = {"changed": bool(changed_keys), "path": file, "changed_keys": changed_keys, "settings": after,
               "dcs": next((name for name in DCS_SECTIONS if ((name,), "protocol") in wanted), None),
               "diff": {"before": _text(before), "after": _text(after), "before_header": f"{file} (TLS keys)",
@@ -386,6 +394,30 @@ def rest_loop_wait(host: str, port: int, ca_path: str, client: tuple[str, str]) 
     return value if isinstance(value, int) and 0 < value <= 300 else 10
 
 
+def loaded_record(config: bytes, crl: bytes | None) -> dict:
+    """What a member loads on a reload, as digests: its configuration file and its CRL (PostgreSQL's ssl_crl_file)."""
+    return {"config": hashlib.sha256(config).hexdigest(), "crl": hashlib.sha256(crl).hexdigest() if crl else None}
+
+
+def loaded_path(params: dict) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(params["cert_path"])), LOADED_NAME)
+
+
+def _record_loaded(plan: Plan, path: str, loaded: dict) -> dict:
+    plan.write(path, json.dumps(loaded, sort_keys=True).encode() + b"\n", Attrs(0o600), kind="loaded",
+               where="cert_path (its folder)")
+    return {}
+
+
+def read_loaded(path: str) -> dict | None:
+    """The record of the member's last proven reload (None: none yet, or not one of ours)."""
+    try:
+        loaded = json.loads(read_bytes(path, "cert_path", missing_ok=True, limit=4096, nofollow=True) or b"null")
+    except (ValueError, PkiError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def patroni_config(params: dict, check_mode: bool, run_command=None, probe=served_chain, sleep=time.sleep,
                    commands=None, rest_client=rest_state, loop_wait=rest_loop_wait) -> dict:
     """Two runs on one member at once take turns (the host's lock on the file): one never puts back, or reloads
@@ -413,12 +445,15 @@ def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, c
                           "wait_seconds": params["wait_seconds"], "verify": True, "patroni": member},
                          commands=commands, probe=probe, sleep=sleep, run_command=run_command)
     running = activation.running()
-    # PostgreSQL reads ssl_crl_file on a reload only: a CRL written by this run (the caller says so) needs one too.
+    # PostgreSQL reads ssl_crl_file on a reload only: a CRL written by this run (the caller says so) needs one too,
+    # and so does a file or CRL that another run wrote and was stopped before reloading (the record differs).
     served = running and activation.serves_installed()
-    needed = result["changed"] or params.get("crl_changed") or not served
+    record = loaded_path(params)
+    unloaded = read_loaded(record) != member["loaded"]
+    needed = result["changed"] or params.get("crl_changed") or not served or unloaded
     result["reload_needed"] = running and needed
     # Patroni applies a reload at its next cycle: when the served certificate stays, nothing shows when it did.
-    member["wait_cycle"] = served
+    activation.wait_cycle = served
     if not running:
         result.setdefault("warnings", []).append(
             f"Patroni's REST API does not answer at {member['rest_host']}:{member['rest_port']}: the member was not "
@@ -430,6 +465,10 @@ def _patroni_config(params: dict, check_mode: bool, run_command, probe, sleep, c
     outcome = activation.run()
     result.update(changed=result["changed"] or outcome["reloaded"], reloaded=outcome["reloaded"] and running,
                   steps=outcome["steps"])
+    if unloaded:
+        # Reloaded and proven (a failed activation raised before this): what the member runs on now; or, when it does
+        # not run, what it reads when it starts.
+        run(WRITER, lambda plan: _record_loaded(plan, record, member["loaded"]), False)
     pending = activation.pending_restart
     if pending is not None and pending["pending_restart"]:
         # The TLS settings take effect on a reload (PostgreSQL 10+): a pending restart is another setting's.

@@ -267,3 +267,39 @@ def test_a_stopped_cluster_fails_its_task_unless_allowed(fleet, monkeypatch, all
         assert done.get("failed") and not warned, done
         assert "PostgreSQL is not running on" in done["msg"] and ": 15/main (port 5432)." in done["msg"], done["msg"]
         assert "set pgtls_allow_stopped=true (allow_stopped)" in done["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_snapshot_left_by_a_stopped_run_activates_the_cluster_though_nothing_differs(fleet, monkeypatch, check_mode):
+    """A run killed after writing (a CRL, a pg_hba.conf rule) and before its reload leaves its snapshot and files the
+    server never loaded: with an activation, the next run validates, reloads and proves though nothing differs, then
+    removes the snapshot; check mode says it would (a change), touching nothing. A stopped cluster here: the
+    activation's checks that need no server run (the e2e fleet proves the reload on a running one)."""
+    from ansible_collections.pgtls.ssl.plugins.plugin_utils import _action
+
+    monkeypatch.setattr(_action.display, "warning", lambda *_: None)
+    step(fleet, discover(fleet))
+    snap = fleet / "conf/tls/.snap"
+    snap.mkdir()
+    (snap / "_etc_x").write_text("a copy")
+    before = tree(fleet / "conf")
+    cluster = {"version": 15, "name": "main", "port": 5432, "config_dir": str(fleet / "conf"),
+               "data_dir": str(fleet / "data"), "running": False}
+    inspection = discover(fleet, write=False)
+    inspection.pop("served", None)
+    args = dict(task(fleet), inspection=inspection, allow_stopped=True,
+                activate={"cluster": cluster, "hostnames": ["db1.example.com"], "server_user": "root",
+                          "settings_file": str(fleet / "conf" / "postgresql.conf")})
+    done = run("cluster_tls", args, check_mode=check_mode)
+    assert not done.get("failed"), done.get("msg")
+    assert done["interrupted"] and not done["stale"] and done["changed"] and done["changes"] == [], done
+    if check_mode:
+        assert done["module_executions"] == 0 and "activation" not in done
+        assert tree(fleet / "conf") == before
+    else:
+        assert done["module_executions"] == 1 and done["activation"]["steps"], done
+        assert done["stale_snapshot_removed"] and not snap.exists(), repr(done)
+        inspection = discover(fleet, write=False)
+        inspection.pop("served", None)
+        again = run("cluster_tls", dict(args, inspection=inspection))
+        assert not again["changed"] and not again["interrupted"] and again["module_executions"] == 0, again

@@ -5,6 +5,8 @@ and the file with the file as it was. tests/e2e/test_patroni.py runs a real Patr
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 
 import pytest
@@ -253,7 +255,17 @@ def _reloading(member, tmp_path, pki, stuck=False, down=False, same=False, answe
     kwargs = {"commands": commands, "probe": served, "sleep": lambda seconds: None,
               "rest_client": lambda *args: rest.append(args) or answer or dict(QUIET),
               "loop_wait": lambda *args: rest.append(("loop_wait",) + args) or 4}
+    if same:
+        # The member was reloaded through this module once (the record of what it loaded is written then).
+        assert patroni_config(member, False, **kwargs)["reloaded"] is True
+        commands.calls.clear()
+        rest.clear()
+        served.asked.clear()
     return commands, served, rest, kwargs
+
+
+def reloads(commands) -> int:
+    return len([argv for argv, _as_server in commands.calls if "reload" in argv])
 
 
 def pem_leaf(path):
@@ -326,6 +338,54 @@ def test_a_crl_written_by_the_run_reloads_a_member_that_changed_nothing_else(tmp
     assert cycle["seconds"] == 5
 
 
+def test_a_proven_reload_records_what_the_member_loaded(tmp_path, pki, member):
+    """The digests of the configuration file and the CRL, written after the proof (0600, beside the certificate);
+    nothing else of the files (the file holds passwords)."""
+    _reloading(member, tmp_path, pki, same=True)
+    record = tmp_path / ".pgtls-loaded"
+    assert (record.stat().st_mode & 0o777) == 0o600
+    loaded = json.loads(record.read_text())
+    assert loaded == {"config": hashlib.sha256(open(member["path"], "rb").read()).hexdigest(),
+                      "crl": hashlib.sha256(open(member["crl_path"], "rb").read()).hexdigest()}
+    assert SECRET not in record.read_text()
+
+
+@pytest.mark.parametrize("stopped_run", ["crl", "config"])
+def test_what_a_stopped_run_wrote_is_reloaded_by_the_next_one(tmp_path, pki, member, stopped_run):
+    """A run stopped after a write and before its reload: the patroni playbook's CRL play wrote a new CRL (the
+    member's batch never came), or the file was written and the run killed before patronictl reload. The next run
+    finds nothing to change and the installed certificate served, yet reloads (one Patroni cycle waited, the served
+    certificate staying), proves, and records; the run after it does nothing."""
+    commands, _served, rest, kwargs = _reloading(member, tmp_path, pki, same=True)
+    record = (tmp_path / ".pgtls-loaded").read_bytes()
+    if stopped_run == "crl":
+        crl = b"".join(build_crl(issuer, [], None, dt.timedelta(days=7)).public_bytes(Encoding.PEM)
+                       for issuer in (pki.root_issuer, pki.issuer))
+        write(tmp_path / "root.crl", crl)
+    else:
+        config = yaml.safe_load(open(member["path"]))
+        config["postgresql"]["parameters"]["max_connections"] = 200  # another key: kept, but the file is new
+        open(member["path"], "w").write(yaml.safe_dump(config))
+    result = patroni_config(member, False, **kwargs)
+    assert result["changed_keys"] == [] and result["reload_needed"] is True and result["reloaded"] is True
+    assert result["changed"] is True and reloads(commands) == 1
+    assert any(s["step"].startswith("Wait one Patroni cycle") for s in result["steps"])
+    assert (tmp_path / ".pgtls-loaded").read_bytes() != record
+    commands.calls.clear()
+    again = patroni_config(member, False, **kwargs)
+    assert again["changed"] is False and again["reload_needed"] is False and reloads(commands) == 0
+
+
+def test_a_member_without_a_record_is_reloaded_once(tmp_path, pki, member):
+    """A member set up by a release before the record (or whose record was removed): nothing differs, the installed
+    certificate is served, but nothing says what it loaded - reloaded and proven once, then recorded."""
+    commands, _served, _rest, kwargs = _reloading(member, tmp_path, pki, same=True)
+    (tmp_path / ".pgtls-loaded").unlink()
+    assert patroni_config(member, False, **kwargs)["reloaded"] is True and reloads(commands) == 1
+    commands.calls.clear()
+    assert patroni_config(member, False, **kwargs)["reloaded"] is False and reloads(commands) == 0
+
+
 def test_check_mode_says_a_reload_is_needed_and_runs_nothing(tmp_path, pki, member):
     commands, _served, rest, kwargs = _reloading(member, tmp_path, pki)
     before = open(member["path"]).read()
@@ -340,6 +400,9 @@ def test_a_member_whose_rest_api_does_not_answer_is_not_reloaded(tmp_path, pki, 
     assert result["changed"] is True and result["reloaded"] is False and result["reload_needed"] is False
     assert "does not answer at db1.example.com:8008" in result["warnings"][-1]
     assert not [argv for argv, _as_server in commands.calls if "reload" in argv] and rest == []
+    # What it reads when it starts: recorded, so the run after its start does not reload it for nothing.
+    assert json.loads((tmp_path / ".pgtls-loaded").read_text())["config"] == hashlib.sha256(
+        open(member["path"], "rb").read()).hexdigest()
 
 
 def test_a_member_still_serving_the_old_certificate_gets_its_file_back(tmp_path, pki, member):
@@ -353,6 +416,7 @@ def test_a_member_still_serving_the_old_certificate_gets_its_file_back(tmp_path,
     assert open(member["path"], "rb").read() == before
     assert len([argv for argv, _as_server in commands.calls if "reload" in argv]) == 2  # the reload, then the one after
     assert rest == []
+    assert not (tmp_path / ".pgtls-loaded").exists()  # nothing proven: the next run reloads again
 
 
 @pytest.mark.parametrize("change, match", [
