@@ -247,16 +247,22 @@ class Fleet:
 
     def watched(self, **extra) -> tuple[tuple, tuple]:
         """tls_run while a watcher calls patronictl list and reads the replica's wal receiver every 0.3 s: the run's
-        outcome, and (calls, the listings that were not RUNNING, the samples without streaming)."""
-        calls, failed, gaps, stop = [0], [], [0], threading.Event()
+        outcome, and (calls, the listings that were not RUNNING with the time and patronictl's stderr, the times of
+        the samples without streaming) - the times (wall clock, as Patroni's and PostgreSQL's logs) place a failure
+        in the logs."""
+        calls, failed, gaps, stop = [0], [], [], threading.Event()
+
+        def now() -> str:
+            return time.strftime("%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}"
 
         def watch() -> None:
             while not stop.is_set():
                 calls[0] += 1
-                if self.roles() != RUNNING:
-                    failed.append(self.roles())
+                done = self.patronictl("list", "-f", "json")
+                if (roles := self.listing(done)) != RUNNING:
+                    failed.append((now(), roles, done.stderr[-300:]))
                 if not self.members[1].streaming():
-                    gaps[0] += 1
+                    gaps.append(now())
                 time.sleep(0.3)
 
         watcher = threading.Thread(target=watch)
@@ -267,7 +273,7 @@ class Fleet:
         finally:
             stop.set()
             watcher.join()
-        return outcome, (calls[0], failed, gaps[0])
+        return outcome, (calls[0], failed, gaps)
 
     def start_etcd(self) -> None:
         """The three members as their environment files (written by the etcd role) say, through the stand-in."""
@@ -298,7 +304,11 @@ class Fleet:
         return sorted(json.loads(done.stdout), key=lambda m: m["Member"])
 
     def roles(self) -> list[tuple]:
-        done = self.patronictl("list", "-f", "json")
+        return self.listing(self.patronictl("list", "-f", "json"))
+
+    @staticmethod
+    def listing(done: subprocess.CompletedProcess) -> list[tuple]:
+        """(member, role, state) of each member in a patronictl list -f json; [] when it failed."""
         if done.returncode != 0:
             return []
         return sorted((m["Member"], m["Role"], m["State"]) for m in json.loads(done.stdout or "[]"))
@@ -316,7 +326,7 @@ class Fleet:
     def logs(self) -> str:
         names = [f"{m.name}/etcd.log" for m in self.etcd_members] + [
             f"{m.name}/{n}" for m in self.members for n in ("patroni.out", "pg/log/patroni.log")]
-        return "".join(f"--- {name}\n{(self.base / name).read_text(errors='replace')[-2500:]}\n"
+        return "".join(f"--- {name}\n{(self.base / name).read_text(errors='replace')[-6000:]}\n"
                        for name in names if (self.base / name).exists())
 
     def stop(self) -> None:
@@ -562,7 +572,7 @@ def test_renewed_certificates_are_reloaded_and_proven_without_a_leader_change_or
             "The REST API answers over mTLS (the ctl certificate), verified by name"]
         assert served_serial(member.rest_port, starttls=False) == serial
         assert served_serial(member.pg_port, starttls=True) == serial
-    assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
+    assert calls >= 5 and failed == [] and gaps == [], (calls, failed, gaps, fleet.logs())
     assert [(m["Member"], m["Role"], m["State"], m["TL"]) for m in fleet.listed()] == [
         ("db1", "Leader", "running", timeline), ("db2", "Replica", REPLICA, timeline)]
     # the next runs (with the new name kept) need nothing
@@ -574,13 +584,22 @@ def test_a_changed_environment_file_restarts_the_etcd_members_one_at_a_time(flee
     """An operator's edit took ETCD_PEER_CLIENT_CERT_AUTH out of every member's file: the run puts it back and, since
     etcd reads the file only when it starts, restarts the members one at a time (the stand-in for systemctl), each
     proven healthy over mTLS before the next; the cluster keeps its quorum throughout - no failed patronictl list, the
-    replica streaming - and the leader stays."""
+    replica streaming - and the leader stays. As the documentation says to: Patroni paused for the run (Patroni may
+    demote a leader whose etcd member stops in the middle of a request - patroni/patroni#3118, seen here in 2 of about
+    30 runs without the pause), resumed after."""
     timeline = fleet.listed()[0]["TL"]
     pids = [member.pid() for member in fleet.etcd_members]
     for member in fleet.etcd_members:
         member.env.write_text("".join(line for line in member.env.read_text().splitlines(keepends=True)
                                       if not line.startswith("ETCD_PEER_CLIENT_CERT_AUTH")))
-    (done, _results), (calls, failed, gaps) = fleet.watched()
+    paused = fleet.patronictl("pause", "--wait")
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    try:
+        (done, _results), (calls, failed, gaps) = fleet.watched()
+    finally:
+        resumed = fleet.patronictl("resume", "--wait")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "pause: true" not in fleet.patronictl("show-config").stdout
     for member, result, pid in zip(fleet.etcd_members, fleet.etcd_results, pids):
         assert result["changed_keys"] == ["ETCD_PEER_CLIENT_CERT_AUTH"] and result["restarted"] is True
         assert [s["step"] for s in result["steps"]] == [
@@ -593,7 +612,7 @@ def test_a_changed_environment_file_restarts_the_etcd_members_one_at_a_time(flee
     first = done.stdout.index("pgtls.ssl.etcd : config |")
     restarts = [done.stdout.index(f"changed: [{m.name}]", first) for m in fleet.etcd_members]
     assert restarts == sorted(restarts)
-    assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
+    assert calls >= 5 and failed == [] and gaps == [], (calls, failed, gaps, fleet.logs())
     assert [(m["Member"], m["Role"], m["TL"]) for m in fleet.listed()] == [("db1", "Leader", timeline),
                                                                            ("db2", "Replica", timeline)]
     assert fleet.etcdctl("endpoint", "health", "--cluster").stderr.count("is healthy") == 3
@@ -633,7 +652,7 @@ def test_an_intermediate_rotation_reaches_every_member_without_a_leader_change_o
         assert result["reloaded"] is True
         assert served_serial(member.rest_port, starttls=False) == file_serial(member.tls / "server.crt")
         assert served_serial(member.pg_port, starttls=True) == file_serial(member.tls / "server.crt")
-    assert calls >= 5 and failed == [] and gaps == 0, (calls, failed, gaps)
+    assert calls >= 5 and failed == [] and gaps == [], (calls, failed, gaps, fleet.logs())
     assert [m["TL"] for m in fleet.listed()] == [timeline, timeline]
     # the replica connects again: the leader's new chain checked with its CRL file, its new certificate presented
     assert db1.admin("select count(pg_terminate_backend(pid)) from pg_stat_replication") == "1"
