@@ -218,7 +218,7 @@ class ActionModule(PkiAction):
                 "stale_snapshot_removed": inspection.get("stale_snapshot_removed", False),
                 "served": served, "complete": decision.complete,
                 # Something differs, the server serves another certificate than the one installed, or a run stopped
-                # before its end (before its reload?): the apply execution; never in check mode.
+                # before its end (its reload may not have happened): the apply execution; never in check mode.
                 "apply": changed or (activate is not None and (stale or interrupted or activate["always"]))
                 or not decision.complete,
                 "ask_in_check_mode": (changed or not decision.complete) and params["inspection"] is not None}

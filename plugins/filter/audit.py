@@ -10,13 +10,10 @@ replication_findings.yml.
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import audit_rows, audit_table, replication_findings
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._lazy import lazy_filters
 
 
 class FilterModule:
     def filters(self):
-        return {
-            "audit_rows": audit_rows,
-            "audit_table": audit_table,
-            "replication_findings": replication_findings,
-        }
+        # plugin_utils/_audit.py is imported at a filter's first call (plugin_utils/_lazy.py says why).
+        return lazy_filters("_audit", ("audit_rows", "audit_table", "replication_findings"))

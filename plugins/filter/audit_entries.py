@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._audit import revocation_findings
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._lazy import lazy
+
+# plugin_utils/_audit.py is imported at the first call (plugin_utils/_lazy.py says why).
+revocation_findings = lazy("_audit", "revocation_findings")
 
 DOCUMENTATION = r"""
 name: audit_entries

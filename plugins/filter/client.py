@@ -12,22 +12,23 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils import _client
 
+def _filter(name: str):
+    """plugin_utils/_client.py's ``name``, imported at the first call (plugin_utils/_lazy.py says why)."""
 
-def _filter(function):
     def run(*args, **kwargs):
+        from ansible_collections.pgtls.ssl.plugins.plugin_utils import _client
+
         try:
-            return function(*args, **kwargs)
+            return getattr(_client, name)(*args, **kwargs)
         except _client.ClientError as exc:
             raise AnsibleFilterError(str(exc)) from None
 
-    run.__name__ = function.__name__
-    run.__doc__ = function.__doc__
+    run.__name__ = run.__qualname__ = name
     return run
 
 
 class FilterModule:
     def filters(self):
-        return {name: _filter(getattr(_client, name)) for name in
+        return {name: _filter(name) for name in
                 ("client_users", "client_entries", "client_bundle_entries", "client_service_files")}

@@ -9,23 +9,11 @@ fleet_endpoints.yml, session_targets.yml, hosts_except.yml, activation_steps.yml
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._fleet import (
-    activation_steps,
-    cluster_failures,
-    fleet_endpoints,
-    hosts_except,
-    session_targets,
-    trust_problems,
-)
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._lazy import lazy_filters
 
 
 class FilterModule:
     def filters(self):
-        return {
-            "trust_problems": trust_problems,
-            "cluster_failures": cluster_failures,
-            "fleet_endpoints": fleet_endpoints,
-            "session_targets": session_targets,
-            "hosts_except": hosts_except,
-            "activation_steps": activation_steps,
-        }
+        # plugin_utils/_fleet.py is imported at a filter's first call (plugin_utils/_lazy.py says why).
+        return lazy_filters("_fleet", ("trust_problems", "cluster_failures", "fleet_endpoints", "session_targets",
+                                       "hosts_except", "activation_steps"))

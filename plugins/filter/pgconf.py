@@ -10,29 +10,12 @@ pgbouncer_hba_rules.yml.
 
 from __future__ import annotations
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._pgconf import (
-    cipher_problems,
-    cluster_problems,
-    hba_problems,
-    hba_rules,
-    pgbouncer_hba_problems,
-    pgbouncer_hba_rules,
-    service_problems,
-    ssl_problems,
-    ssl_settings,
-)
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._lazy import lazy_filters
 
 
 class FilterModule:
     def filters(self):
-        return {
-            "hba_problems": hba_problems,
-            "hba_rules": hba_rules,
-            "cipher_problems": cipher_problems,
-            "cluster_problems": cluster_problems,
-            "ssl_problems": ssl_problems,
-            "ssl_settings": ssl_settings,
-            "service_problems": service_problems,
-            "pgbouncer_hba_problems": pgbouncer_hba_problems,
-            "pgbouncer_hba_rules": pgbouncer_hba_rules,
-        }
+        # plugin_utils/_pgconf.py is imported at a filter's first call (plugin_utils/_lazy.py says why).
+        return lazy_filters("_pgconf", ("hba_problems", "hba_rules", "cipher_problems", "cluster_problems",
+                                        "ssl_problems", "ssl_settings", "service_problems", "pgbouncer_hba_problems",
+                                        "pgbouncer_hba_rules"))

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pgtls.ssl.plugins.plugin_utils._replication import (
-    conninfo,
-    replication,
-    replication_hba,
-    server_names,
-    shared_names,
-    standby_map,
-)
+from ansible_collections.pgtls.ssl.plugins.plugin_utils._lazy import lazy, lazy_filters
+
+# plugin_utils/_replication.py is imported at a filter's first call (plugin_utils/_lazy.py says why).
+replication = lazy("_replication", "replication")
 
 
 def _replication(host, primary, standbys, clusters, hostvars, user, address=""):
@@ -30,6 +26,5 @@ def _replication(host, primary, standbys, clusters, hostvars, user, address=""):
 
 class FilterModule:
     def filters(self):
-        return {"replication": _replication, "replication_hba": replication_hba, "server_names": server_names,
-                "shared_names": shared_names,
-                "standby_map": standby_map, "conninfo": conninfo}
+        return dict(lazy_filters("_replication", ("replication_hba", "server_names", "shared_names", "standby_map",
+                                                  "conninfo")), replication=_replication)

@@ -266,7 +266,7 @@ def test_interrupted_reissue_converges_on_the_next_run(fleet):
                               for c in copies)
     done = play(fleet, "site", pgtls_server_extra_sans=["renamed.pgtls.test"])
     assert "though no file changed in this run" in " ".join(done.stdout.split()), done.stdout
-    assert "Reload with pg_reload_conf() (no service manager): changed" in done.stdout, done.stdout
+    assert "Reload with pg_reload_conf(), in the parse check's session (it found nothing): changed" in done.stdout, done.stdout
     for host in HOSTS:
         assert_serves_installed(fleet, host)
         assert served(fleet, host).serial_number != old[host].serial_number
@@ -308,7 +308,7 @@ def test_an_interrupted_rule_change_is_loaded_on_the_next_run(fleet):
     for host in written:
         assert re.search(rf"\[{host}\].*?15/main: an earlier run stopped before its end \(its snapshot was left in "
                          rf"{re.escape(str(tls(fleet, host)))}/\.pgtls-snapshot\): no file differs now", text), text
-    assert "Reload with pg_reload_conf() (no service manager): changed" in done.stdout, done.stdout
+    assert "Reload with pg_reload_conf(), in the parse check's session (it found nothing): changed" in done.stdout, done.stdout
     for host in HOSTS:
         denied = login(host)
         assert denied.returncode != 0 and "pg_hba.conf rejects connection" in denied.stderr, denied

@@ -585,8 +585,8 @@ def test_a_changed_environment_file_restarts_the_etcd_members_one_at_a_time(flee
     etcd reads the file only when it starts, restarts the members one at a time (the stand-in for systemctl), each
     proven healthy over mTLS before the next; the cluster keeps its quorum throughout - no failed patronictl list, the
     replica streaming - and the leader stays. As the documentation says to: Patroni paused for the run (Patroni may
-    demote a leader whose etcd member stops in the middle of a request - patroni/patroni#3118, seen here in 2 of about
-    30 runs without the pause), resumed after."""
+    demote a leader whose etcd member stops in the middle of a request - patroni/patroni#3118, seen here in 3 of 28
+    runs without the pause), resumed after."""
     timeline = fleet.listed()[0]["TL"]
     pids = [member.pid() for member in fleet.etcd_members]
     for member in fleet.etcd_members:

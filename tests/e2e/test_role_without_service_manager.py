@@ -39,7 +39,7 @@ def test_owner_layout_reloads_with_pg_reload_conf(role_env):
     # "What the activation ran for 15/e2e:", then each step with its status).
     assert "cluster | What the activation ran, and why" in done.stdout, done.stdout
     assert "What the activation ran for 15/e2e:" in done.stdout, done.stdout
-    assert "Reload with pg_reload_conf() (no service manager): changed" in done.stdout, done.stdout
+    assert "Reload with pg_reload_conf(), in the parse check's session (it found nothing): changed" in done.stdout, done.stdout
     assert "Connect with libpq, sslmode=verify-full by name: ok" in done.stdout, done.stdout
     connected = verify_full(cluster, cluster.data)
     assert connected.returncode == 0, connected.stderr

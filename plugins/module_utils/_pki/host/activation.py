@@ -2,10 +2,12 @@
 # Private to the pgtls.ssl collection: not a public API, may change in any release.
 """Validate, activate and prove a TLS service's new files, on its host, in the same execution that wrote them.
 
-One engine, one order of steps for every service (``Activation.run``): check the files as the service parses them,
-check the installed material as the service and its clients will read it, optionally start a throw-away copy with
+One engine, one order of steps for every service (``Activation.run``): check the installed material as the service
+and its clients will read it, check the files as the service parses them, optionally start a throw-away copy with
 the new settings, reload (or restart, or start a stopped service that starts on demand), wait until the new
-certificate is served, and prove it with a real client. On any failure: restore the snapshot, reload, and report
+certificate is served, and prove it with a real client. A service may check and reload in one go
+(``parse_check_and_reload``: PostgreSQL's query and pg_reload_conf() in one session, the reload only when the
+query found nothing). On any failure: restore the snapshot, reload, and report
 the step, its output and the log's tail. A service that is stopped and is not started here gets the checks that need
 no server, nothing else.
 
@@ -43,6 +45,7 @@ RESTART = "Restart (a group membership changed)"
 RESTART_PG_CTL = "Restart with pg_ctl (no service manager; a group membership changed)"
 RELOAD = "Reload"
 RELOAD_SQL = "Reload with pg_reload_conf() (no service manager)"
+RELOAD_CHECKED = "Reload with pg_reload_conf(), in the parse check's session (it found nothing)"
 WAIT = "Wait until the server serves the new certificate"
 LIBPQ = "Connect with libpq, sslmode=verify-full by name"
 STILL_OLD = "the server still serves the previous certificate"
@@ -210,6 +213,11 @@ class Activation:
     def parse_check(self) -> None:
         """The new files as the service parses them (none by default)."""
 
+    def parse_check_and_reload(self) -> bool:
+        """The parse check and the reload in one go, the reload only when the check passed; False: not done (the
+        service has no such step, or the check found something: ``parse_check`` then names it)."""
+        return False
+
     def material(self) -> None:
         # Imported here: validation needs cryptography's x509 verification helpers, the rest of this file does not.
         from .validate import check
@@ -295,16 +303,19 @@ class Activation:
         running = self.running()
         serving = running or self.starts_stopped()
         try:
-            if running:
-                self.parse_check()
             self.material()
-            if self.p.get("precheck_postmaster"):
-                self.precheck()
-            if running:
-                if self.p.get("restart"):
-                    self.restart()
-                else:
-                    self.reload()
+            precheck, restart = self.p.get("precheck_postmaster"), self.p.get("restart")
+            # Nothing between the parse check and a reload: the service may do both at once.
+            if not (running and not precheck and not restart and self.parse_check_and_reload()):
+                if running:
+                    self.parse_check()
+                if precheck:
+                    self.precheck()
+                if running:
+                    if restart:
+                        self.restart()
+                    else:
+                        self.reload()
             if serving and self.starts_stopped():
                 self.start()
             if serving and self.p["verify"]:
@@ -403,6 +414,22 @@ class PostgreSQL(Activation):
             raise StepFailed(PARSE, _output(done) if done.returncode == 0 else
                              f"non-zero return code {done.returncode}: {_output(done)}")
         self.step(PARSE)
+
+    def parse_check_and_reload(self) -> bool:
+        """One psql, one backend: pg_reload_conf() where the parse check's query returns no row (a Result node's
+        one-time filter: the function is not called when a row exists). A reload is a SIGHUP whoever sends it
+        (systemctl reload, pg_ctl reload, pg_reload_conf()); this saves a second psql and the service manager's
+        pg_ctlcluster. A row found: False, and ``parse_check`` runs the query alone to name it."""
+        sql = parse_sql(self.p["settings_file"], self.cluster["version"])
+        done = self.commands.run(self.psql + ["-c", f"select pg_reload_conf() where not exists ({sql})"],
+                                 as_server=True)
+        if done.returncode != 0:
+            raise StepFailed(PARSE, f"non-zero return code {done.returncode}: {_output(done)}")
+        if done.stdout.strip() != "t":
+            return False
+        self.step(PARSE)
+        self.step(RELOAD_CHECKED, "changed")
+        return True
 
     def precheck(self) -> None:
         started = time.monotonic()

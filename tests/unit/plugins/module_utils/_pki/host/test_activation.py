@@ -40,7 +40,9 @@ class FakeCommands:
         for word, (rc, out, err) in self.answers.items():
             if word in line:
                 return subprocess.CompletedProcess(argv, rc, out, err)
-        return subprocess.CompletedProcess(argv, 0, "", "")
+        # The parse check's query found nothing, so its session reloaded (PostgreSQL prints t).
+        reloaded = "select pg_reload_conf() where not exists" in line
+        return subprocess.CompletedProcess(argv, 0, "t\n" if reloaded else "", "")
 
 
 @pytest.fixture
@@ -92,32 +94,56 @@ def serving(*certs):
     return probe
 
 
-def test_steps_in_order_with_a_service(cluster_files):
+def test_steps_in_order_the_check_and_the_reload_in_one_session(cluster_files):
+    """The material first, then one psql: the parse check's query with pg_reload_conf() where it returns no row -
+    no second psql, no systemctl (a reload is a SIGHUP whoever sends it)."""
     commands = FakeCommands()
     done = PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
-    assert [s["step"] for s in done["steps"]] == [activation.PARSE, activation.MATERIAL, activation.RELOAD,
+    assert [s["step"] for s in done["steps"]] == [activation.MATERIAL, activation.PARSE, activation.RELOAD_CHECKED,
                                                   activation.WAIT, activation.LIBPQ]
     assert [s["status"] for s in done["steps"]] == ["ok", "ok", "changed", "ok", "ok"]
-    parse, reload_, libpq = commands.calls
-    assert parse[0][:7] == ["psql", "-X", "-At", "-h", "/run/pg", "-p", "5432"] and parse[1] is True
-    assert "pg_hba_file_rules" in parse[0][-1] and "pg_ident_file_mappings" in parse[0][-1]
-    assert reload_ == (["systemctl", "reload", "postgresql@15-main"], False)
+    session, libpq = commands.calls
+    assert session[0][:7] == ["psql", "-X", "-At", "-h", "/run/pg", "-p", "5432"] and session[1] is True
+    sql = session[0][-1]
+    assert sql == f"select pg_reload_conf() where not exists ({parse_sql(str(cluster_files.root / 'pgtls.conf'), 15)})"
+    assert "pg_hba_file_rules" in sql and "pg_file_settings" in sql
     assert libpq[1] is False and "host=db1 hostaddr=127.0.0.1 port=5432" in libpq[0][-1]
     assert "sslmode=verify-full" in libpq[0][-1] and done["snapshot_removed"] and not cluster_files.snap.exists()
     assert (cluster_files.root / "pg_hba.conf").read_text() == "new\n"
 
 
+def test_a_restart_keeps_the_check_and_the_service_managers_restart_apart(cluster_files):
+    commands = FakeCommands()
+    done = PostgreSQL(params(cluster_files, restart=True), commands, probe=serving(cluster_files.leaf),
+                      sleep=lambda s: None).run()
+    assert [s["step"] for s in done["steps"]] == [activation.MATERIAL, activation.PARSE, activation.RESTART,
+                                                  activation.WAIT, activation.LIBPQ]
+    assert "pg_reload_conf" not in commands.calls[0][0][-1] and "pg_hba_file_rules" in commands.calls[0][0][-1]
+    assert commands.calls[1] == (["systemctl", "restart", "postgresql@15-main"], False)
+
+
 def test_no_service_manager_reloads_with_sql_and_restarts_with_pg_ctl(cluster_files):
     commands = FakeCommands()
-    PostgreSQL(params(cluster_files, cluster={"service": ""}), commands, probe=serving(cluster_files.leaf),
-               sleep=lambda s: None).run()
-    assert commands.calls[1][0][-2:] == ["-c", "select pg_reload_conf()"] and commands.calls[1][1] is True
+    done = PostgreSQL(params(cluster_files, cluster={"service": ""}), commands, probe=serving(cluster_files.leaf),
+                      sleep=lambda s: None).run()
+    assert activation.RELOAD_CHECKED in [s["step"] for s in done["steps"]]
+    assert commands.calls[0][0][-1].startswith("select pg_reload_conf() where not exists (") and commands.calls[0][1]
+    assert not [argv for argv, _as_server in commands.calls if argv[0] == "systemctl"]
     commands = FakeCommands()
     done = PostgreSQL(params(cluster_files, cluster={"service": ""}, restart=True), commands,
                       probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
     assert activation.RESTART_PG_CTL in [s["step"] for s in done["steps"]]
     argv, as_server = commands.calls[1]
     assert argv[:4] == ["/usr/lib/postgresql/15/bin/pg_ctl", "restart", "-D", "/data"] and as_server
+
+
+def test_a_session_that_cannot_run_the_check_fails_the_parse_step(cluster_files):
+    commands = FakeCommands({"where not exists": (2, "", "psql: error: connection to server failed")})
+    with pytest.raises(ActivationFailed) as failed:
+        PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert failed.value.details["failed_step"] == activation.PARSE
+    assert "non-zero return code 2: psql: error: connection to server failed" in str(failed.value)
+    assert (cluster_files.root / "pg_hba.conf").read_text() == "old\n"
 
 
 def test_a_parse_error_restores_reloads_and_names_the_step(cluster_files):
@@ -134,12 +160,17 @@ def test_a_parse_error_restores_reloads_and_names_the_step(cluster_files):
     assert not (cluster_files.root / "pg_ident.conf").exists()  # it had no copy: it did not exist before
     assert not cluster_files.snap.exists()
     assert commands.calls[-1][0] == ["systemctl", "reload", "postgresql@15-main"]  # back to the previous files
+    # The session's query found the row (so it did not reload), then the query alone named it.
+    assert commands.calls[0][0][-1].startswith("select pg_reload_conf() where not exists (")
+    assert commands.calls[1][0][-1].startswith("select 'pg_hba.conf line ' ||")
     assert failed.value.details["failed_step"] == activation.PARSE
     assert "pg_hba.conf was not reloaded" in failed.value.details["log_tail"]
 
 
 def test_each_step_says_how_long_it_took(cluster_files):
-    """ms: the step's own time - a reload that takes 0.3 s shows in the reload's step, not in the others."""
+    """ms: the step's own time - a reload that takes 0.3 s shows in the reload's step, not in the others. (The
+    session's query answers no t here, as if it had found a row the query alone no longer finds: the separate check
+    and the service manager's reload follow.)"""
 
     class SlowReload(FakeCommands):
         def run(self, argv, as_server=False, timeout=120):
@@ -147,7 +178,9 @@ def test_each_step_says_how_long_it_took(cluster_files):
                 time.sleep(0.3)
             return super().run(argv, as_server, timeout)
 
-    done = PostgreSQL(params(cluster_files), SlowReload(), probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    commands = SlowReload({"where not exists": (0, "", "")})
+    done = PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
+    assert [s["step"] for s in done["steps"]][:3] == [activation.MATERIAL, activation.PARSE, activation.RELOAD]
     took = {s["step"]: s["ms"] for s in done["steps"]}
     assert took[activation.RELOAD] >= 300
     assert all(ms < 250 for step, ms in took.items() if step != activation.RELOAD), took
@@ -202,7 +235,7 @@ def test_bad_material_is_refused_before_the_reload(cluster_files):
 
 
 def test_no_snapshot_means_this_run_replaced_nothing(cluster_files):
-    commands = FakeCommands({"systemctl reload": (1, "", "Job failed")})
+    commands = FakeCommands({"where not exists": (1, "", "could not connect")})
     os.rename(cluster_files.snap, cluster_files.root / "elsewhere")
     with pytest.raises(ActivationFailed, match="This run replaced no file"):
         PostgreSQL(params(cluster_files), commands, probe=serving(cluster_files.leaf), sleep=lambda s: None).run()
@@ -308,7 +341,7 @@ def test_pgbouncer_running_is_parsed_checked_reloaded_started_and_proved(bouncer
     done = activation.activation_for(pgbouncer_params(bouncer), commands=commands, probe=on_6432(bouncer.leaf),
                                      sleep=lambda s: None).run()
     assert [(s["step"], s["status"]) for s in done["steps"]] == [
-        (activation.PGBOUNCER_PARSE, "ok"), (activation.MATERIAL, "ok"), (activation.PGBOUNCER_RELOAD, "changed"),
+        (activation.MATERIAL, "ok"), (activation.PGBOUNCER_PARSE, "ok"), (activation.PGBOUNCER_RELOAD, "changed"),
         (activation.PGBOUNCER_START, "ok"), (activation.PGBOUNCER_WAIT, "ok"), (activation.LIBPQ, "ok")]
     argvs = [argv for argv, _as_server in commands.calls]
     assert argvs[:3] == [["systemctl", "is-active", "--quiet", "pgbouncer"], ["systemctl", "reload", "pgbouncer"],
